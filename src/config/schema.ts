@@ -1,0 +1,128 @@
+import { z } from 'zod';
+
+/**
+ * The rule set an administrator writes (rules/portcullis.yaml), as validated.
+ * List-valued keys may hold `{ file: path }` items in the YAML; the loader expands those into the
+ * plain strings this schema sees, before validation.
+ */
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:25 or [::]:25');
+
+const list = z.array(z.string()).default([]);
+
+export const ListenerLimitsSchema = z
+  .object({
+    maxMessageSize: z.number().int().positive().default(10 * 1024 * 1024),
+    maxRecipients: z.number().int().positive().default(5000),
+    maxMessagesPerConnection: z.number().int().positive().default(20),
+    maxSessionSize: z.number().int().positive().default(100 * 1024 * 1024),
+    idleTimeoutMs: z.number().int().positive().default(300_000),
+    dataTimeoutMs: z.number().int().positive().default(600_000),
+    maxConnections: z.number().int().positive().default(1000),
+    maxConnectionsPerClient: z.number().int().positive().default(20),
+  })
+  .strict()
+  .default({
+    maxMessageSize: 10 * 1024 * 1024,
+    maxRecipients: 5000,
+    maxMessagesPerConnection: 20,
+    maxSessionSize: 100 * 1024 * 1024,
+    idleTimeoutMs: 300_000,
+    dataTimeoutMs: 600_000,
+    maxConnections: 1000,
+    maxConnectionsPerClient: 20,
+  });
+
+export const ListenerSchema = z
+  .object({
+    name: z.string().min(1),
+    listen: hostPort,
+    ipRestrictions: z
+      .object({ default: z.enum(['grant', 'deny']).default('grant'), except: list })
+      .strict()
+      .default({ default: 'grant', except: [] }),
+    filters: z
+      .object({
+        connection: z.boolean().default(true),
+        sender: z.boolean().default(true),
+        recipient: z.boolean().default(true),
+      })
+      .strict()
+      .default({ connection: true, sender: true, recipient: true }),
+    relayFrom: list,
+    limits: ListenerLimitsSchema,
+    proxyProtocol: z.object({ from: z.array(z.string()).min(1) }).strict().optional(),
+    tls: z.object({ key: z.string(), cert: z.string() }).strict().optional(),
+    reverseDns: z.boolean().default(false),
+  })
+  .strict();
+
+const dottedQuad = z.string().regex(/^\d{1,3}(\.\d{1,3}){3}$/, 'expected a dotted quad such as 0.0.0.6');
+
+export const DnsblMatchSchema = z.union([
+  z.literal('any'),
+  z.object({ mask: dottedQuad }).strict(),
+  z.object({ maskAny: dottedQuad }).strict(),
+  z.object({ codes: z.array(dottedQuad).min(1) }).strict(),
+]);
+
+export const DnsblRuleSchema = z
+  .object({
+    name: z.string().min(1),
+    zone: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/, 'expected a DNS zone name'),
+    provider: z.string().optional(),
+    match: DnsblMatchSchema.default('any'),
+    message: z.string().optional(),
+    reportOnly: z.boolean().default(false),
+    onError: z.enum(['accept', 'tempfail']).default('accept'),
+  })
+  .strict();
+
+export const RulesSchema = z
+  .object({
+    hostname: z.string().min(1),
+    acceptedDomains: z.array(z.string().min(1)).min(1),
+    listeners: z.array(ListenerSchema).min(1),
+    connectionFilter: z
+      .object({ accept: list, deny: list, exceptions: list, rules: z.array(DnsblRuleSchema).default([]) })
+      .strict()
+      .default({ accept: [], deny: [], exceptions: [], rules: [] }),
+    senderFilter: z
+      .object({
+        blocked: list,
+        blankSender: z.boolean().default(false),
+        action: z.enum(['reject', 'drop', 'archive']).default('reject'),
+      })
+      .strict()
+      .default({ blocked: [], blankSender: false, action: 'reject' }),
+    recipientFilter: z
+      .object({ blocked: list, rejectUnknown: z.boolean().default(false) })
+      .strict()
+      .default({ blocked: [], rejectUnknown: false }),
+    directory: z.object({ addresses: list }).strict().default({ addresses: [] }),
+    harvest: z
+      .object({
+        delayAfter: z.number().int().nonnegative().default(5),
+        delayMs: z.number().int().nonnegative().default(2000),
+        disconnectAfter: z.number().int().positive().default(10),
+      })
+      .strict()
+      .default({ delayAfter: 5, delayMs: 2000, disconnectAfter: 10 }),
+    dns: z
+      .object({
+        servers: z.array(hostPort).min(1).default(['127.0.0.1:53']),
+        timeoutMs: z.number().int().positive().default(1500),
+        cacheSize: z.number().int().positive().default(10_000),
+        healthCheckIntervalSec: z.number().int().nonnegative().default(300),
+      })
+      .strict()
+      .default({ servers: ['127.0.0.1:53'], timeoutMs: 1500, cacheSize: 10_000, healthCheckIntervalSec: 300 }),
+  })
+  .strict();
+
+export type Rules = z.infer<typeof RulesSchema>;
+export type ListenerConfig = z.infer<typeof ListenerSchema>;
+export type DnsblRuleConfig = z.infer<typeof DnsblRuleSchema>;
+export type DnsblMatch = z.infer<typeof DnsblMatchSchema>;

@@ -1,0 +1,47 @@
+/** What a filter decided, and the SMTP reply it becomes. */
+export type Action = 'continue' | 'accept' | 'reject' | 'drop' | 'tempfail' | 'archive';
+
+export interface Verdict {
+  action: Action;
+  /** SMTP reply code the client sees (0 when nothing is written, e.g. a `continue`). */
+  code: number;
+  /** RFC 3463 enhanced status code, e.g. `5.7.1`. */
+  enhanced: string;
+  text: string;
+  /** The guide's step number that decided (2, 5, 6, 7, 9, 10, 11, 12, 15; 0 for protocol checks). */
+  step: number;
+  /** Short name of the check, e.g. `global deny list`. */
+  check: string;
+  /** The rule that decided, when a named rule did (DNSBL rule name, list entry). */
+  rule?: string;
+  /** Set when a report-only rule matched: logged and counted, but the action is not enforced. */
+  reportOnly?: boolean;
+}
+
+/** One line of the explanation `portcullis check` prints and the logs carry. */
+export interface TraceEntry {
+  step: number;
+  check: string;
+  outcome: string;
+  rule?: string;
+}
+
+/** The full reply line(s) a verdict puts on the wire, e.g. `550 5.7.1 Access denied`. */
+export function replyLine(v: Pick<Verdict, 'code' | 'enhanced' | 'text'>): string {
+  return `${v.code} ${v.enhanced} ${v.text}`;
+}
+
+/** Build a verdict; a helper so call sites stay one line. */
+export function verdict(
+  action: Action,
+  code: number,
+  enhanced: string,
+  text: string,
+  step: number,
+  check: string,
+  rule?: string,
+): Verdict {
+  return rule === undefined
+    ? { action, code, enhanced, text, step, check }
+    : { action, code, enhanced, text, step, check, rule };
+}
