@@ -63,7 +63,7 @@ type Parsed = { info: ProxyInfo; length: number } | 'incomplete';
  */
 export function readProxyHeader(socket: net.Socket, timeoutMs: number): Promise<ProxyInfo> {
   return new Promise<ProxyInfo>((resolve, reject) => {
-    let buffered = Buffer.alloc(0);
+    let buffered: Buffer = Buffer.alloc(0);
     let settled = false;
 
     const finish = (outcome: { info: ProxyInfo } | { error: Error }, rest?: Buffer): void => {
