@@ -80,6 +80,91 @@ export const DnsblRuleSchema = z
   })
   .strict();
 
+const emailAddress = z.string().regex(/^[^@\s<>]+@[^@\s<>]+$/, 'expected an e-mail address, local@domain');
+
+/** Every address claimed by more than one directory entry: the transport refuses such a directory. */
+function ambiguousAddresses(d: { addresses: string[]; mailboxes: { address: string; proxyAddresses: string[] }[];
+  aliases: { address: string }[]; groups: { address: string }[] }): string[] {
+  const owner = new Map<string, string>();
+  const clashes = new Set<string>();
+  const claim = (address: string, entry: string): void => {
+    const key = address.toLowerCase();
+    const prior = owner.get(key);
+    if (prior !== undefined && prior !== entry) clashes.add(key);
+    else owner.set(key, entry);
+  };
+  d.addresses.forEach((a) => claim(a, `addresses:${a.toLowerCase()}`));
+  d.mailboxes.forEach((m, i) => [m.address, ...m.proxyAddresses].forEach((a) => claim(a, `mailboxes[${i}]`)));
+  d.aliases.forEach((a, i) => claim(a.address, `aliases[${i}]`));
+  d.groups.forEach((g, i) => claim(g.address, `groups[${i}]`));
+  return [...clashes];
+}
+
+export const DirectorySchema = z
+  .object({
+    addresses: list,
+    mailboxes: z
+      .array(
+        z
+          .object({
+            address: emailAddress,
+            proxyAddresses: z.array(emailAddress).default([]),
+            quotaBytes: z.number().int().positive().optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    aliases: z.array(z.object({ address: emailAddress, forwardTo: z.array(emailAddress).min(1) }).strict()).default([]),
+    groups: z.array(z.object({ address: emailAddress, members: z.array(emailAddress).default([]) }).strict()).default([]),
+    forwardUnresolvedTo: hostPort.optional(),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    for (const address of ambiguousAddresses(d)) {
+      ctx.addIssue({ code: 'custom', message: `ambiguous address ${address}: claimed by more than one directory entry` });
+    }
+  })
+  .prefault({});
+
+const addressSpace = z
+  .string()
+  .regex(/^(\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)$/, "expected '*', '*.suffix' or a domain");
+
+export const ConnectorSchema = z
+  .object({
+    name: z.string().min(1),
+    addressSpaces: z.array(addressSpace).min(1),
+    cost: z.number().int().nonnegative().default(1),
+    smartHost: z.union([hostPort, z.array(hostPort).min(1)]).optional(),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+export const TransportSchema = z
+  .object({
+    connectors: z.array(ConnectorSchema).default([]),
+    remote: z
+      .object({
+        maxConnections: z.number().int().positive().default(100),
+        maxPerDomain: z.number().int().positive().default(10),
+        timeoutMs: z.number().int().positive().default(60_000),
+        requireTls: z.boolean().default(false),
+        port: z.number().int().min(1).max(65535).default(25),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        maxMessageSize: z.number().int().positive().default(10 * 1024 * 1024),
+        maxRecipients: z.number().int().positive().default(5000),
+        maxHopCount: z.number().int().positive().default(15),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 export const RulesSchema = z
   .object({
     hostname: z.string().min(1),
@@ -101,7 +186,7 @@ export const RulesSchema = z
       .object({ blocked: list, rejectUnknown: z.boolean().default(false) })
       .strict()
       .default({ blocked: [], rejectUnknown: false }),
-    directory: z.object({ addresses: list }).strict().default({ addresses: [] }),
+    directory: DirectorySchema,
     harvest: z
       .object({
         delayAfter: z.number().int().nonnegative().default(5),
@@ -119,6 +204,7 @@ export const RulesSchema = z
       })
       .strict()
       .default({ servers: ['127.0.0.1:53'], timeoutMs: 1500, cacheSize: 10_000, healthCheckIntervalSec: 300 }),
+    transport: TransportSchema,
   })
   .strict();
 
@@ -126,3 +212,5 @@ export type Rules = z.infer<typeof RulesSchema>;
 export type ListenerConfig = z.infer<typeof ListenerSchema>;
 export type DnsblRuleConfig = z.infer<typeof DnsblRuleSchema>;
 export type DnsblMatch = z.infer<typeof DnsblMatchSchema>;
+export type ConnectorConfig = z.infer<typeof ConnectorSchema>;
+export type DirectoryConfig = z.infer<typeof DirectorySchema>;
