@@ -204,6 +204,8 @@ export const RulesSchema = z
       })
       .strict()
       .default({ servers: ['127.0.0.1:53'], timeoutMs: 1500, cacheSize: 10_000, healthCheckIntervalSec: 300 }),
+    /** Prometheus `/metrics` and `/healthz`; absent = no metrics endpoint. */
+    metrics: z.object({ listen: hostPort.default('127.0.0.1:9325') }).strict().optional(),
     transport: TransportSchema,
   })
   .strict();

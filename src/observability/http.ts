@@ -1,0 +1,82 @@
+/** The monitoring endpoint: `/metrics` for Prometheus and `/healthz` for load balancers and Docker. */
+import http from 'node:http';
+import { once } from 'node:events';
+import type net from 'node:net';
+import type { Metrics } from './metrics.js';
+
+/** What `/healthz` reports; a `status` other than `ok` answers 503. */
+export type HealthReport = { status?: string } & Record<string, unknown>;
+
+export interface MetricsServer {
+  /** The address actually bound, as `host:port` (`[::1]:9325` for IPv6); useful with port 0. */
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Splits `host:port` or `[v6]:port` into its parts. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(listen);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || port > 65535) throw new Error(`metrics.listen: expected host:port, got '${listen}'`);
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+/** Starts the HTTP server for `/metrics` and `/healthz` on `listen` (`host:port`; port 0 picks one). */
+export async function startMetricsServer(
+  listen: string,
+  metrics: Metrics,
+  health?: () => HealthReport | Promise<HealthReport>,
+): Promise<MetricsServer> {
+  const { host, port } = parseListen(listen);
+  const server = http.createServer((req, res) => {
+    void respond(req, res, metrics, health);
+  });
+  server.listen(port, host);
+  await Promise.race([
+    once(server, 'listening'),
+    once(server, 'error').then(([err]: unknown[]) => {
+      throw err;
+    }),
+  ]);
+  const bound = server.address() as net.AddressInfo;
+  const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
+  return {
+    address,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+    },
+  };
+}
+
+async function respond(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  metrics: Metrics,
+  health: (() => HealthReport | Promise<HealthReport>) | undefined,
+): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', { Allow: 'GET, HEAD' });
+    return;
+  }
+  try {
+    if (path === '/metrics') {
+      send(res, 200, metrics.registry.contentType, await metrics.render());
+    } else if (path === '/healthz') {
+      const report: HealthReport = { status: 'ok', ...(health ? await health() : {}) };
+      send(res, report.status === 'ok' ? 200 : 503, 'application/json', `${JSON.stringify(report)}\n`);
+    } else {
+      send(res, 404, 'text/plain; charset=utf-8', 'not found: try /metrics or /healthz\n');
+    }
+  } catch (err) {
+    // A failing health probe or collector is itself the answer: unhealthy, with the reason.
+    const reason = err instanceof Error ? err.message : String(err);
+    send(res, 503, 'application/json', `${JSON.stringify({ status: 'error', reason })}\n`);
+  }
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), ...extra });
+  res.end(body);
+}

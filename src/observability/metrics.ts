@@ -1,0 +1,181 @@
+/**
+ * Every Prometheus metric Portcullis exports, on a registry of its own (never prom-client's global
+ * one, so that two instances — or two tests — never share counters). Labels are low-cardinality by
+ * construction: anything that looks like an address or a mailbox is replaced before it becomes one.
+ */
+import net from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Verdict } from '../policy/verdict.js';
+
+export type DnsblOutcome = 'listed' | 'not-listed' | 'error' | 'timeout';
+export type RelayOutcome = 'delivered' | 'rejected' | 'tempfail' | 'failed';
+export type HarvestEvent = 'delayed' | 'disconnected';
+
+export interface MetricsOptions {
+  /** Also export the process's CPU, memory, event-loop and GC metrics (`portcullis_process_*`, `portcullis_nodejs_*`). */
+  processMetrics?: boolean;
+}
+
+/** Stands in for a label value that would have carried an address, a network or a mailbox. */
+export const REDACTED_LABEL = 'list-entry';
+
+const IPV4_IN_TEXT = /\b\d{1,3}(\.\d{1,3}){3}\b/;
+const IPV6_IN_TEXT = /[0-9a-f]{0,4}:[0-9a-f]{0,4}:[0-9a-f:.]*/i;
+
+/** Whether a label value would leak a client address, a network or a mailbox into the metrics. */
+export function isAddressLike(value: string): boolean {
+  return value.includes('@') || net.isIP(value.split('/')[0] ?? '') !== 0 || IPV4_IN_TEXT.test(value) || IPV6_IN_TEXT.test(value);
+}
+
+/** A label value that is safe to export: configured names pass, addresses and mailboxes do not. */
+export function safeLabel(value: string | undefined): string {
+  if (value === undefined || value === '') return 'none';
+  return isAddressLike(value) ? REDACTED_LABEL : value;
+}
+
+/** Seconds buckets for DNS answers: a cache hit is microseconds, a resolver miss tens of milliseconds. */
+const DNS_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
+/** Seconds buckets for a whole back-end transaction, from MAIL FROM to the reply after the dot. */
+const RELAY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** The metrics registry and one method per thing that is counted. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  private readonly sessions = new Counter({
+    name: 'portcullis_sessions_total',
+    help: 'SMTP sessions opened, by listener.',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+  private readonly openConnections = new Gauge({
+    name: 'portcullis_open_connections',
+    help: 'SMTP connections open right now, by listener.',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+  private readonly replies = new Counter({
+    name: 'portcullis_replies_total',
+    help: 'Replies written to SMTP clients, by code class (2xx, 3xx, 4xx, 5xx).',
+    labelNames: ['class'] as const,
+    registers: [this.registry],
+  });
+  private readonly verdicts = new Counter({
+    name: 'portcullis_verdicts_total',
+    help: 'Filter decisions, by guide step, check, rule name, action and whether the rule is report-only.',
+    labelNames: ['step', 'check', 'rule', 'action', 'report_only'] as const,
+    registers: [this.registry],
+  });
+  private readonly dnsblLookups = new Counter({
+    name: 'portcullis_dnsbl_lookups_total',
+    help: 'DNSBL lookups, by zone, outcome (listed, not-listed, error, timeout) and whether the cache answered.',
+    labelNames: ['zone', 'outcome', 'cached'] as const,
+    registers: [this.registry],
+  });
+  private readonly dnsblSeconds = new Histogram({
+    name: 'portcullis_dnsbl_lookup_seconds',
+    help: 'Time to answer a DNSBL lookup, by zone and whether the cache answered.',
+    labelNames: ['zone', 'cached'] as const,
+    buckets: DNS_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly zoneHealthy = new Gauge({
+    name: 'portcullis_dnsbl_zone_healthy',
+    help: 'RFC 5782 health of each DNSBL zone at its last check: 1 healthy, 0 failing (its rule does not reject).',
+    labelNames: ['zone'] as const,
+    registers: [this.registry],
+  });
+  private readonly relays = new Counter({
+    name: 'portcullis_relay_total',
+    help: 'Back-end relay transactions, by outcome (delivered, rejected, tempfail, failed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly relaySeconds = new Histogram({
+    name: 'portcullis_relay_seconds',
+    help: 'Duration of back-end relay transactions, by outcome.',
+    labelNames: ['outcome'] as const,
+    buckets: RELAY_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly badmails = new Counter({
+    name: 'portcullis_badmail_total',
+    help: 'Messages written to the Badmail directory by the archive action.',
+    registers: [this.registry],
+  });
+  private readonly harvests = new Counter({
+    name: 'portcullis_harvest_total',
+    help: 'Harvest protection events: replies delayed, and sessions disconnected.',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: MetricsOptions = {}) {
+    if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
+  }
+
+  /** A client connected to a listener. */
+  sessionOpened(listener: string): void {
+    this.sessions.inc({ listener: safeLabel(listener) });
+    this.openConnections.inc({ listener: safeLabel(listener) });
+  }
+
+  /** A client connection on a listener ended, for whatever reason. */
+  sessionClosed(listener: string): void {
+    this.openConnections.dec({ listener: safeLabel(listener) });
+  }
+
+  /** A reply went to a client; counted by its class only. */
+  reply(code: number): void {
+    this.replies.inc({ class: `${Math.floor(code / 100)}xx` });
+  }
+
+  /** A filter decided; the rule label is the configured rule's name, never an address. */
+  verdict(v: Verdict): void {
+    this.verdicts.inc({
+      step: String(v.step),
+      check: safeLabel(v.check),
+      rule: safeLabel(v.rule),
+      action: v.action,
+      report_only: v.reportOnly === true ? 'true' : 'false',
+    });
+  }
+
+  /** A DNSBL lookup finished (matches the DNS module's `onLookup` callback). */
+  dnsblLookup(zone: string, outcome: DnsblOutcome, seconds: number, cached: boolean): void {
+    const z = safeLabel(zone);
+    this.dnsblLookups.inc({ zone: z, outcome, cached: String(cached) });
+    this.dnsblSeconds.observe({ zone: z, cached: String(cached) }, seconds);
+  }
+
+  /** A zone's RFC 5782 health check concluded. */
+  zoneHealth(zone: string, healthy: boolean): void {
+    this.zoneHealthy.set({ zone: safeLabel(zone) }, healthy ? 1 : 0);
+  }
+
+  /** A back-end transaction ended. */
+  relay(outcome: RelayOutcome, seconds: number): void {
+    this.relays.inc({ outcome });
+    this.relaySeconds.observe({ outcome }, seconds);
+  }
+
+  /** A message went to Badmail. */
+  badmail(): void {
+    this.badmails.inc();
+  }
+
+  /** Harvest protection delayed a reply or disconnected a session. */
+  harvest(event: HarvestEvent = 'disconnected'): void {
+    this.harvests.inc({ event });
+  }
+
+  /** Every metric name this registry exports (the Grafana test checks panels against it). */
+  names(): string[] {
+    return this.registry.getMetricsAsArray().map((m) => m.name);
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Metrics, isAddressLike, REDACTED_LABEL } from '../../src/observability/metrics.js';
+import { verdict } from '../../src/policy/verdict.js';
+
+/** Every label value in a Prometheus text exposition. */
+function labelValues(text: string): string[] {
+  return [...text.matchAll(/\w+="([^"]*)"/g)].map((m) => m[1] as string);
+}
+
+test('counters show up in the rendered text after calls', async () => {
+  const m = new Metrics();
+  m.sessionOpened('public');
+  m.sessionOpened('public');
+  m.sessionClosed('public');
+  m.reply(250);
+  m.reply(250);
+  m.reply(550);
+  m.reply(451);
+  m.reply(354);
+  m.verdict(verdict('reject', 550, '5.7.1', 'blocked', 9, 'dnsbl', 'Spamhaus ZEN'));
+  m.verdict({ ...verdict('reject', 550, '5.7.1', 'blocked', 9, 'dnsbl', 'Trial list'), reportOnly: true });
+  m.dnsblLookup('zen.example', 'listed', 0.012, false);
+  m.dnsblLookup('zen.example', 'listed', 0.00001, true);
+  m.dnsblLookup('zen.example', 'timeout', 1.5, false);
+  m.zoneHealth('zen.example', true);
+  m.zoneHealth('dead.example', false);
+  m.relay('delivered', 0.2);
+  m.relay('tempfail', 5);
+  m.badmail();
+  m.harvest('delayed');
+  m.harvest();
+  const text = await m.render();
+  assert.match(text, /^portcullis_sessions_total\{listener="public"\} 2$/m);
+  assert.match(text, /^portcullis_open_connections\{listener="public"\} 1$/m);
+  assert.match(text, /^portcullis_replies_total\{class="2xx"\} 2$/m);
+  assert.match(text, /^portcullis_replies_total\{class="3xx"\} 1$/m);
+  assert.match(text, /^portcullis_replies_total\{class="4xx"\} 1$/m);
+  assert.match(text, /^portcullis_replies_total\{class="5xx"\} 1$/m);
+  assert.match(text, /^portcullis_verdicts_total\{step="9",check="dnsbl",rule="Spamhaus ZEN",action="reject",report_only="false"\} 1$/m);
+  assert.match(text, /^portcullis_verdicts_total\{step="9",check="dnsbl",rule="Trial list",action="reject",report_only="true"\} 1$/m);
+  assert.match(text, /^portcullis_dnsbl_lookups_total\{zone="zen.example",outcome="listed",cached="false"\} 1$/m);
+  assert.match(text, /^portcullis_dnsbl_lookups_total\{zone="zen.example",outcome="listed",cached="true"\} 1$/m);
+  assert.match(text, /^portcullis_dnsbl_lookups_total\{zone="zen.example",outcome="timeout",cached="false"\} 1$/m);
+  assert.match(text, /^portcullis_dnsbl_lookup_seconds_count\{zone="zen.example",cached="false"\} 2$/m);
+  assert.match(text, /^portcullis_dnsbl_zone_healthy\{zone="zen.example"\} 1$/m);
+  assert.match(text, /^portcullis_dnsbl_zone_healthy\{zone="dead.example"\} 0$/m);
+  assert.match(text, /^portcullis_relay_total\{outcome="delivered"\} 1$/m);
+  assert.match(text, /^portcullis_relay_seconds_bucket\{le="5",outcome="tempfail"\} 1$/m);
+  assert.match(text, /^portcullis_badmail_total 1$/m);
+  assert.match(text, /^portcullis_harvest_total\{event="delayed"\} 1$/m);
+  assert.match(text, /^portcullis_harvest_total\{event="disconnected"\} 1$/m);
+});
+
+test('two instances keep separate counts (no global registry)', async () => {
+  const a = new Metrics();
+  const b = new Metrics();
+  a.badmail();
+  a.badmail();
+  b.badmail();
+  assert.match(await a.render(), /^portcullis_badmail_total 2$/m);
+  assert.match(await b.render(), /^portcullis_badmail_total 1$/m);
+});
+
+test('labels never contain an address or a mailbox, whatever the callers pass', async () => {
+  const m = new Metrics();
+  const leaks = ['192.0.2.7', '198.51.100.0/24', '192.0.2.0 255.255.255.0', '2001:db8::7', '::ffff:192.0.2.7', 'ted@contoso.com', '*@contoso.com'];
+  for (const leak of leaks) {
+    m.verdict(verdict('drop', 550, '5.7.1', `${leak} is on the deny list`, 6, 'global deny list', leak));
+    m.verdict(verdict('reject', 550, '5.1.0', 'Sender Denied', 7, 'sender filter', leak));
+    m.sessionOpened(leak);
+    m.dnsblLookup(leak, 'error', 0.1, false);
+    m.zoneHealth(leak, false);
+  }
+  const text = await m.render();
+  for (const value of labelValues(text)) assert.equal(isAddressLike(value), false, `label value '${value}' leaks an address`);
+  for (const leak of leaks) assert.equal(text.includes(leak), false, `${leak} appears in the metrics`);
+  assert.match(text, new RegExp(`rule="${REDACTED_LABEL}"`));
+});
+
+test('configured names pass through the label guard unchanged', () => {
+  for (const name of ['Spamhaus ZEN', 'zen.spamhaus.org', 'b.barracudacentral.org', 'public', 'global deny list', 'harvest']) {
+    assert.equal(isAddressLike(name), false, name);
+  }
+});
+
+test('process metrics are opt-in and carry the prefix', async () => {
+  const m = new Metrics({ processMetrics: true });
+  const names = m.names();
+  assert.ok(names.includes('portcullis_process_resident_memory_bytes'));
+  assert.equal(new Metrics().names().some((n) => n.includes('process_')), false);
+});
