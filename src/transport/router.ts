@@ -1,0 +1,87 @@
+import type { ConnectorConfig, Rules } from '../config/schema.js';
+import { systemClock, type Clock } from '../policy/interfaces.js';
+import { addressSpaceScore, normalizeDomain } from './address-space.js';
+import type { RecipientResult } from './types.js';
+
+/** Where mail for one domain goes next. */
+export type Route =
+  | { kind: 'smarthost'; connector: string; hosts: string[] /* host:port */ }
+  | { kind: 'mx'; connector: string | null; domain: string }
+  /** No connector matches: failed 5.4.4; or every matching connector is down: deferred 4.4.1. */
+  | { kind: 'none'; result: RecipientResult };
+
+/** The connector name the router reports for the forward-unresolved-recipients smart host. */
+export const FORWARD_UNRESOLVED_CONNECTOR = 'forward-unresolved';
+
+/**
+ * Picks a connector for a domain: among enabled connectors whose address spaces match, the most
+ * specific match wins and the lowest cost breaks ties; one marked down is passed over for the next.
+ * With no connectors configured, remote mail goes by MX. Local domains (reached only for addresses
+ * nobody owns) go to `directory.forwardUnresolvedTo`.
+ */
+export class Router {
+  private readonly connectors: ConnectorConfig[];
+  private readonly accepted: Set<string>;
+  private readonly forwardUnresolvedTo: string | undefined;
+  private readonly downUntil = new Map<string, number>();
+
+  constructor(rules: Rules, private readonly clock: Clock = systemClock) {
+    this.connectors = rules.transport.connectors.filter((c) => c.enabled);
+    this.accepted = new Set(rules.acceptedDomains.map(normalizeDomain));
+    this.forwardUnresolvedTo = rules.directory.forwardUnresolvedTo;
+  }
+
+  /** The route for a recipient domain, now. */
+  route(domain: string): Route {
+    const d = normalizeDomain(domain);
+    if (this.forwardUnresolvedTo !== undefined && this.accepted.has(d)) {
+      return { kind: 'smarthost', connector: FORWARD_UNRESOLVED_CONNECTOR, hosts: [this.forwardUnresolvedTo] };
+    }
+    if (this.connectors.length === 0) return { kind: 'mx', connector: null, domain: d };
+    const matching = this.connectors
+      .map((c) => ({ c, score: bestScore(c, d) }))
+      .filter((m): m is { c: ConnectorConfig; score: number } => m.score !== null);
+    if (matching.length === 0) {
+      return { kind: 'none', result: { address: '', outcome: 'failed', code: 550, enhanced: '5.4.4', text: `No route to ${d}: no connector matches` } };
+    }
+    const up = matching
+      .filter((m) => !this.isDown(m.c.name))
+      .sort((a, b) => b.score - a.score || a.c.cost - b.c.cost || a.c.name.localeCompare(b.c.name));
+    const best = up[0];
+    if (best === undefined) {
+      const names = matching.map((m) => m.c.name).join(', ');
+      return { kind: 'none', result: { address: '', outcome: 'deferred', code: 451, enhanced: '4.4.1', text: `Destination ${d} currently unreachable: connectors down (${names})` } };
+    }
+    const smartHost = best.c.smartHost;
+    if (smartHost !== undefined) {
+      return { kind: 'smarthost', connector: best.c.name, hosts: Array.isArray(smartHost) ? smartHost : [smartHost] };
+    }
+    return { kind: 'mx', connector: best.c.name, domain: d };
+  }
+
+  /** Takes a connector out of routing until the given time (ms epoch). */
+  markDown(connector: string, until: number): void {
+    this.downUntil.set(connector, until);
+  }
+
+  /** Puts a connector marked down back into routing at once. */
+  markUp(connector: string): void {
+    this.downUntil.delete(connector);
+  }
+
+  /** Whether a connector is currently marked down. */
+  isDown(connector: string): boolean {
+    const until = this.downUntil.get(connector);
+    return until !== undefined && until > this.clock.now();
+  }
+}
+
+/** The connector's most specific address-space match for a domain, or null. */
+function bestScore(c: ConnectorConfig, domain: string): number | null {
+  let best: number | null = null;
+  for (const space of c.addressSpaces) {
+    const s = addressSpaceScore(space, domain);
+    if (s !== null && (best === null || s > best)) best = s;
+  }
+  return best;
+}
