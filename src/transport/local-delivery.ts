@@ -1,0 +1,97 @@
+import { createReadStream } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { ensureMaildir, fsyncDir, mailboxDir, maildirSize, uniqueName } from './maildir.js';
+
+/** A local delivery that did not happen, with the reply it becomes (4.2.2 quota, 4.3.1 disk full, 4.3.0 other). */
+export class LocalDeliveryError extends Error {
+  constructor(
+    readonly code: number,
+    readonly enhanced: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'LocalDeliveryError';
+  }
+}
+
+/** Options of one local delivery. */
+export interface LocalDeliveryOptions {
+  /** The mailbox's storage limit: over it the delivery fails with 452 4.2.2 (retried). */
+  quotaBytes?: number;
+  /** fsync the file and the directory (default true). */
+  fsync?: boolean;
+}
+
+/** The trace headers a local delivery prepends: `Return-Path:` (the envelope sender) and `Delivered-To:`. */
+export function localDeliveryHeaders(mailFrom: string, mailbox: string): string {
+  return `Return-Path: <${mailFrom}>\nDelivered-To: ${mailbox}\n`;
+}
+
+/**
+ * Delivers a message into `<mailboxRoot>/<mailbox>/` the Maildir way: written under a unique name in
+ * `tmp/`, fsynced, renamed into `new/` (with its Maildir++ `,S=` size), and `new/` fsynced. Line
+ * endings become LF, as Maildir files conventionally have. Throws LocalDeliveryError.
+ */
+export async function deliverLocal(
+  mailboxRoot: string,
+  mailbox: string,
+  contentPath: string,
+  prepend: string,
+  options: LocalDeliveryOptions = {},
+): Promise<void> {
+  const fsync = options.fsync ?? true;
+  const dir = mailboxDir(mailboxRoot, mailbox);
+  const name = uniqueName();
+  const tmpPath = path.join(dir, 'tmp', name);
+  try {
+    await ensureMaildir(dir, fsync);
+    const written = await writeLf(tmpPath, prepend, contentPath, fsync);
+    if (options.quotaBytes !== undefined) {
+      const used = await maildirSize(dir);
+      if (used + written > options.quotaBytes) {
+        await unlink(tmpPath);
+        throw new LocalDeliveryError(452, '4.2.2', `Mailbox ${mailbox} is over its storage quota (${used} + ${written} > ${options.quotaBytes} bytes)`);
+      }
+    }
+    await rename(tmpPath, path.join(dir, 'new', `${name},S=${written}`));
+    if (fsync) await fsyncDir(path.join(dir, 'new'));
+  } catch (err) {
+    if (err instanceof LocalDeliveryError) throw err;
+    await unlink(tmpPath).catch(() => undefined);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new LocalDeliveryError(452, '4.3.1', `Insufficient system storage delivering to ${mailbox}`, { cause: err });
+    }
+    throw new LocalDeliveryError(451, '4.3.0', `Local delivery to ${mailbox} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Writes prepend + content to a new file with CRLF turned into LF; returns the bytes written. */
+async function writeLf(target: string, prepend: string, contentPath: string, fsync: boolean): Promise<number> {
+  const handle = await open(target, 'wx', 0o600);
+  let written = 0;
+  try {
+    const write = async (text: string): Promise<void> => {
+      const bytes = Buffer.from(text, 'latin1');
+      await handle.write(bytes);
+      written += bytes.length;
+    };
+    await write(Buffer.from(prepend.replace(/\r\n/g, '\n'), 'utf8').toString('latin1'));
+    // latin1 maps bytes 1:1, so 8-bit content passes through unchanged; a CR at a chunk's end waits
+    // for the next chunk to see whether it starts an LF.
+    let carry = '';
+    for await (const chunk of createReadStream(contentPath)) {
+      let text = carry + (chunk as Buffer).toString('latin1');
+      carry = text.endsWith('\r') ? '\r' : '';
+      if (carry) text = text.slice(0, -1);
+      await write(text.replace(/\r\n/g, '\n'));
+    }
+    if (carry) await write(carry);
+    if (fsync) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return written;
+}

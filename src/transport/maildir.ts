@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+
+/** The Maildir of a mailbox under the store root; the address is escaped so it is one safe path segment. */
+export function mailboxDir(root: string, mailbox: string): string {
+  const segment = mailbox
+    .toLowerCase()
+    .replace(/%/g, '%25')
+    .replace(/\//g, '%2F')
+    .replace(/\\/g, '%5C')
+    .replace(/^\./, '%2E');
+  return path.join(root, segment);
+}
+
+let counter = 0;
+
+/**
+ * A unique Maildir file name in the usual `time.pid_rand.host` shape (seconds, then the process id,
+ * a per-process counter and random bits, then the host with `/` and `:` escaped as the convention says).
+ */
+export function uniqueName(now: number = Date.now()): string {
+  counter = (counter + 1) % 1_000_000_000;
+  const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+  return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomBytes(4).toString('hex')}.${host}`;
+}
+
+/** fsyncs a directory, so a rename or create inside it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Creates `tmp/`, `new/` and `cur/` if missing; a freshly made Maildir is fsynced up to the root. */
+export async function ensureMaildir(dir: string, fsync: boolean): Promise<void> {
+  const created = await mkdir(dir, { recursive: true });
+  for (const sub of ['tmp', 'new', 'cur']) await mkdir(path.join(dir, sub), { recursive: true });
+  if (created !== undefined && fsync) {
+    await fsyncDir(dir);
+    await fsyncDir(path.dirname(dir));
+  }
+}
+
+/** Bytes held in `new/` and `cur/`, from the Maildir++ `,S=` size in each name, else by stat. */
+export async function maildirSize(dir: string): Promise<number> {
+  let total = 0;
+  for (const sub of ['new', 'cur']) {
+    const names = await readdir(path.join(dir, sub)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
+    for (const name of names) {
+      const m = /,S=(\d+)/.exec(name);
+      total += m ? Number(m[1]) : (await stat(path.join(dir, sub, name))).size;
+    }
+  }
+  return total;
+}

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { deliverLocal, LocalDeliveryError, localDeliveryHeaders } from '../../src/transport/local-delivery.js';
+import { mailboxDir } from '../../src/transport/maildir.js';
+
+let root: string;
+let content: string;
+
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'portcullis-maildir-'));
+  content = path.join(root, 'message.eml');
+  const body = 'Received: from edge\r\nFrom: Sender <sender@remote.test>\r\nTo: alice@example.com\r\nSubject: Caf\xe9 report\r\n\r\nline one\r\n..dotted\r\nlast line\r\n';
+  await writeFile(content, Buffer.from(body, 'latin1'));
+});
+
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Reads every message of a Maildir with Python's mailbox module: [Return-Path, Delivered-To, Subject, body]. */
+function readWithPython(dir: string): string[][] {
+  const script = [
+    'import json, mailbox, sys',
+    'box = mailbox.Maildir(sys.argv[1], factory=None, create=False)',
+    'out = []',
+    'for key in sorted(box.keys()):',
+    '    m = box[key]',
+    '    out.append([m["Return-Path"], m["Delivered-To"], m.get_subdir(), m.get_payload(decode=True).decode("latin-1")])',
+    'print(json.dumps(out))',
+  ].join('\n');
+  return JSON.parse(execFileSync('python3', ['-c', script, dir], { encoding: 'utf8' })) as string[][];
+}
+
+test('a delivered message is readable by Python mailbox.Maildir, with Return-Path and Delivered-To', async () => {
+  await deliverLocal(root, 'alice@example.com', content, localDeliveryHeaders('sender@remote.test', 'alice@example.com'));
+  await deliverLocal(root, 'alice@example.com', content, localDeliveryHeaders('', 'alice@example.com'));
+  const dir = mailboxDir(root, 'alice@example.com');
+  const messages = readWithPython(dir);
+  assert.equal(messages.length, 2);
+  const returnPaths = messages.map((m) => m[0]).sort();
+  assert.deepEqual(returnPaths, ['<>', '<sender@remote.test>']);
+  for (const m of messages) {
+    assert.equal(m[1], 'alice@example.com');
+    assert.equal(m[2], 'new');
+    assert.equal(m[3], 'line one\n..dotted\nlast line\n');
+  }
+  assert.deepEqual(await readdir(path.join(dir, 'tmp')), []);
+  const names = await readdir(path.join(dir, 'new'));
+  for (const name of names) {
+    assert.match(name, /^\d+\.\d+_\d+[0-9a-f]{8}\.[^/:]+,S=\d+$/);
+    const bytes = await readFile(path.join(dir, 'new', name));
+    assert.equal(Number(/,S=(\d+)/.exec(name)![1]), bytes.length);
+    assert.equal(bytes.includes('\r'), false, 'stored with LF line endings');
+    assert.ok(bytes.includes(Buffer.from('Caf\xe9', 'latin1')), '8-bit bytes pass through unchanged');
+  }
+});
+
+test('a mailbox over its quota refuses with 452 4.2.2 and leaves nothing behind', async () => {
+  await deliverLocal(root, 'bob@example.com', content, localDeliveryHeaders('s@remote.test', 'bob@example.com'), { quotaBytes: 300 });
+  await assert.rejects(
+    deliverLocal(root, 'bob@example.com', content, localDeliveryHeaders('s@remote.test', 'bob@example.com'), { quotaBytes: 300 }),
+    (err: unknown) => err instanceof LocalDeliveryError && err.code === 452 && err.enhanced === '4.2.2',
+  );
+  const dir = mailboxDir(root, 'bob@example.com');
+  assert.equal(readWithPython(dir).length, 1);
+  assert.deepEqual(await readdir(path.join(dir, 'tmp')), []);
+});
+
+test('an unreadable content file becomes 451 4.3.0, not a half-written message', async () => {
+  await assert.rejects(
+    deliverLocal(root, 'carol@example.com', path.join(root, 'missing.eml'), ''),
+    (err: unknown) => err instanceof LocalDeliveryError && err.code === 451 && err.enhanced === '4.3.0',
+  );
+  const dir = mailboxDir(root, 'carol@example.com');
+  assert.deepEqual(await readdir(path.join(dir, 'tmp')), []);
+  assert.deepEqual(await readdir(path.join(dir, 'new')), []);
+});
+
+test('a mailbox name with a slash stays inside the store root', () => {
+  const dir = mailboxDir('/store', '../evil/x@example.com');
+  assert.equal(path.dirname(dir), '/store');
+});
