@@ -1,5 +1,5 @@
 /** What a filter decided, and the SMTP reply it becomes. */
-export type Action = 'continue' | 'accept' | 'reject' | 'drop' | 'tempfail' | 'archive';
+export type Action = 'continue' | 'accept' | 'reject' | 'drop' | 'tempfail' | 'archive' | 'relay';
 
 export interface Verdict {
   action: Action;
@@ -16,6 +16,8 @@ export interface Verdict {
   rule?: string;
   /** Set when a report-only rule matched: logged and counted, but the action is not enforced. */
   reportOnly?: boolean;
+  /** Harvest protection: hold the reply back this long before writing it. */
+  delayMs?: number;
 }
 
 /** One line of the explanation `portcullis check` prints and the logs carry. */
@@ -28,7 +30,7 @@ export interface TraceEntry {
 
 /** The full reply line(s) a verdict puts on the wire, e.g. `550 5.7.1 Access denied`. */
 export function replyLine(v: Pick<Verdict, 'code' | 'enhanced' | 'text'>): string {
-  return `${v.code} ${v.enhanced} ${v.text}`;
+  return v.enhanced ? `${v.code} ${v.enhanced} ${v.text}` : `${v.code} ${v.text}`;
 }
 
 /** Build a verdict; a helper so call sites stay one line. */

@@ -1,0 +1,50 @@
+import type { DnsblRuleConfig, ListenerConfig, Rules } from '../config/schema.js';
+import { AddressList } from '../net/address-pattern.js';
+import { IpList } from '../net/ip-list.js';
+
+/** A listener's settings with its address lists parsed once, at load. */
+export interface CompiledListener {
+  config: ListenerConfig;
+  restrictions: IpList;
+  relayFrom: IpList;
+}
+
+/** The rule set with every list parsed once, so no per-connection work repeats parsing. */
+export interface CompiledRules {
+  rules: Rules;
+  listeners: Map<string, CompiledListener>;
+  acceptList: IpList;
+  denyList: IpList;
+  exceptions: AddressList;
+  blockedSenders: AddressList;
+  blockedRecipients: AddressList;
+  acceptedDomains: Set<string>;
+  dnsblRules: DnsblRuleConfig[];
+  /** Distinct DNSBL zones in rule order: one lookup per zone per session. */
+  dnsblZones: string[];
+}
+
+/** Parse every list in the rule set; throws on an entry that does not parse. */
+export function compileRules(rules: Rules): CompiledRules {
+  const listeners = new Map<string, CompiledListener>();
+  for (const l of rules.listeners) {
+    listeners.set(l.name, {
+      config: l,
+      restrictions: IpList.parse(l.ipRestrictions.except),
+      relayFrom: IpList.parse(l.relayFrom),
+    });
+  }
+  const cf = rules.connectionFilter;
+  return {
+    rules,
+    listeners,
+    acceptList: IpList.parse(cf.accept),
+    denyList: IpList.parse(cf.deny),
+    exceptions: AddressList.parse(cf.exceptions),
+    blockedSenders: AddressList.parse(rules.senderFilter.blocked),
+    blockedRecipients: AddressList.parse(rules.recipientFilter.blocked),
+    acceptedDomains: new Set(rules.acceptedDomains.map((d) => d.toLowerCase().replace(/\.$/, ''))),
+    dnsblRules: cf.rules,
+    dnsblZones: [...new Set(cf.rules.map((r) => r.zone))],
+  };
+}

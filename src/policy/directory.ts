@@ -1,0 +1,30 @@
+import type { Rules } from '../config/schema.js';
+import { normalizeAddress } from '../net/address.js';
+import type { Directory } from './interfaces.js';
+import { recipientNotFound } from './recipient-filter.js';
+import type { TraceEntry, Verdict } from './verdict.js';
+
+/** Step 12: with *reject recipients not in the directory* on, an unknown local recipient is refused. */
+export function checkDirectory(
+  rules: Rules,
+  directory: Directory,
+  address: string,
+  local: boolean,
+  trace: TraceEntry[],
+): Verdict | undefined {
+  const check = 'directory';
+  if (!rules.recipientFilter.rejectUnknown) {
+    trace.push({ step: 12, check, outcome: 'skipped: rejectUnknown is off' });
+    return undefined;
+  }
+  if (!local) {
+    trace.push({ step: 12, check, outcome: 'skipped: recipient is not in an accepted domain' });
+    return undefined;
+  }
+  if (directory.has(normalizeAddress(address))) {
+    trace.push({ step: 12, check, outcome: 'found in the directory' });
+    return undefined;
+  }
+  trace.push({ step: 12, check, outcome: 'not in the directory' });
+  return recipientNotFound(address, 12, check);
+}

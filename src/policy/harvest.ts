@@ -1,0 +1,27 @@
+import type { Rules } from '../config/schema.js';
+import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+
+/**
+ * Harvest protection: steps 11-12 tell a sender which addresses exist, so a session that collects
+ * too many invalid recipients is first slowed (every further RCPT reply held back), then disconnected.
+ */
+export class HarvestGuard {
+  private invalid = 0;
+
+  constructor(private readonly settings: Rules['harvest']) {}
+
+  /** Pass every RCPT verdict through: counts invalid recipients, adds the delay, or disconnects. */
+  apply(v: Verdict, trace: TraceEntry[]): Verdict {
+    if (v.code === 550 && v.enhanced === '5.1.1') this.invalid += 1;
+    const { delayAfter, delayMs, disconnectAfter } = this.settings;
+    if (this.invalid > disconnectAfter) {
+      trace.push({ step: 13, check: 'harvest protection', outcome: `${this.invalid} invalid recipients: disconnected` });
+      return verdict('drop', 421, '4.7.0', 'Too many invalid recipients, closing connection', 13, 'harvest protection');
+    }
+    if (this.invalid > delayAfter && delayMs > 0) {
+      trace.push({ step: 13, check: 'harvest protection', outcome: `${this.invalid} invalid recipients: reply delayed ${delayMs} ms` });
+      return { ...v, delayMs };
+    }
+    return v;
+  }
+}

@@ -1,0 +1,38 @@
+import { splitAddress } from '../net/address.js';
+import type { CompiledListener, CompiledRules } from './compiled-rules.js';
+import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+
+/**
+ * Whether a recipient is plainly in one of our domains. Address tricks that some mail servers
+ * re-route elsewhere (`user%other@ours`, `other!user@ours`, `"user@other"@ours`, source routes
+ * `@ours:user@other`) are never local, so they can never open a relay.
+ */
+export function isLocalRecipient(rules: CompiledRules, address: string): boolean {
+  if (address.startsWith('@')) return false;
+  const parts = splitAddress(address);
+  if (!parts) return false;
+  if (/[%!@]/.test(parts.local)) return false;
+  return rules.acceptedDomains.has(parts.domain.toLowerCase());
+}
+
+/** Relay protection, before step 9: a recipient outside our domains needs a client that may relay. */
+export function checkRelay(
+  rules: CompiledRules,
+  listener: CompiledListener,
+  ip: string,
+  address: string,
+  trace: TraceEntry[],
+): { verdict?: Verdict; local: boolean } {
+  const check = 'relay protection';
+  if (isLocalRecipient(rules, address)) {
+    trace.push({ step: 8, check, outcome: 'recipient in an accepted domain' });
+    return { local: true };
+  }
+  const relay = listener.relayFrom.match(ip);
+  if (relay !== undefined) {
+    trace.push({ step: 8, check, outcome: `remote recipient; client may relay (${relay})`, rule: relay });
+    return { local: false };
+  }
+  trace.push({ step: 8, check, outcome: 'remote recipient and client may not relay: refused' });
+  return { local: false, verdict: verdict('reject', 550, '5.7.1', 'Unable to relay', 8, check) };
+}

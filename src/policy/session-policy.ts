@@ -1,0 +1,172 @@
+import { normalizeIp } from '../net/ip.js';
+import { acceptListEntry, checkAcceptDeny } from './accept-deny.js';
+import type { CompiledListener, CompiledRules } from './compiled-rules.js';
+import { checkDirectory } from './directory.js';
+import { evaluateDnsbl, type DnsblOutcome } from './dnsbl/evaluate.js';
+import { exceptionEntry } from './exceptions.js';
+import { HarvestGuard } from './harvest.js';
+import type { DnsblAnswer, Directory, DnsblLookup, ZoneHealth } from './interfaces.js';
+import { checkIpRestrictions } from './ip-restrictions.js';
+import { checkBlockedRecipient } from './recipient-filter.js';
+import { checkRelay } from './relay-protection.js';
+import { checkSender } from './sender-filter.js';
+import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+
+/** What a session needs from the outside world. */
+export interface SessionDeps {
+  dnsbl: DnsblLookup;
+  health: ZoneHealth;
+  directory: Directory;
+}
+
+/** Called with every decision the session makes, report-only DNSBL matches included. */
+export type DecisionObserver = (v: Verdict) => void;
+
+/**
+ * The filtering order for one connection, as a small state machine driven by SMTP events:
+ * connect (step 2), MAIL FROM (5-7), each RCPT TO (relay, 9-12, harvest), the header From: (15).
+ */
+export class SessionPolicy {
+  readonly clientIp: string;
+  readonly trace: TraceEntry[] = [];
+  private readonly connectionFiltering: boolean;
+  private acceptedBy: string | undefined;
+  private readonly answers = new Map<string, Promise<DnsblAnswer>>();
+  private dnsbl: Promise<DnsblOutcome> | undefined;
+  private readonly harvest: HarvestGuard;
+  private archiveVerdict: Verdict | undefined;
+
+  constructor(
+    private readonly rules: CompiledRules,
+    private readonly listener: CompiledListener,
+    clientIp: string,
+    private readonly deps: SessionDeps,
+    private readonly observe: DecisionObserver = () => {},
+  ) {
+    this.clientIp = normalizeIp(clientIp);
+    this.connectionFiltering = listener.config.filters.connection;
+    this.harvest = new HarvestGuard(rules.rules.harvest);
+  }
+
+  /** The verdict that sends the current transaction to Badmail, if a step chose `archive`. */
+  get archive(): Verdict | undefined {
+    return this.archiveVerdict;
+  }
+
+  /** Step 2, and the start of the session's DNSBL lookups so their answers are ready by RCPT TO. */
+  connect(): Verdict {
+    const v = checkIpRestrictions(this.listener, this.clientIp, this.rules.rules.hostname, this.trace);
+    if (v.action === 'accept' && this.connectionFiltering) {
+      this.acceptedBy = acceptListEntry(this.rules, this.clientIp);
+      if (this.acceptedBy === undefined) this.startLookups();
+    }
+    return this.decide(v);
+  }
+
+  /** Step 3: no filter runs on HELO/EHLO. */
+  helo(name: string): Verdict {
+    this.trace.push({ step: 3, check: 'HELO', outcome: `answered normally (${name})` });
+    return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, 3, 'HELO');
+  }
+
+  /** Steps 5-7: accept list, deny list, blocked senders on the envelope sender. */
+  mailFrom(address: string): Verdict {
+    this.resetTransaction();
+    if (this.connectionFiltering) {
+      const denied = checkAcceptDeny(this.rules, this.clientIp, this.acceptedBy, this.trace);
+      if (denied) return this.decide(denied);
+    } else {
+      this.trace.push({ step: 5, check: 'global accept list', outcome: 'skipped: connection filtering is off on this listener' });
+      this.trace.push({ step: 6, check: 'global deny list', outcome: 'skipped: connection filtering is off on this listener' });
+    }
+    if (this.listener.config.filters.sender) {
+      const blocked = checkSender(this.rules, address, 7, this.trace);
+      if (blocked?.action === 'archive') this.archiveVerdict = blocked;
+      if (blocked) return this.decide(blocked);
+    } else {
+      this.trace.push({ step: 7, check: 'sender filter (envelope sender)', outcome: 'skipped: sender filtering is off on this listener' });
+    }
+    return this.decide(verdict('accept', 250, '2.1.0', `<${address}>...Sender OK`, 7, 'sender filter (envelope sender)'));
+  }
+
+  /** Relay protection, then steps 9-12 for one recipient, then harvest protection. */
+  async rcptTo(address: string): Promise<Verdict> {
+    return this.decide(this.harvest.apply(await this.recipientVerdict(address), this.trace));
+  }
+
+  /** Step 15: the blocked-senders filter on the message's header `From:` address. */
+  headerFrom(address: string | undefined): Verdict {
+    const check = 'sender filter (header From:)';
+    if (!this.listener.config.filters.sender) {
+      this.trace.push({ step: 15, check, outcome: 'skipped: sender filtering is off on this listener' });
+    } else if (address === undefined) {
+      this.trace.push({ step: 15, check, outcome: 'no From: address in the header' });
+    } else {
+      const blocked = checkSender(this.rules, address, 15, this.trace);
+      if (blocked?.action === 'archive' && !this.archiveVerdict) this.archiveVerdict = blocked;
+      if (blocked && blocked.action !== 'archive') return this.decide(blocked);
+    }
+    if (this.archiveVerdict) return this.decide({ ...this.archiveVerdict, step: 15, code: 250, enhanced: '2.6.0', text: 'Message accepted' });
+    return this.decide(verdict('relay', 0, '', 'relayed to the back end', 15, check));
+  }
+
+  /** Forget the current transaction (RSET, a new MAIL FROM, or the end of a message). */
+  resetTransaction(): void {
+    this.archiveVerdict = undefined;
+  }
+
+  private async recipientVerdict(address: string): Promise<Verdict> {
+    const relay = checkRelay(this.rules, this.listener, this.clientIp, address, this.trace);
+    if (relay.verdict) return relay.verdict;
+
+    let listed: Verdict | undefined;
+    if (!this.connectionFiltering) {
+      this.trace.push({ step: 9, check: 'DNSBL rules', outcome: 'skipped: connection filtering is off on this listener' });
+      this.trace.push({ step: 10, check: 'exception recipients', outcome: 'skipped: connection filtering is off on this listener' });
+    } else {
+      if (this.acceptedBy !== undefined) {
+        this.trace.push({ step: 9, check: 'DNSBL rules', outcome: `skipped: client is on the accept list (${this.acceptedBy})` });
+      } else {
+        listed = (await this.dnsblOutcome()).decisive;
+        if (listed) this.trace.push({ step: 9, check: 'DNSBL rules', outcome: `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, rule: listed.rule });
+      }
+      const exception = exceptionEntry(this.rules, address, this.trace);
+      if (exception !== undefined) {
+        return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, 10, 'exception recipients', exception);
+      }
+    }
+    if (listed) return listed;
+
+    if (this.listener.config.filters.recipient) {
+      const blocked = checkBlockedRecipient(this.rules, address, this.trace);
+      if (blocked) return blocked;
+      const unknown = checkDirectory(this.rules.rules, this.deps.directory, address, relay.local, this.trace);
+      if (unknown) return unknown;
+    } else {
+      this.trace.push({ step: 11, check: 'recipient filter (blocked recipients)', outcome: 'skipped: recipient filtering is off on this listener' });
+      this.trace.push({ step: 12, check: 'directory', outcome: 'skipped: recipient filtering is off on this listener' });
+    }
+    return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, 12, 'recipient accepted');
+  }
+
+  private startLookups(): void {
+    for (const zone of this.rules.dnsblZones) {
+      this.answers.set(zone, this.deps.dnsbl.lookup(zone, this.clientIp));
+    }
+  }
+
+  /** The DNSBL verdict is per session: looked up once, applied to every recipient. */
+  private dnsblOutcome(): Promise<DnsblOutcome> {
+    this.dnsbl ??= evaluateDnsbl(this.rules.dnsblRules, this.answers, this.deps.health, this.clientIp).then((outcome) => {
+      this.trace.push(...outcome.trace);
+      for (const v of outcome.reportOnly) this.observe(v);
+      return outcome;
+    });
+    return this.dnsbl;
+  }
+
+  private decide(v: Verdict): Verdict {
+    this.observe(v);
+    return v;
+  }
+}
