@@ -3,7 +3,7 @@
 /** Per-recipient DSN parameters from RCPT TO (RFC 3461). */
 export interface DsnParams {
   notify?: ('SUCCESS' | 'FAILURE' | 'DELAY' | 'NEVER')[];
-  /** ORCPT as received, e.g. `rfc822;user@example.com`. */
+  /** ORCPT with its xtext decoded (smtp-server already does), e.g. `rfc822;user@example.com`. */
   orcpt?: string;
 }
 
@@ -20,6 +20,7 @@ export interface Envelope {
   mailFrom: string;
   recipients: EnvelopeRecipient[];
   ret?: 'FULL' | 'HDRS';
+  /** ENVID with its xtext decoded. */
   envid?: string;
   size: number;
   /** Milliseconds since the epoch. */
