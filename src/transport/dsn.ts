@@ -1,0 +1,163 @@
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Envelope, RecipientResult } from './types.js';
+
+/** One recipient's line in a report. */
+export type DsnRecipient = RecipientResult & {
+  action: 'failed' | 'delayed' | 'delivered' | 'relayed';
+  /** ORCPT (decoded), e.g. `rfc822;list@example.com`; becomes Original-Recipient. */
+  orcpt?: string;
+};
+
+/** What a delivery status notification is built from. */
+export interface DsnOptions {
+  /** This host's name, for Reporting-MTA and the Message-ID. */
+  reportingMta: string;
+  original: Envelope;
+  originalContentPath: string;
+  results: DsnRecipient[];
+  /** The report's From:, e.g. `Mail Delivery System <MAILER-DAEMON@mx.example.com>`. */
+  from: string;
+  now: Date;
+}
+
+const CRLF = '\r\n';
+
+/**
+ * Builds an RFC 3464 delivery status notification as a complete RFC 5322 message:
+ * `multipart/report; report-type=delivery-status` with a human-readable part, the
+ * `message/delivery-status` part, and the original message (`message/rfc822`) or, with RET=HDRS,
+ * only its header (`text/rfc822-headers`). Without RET, failures return the full message and
+ * delay/success reports only the header. The report goes to the original envelope sender; the caller
+ * sends it with the blank sender <> and never sends one to <>.
+ */
+export async function buildDsn(opts: DsnOptions): Promise<string> {
+  const { original, results, now } = opts;
+  // Read as UTF-8 so the report is ordinary text the caller can write as UTF-8; 8-bit mail is almost always UTF-8.
+  const raw = toCrlf(await readFile(opts.originalContentPath, 'utf8'));
+  const headerEnd = raw.indexOf(CRLF + CRLF);
+  const headerBlock = headerEnd < 0 ? raw : raw.slice(0, headerEnd + 2);
+  const anyFailed = results.some((r) => r.action === 'failed');
+  const full = original.ret === 'FULL' || (original.ret === undefined && anyFailed);
+  const boundary = `=_portcullis_${randomBytes(12).toString('hex')}`;
+  const subject = originalSubject(headerBlock);
+  const kind = anyFailed ? 'Undeliverable' : results.some((r) => r.action === 'delayed') ? 'Delivery delayed' : 'Delivered';
+
+  const header = [
+    `From: ${oneLine(opts.from)}`,
+    `To: <${oneLine(original.mailFrom)}>`,
+    `Subject: ${kind}${subject ? `: ${subject}` : ''}`,
+    `Date: ${rfc5322Date(now)}`,
+    `Message-ID: <${now.getTime()}.${randomBytes(6).toString('hex')}@${oneLine(opts.reportingMta)}>`,
+    'MIME-Version: 1.0',
+    'Auto-Submitted: auto-replied',
+    `Content-Type: multipart/report; report-type=delivery-status;${CRLF}\tboundary="${boundary}"`,
+  ];
+
+  const parts = [
+    ['Content-Type: text/plain; charset=us-ascii', '', ...humanReadable(opts, kind)].join(CRLF) + CRLF,
+    ['Content-Type: message/delivery-status', '', deliveryStatus(opts)].join(CRLF),
+    full
+      ? `Content-Type: message/rfc822${CRLF}${is7bit(raw) ? '' : `Content-Transfer-Encoding: 8bit${CRLF}`}${CRLF}${raw}`
+      : `Content-Type: text/rfc822-headers${CRLF}${is7bit(headerBlock) ? '' : `Content-Transfer-Encoding: 8bit${CRLF}`}${CRLF}${headerBlock}`,
+  ];
+
+  let body = `This is a MIME-encapsulated delivery status notification.${CRLF}`;
+  for (const part of parts) body += `${CRLF}--${boundary}${CRLF}${part.endsWith(CRLF) ? part : part + CRLF}`;
+  body += `${CRLF}--${boundary}--${CRLF}`;
+  return header.join(CRLF) + CRLF + CRLF + body;
+}
+
+/** The `message/delivery-status` body: per-message fields, then one block per recipient. */
+function deliveryStatus(opts: DsnOptions): string {
+  const { original, now } = opts;
+  const perMessage = [`Reporting-MTA: dns; ${oneLine(opts.reportingMta)}`];
+  if (original.envid !== undefined) perMessage.push(`Original-Envelope-Id: ${oneLine(original.envid)}`);
+  if (original.client !== undefined) {
+    perMessage.push(`Received-From-MTA: dns; ${oneLine(original.client.helo ?? original.client.ip)} (${oneLine(original.client.ip)})`);
+  }
+  perMessage.push(`Arrival-Date: ${rfc5322Date(new Date(original.receivedAt))}`);
+
+  const blocks = [perMessage.join(CRLF) + CRLF];
+  for (const r of opts.results) {
+    const lines: string[] = [];
+    if (r.orcpt !== undefined) lines.push(`Original-Recipient: ${addressTyped(r.orcpt)}`);
+    lines.push(`Final-Recipient: rfc822; ${oneLine(r.address)}`);
+    lines.push(`Action: ${r.action}`);
+    lines.push(`Status: ${statusOf(r)}`);
+    if (r.remoteMta !== undefined) lines.push(`Remote-MTA: dns; ${oneLine(r.remoteMta)}`);
+    if (r.code !== undefined) lines.push(`Diagnostic-Code: smtp; ${r.code} ${r.enhanced} ${oneLine(r.text)}`);
+    else if (r.text) lines.push(`Diagnostic-Code: X-Portcullis; ${r.enhanced} ${oneLine(r.text)}`);
+    lines.push(`Last-Attempt-Date: ${rfc5322Date(now)}`);
+    blocks.push(lines.join(CRLF) + CRLF);
+  }
+  return blocks.join(CRLF);
+}
+
+/** The text a person reads first. */
+function humanReadable(opts: DsnOptions, kind: string): string[] {
+  const lines = [
+    `This is the mail system at ${oneLine(opts.reportingMta)}.`,
+    '',
+    kind === 'Undeliverable'
+      ? 'Your message could not be delivered to one or more recipients.'
+      : kind === 'Delivery delayed'
+        ? 'Your message has not been delivered yet. The mail system will keep trying; no action is needed.'
+        : 'Your message was delivered to the recipients below.',
+    '',
+  ];
+  for (const r of opts.results) {
+    lines.push(`  <${oneLine(r.address)}>: ${r.action}, ${r.code ?? ''} ${r.enhanced} ${oneLine(r.text)}`.replace(/ {2,}/g, ' ').replace(/^ /, '  '));
+  }
+  return lines.map(asciiOnly);
+}
+
+/** The RFC 3464 Status: the enhanced code, whose class must agree with the action. */
+function statusOf(r: DsnRecipient): string {
+  if (/^[245]\.\d{1,3}\.\d{1,3}$/.test(r.enhanced)) return r.enhanced;
+  return r.action === 'failed' ? '5.0.0' : r.action === 'delayed' ? '4.0.0' : '2.0.0';
+}
+
+/** `addr-type; address` for Original-Recipient; a bare address is taken as rfc822. */
+function addressTyped(value: string): string {
+  const v = oneLine(value);
+  const semi = v.indexOf(';');
+  return semi < 0 ? `rfc822; ${v}` : `${v.slice(0, semi)}; ${v.slice(semi + 1).trim()}`;
+}
+
+/** The original Subject:, unfolded, if it is plain ASCII (an encoded-word is ASCII too). */
+function originalSubject(headerBlock: string): string {
+  const m = /^subject:[ \t]*(.*(?:\r\n[ \t].*)*)/im.exec(headerBlock);
+  if (!m) return '';
+  const s = m[1]!.replace(/\r\n/g, '');
+  return is7bit(s) ? oneLine(s) : '';
+}
+
+/** Any line ending becomes CRLF. */
+function toCrlf(text: string): string {
+  return text.replace(/\r?\n/g, CRLF);
+}
+
+/** Header-safe: no CR, LF or other control characters. */
+function oneLine(text: string): string {
+  return [...text].map((ch) => (ch < ' ' || ch === '\x7f' ? ' ' : ch)).join('').trim();
+}
+
+/** Replaces anything outside printable ASCII with '?'. */
+function asciiOnly(text: string): string {
+  return [...text].map((ch) => (ch >= ' ' && ch <= '~' ? ch : '?')).join('');
+}
+
+/** Whether every byte is 7-bit. */
+function is7bit(text: string): boolean {
+  return [...text].every((ch) => ch <= '\x7f');
+}
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** An RFC 5322 date in UTC, e.g. `Tue, 02 Jan 2024 03:04:05 +0000`. */
+export function rfc5322Date(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${DAYS[d.getUTCDay()]}, ${p(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
