@@ -1,0 +1,147 @@
+import { classifyCodes } from '../policy/dnsbl/answer.js';
+import { dnsblQueryName } from '../policy/dnsbl/query-name.js';
+import type { Clock, ZoneHealth } from '../policy/interfaces.js';
+import { systemClock } from '../policy/interfaces.js';
+import type { DnsClient } from './client.js';
+
+/** One zone's health as last checked. `healthy` is undefined until the first check completes. */
+export interface ZoneStatus {
+  healthy: boolean | undefined;
+  /** Clock time (ms) of the last completed check. */
+  checkedAt?: number;
+  reason: string;
+}
+
+/** Called whenever a zone's health changes (including its first result). */
+export type OnZoneHealthChange = (zone: string, healthy: boolean, reason: string) => void;
+
+export interface ZoneHealthMonitorOptions {
+  client: DnsClient;
+  zones: string[];
+  /** Seconds between rounds after the start-up round; 0 checks only at start-up. */
+  intervalSec: number;
+  clock?: Clock;
+  onChange?: OnZoneHealthChange;
+}
+
+/** Result of one RFC 5782 check of one zone. */
+export interface ZoneCheck {
+  healthy: boolean;
+  reason: string;
+}
+
+/**
+ * RFC 5782 test points: 127.0.0.2 must be listed, 127.0.0.1 must not. The client is used directly
+ * (never the lookup cache), so each round sees the zone as it is now.
+ */
+export async function checkZone(client: DnsClient, zone: string): Promise<ZoneCheck> {
+  const [positive, negative] = await Promise.all([probe(client, zone, '127.0.0.2'), probe(client, zone, '127.0.0.1')]);
+  if (positive.kind === 'failed') return { healthy: false, reason: `test point 127.0.0.2: ${positive.detail}` };
+  if (negative.kind === 'failed') return { healthy: false, reason: `test point 127.0.0.1: ${negative.detail}` };
+  if (positive.kind !== 'listed') return { healthy: false, reason: 'test point 127.0.0.2 is not listed (zone empty or dead)' };
+  if (negative.kind === 'listed') {
+    return { healthy: false, reason: `test point 127.0.0.1 is listed (${negative.detail}): the zone lists everything` };
+  }
+  return { healthy: true, reason: `127.0.0.2 listed (${positive.detail}), 127.0.0.1 not listed` };
+}
+
+type Probe = { kind: 'listed' | 'not-listed' | 'failed'; detail: string };
+
+async function probe(client: DnsClient, zone: string, ip: string): Promise<Probe> {
+  try {
+    const r = await client.query(dnsblQueryName(ip, zone), 'A');
+    if (r.rcode === 'NXDOMAIN') return { kind: 'not-listed', detail: 'NXDOMAIN' };
+    if (r.rcode !== 'NOERROR') return { kind: 'failed', detail: `${r.rcode} from ${r.server}` };
+    const { codes, errorCodes } = classifyCodes(r.answers.filter((a) => a.type === 'A').map((a) => String(a.data)));
+    if (codes.length) return { kind: 'listed', detail: codes.join(', ') };
+    if (errorCodes.length) return { kind: 'failed', detail: `error codes ${errorCodes.join(', ')}` };
+    return { kind: 'not-listed', detail: 'no A record' };
+  } catch (err) {
+    return { kind: 'failed', detail: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
+ * Keeps every configured zone's health: one round at start-up (awaited), then one every
+ * `intervalSec`. A zone never checked yet counts as healthy: `start()` is awaited before any
+ * traffic, so that only covers callers that skip health checks on purpose (or a zone just added
+ * by a reload, which is checked at once) — disabling every rule then would silently remove all
+ * DNSBL protection, which is the worse failure.
+ */
+export class ZoneHealthMonitor implements ZoneHealth {
+  private readonly client: DnsClient;
+  private readonly clock: Clock;
+  private readonly intervalSec: number;
+  private readonly onChange: OnZoneHealthChange | undefined;
+  private readonly zones = new Map<string, ZoneStatus>();
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<void> | undefined;
+
+  constructor(options: ZoneHealthMonitorOptions) {
+    this.client = options.client;
+    this.clock = options.clock ?? systemClock;
+    this.intervalSec = options.intervalSec;
+    this.onChange = options.onChange;
+    for (const zone of options.zones) this.zones.set(key(zone), unchecked());
+  }
+
+  /** Check every zone now (resolves when done), then keep checking every interval. */
+  async start(): Promise<void> {
+    await this.checkAll();
+    if (this.intervalSec > 0 && !this.timer) {
+      this.timer = setInterval(() => void this.checkAll(), this.intervalSec * 1000);
+      this.timer.unref();
+    }
+  }
+
+  /** Stop the periodic checks. */
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Replace the set of zones (after a rules reload); new zones are checked at once. */
+  async setZones(zones: string[]): Promise<void> {
+    const wanted = new Set(zones.map(key));
+    for (const zone of [...this.zones.keys()]) if (!wanted.has(zone)) this.zones.delete(zone);
+    const added = [...wanted].filter((z) => !this.zones.has(z));
+    for (const zone of added) this.zones.set(zone, unchecked());
+    await Promise.all(added.map((z) => this.checkOne(z)));
+  }
+
+  /** Run one round over every zone; overlapping calls share the round in progress. */
+  checkAll(): Promise<void> {
+    this.round ??= Promise.all([...this.zones.keys()].map((z) => this.checkOne(z)))
+      .then(() => undefined)
+      .finally(() => {
+        this.round = undefined;
+      });
+    return this.round;
+  }
+
+  /** Whether `zone`'s rule may reject: false only after a failed check. */
+  isHealthy(zone: string): boolean {
+    return this.zones.get(key(zone))?.healthy !== false;
+  }
+
+  /** Every zone's last result, by zone name. */
+  status(): Record<string, ZoneStatus> {
+    return Object.fromEntries([...this.zones].map(([z, s]) => [z, { ...s }]));
+  }
+
+  private async checkOne(zone: string): Promise<void> {
+    const result = await checkZone(this.client, zone);
+    const before = this.zones.get(zone);
+    if (!before) return; // Removed by a reload while the check ran.
+    this.zones.set(zone, { healthy: result.healthy, checkedAt: this.clock.now(), reason: result.reason });
+    if (before.healthy !== result.healthy) this.onChange?.(zone, result.healthy, result.reason);
+  }
+}
+
+function key(zone: string): string {
+  return zone.replace(/\.$/, '').toLowerCase();
+}
+
+function unchecked(): ZoneStatus {
+  return { healthy: undefined, reason: 'not checked yet' };
+}

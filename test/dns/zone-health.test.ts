@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DnsClient } from '../../src/dns/client.js';
+import { ZoneHealthMonitor, checkZone } from '../../src/dns/zone-health.js';
+import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
+
+const healthyZone = { '2.0.0.127.good.test': { A: ['127.0.0.2'], TXT: ['test point'] } };
+const deadZone = {
+  // A zone that has died and lists the whole Internet, test points included.
+  '2.0.0.127.dead.test': { A: ['127.0.0.2'] },
+  '1.0.0.127.dead.test': { A: ['127.0.0.2'] },
+};
+const silentZone = {
+  '2.0.0.127.silent.test': { mode: 'blackhole' as const },
+  '1.0.0.127.silent.test': { mode: 'blackhole' as const },
+};
+const quotaZone = {
+  '2.0.0.127.quota.test': { A: ['127.255.255.254'] },
+};
+
+describe('zone health (RFC 5782 test points) against a real loopback DNS server', () => {
+  let server: TestDnsServer;
+  let client: DnsClient;
+  before(async () => {
+    server = await startDnsServer({ records: { ...healthyZone, ...deadZone, ...silentZone, ...quotaZone } });
+    client = new DnsClient({ servers: [server.address], timeoutMs: 300 });
+  });
+  after(() => server.close());
+
+  it('a healthy zone lists 127.0.0.2 and not 127.0.0.1', async () => {
+    const r = await checkZone(client, 'good.test');
+    assert.equal(r.healthy, true, r.reason);
+  });
+
+  it('a dead zone that lists everything is unhealthy', async () => {
+    const r = await checkZone(client, 'dead.test');
+    assert.equal(r.healthy, false);
+    assert.match(r.reason, /127\.0\.0\.1 is listed/);
+  });
+
+  it('a zone that does not answer is unhealthy, within the deadline', async () => {
+    const t0 = performance.now();
+    const r = await checkZone(client, 'silent.test');
+    assert.equal(r.healthy, false);
+    assert.match(r.reason, /within 300 ms/);
+    assert.ok(performance.now() - t0 < 450, 'both test points are asked in parallel');
+  });
+
+  it('an empty zone (127.0.0.2 not listed) is unhealthy', async () => {
+    const r = await checkZone(client, 'empty.test');
+    assert.equal(r.healthy, false);
+    assert.match(r.reason, /127\.0\.0\.2 is not listed/);
+  });
+
+  it('a zone answering error codes (e.g. refused public resolver) is unhealthy', async () => {
+    const r = await checkZone(client, 'quota.test');
+    assert.equal(r.healthy, false);
+    assert.match(r.reason, /127\.255\.255\.254/);
+  });
+
+  it('start() checks every zone before it resolves; status and onChange report it', async () => {
+    const changes: [string, boolean][] = [];
+    const monitor = new ZoneHealthMonitor({
+      client,
+      zones: ['good.test', 'dead.test', 'silent.test'],
+      intervalSec: 0,
+      clock: { now: () => 42 },
+      onChange: (zone, healthy) => changes.push([zone, healthy]),
+    });
+    assert.equal(monitor.isHealthy('dead.test'), true, 'not checked yet: enforced');
+    assert.equal(monitor.status()['dead.test']?.healthy, undefined);
+    await monitor.start();
+    assert.equal(monitor.isHealthy('good.test'), true);
+    assert.equal(monitor.isHealthy('dead.test'), false);
+    assert.equal(monitor.isHealthy('silent.test'), false);
+    assert.equal(monitor.isHealthy('DEAD.test.'), false, 'zone names compare case-insensitively');
+    const status = monitor.status();
+    assert.equal(status['good.test']?.checkedAt, 42);
+    assert.match(status['dead.test']?.reason ?? '', /lists everything/);
+    assert.deepEqual(changes.sort(), [
+      ['dead.test', false],
+      ['good.test', true],
+      ['silent.test', false],
+    ]);
+    monitor.stop();
+  });
+
+  it('a zone that recovers becomes healthy again at the next round', async () => {
+    const local = await startDnsServer({ records: deadZone });
+    try {
+      const changes: [string, boolean, string][] = [];
+      const monitor = new ZoneHealthMonitor({
+        client: new DnsClient({ servers: [local.address], timeoutMs: 300 }),
+        zones: ['dead.test'],
+        intervalSec: 1,
+        onChange: (zone, healthy, reason) => changes.push([zone, healthy, reason]),
+      });
+      await monitor.start();
+      assert.equal(monitor.isHealthy('dead.test'), false);
+      local.setRecords({ '2.0.0.127.dead.test': { A: ['127.0.0.2'] } });
+      for (let i = 0; i < 40 && !monitor.isHealthy('dead.test'); i++) await sleep(100);
+      monitor.stop();
+      assert.equal(monitor.isHealthy('dead.test'), true, 'the periodic check saw the zone recover');
+      assert.deepEqual(changes.map((c) => c[1]), [false, true]);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it('setZones() checks added zones at once and forgets removed ones', async () => {
+    const monitor = new ZoneHealthMonitor({ client, zones: ['good.test'], intervalSec: 0 });
+    await monitor.start();
+    await monitor.setZones(['dead.test']);
+    assert.deepEqual(Object.keys(monitor.status()), ['dead.test']);
+    assert.equal(monitor.isHealthy('dead.test'), false);
+  });
+
+  it('health checks bypass any cache: each round asks the wire', async () => {
+    const monitor = new ZoneHealthMonitor({ client, zones: ['good.test'], intervalSec: 0 });
+    const asked = () => server.queries.filter((q) => q === '2.0.0.127.good.test').length;
+    const before = asked();
+    await monitor.start();
+    await monitor.checkAll();
+    assert.equal(asked() - before, 2);
+  });
+});
