@@ -149,7 +149,13 @@ function parseV1(buf: Buffer, socket?: net.Socket): Parsed {
     throw new ProxyProtocolError(`Malformed ${proto} address in PROXY v1 header`);
   }
   return {
-    info: { sourceAddress: src, sourcePort: v1Port(sport), destAddress: dst, destPort: v1Port(dport), local: false },
+    info: {
+      sourceAddress: family === 6 ? canonicalIPv6(src) : src,
+      sourcePort: v1Port(sport),
+      destAddress: family === 6 ? canonicalIPv6(dst) : dst,
+      destPort: v1Port(dport),
+      local: false,
+    },
     length,
   };
 }
@@ -195,14 +201,23 @@ function parseV2(buf: Buffer, socket?: net.Socket): Parsed {
 
 function formatAddress(bytes: Buffer): string {
   if (bytes.length === 4) return Array.from(bytes).join('.');
-  // An IPv4 client carried in the IPv6 family (::ffff:a.b.c.d) is that IPv4 address for every rule.
-  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
-    return Array.from(bytes.subarray(12)).join('.');
-  }
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  // Round-trip through the URL parser for the canonical compressed form (2001:db8::1).
-  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+  return canonicalIPv6(groups.join(':'));
+}
+
+/**
+ * RFC 5952 form (lower case, longest zero run compressed), so that one client has one spelling in
+ * the rules, the logs and the limits; an IPv4-mapped address (::ffff:a.b.c.d) becomes the IPv4
+ * address it carries, as it is for every rule.
+ */
+function canonicalIPv6(text: string): string {
+  const canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const high = parseInt(mapped[1] as string, 16);
+  const low = parseInt(mapped[2] as string, 16);
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }
 
 function localInfo(socket?: net.Socket): ProxyInfo {

@@ -115,6 +115,12 @@ test('v1 TCP6 over an IPv6 loopback connection', async () => {
   assert.equal(out.rest, 'QUIT\r\n');
 });
 
+test('v1 TCP6 addresses come out in one canonical spelling; an IPv4-mapped client as IPv4', async () => {
+  const out = await exchange([v1('PROXY TCP6 2001:DB8:0:0::7 ::FFFF:192.0.2.9 40000 25\r\n')]);
+  assert.equal(out.info?.sourceAddress, '2001:db8::7');
+  assert.equal(out.info?.destAddress, '192.0.2.9');
+});
+
 test('v1 UNKNOWN: the connection itself stands for the client', async () => {
   const out = await exchange([v1('PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\nHELO x\r\n')]);
   assert.equal(out.info?.local, true);
