@@ -1,0 +1,343 @@
+import { createReadStream } from 'node:fs';
+import { isIP } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { DnsClient } from '../dns/client.js';
+import type { Route } from './router.js';
+import { KeyedSemaphore, Semaphore } from './semaphore.js';
+import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
+
+/** How remote delivery connects out. */
+export interface RemoteDeliveryOptions {
+  /** Our name in EHLO. */
+  hostname: string;
+  dns: DnsClient;
+  /** Limit for connecting, the greeting and each reply. */
+  timeoutMs: number;
+  /** Connections open at once, in total. */
+  maxConnections: number;
+  /** Connections open at once to one destination (MX domain, or connector for a smart host). */
+  maxPerDomain: number;
+  /** Refuse to send in plain text: no STARTTLS (or a failed one) defers with 4.7.10. */
+  requireTls?: boolean;
+  /** SMTP port for MX delivery (`transport.remote.port`, default 25). */
+  port?: number;
+}
+
+/** One host to try, in order. */
+interface Target {
+  /** The name for Remote-MTA and texts. */
+  name: string;
+  ip: string;
+  port: number;
+}
+
+/** Why no host could be reached; becomes every recipient's result. */
+class NoTargets extends Error {
+  constructor(readonly result: Omit<RecipientResult, 'address'>) {
+    super(result.text);
+  }
+}
+
+/**
+ * Delivers a queued message over SMTP (nodemailer's SMTPConnection) to a smart host or the
+ * destination's MX hosts, in order, with STARTTLS whenever the server offers it. Results are per
+ * recipient: 2xx delivered, 4xx deferred, 5xx failed; no host reachable: deferred 4.4.1; the
+ * connection lost mid-transaction: deferred 4.4.2; a domain that does not exist: failed 5.4.0.
+ */
+export class RemoteDelivery {
+  private readonly total: Semaphore;
+  private readonly perDestination: KeyedSemaphore;
+
+  constructor(private readonly opts: RemoteDeliveryOptions) {
+    this.total = new Semaphore(opts.maxConnections);
+    this.perDestination = new KeyedSemaphore(opts.maxPerDomain);
+  }
+
+  /** Attempts delivery once; never throws, every recipient gets a result. */
+  async deliver(route: Route, env: Envelope, recipients: EnvelopeRecipient[], contentPath: string): Promise<RecipientResult[]> {
+    if (recipients.length === 0) return [];
+    if (route.kind === 'none') return recipients.map((r) => ({ ...route.result, address: r.address }));
+    const key = route.kind === 'mx' ? `mx:${route.domain}` : `connector:${route.connector}`;
+    const releaseDestination = await this.perDestination.acquire(key);
+    const releaseTotal = await this.total.acquire();
+    try {
+      let targets: Target[];
+      try {
+        targets = route.kind === 'mx' ? await this.mxTargets(route.domain) : await this.smartHostTargets(route.hosts);
+      } catch (err) {
+        if (err instanceof NoTargets) return recipients.map((r) => ({ ...err.result, address: r.address }));
+        throw err;
+      }
+      return await this.tryTargets(targets, env, recipients, contentPath);
+    } finally {
+      releaseTotal();
+      releaseDestination();
+    }
+  }
+
+  /** Each target in turn until one holds a session; the first session's results are final. */
+  private async tryTargets(targets: Target[], env: Envelope, recipients: EnvelopeRecipient[], contentPath: string): Promise<RecipientResult[]> {
+    const failures: string[] = [];
+    let tlsRequiredButMissing = false;
+    for (const target of targets) {
+      let conn: SMTPConnection;
+      try {
+        conn = await this.connect(target, false);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException & { response?: string };
+        // An offered STARTTLS that fails is retried in plain text, unless TLS is required.
+        if (e.code === 'ETLS' && !this.opts.requireTls) {
+          try {
+            conn = await this.connect(target, true);
+          } catch (err2) {
+            failures.push(`${target.name}[${target.ip}]:${target.port}: ${describe(err2)}`);
+            continue;
+          }
+        } else {
+          if (e.code === 'ETLS') tlsRequiredButMissing = true;
+          failures.push(`${target.name}[${target.ip}]:${target.port}: ${describe(err)}`);
+          continue;
+        }
+      }
+      try {
+        return await this.transact(conn, target, env, recipients, contentPath);
+      } finally {
+        conn.quit();
+        conn.close();
+      }
+    }
+    const result: Omit<RecipientResult, 'address'> = tlsRequiredButMissing
+      ? { outcome: 'deferred', code: 451, enhanced: '4.7.10', text: `TLS is required but could not be negotiated: ${failures.join('; ')}` }
+      : { outcome: 'deferred', code: 451, enhanced: '4.4.1', text: `No answer from any host: ${failures.join('; ')}` };
+    return recipients.map((r) => ({ ...result, address: r.address }));
+  }
+
+  /** Opens a session (greeting, EHLO, STARTTLS when offered); rejects with nodemailer's error. */
+  private connect(target: Target, plainOnly: boolean): Promise<SMTPConnection> {
+    const conn = new SMTPConnection({
+      host: target.ip,
+      port: target.port,
+      name: this.opts.hostname,
+      ...(isIP(target.name) === 0 ? { servername: target.name } : {}),
+      connectionTimeout: this.opts.timeoutMs,
+      greetingTimeout: this.opts.timeoutMs,
+      socketTimeout: this.opts.timeoutMs,
+      socketCloseTimeout: 0,
+      requireTLS: this.opts.requireTls === true,
+      ignoreTLS: plainOnly,
+      opportunisticTLS: !this.opts.requireTls,
+      // Opportunistic TLS between MTAs does not verify certificates (RFC 7435): encryption beats none.
+      tls: { rejectUnauthorized: false },
+      logger: false,
+    });
+    return new Promise<SMTPConnection>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        conn.close();
+        reject(err);
+      };
+      conn.once('error', onError);
+      conn.connect(() => {
+        conn.off('error', onError);
+        // Errors after the handshake reach the send/reset callbacks; this keeps them from being unhandled.
+        conn.on('error', () => undefined);
+        resolve(conn);
+      });
+    });
+  }
+
+  /**
+   * Runs one transaction per set of recipients sharing NOTIFY/ORCPT (nodemailer sends one set of DSN
+   * parameters per message), on the same connection. A lost connection defers what is left with 4.4.2.
+   */
+  private async transact(conn: SMTPConnection, target: Target, env: Envelope, recipients: EnvelopeRecipient[], contentPath: string): Promise<RecipientResult[]> {
+    const results: RecipientResult[] = [];
+    const batches = batchByDsn(recipients);
+    for (let i = 0; i < batches.length; i++) {
+      const batch = batches[i]!;
+      if (i > 0) {
+        const reset = await new Promise<Error | null>((resolve) => conn.reset((err) => resolve(err ?? null)));
+        if (reset) {
+          for (const rest of batches.slice(i)) results.push(...rest.map((r) => dropped(r.address, target, reset)));
+          return results;
+        }
+      }
+      results.push(...(await this.sendBatch(conn, target, env, batch, contentPath)));
+      if (results.some((r) => r.enhanced === '4.4.2')) {
+        for (const rest of batches.slice(i + 1)) results.push(...rest.map((r) => dropped(r.address, target, new Error('connection lost'))));
+        return results;
+      }
+    }
+    return results;
+  }
+
+  /** One MAIL/RCPT/DATA transaction and the per-recipient outcome. */
+  private sendBatch(conn: SMTPConnection, target: Target, env: Envelope, batch: EnvelopeRecipient[], contentPath: string): Promise<RecipientResult[]> {
+    const first = batch[0]!;
+    const dsn = {
+      ...(env.ret !== undefined ? { ret: env.ret } : {}),
+      ...(env.envid !== undefined ? { envid: env.envid } : {}),
+      ...(first.notify !== undefined ? { notify: first.notify } : {}),
+      ...(first.orcpt !== undefined ? { orcpt: first.orcpt } : {}),
+    };
+    const envelope = {
+      from: env.mailFrom === '' ? false as const : env.mailFrom,
+      to: batch.map((r) => r.address),
+      size: env.size,
+      ...(Object.keys(dsn).length > 0 ? { dsn } : {}),
+    };
+    return new Promise<RecipientResult[]>((resolve) => {
+      conn.send(envelope, createReadStream(contentPath), (err, info) => {
+        const state = (conn as unknown as { _envelope?: { rejectedErrors?: NodemailerLikeError[] } })._envelope;
+        if (!err && info) {
+          const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient?.toLowerCase() ?? '', e]));
+          resolve(batch.map((r) => {
+            const e = rejected.get(r.address.toLowerCase());
+            return e ? fromReply(r.address, e.response, e.responseCode, target) : fromReply(r.address, info.response, undefined, target);
+          }));
+          return;
+        }
+        const e = err as NodemailerLikeError;
+        // No reply code, or the connection itself failed (a 421 included): the transaction was cut off.
+        if (e.responseCode === undefined || e.command === 'CONN') {
+          resolve(batch.map((r) => dropped(r.address, target, e)));
+          return;
+        }
+        // nodemailer reports refusals at RCPT on the connection's envelope only, so read them there
+        // when the message itself was refused afterwards.
+        const perRecipient = new Map(
+          (e.rejectedErrors ?? state?.rejectedErrors ?? []).map((x) => [x.recipient?.toLowerCase() ?? '', x]),
+        );
+        resolve(batch.map((r) => {
+          const x = perRecipient.get(r.address.toLowerCase());
+          return x ? fromReply(r.address, x.response, x.responseCode, target) : fromReply(r.address, e.response, e.responseCode, target);
+        }));
+      });
+    });
+  }
+
+  /** Smart hosts as given: IP literals as they are, names through DNS (A). */
+  private async smartHostTargets(hosts: string[]): Promise<Target[]> {
+    const targets: Target[] = [];
+    let temporary = '';
+    let permanent = '';
+    for (const spec of hosts) {
+      const { host, port } = splitHostPort(spec);
+      try {
+        for (const ip of await this.addressesOf(host)) targets.push({ name: host, ip, port });
+      } catch (err) {
+        if (err instanceof NoTargets && err.result.outcome === 'failed') permanent = err.result.text;
+        else temporary = (err as Error).message;
+      }
+    }
+    if (targets.length > 0) return targets;
+    if (temporary) throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `Smart host lookup failed: ${temporary}` });
+    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `Smart host does not resolve: ${permanent}` });
+  }
+
+  /** MX hosts by preference (equal ones shuffled), then their addresses; no MX: the domain's own A record. */
+  private async mxTargets(domain: string): Promise<Target[]> {
+    const port = this.opts.port ?? 25;
+    const answer = await this.query(domain, 'MX');
+    if (answer.rcode === 'NXDOMAIN') {
+      throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `Domain ${domain} does not exist (NXDOMAIN)` });
+    }
+    const mx = answer.answers.flatMap((a) => (a.type === 'MX' ? [a.data] : []));
+    if (mx.length === 1 && (mx[0]!.exchange === '' || mx[0]!.exchange === '.')) {
+      throw new NoTargets({ outcome: 'failed', code: 556, enhanced: '5.1.10', text: `Domain ${domain} accepts no mail (null MX)` });
+    }
+    const hosts = mx.length === 0
+      ? [domain]
+      : mx.map((m) => ({ m, r: Math.random() })).sort((a, b) => a.m.preference - b.m.preference || a.r - b.r).map((x) => x.m.exchange.replace(/\.$/, ''));
+    const targets: Target[] = [];
+    let temporary = '';
+    for (const host of hosts) {
+      try {
+        for (const ip of await this.addressesOf(host)) targets.push({ name: host, ip, port });
+      } catch (err) {
+        if (!(err instanceof NoTargets && err.result.outcome === 'failed')) temporary = (err as Error).message;
+      }
+    }
+    if (targets.length > 0) return targets;
+    if (temporary) throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `Lookup of mail hosts for ${domain} failed: ${temporary}` });
+    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `No mail host for ${domain} resolves (${hosts.join(', ')})` });
+  }
+
+  /** Addresses of a host, A before AAAA; throws NoTargets (failed) when it has none, (deferred) when DNS fails. */
+  private async addressesOf(host: string): Promise<string[]> {
+    const literal = host.replace(/^\[|\]$/g, '');
+    if (isIP(literal) !== 0) return [literal];
+    if (host.toLowerCase() === 'localhost') return ['127.0.0.1'];
+    const answers = await Promise.allSettled([this.query(host, 'A'), this.query(host, 'AAAA')]);
+    const ips = answers.flatMap((a) => (a.status === 'fulfilled' ? a.value.answers.flatMap((r) => (r.type === 'A' || r.type === 'AAAA' ? [r.data] : [])) : []));
+    if (ips.length > 0) return ips;
+    const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+    if (failed) throw failed.reason;
+    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `${host} has no address` });
+  }
+
+  /** A DNS query whose failures (time-out, SERVFAIL) come back as temporary errors. */
+  private async query(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<Awaited<ReturnType<DnsClient['query']>>> {
+    let answer: Awaited<ReturnType<DnsClient['query']>>;
+    try {
+      answer = await this.opts.dns.query(name, type);
+    } catch (err) {
+      throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `DNS ${type} lookup of ${name} failed: ${(err as Error).message}` });
+    }
+    if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN') {
+      throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `DNS ${type} lookup of ${name} failed: ${answer.rcode}` });
+    }
+    return answer;
+  }
+}
+
+/** The fields of nodemailer's errors this module reads. */
+interface NodemailerLikeError {
+  code?: string;
+  command?: string;
+  response?: string;
+  responseCode?: number;
+  recipient?: string;
+  message: string;
+  rejectedErrors?: NodemailerLikeError[];
+}
+
+/** Recipients grouped so each group shares NOTIFY and ORCPT, in first-seen order. */
+function batchByDsn(recipients: EnvelopeRecipient[]): EnvelopeRecipient[][] {
+  const groups = new Map<string, EnvelopeRecipient[]>();
+  for (const r of recipients) {
+    const key = `${(r.notify ?? []).join(',')}|${r.orcpt ?? ''}`;
+    const g = groups.get(key);
+    if (g) g.push(r);
+    else groups.set(key, [r]);
+  }
+  return [...groups.values()];
+}
+
+/** A recipient's result from a server reply. */
+function fromReply(address: string, reply: string | undefined, code: number | undefined, target: Target): RecipientResult {
+  const text = (reply ?? '').replace(/\r?\n/g, ' ').trim();
+  const c = code ?? Number(/^(\d{3})/.exec(text)?.[1] ?? 451);
+  const m = /^\d{3}[ -]?([245]\.\d{1,3}\.\d{1,3})\s*/.exec(text);
+  const cls = Math.floor(c / 100);
+  const enhanced = m?.[1] ?? `${cls === 2 || cls === 5 ? cls : 4}.0.0`;
+  const rest = text.replace(/^\d{3}[ -]?/, '').replace(/^[245]\.\d{1,3}\.\d{1,3}\s*/, '');
+  const outcome = cls === 2 ? 'delivered' : cls === 5 ? 'failed' : 'deferred';
+  return { address, outcome, code: c, enhanced, text: rest || text, remoteMta: target.name };
+}
+
+/** The result for a recipient whose transaction was cut off. */
+function dropped(address: string, target: Target, err: { message: string }): RecipientResult {
+  return { address, outcome: 'deferred', code: 451, enhanced: '4.4.2', text: `Connection to ${target.name} lost during the transaction: ${err.message}`, remoteMta: target.name };
+}
+
+/** A short reason from a connection error. */
+function describe(err: unknown): string {
+  const e = err as NodemailerLikeError;
+  return (e.response ?? e.message).replace(/\r?\n/g, ' ');
+}
+
+/** Splits `host:port` / `[v6]:port`. */
+function splitHostPort(spec: string): { host: string; port: number } {
+  const i = spec.lastIndexOf(':');
+  return { host: spec.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(spec.slice(i + 1)) };
+}
