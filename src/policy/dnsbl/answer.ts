@@ -6,17 +6,30 @@ export interface ClassifiedCodes {
   errorCodes: string[];
 }
 
+/** Parse a dotted quad by hand: this runs on every cached verdict, so no split or regex. */
 function toUint32(quad: string): number | undefined {
-  const parts = quad.split('.');
-  if (parts.length !== 4) return undefined;
   let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = value * 256 + octet;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < quad.length; i++) {
+    const c = quad.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return undefined;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      octet = octet * 10 + (c - 48);
+      digits++;
+      if (octet > 255) return undefined;
+    } else {
+      return undefined;
+    }
   }
-  return value;
+  if (digits === 0 || dots !== 3) return undefined;
+  return value * 256 + octet;
 }
 
 /**

@@ -17,6 +17,12 @@ describe('DNSBL answer classification', () => {
     assert.equal(isListingCode('127.255.254.255'), true);
   });
 
+  it('is not fooled by malformed quads', () => {
+    for (const code of ['127.0.0', '127.0.0.2.1', '127..0.2', '127.0.0.256', '1270.0.0.2', '127.0.0.2 ', '', 'x.0.0.2']) {
+      assert.equal(isListingCode(code), false, JSON.stringify(code));
+    }
+  });
+
   it('splits an answer into codes and error codes in order', () => {
     assert.deepEqual(classifyCodes(['127.0.0.2', '10.0.0.1', '127.0.0.4', '127.255.255.254']), {
       codes: ['127.0.0.2', '127.0.0.4'],
