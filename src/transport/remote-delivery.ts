@@ -161,17 +161,20 @@ export class RemoteDelivery {
           return results;
         }
       }
-      results.push(...(await this.sendBatch(conn, target, env, batch, contentPath)));
-      if (results.some((r) => r.enhanced === '4.4.2')) {
-        for (const rest of batches.slice(i + 1)) results.push(...rest.map((r) => dropped(r.address, target, new Error('connection lost'))));
+      const outcome = await this.sendBatch(conn, target, env, batch, contentPath);
+      results.push(...outcome.results);
+      if (outcome.lost) {
+        for (const rest of batches.slice(i + 1)) results.push(...rest.map((r) => dropped(r.address, target, outcome.lost!)));
         return results;
       }
     }
     return results;
   }
 
-  /** One MAIL/RCPT/DATA transaction and the per-recipient outcome. */
-  private sendBatch(conn: SMTPConnection, target: Target, env: Envelope, batch: EnvelopeRecipient[], contentPath: string): Promise<RecipientResult[]> {
+  /** One MAIL/RCPT/DATA transaction: the per-recipient results, and the error if the connection was lost. */
+  private sendBatch(
+    conn: SMTPConnection, target: Target, env: Envelope, batch: EnvelopeRecipient[], contentPath: string,
+  ): Promise<{ results: RecipientResult[]; lost?: { message: string } }> {
     const first = batch[0]!;
     const dsn = {
       ...(env.ret !== undefined ? { ret: env.ret } : {}),
@@ -185,21 +188,21 @@ export class RemoteDelivery {
       size: env.size,
       ...(Object.keys(dsn).length > 0 ? { dsn } : {}),
     };
-    return new Promise<RecipientResult[]>((resolve) => {
+    return new Promise((resolve) => {
       conn.send(envelope, createReadStream(contentPath), (err, info) => {
         const state = (conn as unknown as { _envelope?: { rejectedErrors?: NodemailerLikeError[] } })._envelope;
         if (!err && info) {
           const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient?.toLowerCase() ?? '', e]));
-          resolve(batch.map((r) => {
+          resolve({ results: batch.map((r) => {
             const e = rejected.get(r.address.toLowerCase());
             return e ? fromReply(r.address, e.response, e.responseCode, target) : fromReply(r.address, info.response, undefined, target);
-          }));
+          }) });
           return;
         }
         const e = err as NodemailerLikeError;
         // No reply code, or the connection itself failed (a 421 included): the transaction was cut off.
         if (e.responseCode === undefined || e.command === 'CONN') {
-          resolve(batch.map((r) => dropped(r.address, target, e)));
+          resolve({ results: batch.map((r) => dropped(r.address, target, e)), lost: e });
           return;
         }
         // nodemailer reports refusals at RCPT on the connection's envelope only, so read them there
@@ -207,10 +210,10 @@ export class RemoteDelivery {
         const perRecipient = new Map(
           (e.rejectedErrors ?? state?.rejectedErrors ?? []).map((x) => [x.recipient?.toLowerCase() ?? '', x]),
         );
-        resolve(batch.map((r) => {
+        resolve({ results: batch.map((r) => {
           const x = perRecipient.get(r.address.toLowerCase());
           return x ? fromReply(r.address, x.response, x.responseCode, target) : fromReply(r.address, e.response, e.responseCode, target);
-        }));
+        }) });
       });
     });
   }

@@ -156,6 +156,30 @@ test('a real server answering 4xx then 250, and 5xx: deferred, then delivered; f
   }
 });
 
+test('refused at the end of DATA: accepted recipients get that reply, ones refused at RCPT keep theirs', async () => {
+  const srv = await startServer({
+    onRcptTo(address, _s, cb) {
+      if (address.address === 'gone@dest.test') cb(Object.assign(new Error('5.1.1 Gone'), { responseCode: 550 }));
+      else cb();
+    },
+    onData(stream, _s, cb) {
+      stream.resume();
+      stream.on('end', () => cb(Object.assign(new Error('5.7.1 Message content rejected'), { responseCode: 554 })));
+    },
+  });
+  try {
+    const route: Route = { kind: 'smarthost', connector: 'peer', hosts: [`127.0.0.1:${srv.port}`] };
+    const rcpts = [{ address: 'gone@dest.test' }, { address: 'here@dest.test' }];
+    const r = await delivery().deliver(route, envelope(rcpts), rcpts, contentPath);
+    assert.deepEqual(r.map((x) => [x.address, x.outcome, x.code, x.enhanced]), [
+      ['gone@dest.test', 'failed', 550, '5.1.1'],
+      ['here@dest.test', 'failed', 554, '5.7.1'],
+    ]);
+  } finally {
+    await srv.close();
+  }
+});
+
 test('requireTls: a server without STARTTLS defers 4.7.10 and gets no message', async () => {
   let mails = 0;
   const srv = await startServer({ disabledCommands: ['AUTH', 'STARTTLS'], hideSTARTTLS: true, onMailFrom(_a, _s, cb) { mails++; cb(); } });
