@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { RulesSchema } from '../../src/config/schema.js';
+import { checkZones, describeMatch, reportAddress } from '../../src/dns/dnsbl-report.js';
+import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
+
+describe('dnsbl address report against a real loopback DNS server', () => {
+  let dns: TestDnsServer;
+  before(async () => {
+    dns = await startDnsServer({
+      records: {
+        '2.0.0.127.bl.test': { A: ['127.0.0.2'] },
+        '9.2.0.192.bl.test': { A: ['127.0.0.2', '127.255.255.254'], TXT: ['why'] },
+        '2.0.0.127.off.test': { mode: 'servfail' },
+        '1.0.0.127.off.test': { mode: 'servfail' },
+        '9.2.0.192.off.test': { mode: 'servfail' },
+      },
+    });
+  });
+  after(() => dns.close());
+
+  const rules = () =>
+    RulesSchema.parse({
+      hostname: 'mx.example.test',
+      acceptedDomains: ['example.test'],
+      listeners: [{ name: 'internet', listen: '127.0.0.1:25' }],
+      connectionFilter: {
+        rules: [
+          { name: 'Trial', zone: 'bl.test', reportOnly: true },
+          { name: 'Closed', zone: 'off.test', onError: 'tempfail' },
+          { name: 'Main', zone: 'bl.test' },
+        ],
+      },
+      dns: { servers: [dns.address], timeoutMs: 500 },
+    });
+
+  it('judges every rule and gives the engine\'s decision: a fail-closed error comes first', async () => {
+    const r = await reportAddress(rules(), '::ffff:192.0.2.9');
+    assert.equal(r.ip, '192.0.2.9');
+    const [trial, closed, main] = r.rules;
+    assert.equal(trial?.matches, true);
+    assert.match(trial?.why ?? '', /report only/);
+    assert.equal(trial?.reply, '550 5.7.1 192.0.2.9 has been blocked by Trial');
+    assert.deepEqual(trial?.errorCodes, ['127.255.255.254']);
+    assert.equal(trial?.txt, 'why');
+    assert.equal(closed?.status, 'error');
+    assert.match(closed?.why ?? '', /SERVFAIL.*fails closed/);
+    assert.equal(main?.matches, true);
+    assert.equal(r.decision.action, 'tempfail');
+    assert.equal(r.decision.rule, 'Closed');
+    assert.match(r.decision.reply ?? '', /^451 4\.7\.1 /);
+  });
+
+  it('checkZones reports each zone once', async () => {
+    const zones = await checkZones(rules());
+    assert.deepEqual(Object.keys(zones).sort(), ['bl.test', 'off.test']);
+    assert.equal(zones['bl.test']?.healthy, true);
+    assert.equal(zones['off.test']?.healthy, false);
+  });
+
+  it('describes match modes as the docs write them', () => {
+    assert.equal(describeMatch('any'), 'any');
+    assert.equal(describeMatch({ mask: '0.0.0.6' }), 'mask 0.0.0.6');
+    assert.equal(describeMatch({ maskAny: '0.0.0.6' }), 'maskAny 0.0.0.6');
+    assert.equal(describeMatch({ codes: ['127.0.0.2', '127.0.0.4'] }), 'codes 127.0.0.2, 127.0.0.4');
+  });
+});
