@@ -131,11 +131,12 @@ export class RemoteDelivery {
       logger: false,
     });
     return new Promise<SMTPConnection>((resolve, reject) => {
+      // `on`, not `once`: a failing handshake can emit more than one error before the socket is gone.
       const onError = (err: Error): void => {
         conn.close();
         reject(err);
       };
-      conn.once('error', onError);
+      conn.on('error', onError);
       conn.connect(() => {
         conn.off('error', onError);
         // Errors after the handshake reach the send/reset callbacks; this keeps them from being unhandled.
@@ -186,6 +187,8 @@ export class RemoteDelivery {
       from: env.mailFrom === '' ? false as const : env.mailFrom,
       to: batch.map((r) => r.address),
       size: env.size,
+      // Declared only when the server offers 8BITMIME; harmless for 7-bit content, needed for 8-bit.
+      use8BitMime: true,
       ...(Object.keys(dsn).length > 0 ? { dsn } : {}),
     };
     return new Promise((resolve) => {
@@ -200,6 +203,11 @@ export class RemoteDelivery {
           return;
         }
         const e = err as NodemailerLikeError;
+        if (e.code === 'ESTREAM') {
+          const local = { outcome: 'deferred' as const, code: 451, enhanced: '4.3.0', text: `Queued message unreadable: ${e.message}` };
+          resolve({ results: batch.map((r) => ({ ...local, address: r.address })), lost: e });
+          return;
+        }
         // No reply code, or the connection itself failed (a 421 included): the transaction was cut off.
         if (e.responseCode === undefined || e.command === 'CONN') {
           resolve({ results: batch.map((r) => dropped(r.address, target, e)), lost: e });

@@ -267,3 +267,12 @@ test('a route with no destination hands every recipient its result', async () =>
   const r = await delivery().deliver(route, envelope([{ address: 'a@x.test' }, { address: 'b@x.test' }]), [{ address: 'a@x.test' }, { address: 'b@x.test' }], contentPath);
   assert.deepEqual(r.map((x) => [x.address, x.enhanced]), [['a@x.test', '5.4.4'], ['b@x.test', '5.4.4']]);
 });
+
+test('a queued content file that cannot be read defers 4.3.0 and sends nothing', async () => {
+  const before = (await sink.transactions()).length;
+  const route: Route = { kind: 'smarthost', connector: 'relay', hosts: [`127.0.0.1:${sink.port}`] };
+  const r = await delivery().deliver(route, envelope([{ address: 'a@dest.test' }]), [{ address: 'a@dest.test' }], path.join(dir, 'missing.eml'));
+  assert.deepEqual([r[0]!.outcome, r[0]!.enhanced], ['deferred', '4.3.0']);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal((await sink.transactions()).length, before);
+});
