@@ -162,3 +162,17 @@ test('an address claimed by two entries is refused at config load (and by fromRu
   r.directory.aliases.push({ address: 'alice@example.com', forwardTo: ['x@remote.test'] });
   assert.throws(() => DirectoryModel.fromRules(r), AmbiguousAddressError);
 });
+
+test('has() is false exactly for the addresses categorize fails with 5.1.1', () => {
+  for (const forwardUnresolvedTo of [undefined, '127.0.0.1:2600']) {
+    const r = rules({ ...directory, ...(forwardUnresolvedTo ? { forwardUnresolvedTo } : {}) });
+    const dir = DirectoryModel.fromRules(r);
+    const candidates = ['alice@example.com', 'A@Example.com', 'alice.smith@example.org', 'plain@example.com', 'sales@example.com', 'team@example.com',
+      'ring1@example.com', 'loop-a@example.com', 'empty@example.com', 'nobody@example.com', 'nobody@example.org'];
+    for (const address of candidates) {
+      const c = categorize(envelope([address]), { hopCount: 0 }, dir, r);
+      const unknown = c.failed.some((f) => f.result.enhanced === '5.1.1' && f.result.address === address.toLowerCase());
+      assert.equal(dir.has(address), !unknown, `${address} with forwardUnresolvedTo=${String(forwardUnresolvedTo)}`);
+    }
+  }
+});
