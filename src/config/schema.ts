@@ -206,6 +206,26 @@ export const RulesSchema = z
       .default({ servers: ['127.0.0.1:53'], timeoutMs: 1500, cacheSize: 10_000, healthCheckIntervalSec: 300 }),
     /** Prometheus `/metrics` and `/healthz`; absent = no metrics endpoint. */
     metrics: z.object({ listen: hostPort.default('127.0.0.1:9325') }).strict().optional(),
+    /** The SMTP server the edge relays to (docs/edge.md); `serve` refuses to start without it. */
+    backend: z
+      .object({
+        url: z.string().regex(/^smtp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}\/?$/, 'expected smtp://host:port'),
+        timeoutMs: z.number().int().positive().default(5000),
+        connectTimeoutMs: z.number().int().positive().optional(),
+        starttls: z.boolean().default(false),
+        tlsRejectUnauthorized: z.boolean().default(true),
+      })
+      .strict()
+      .optional(),
+    badmail: z.string().min(1).default('data/badmail'),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        protocolLog: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({ level: 'info' }),
+    shutdownGraceMs: z.number().int().nonnegative().default(30_000),
     transport: TransportSchema,
   })
   .strict();

@@ -1,0 +1,367 @@
+/**
+ * One back-end SMTP session per client transaction, driven in lock-step with the client.
+ *
+ * Why not nodemailer's SMTPConnection.send(): it takes the whole envelope at once, offers every
+ * recipient before reporting any, and only then starts DATA. The edge must offer each recipient the
+ * moment the client gives it, hand the back end's reply for that one recipient back to the client,
+ * and hold DATA until the header From: check has passed. Its lower-level methods are private, so this
+ * is a small lock-step client on net/tls; the dot-stuffing stream is nodemailer's own DataStream.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
+import { BackendUnavailable, fromServerLines, type SmtpReply } from './smtp-reply.js';
+
+/** Where the back end is and how long to wait on it. */
+export interface BackendTarget {
+  host: string;
+  port: number;
+  /** Bound on every wait for the back end (a reply, the socket draining). */
+  timeoutMs: number;
+  /** Bound on the TCP connect; defaults to timeoutMs. */
+  connectTimeoutMs?: number;
+  /** Upgrade with STARTTLS; a back end that does not offer it is treated as unavailable. */
+  starttls: boolean;
+  tlsRejectUnauthorized: boolean;
+  /** The name the edge gives in its own EHLO. */
+  heloName: string;
+}
+
+/** The original client, passed on with XFORWARD or XCLIENT when the back end offers one. */
+export interface ForwardedClient {
+  address: string;
+  /** Reverse-DNS name, when it was looked up. */
+  hostname?: string;
+  helo?: string;
+  proto: 'SMTP' | 'ESMTP';
+}
+
+const MAX_REPLY_LINE = 4096;
+const MAX_REPLY_LINES = 200;
+
+/** Parses the `smtp://host:port` of the `backend.url` key. */
+export function parseBackendUrl(url: string): { host: string; port: number } {
+  const m = /^smtp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(url);
+  if (!m?.[1] || !m[2]) throw new Error(`backend.url: expected smtp://host:port, got '${url}'`);
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
+}
+
+/** xtext (RFC 3461) for XFORWARD/XCLIENT values. */
+function xtext(value: string): string {
+  return value.replace(/[^!-*,-<>-~]/g, (c) => `+${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+}
+
+/** Reads complete (possibly multi-line) replies off a socket, one wait at a time. */
+class ReplyReader {
+  private buffer = '';
+  private lines: string[] = [];
+  private ready: SmtpReply[] = [];
+  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
+  private failure: Error | undefined;
+
+  push(chunk: Buffer): void {
+    this.buffer += chunk.toString('latin1');
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
+      this.buffer = this.buffer.slice(nl + 1);
+      this.line(line);
+    }
+    if (this.buffer.length > MAX_REPLY_LINE) this.fail(new BackendUnavailable('reply line too long'));
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(this.failure);
+  }
+
+  next(timeoutMs: number, what: string): Promise<SmtpReply> {
+    const r = this.ready.shift();
+    if (r) return Promise.resolve(r);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new BackendUnavailable(`no reply to ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  private line(line: string): void {
+    const m = /^(\d{3})([ -]?)(.*)$/.exec(line);
+    if (!m) return this.fail(new BackendUnavailable(`malformed reply line '${line.slice(0, 80)}'`));
+    this.lines.push(m[3] ?? '');
+    if (this.lines.length > MAX_REPLY_LINES) return this.fail(new BackendUnavailable('reply has too many lines'));
+    if (m[2] === '-') return;
+    const parsed = fromServerLines(Number(m[1]), this.lines);
+    this.lines = [];
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (w) w.resolve(parsed);
+    else this.ready.push(parsed);
+  }
+}
+
+/** An open back-end session; every method resolves with the back end's own reply. */
+export class BackendSession {
+  private extensions = new Map<string, string>();
+  private reader = new ReplyReader();
+  private closed = false;
+
+  private constructor(
+    private socket: net.Socket,
+    private readonly target: BackendTarget,
+  ) {
+    this.attach(socket);
+  }
+
+  /**
+   * Connects, reads the greeting, says EHLO, upgrades with STARTTLS when configured, and passes the
+   * client on with XFORWARD or XCLIENT. Everything up to here shares one deadline of `timeoutMs`.
+   * Rejects with BackendUnavailable (451 4.7.0) on any failure, a non-2xx greeting included.
+   */
+  static async open(target: BackendTarget, client: ForwardedClient): Promise<BackendSession> {
+    const socket = await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs);
+    const session = new BackendSession(socket, target);
+    try {
+      await session.handshake(client);
+      return session;
+    } catch (err) {
+      session.abandon();
+      throw err;
+    }
+  }
+
+  /** Whether the back end's EHLO offered an extension (upper-case keyword). */
+  offers(keyword: string): boolean {
+    return this.extensions.has(keyword);
+  }
+
+  /** MAIL FROM; `params` are ESMTP parameters such as `BODY=8BITMIME`, sent only if the back end offers them. */
+  mailFrom(address: string, params: { body?: string; size?: number } = {}): Promise<SmtpReply> {
+    let cmd = `MAIL FROM:<${address}>`;
+    if (params.body && this.offers('8BITMIME')) cmd += ` BODY=${params.body.toUpperCase()}`;
+    if (params.size !== undefined && this.offers('SIZE')) cmd += ` SIZE=${params.size}`;
+    return this.command(cmd, 'MAIL FROM');
+  }
+
+  /** RCPT TO for one recipient. */
+  rcptTo(address: string): Promise<SmtpReply> {
+    return this.command(`RCPT TO:<${address}>`, 'RCPT TO');
+  }
+
+  /**
+   * DATA: sends the command, and on 354 streams `message` (dot-stuffed, with back-pressure: the next
+   * chunk is read only once the back end's socket has taken the last one), then the final dot, and
+   * resolves with the back end's reply to it. A non-354 reply to DATA is resolved as is. If `message`
+   * fails (the client went away, a limit was hit), the socket is destroyed before the final dot, so
+   * the back end delivers nothing, and the message's error is rethrown.
+   */
+  async data(message: Readable | AsyncIterable<Buffer>): Promise<SmtpReply> {
+    const go = await this.command('DATA', 'DATA');
+    if (go.code !== 354) return go;
+    const sink = this.socketSink();
+    try {
+      await pipeline(message, new DataStream(), sink);
+    } catch (err) {
+      this.abandon();
+      throw err;
+    }
+    return this.expect('end of data');
+  }
+
+  /** Ends the session politely (QUIT), bounded by the time-out; never throws. */
+  async quit(): Promise<void> {
+    if (this.closed) return;
+    try {
+      this.write('QUIT');
+      await this.reader.next(this.target.timeoutMs, 'QUIT');
+    } catch {
+      // The transaction is over either way; a back end that does not answer QUIT loses nothing.
+    } finally {
+      this.abandon();
+    }
+  }
+
+  /** Drops the connection at once: whatever transaction is open is abandoned, nothing is delivered. */
+  abandon(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+
+  private async handshake(client: ForwardedClient): Promise<void> {
+    const deadline = Date.now() + this.target.timeoutMs;
+    const left = (): number => Math.max(1, deadline - Date.now());
+    const greeting = await this.reader.next(left(), 'the greeting');
+    if (greeting.code !== 220) throw new BackendUnavailable(`greeting ${greeting.code} ${greeting.lines.join(' ')}`);
+    await this.ehlo(left());
+    if (this.target.starttls) {
+      if (!this.offers('STARTTLS')) throw new BackendUnavailable('STARTTLS is configured but not offered');
+      const r = await this.command('STARTTLS', 'STARTTLS', left());
+      if (r.code !== 220) throw new BackendUnavailable(`STARTTLS refused: ${r.code}`);
+      await this.upgrade(left());
+      await this.ehlo(left());
+    }
+    await this.forward(client, left);
+  }
+
+  private async ehlo(timeoutMs: number): Promise<void> {
+    const r = await this.command(`EHLO ${this.target.heloName}`, 'EHLO', timeoutMs);
+    if (r.code !== 250) throw new BackendUnavailable(`EHLO refused: ${r.code} ${r.lines.join(' ')}`);
+    this.extensions = new Map(
+      r.lines.slice(1).map((l) => {
+        const [kw = '', ...rest] = l.trim().split(/\s+/);
+        return [kw.toUpperCase(), rest.join(' ')] as const;
+      }),
+    );
+  }
+
+  private async forward(client: ForwardedClient, left: () => number): Promise<void> {
+    const attrs = (allowed: string): string[] => {
+      const offered = new Set(allowed.toUpperCase().split(/\s+/));
+      const all: [string, string][] = [
+        ['NAME', client.hostname ?? '[UNAVAILABLE]'],
+        ['ADDR', net.isIPv6(client.address) ? `IPV6:${client.address}` : client.address],
+        ['PROTO', client.proto],
+        ['HELO', client.helo ?? '[UNAVAILABLE]'],
+      ];
+      return all.filter(([k]) => offered.has(k)).map(([k, v]) => `${k}=${v.startsWith('[') ? v : xtext(v)}`);
+    };
+    const xforward = this.extensions.get('XFORWARD');
+    if (xforward !== undefined) {
+      const r = await this.command(`XFORWARD ${attrs(xforward).join(' ')}`, 'XFORWARD', left());
+      if (r.code !== 250) throw new BackendUnavailable(`XFORWARD refused: ${r.code}`);
+      return;
+    }
+    const xclient = this.extensions.get('XCLIENT');
+    if (xclient !== undefined) {
+      const r = await this.command(`XCLIENT ${attrs(xclient).join(' ')}`, 'XCLIENT', left());
+      // XCLIENT restarts the session with a new greeting, after which EHLO must be said again.
+      if (r.code !== 220) throw new BackendUnavailable(`XCLIENT refused: ${r.code}`);
+      await this.ehlo(left());
+    }
+  }
+
+  private upgrade(timeoutMs: number): Promise<void> {
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    return new Promise((resolve, reject) => {
+      const secure = tls.connect({
+        socket: plain,
+        servername: net.isIP(this.target.host) ? undefined : this.target.host,
+        rejectUnauthorized: this.target.tlsRejectUnauthorized,
+      });
+      const timer = setTimeout(() => {
+        secure.destroy();
+        reject(new BackendUnavailable(`TLS handshake not done within ${timeoutMs} ms`));
+      }, timeoutMs);
+      secure.once('secureConnect', () => {
+        clearTimeout(timer);
+        this.socket = secure;
+        this.reader = new ReplyReader();
+        this.attach(secure);
+        resolve();
+      });
+      secure.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new BackendUnavailable(`TLS: ${err.message}`));
+      });
+    });
+  }
+
+  private attach(socket: net.Socket): void {
+    const reader = this.reader;
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    socket.on('error', (err) => reader.fail(new BackendUnavailable(err.message)));
+    socket.on('close', () => {
+      this.closed = true;
+      reader.fail(new BackendUnavailable('connection closed'));
+    });
+  }
+
+  private write(line: string): void {
+    if (this.closed) throw new BackendUnavailable('connection closed');
+    this.socket.write(`${line}\r\n`);
+  }
+
+  private async command(line: string, what: string, timeoutMs = this.target.timeoutMs): Promise<SmtpReply> {
+    this.write(line);
+    return this.expect(what, timeoutMs);
+  }
+
+  private async expect(what: string, timeoutMs = this.target.timeoutMs): Promise<SmtpReply> {
+    const r = await this.reader.next(timeoutMs, what);
+    // 421 means the back end is closing the channel: it is gone mid-transaction, the client retries.
+    if (r.code === 421) {
+      this.abandon();
+      throw new BackendUnavailable(`${what}: 421 ${r.lines.join(' ')}`);
+    }
+    return r;
+  }
+
+  /** A Writable onto the socket that waits for 'drain' (bounded by the time-out) before taking more. */
+  private socketSink(): Writable {
+    const socket = this.socket;
+    const timeoutMs = this.target.timeoutMs;
+    const failIfClosed = (): Error | undefined => (this.closed ? new BackendUnavailable('connection closed during DATA') : undefined);
+    return new Writable({
+      write(chunk: Buffer, _enc, done) {
+        const closed = failIfClosed();
+        if (closed) return done(closed);
+        if (socket.write(chunk)) return done();
+        const onDrain = (): void => {
+          clearTimeout(timer);
+          socket.off('close', onClose);
+          done();
+        };
+        const onClose = (): void => {
+          clearTimeout(timer);
+          socket.off('drain', onDrain);
+          done(new BackendUnavailable('connection closed during DATA'));
+        };
+        const timer = setTimeout(() => {
+          socket.off('drain', onDrain);
+          socket.off('close', onClose);
+          done(new BackendUnavailable(`back end took no data for ${timeoutMs} ms`));
+        }, timeoutMs);
+        socket.once('drain', onDrain);
+        socket.once('close', onClose);
+      },
+    });
+  }
+}
+
+/** TCP connect bounded by a time-out; refusals and time-outs become BackendUnavailable. */
+function connectWithin(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new BackendUnavailable(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new BackendUnavailable(`connect to ${host}:${port}: ${err.message}`));
+    });
+  });
+}

@@ -1,0 +1,72 @@
+/** SMTP replies as the edge writes them: a code, an RFC 3463 enhanced code, and one or more lines of text. */
+
+export interface SmtpReply {
+  code: number;
+  /** Enhanced status code, e.g. `4.7.0`; written on every line. */
+  enhanced: string;
+  /** Text of each line, without the code and the enhanced code. */
+  lines: string[];
+}
+
+const ENHANCED_PREFIX = /^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)/;
+
+/** Build a one-line reply. */
+export function reply(code: number, enhanced: string, text: string): SmtpReply {
+  return { code, enhanced, lines: [text] };
+}
+
+/** The wire form of a reply, CRLF-terminated, the enhanced code on every line. */
+export function formatReply(r: SmtpReply): string {
+  const lines = r.lines.length > 0 ? r.lines : [''];
+  return lines.map((text, i) => `${r.code}${i < lines.length - 1 ? '-' : ' '}${r.enhanced} ${text}`.trimEnd() + '\r\n').join('');
+}
+
+/** `4.0.0`-style default for a reply that came without an enhanced code. */
+export function classDefault(code: number): string {
+  return `${Math.floor(code / 100)}.0.0`;
+}
+
+/**
+ * A reply received from another server, lines without their `code[- ]` prefix. The enhanced code is
+ * taken from the first line when the server sent one (so relayed replies stay unchanged), else the
+ * class default is added, because every reply the edge writes carries one.
+ */
+export function fromServerLines(code: number, texts: string[]): SmtpReply {
+  const m = ENHANCED_PREFIX.exec(texts[0] ?? '');
+  if (!m) return { code, enhanced: classDefault(code), lines: texts };
+  const enhanced = `${m[1]}.${m[2]}.${m[3]}`;
+  return { code, enhanced, lines: texts.map((t) => t.replace(ENHANCED_PREFIX, '')) };
+}
+
+/** Splits `"5.7.1 text"` into its enhanced code and text, when the text starts with one. */
+export function splitEnhanced(text: string): { enhanced: string; text: string } | undefined {
+  const m = ENHANCED_PREFIX.exec(text);
+  return m ? { enhanced: `${m[1]}.${m[2]}.${m[3]}`, text: text.slice(m[0].length) } : undefined;
+}
+
+/** An error that carries the SMTP reply it becomes on the client's side. */
+export class SmtpError extends Error {
+  constructor(
+    readonly reply: SmtpReply,
+    detail?: string,
+  ) {
+    super(detail ?? `${reply.code} ${reply.enhanced} ${reply.lines.join(' / ')}`);
+    this.name = 'SmtpError';
+  }
+
+  /** smtp-server reads `responseCode` from handler errors. */
+  get responseCode(): number {
+    return this.reply.code;
+  }
+}
+
+/** Seed 003's front-end proxy answer when the back end cannot take the message: the sender keeps it and retries. */
+export const TEMPORARY_SERVER_ERROR: SmtpReply = reply(451, '4.7.0', 'Temporary server error. Please try again later.');
+
+/** The back end was refused, unreachable, silent, or went away: the client must retry, never bounce. */
+export class BackendUnavailable extends SmtpError {
+  constructor(detail: string) {
+    super(TEMPORARY_SERVER_ERROR, `back end unavailable: ${detail}`);
+    this.name = 'BackendUnavailable';
+  }
+}

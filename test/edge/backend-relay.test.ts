@@ -1,0 +1,208 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { BackendSession, parseBackendUrl, type BackendTarget, type ForwardedClient } from '../../src/edge/backend-relay.js';
+import { BackendUnavailable } from '../../src/edge/smtp-reply.js';
+import { closedPort, startBackend, startBlackHole, type TestBackend } from '../support/backend-server.js';
+
+const client: ForwardedClient = { address: '192.0.2.7', hostname: 'mx.client.example', helo: 'client.example', proto: 'ESMTP' };
+
+function target(port: number, extra: Partial<BackendTarget> = {}): BackendTarget {
+  return { host: '127.0.0.1', port, timeoutMs: 2000, starttls: false, tlsRejectUnauthorized: true, heloName: 'edge.test', ...extra };
+}
+
+function message(body = 'Hello.\r\n.leading dot\r\n'): Buffer {
+  return Buffer.from(`From: a@example.org\r\nTo: b@example.com\r\nSubject: t\r\n\r\n${body}`);
+}
+
+describe('BackendSession against a real SMTP back end', () => {
+  let backend: TestBackend;
+  before(async () => {
+    backend = await startBackend();
+  });
+  after(async () => {
+    await backend.close();
+  });
+
+  it('relays MAIL, RCPT and DATA in lock-step and returns the back end replies', async () => {
+    const s = await BackendSession.open(target(backend.port), client);
+    const mail = await s.mailFrom('a@example.org', { body: '8BITMIME', size: 100 });
+    assert.equal(mail.code, 250);
+    assert.equal(mail.enhanced, '2.1.0');
+    assert.deepEqual(backend.mailFroms.at(-1), 'a@example.org');
+    const rcpt = await s.rcptTo('b@example.com');
+    assert.equal(rcpt.code, 250);
+    const done = await s.data(Readable.from([message()]));
+    assert.equal(done.code, 250);
+    assert.equal(done.enhanced, '2.6.0');
+    assert.match(done.lines[0] ?? '', /^Ok: queued as Q\d+$/);
+    await s.quit();
+    const got = backend.messages.at(-1);
+    assert.ok(got);
+    assert.equal(got.from, 'a@example.org');
+    assert.deepEqual(got.to, ['b@example.com']);
+    assert.equal(got.data.toString(), message().toString(), 'dot-stuffing undone by the back end: bytes identical');
+    assert.equal(got.xforward.ADDR, '192.0.2.7');
+    assert.equal(got.xforward.HELO, 'client.example');
+    assert.equal(got.xforward.NAME, 'mx.client.example');
+    assert.equal(got.xforward.PROTO, 'ESMTP');
+  });
+
+  it('passes 4xx and 5xx replies through with their own codes', async () => {
+    backend.behaviour = { rcpt: { 'full@example.com': { code: 452, text: 'Mailbox full' } }, dataEnd: { code: 554, text: 'Content rejected' } };
+    try {
+      const s = await BackendSession.open(target(backend.port), client);
+      await s.mailFrom('a@example.org');
+      const full = await s.rcptTo('full@example.com');
+      assert.deepEqual([full.code, full.enhanced, full.lines], [452, '4.2.2', ['Mailbox full']]);
+      assert.equal((await s.rcptTo('ok@example.com')).code, 250);
+      const end = await s.data(Readable.from([message()]));
+      assert.deepEqual([end.code, end.enhanced, end.lines], [554, '5.6.0', ['Content rejected']]);
+      await s.quit();
+      backend.behaviour = { mail: { code: 451, text: 'Try later' } };
+      const s2 = await BackendSession.open(target(backend.port), client);
+      const mail = await s2.mailFrom('a@example.org');
+      assert.deepEqual([mail.code, mail.enhanced], [451, '4.3.0']);
+      await s2.quit();
+    } finally {
+      backend.behaviour = {};
+    }
+  });
+
+  it('abandons the transaction before the final dot when the message source fails', async () => {
+    const before = backend.messages.length;
+    const incomplete = backend.incomplete;
+    const s = await BackendSession.open(target(backend.port), client);
+    await s.mailFrom('a@example.org');
+    await s.rcptTo('b@example.com');
+    async function* vanishing(): AsyncGenerator<Buffer> {
+      yield Buffer.from('Subject: x\r\n\r\nfirst part\r\n');
+      throw new Error('client went away');
+    }
+    await assert.rejects(s.data(vanishing()), /client went away/);
+    for (let i = 0; i < 100 && backend.incomplete === incomplete; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(backend.incomplete, incomplete + 1, 'back end saw the transaction end without its dot');
+    assert.equal(backend.messages.length, before, 'nothing delivered');
+  });
+
+  it('streams a large message with back-pressure (sizes and hashes match)', async () => {
+    backend.behaviour = { discardData: true };
+    try {
+      const chunk = Buffer.alloc(79 * 830, 'x'.repeat(77) + '\r\n');
+      const count = 160; // ~10 MiB, whole lines
+      const hash = createHash('sha256');
+      async function* big(): AsyncGenerator<Buffer> {
+        yield Buffer.from('Subject: big\r\n\r\n');
+        hash.update('Subject: big\r\n\r\n');
+        for (let i = 0; i < count; i++) {
+          hash.update(chunk);
+          yield chunk;
+        }
+      }
+      const s = await BackendSession.open(target(backend.port), client);
+      await s.mailFrom('a@example.org');
+      await s.rcptTo('b@example.com');
+      const r = await s.data(big());
+      await s.quit();
+      assert.equal(r.code, 250);
+      const got = backend.messages.at(-1);
+      assert.equal(got?.sha256, hash.digest('hex'));
+    } finally {
+      backend.behaviour = {};
+    }
+  });
+
+  it('fails with 451 4.7.0 when the back end dies mid-DATA', async () => {
+    backend.behaviour = { dieAfterBytes: 100_000, discardData: true };
+    const before = backend.messages.length;
+    try {
+      const s = await BackendSession.open(target(backend.port), client);
+      await s.mailFrom('a@example.org');
+      await s.rcptTo('b@example.com');
+      async function* big(): AsyncGenerator<Buffer> {
+        for (let i = 0; i < 200; i++) yield Buffer.alloc(16 * 1024, 'y');
+      }
+      const err = await s.data(big()).then(
+        () => assert.fail('should have failed'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof BackendUnavailable, String(err));
+      assert.equal(err.reply.code, 451);
+      assert.equal(err.reply.enhanced, '4.7.0');
+      assert.equal(backend.messages.length, before);
+    } finally {
+      backend.behaviour = {};
+    }
+  });
+});
+
+describe('BackendSession failures', () => {
+  it('a refused connection is 451 4.7.0 at once', async () => {
+    const port = await closedPort();
+    const t0 = Date.now();
+    const err = await BackendSession.open(target(port), client).then(
+      () => assert.fail('should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof BackendUnavailable);
+    assert.equal(err.responseCode, 451);
+    assert.ok(Date.now() - t0 < 1000);
+  });
+
+  it('a black hole is 451 4.7.0 within the time-out, not a hang', async () => {
+    const hole = await startBlackHole();
+    try {
+      const t0 = Date.now();
+      const err = await BackendSession.open(target(hole.port, { timeoutMs: 400 }), client).then(
+        () => assert.fail('should fail'),
+        (e: unknown) => e,
+      );
+      const took = Date.now() - t0;
+      assert.ok(err instanceof BackendUnavailable);
+      assert.match(err.message, /greeting/);
+      assert.ok(took >= 350 && took < 1500, `took ${took} ms`);
+    } finally {
+      await hole.close();
+    }
+  });
+
+  it('upgrades with STARTTLS when configured, and refuses a back end without it', async () => {
+    const tlsBackend = await startBackend({ starttls: true });
+    const plain = await startBackend();
+    try {
+      const s = await BackendSession.open(target(tlsBackend.port, { starttls: true, tlsRejectUnauthorized: false }), client);
+      await s.mailFrom('a@example.org');
+      await s.rcptTo('b@example.com');
+      assert.equal((await s.data(Readable.from([message()]))).code, 250);
+      await s.quit();
+      assert.equal(tlsBackend.messages.at(-1)?.secure, true);
+      assert.equal(tlsBackend.messages.at(-1)?.xforward.ADDR, '192.0.2.7');
+      await assert.rejects(BackendSession.open(target(plain.port, { starttls: true }), client), /STARTTLS is configured but not offered/);
+    } finally {
+      await tlsBackend.close();
+      await plain.close();
+    }
+  });
+
+  it('passes the client on with XCLIENT when that is what the back end offers', async () => {
+    const b = await startBackend({ xclient: true });
+    try {
+      const s = await BackendSession.open(target(b.port), { address: '2001:db8::7', helo: 'v6.example', proto: 'SMTP' });
+      await s.mailFrom('a@example.org');
+      await s.rcptTo('b@example.com');
+      assert.equal((await s.data(Readable.from([message()]))).code, 250);
+      await s.quit();
+      assert.equal(b.messages.at(-1)?.xclient.ADDR, '2001:db8::7');
+      assert.equal(b.messages.at(-1)?.helo, 'edge.test', 'EHLO said again after XCLIENT');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('parses backend.url', () => {
+    assert.deepEqual(parseBackendUrl('smtp://127.0.0.1:2525'), { host: '127.0.0.1', port: 2525 });
+    assert.deepEqual(parseBackendUrl('smtp://[::1]:25'), { host: '::1', port: 25 });
+    assert.throws(() => parseBackendUrl('http://x:1'), /smtp:\/\/host:port/);
+  });
+});
