@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RulesSchema } from '../../src/config/schema.js';
-import { createDnsblService } from '../../src/dns/dnsbl-service.js';
+import { openDnsbl } from '../../src/dns/dnsbl-runtime.js';
+import { systemClock } from '../../src/policy/interfaces.js';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
 
-describe('createDnsblService from the rules', () => {
+describe('openDnsbl from the rules', () => {
   let dns: TestDnsServer;
   before(async () => {
     dns = await startDnsServer({
@@ -28,14 +29,18 @@ describe('createDnsblService from the rules', () => {
     });
     const lookups: string[] = [];
     const changes: string[] = [];
-    const svc = createDnsblService(rules, {
+    const svc = await openDnsbl(rules, {
+      clock: systemClock,
       onLookup: (zone, outcome, _s, cached) => lookups.push(`${zone} ${outcome} ${cached}`),
       onZoneChange: (zone, healthy) => changes.push(`${zone} ${healthy}`),
     });
-    await svc.start();
-    svc.stop();
+    svc.close();
     assert.deepEqual(Object.keys(svc.health.status()).sort(), ['bl.test', 'dead.test']);
-    assert.deepEqual(changes.sort(), ['bl.test true', 'dead.test false']);
+    assert.deepEqual(changes.sort(), ['bl.test true', 'dead.test false'], 'the start-up round ran before openDnsbl resolved');
+    assert.deepEqual(svc.describeHealth().sort(), [
+      'bl.test: healthy (127.0.0.2 listed (127.0.0.2), 127.0.0.1 not listed)',
+      'dead.test: UNHEALTHY (test point 127.0.0.1 is listed (127.0.0.2): the zone lists everything)',
+    ]);
     assert.equal((await svc.lookup.lookup('bl.test', '192.0.2.5')).status, 'listed');
     assert.equal((await svc.lookup.lookup('bl.test', '192.0.2.5')).cached, true);
     assert.deepEqual(lookups, ['bl.test listed false', 'bl.test listed true']);
