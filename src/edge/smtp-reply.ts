@@ -15,10 +15,16 @@ export function reply(code: number, enhanced: string, text: string): SmtpReply {
   return { code, enhanced, lines: [text] };
 }
 
-/** The wire form of a reply, CRLF-terminated, the enhanced code on every line. */
-export function formatReply(r: SmtpReply): string {
+/** The text of each line with its enhanced code in front (none for the greeting and EHLO, RFC 2034). */
+export function replyTexts(r: SmtpReply): string[] {
   const lines = r.lines.length > 0 ? r.lines : [''];
-  return lines.map((text, i) => `${r.code}${i < lines.length - 1 ? '-' : ' '}${r.enhanced} ${text}`.trimEnd() + '\r\n').join('');
+  return lines.map((text) => (r.enhanced ? `${r.enhanced} ${text}`.trimEnd() : text));
+}
+
+/** The wire form of a reply, CRLF-terminated. */
+export function formatReply(r: SmtpReply): string {
+  const texts = replyTexts(r);
+  return texts.map((text, i) => `${r.code}${i < texts.length - 1 ? '-' : ' '}${text}\r\n`).join('');
 }
 
 /** `4.0.0`-style default for a reply that came without an enhanced code. */

@@ -1,0 +1,147 @@
+/**
+ * smtp-server with every reply under the edge's control.
+ *
+ * smtp-server derives the enhanced status code from the reply code alone (a 550 from a handler
+ * always becomes 5.1.1) and writes fixed texts on success ("250 Accepted"). The edge needs its own
+ * enhanced codes (reply-codes.md) and must pass the back end's own replies through. So each
+ * connection is a subclass whose `send` (a) writes the reply a handler queued with `queueReply`, or
+ * (b) gives smtp-server's own replies (syntax, order, size, time-outs) the contract's enhanced codes.
+ * The server subclass only swaps in that connection class, the way `SMTPServer.connect` builds its own.
+ */
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { classDefault, fromServerLines, replyTexts, type SmtpReply } from './smtp-reply.js';
+
+/** Told about every command line read and every reply written, for the protocol log and metrics. */
+export interface WireObserver {
+  command(session: SMTPServerSession, line: string): void;
+  reply(session: SMTPServerSession, reply: SmtpReply): void;
+}
+
+interface Queued {
+  reply: SmtpReply;
+  close: boolean;
+}
+
+const queued = new WeakMap<SMTPServerSession, Queued>();
+const connections = new WeakMap<SMTPServerSession, EdgeConnection>();
+
+/**
+ * Makes `reply` the next reply with the same code written on this session (the one smtp-server writes
+ * when the handler calls back); `close` closes the connection once it is written.
+ */
+export function queueReply(session: SMTPServerSession, reply: SmtpReply, close = false): void {
+  queued.set(session, { reply, close });
+}
+
+/** Writes a reply now, outside any command (time-outs, shutdown), and optionally closes. */
+export function sendNow(session: SMTPServerSession, reply: SmtpReply, close: boolean): void {
+  const conn = connections.get(session);
+  if (!conn) return;
+  queueReply(session, reply, close);
+  conn.send(reply.code, reply.lines);
+}
+
+/** Closes a session's connection (FIN after what was written). */
+export function closeSession(session: SMTPServerSession): void {
+  connections.get(session)?.close();
+}
+
+const CONTEXT_CODES: Record<string, string> = {
+  MAIL_FROM_OK: '2.1.0',
+  RCPT_TO_OK: '2.1.5',
+  DATA_OK: '2.6.0',
+  MESSAGE_TOO_BIG: '5.3.4',
+  TOO_MANY_RECIPIENTS: '4.5.3',
+  NOT_AUTHORIZED: '5.7.0',
+};
+
+const CODE_DEFAULTS: Record<number, string> = {
+  214: '2.0.0',
+  221: '2.0.0',
+  250: '2.0.0',
+  252: '2.5.0',
+  451: '4.3.0',
+  452: '4.5.3',
+  500: '5.5.2',
+  501: '5.5.4',
+  502: '5.5.1',
+  503: '5.5.1',
+  504: '5.5.4',
+  530: '5.7.0',
+  550: '5.7.1',
+  552: '5.3.4',
+};
+
+/**
+ * The reply smtp-server meant to write, with the contract's enhanced code: kept when the text already
+ * starts with one; none for the greeting and positive EHLO/HELO replies (context `false`); 421 is a
+ * time-out (4.4.2), a shutdown (4.3.2), or else a refusal (4.7.0).
+ */
+export function libraryReply(code: number, data: string | string[] | null | undefined, context?: string | false): SmtpReply {
+  const texts = Array.isArray(data) ? data : [data ?? ''];
+  const own = fromServerLines(code, texts);
+  if (own.enhanced !== classDefault(code) || /^\d\.0\.0( |$)/.test(texts[0] ?? '')) return own;
+  if (context === false && code < 400) return { code, enhanced: '', lines: texts };
+  let enhanced = (typeof context === 'string' ? CONTEXT_CODES[context] : undefined) ?? CODE_DEFAULTS[code];
+  if (code === 421) {
+    const text = texts.join(' ');
+    enhanced = /timeout|timed out/i.test(text) ? '4.4.2' : /shutting down/i.test(text) ? '4.3.2' : '4.7.0';
+  }
+  return { code, enhanced: enhanced ?? classDefault(code), lines: texts };
+}
+
+/** One client connection; see the module comment for why `send` is overridden. */
+class EdgeConnection extends SMTPConnection {
+  constructor(
+    server: EdgeSmtpServer,
+    socket: net.Socket | tls.TLSSocket,
+    options: SMTPConnectionOptions | null,
+    private readonly observer: WireObserver,
+  ) {
+    super(server, socket, options);
+    connections.set(this.session, this);
+  }
+
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    const q = queued.get(this.session);
+    let r: SmtpReply;
+    let close = false;
+    // A queued reply is meant for the very next reply only; a stale one must never leak into a later one.
+    if (q) queued.delete(this.session);
+    if (q && q.reply.code === code) {
+      r = q.reply;
+      close = q.close;
+    } else {
+      r = libraryReply(code, data, context);
+    }
+    this.observer.reply(this.session, r);
+    super.send(r.code, replyTexts(r), false);
+    if (close) this.close();
+  }
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    this.observer.command(this.session, command.toString('latin1'));
+    super._onCommand(command, callback);
+  }
+}
+
+/** An SMTPServer whose connections are EdgeConnections; sockets are handed to it with `connect`. */
+export class EdgeSmtpServer extends SMTPServer {
+  constructor(
+    options: SMTPServerOptions,
+    private readonly observer: WireObserver,
+  ) {
+    super(options);
+  }
+
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
+    const connection = new EdgeConnection(this, socket, socketOptions ?? null, this.observer);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this.emit('error', err));
+    connection.on('connect', (data: unknown) => this.emit('connect', data));
+    connection.init();
+  }
+}

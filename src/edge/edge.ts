@@ -1,0 +1,135 @@
+/**
+ * The edge as a whole: every listener of the rule set, the current rule set (swapped on reload while
+ * sessions in flight keep theirs), and an orderly shutdown. `serve` runs it; tests run it in-process.
+ */
+import type { Rules } from '../config/schema.js';
+import { openDnsbl, type DnsblRuntime } from '../dns/dnsbl-runtime.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { startMetricsServer, type MetricsServer } from '../observability/http.js';
+import { Metrics } from '../observability/metrics.js';
+import { ProtocolLog } from '../observability/protocol-log.js';
+import { systemClock, type Clock } from '../policy/interfaces.js';
+import { PolicyEngine } from '../policy/policy-engine.js';
+import { parseBackendUrl } from './backend-relay.js';
+import { BadmailWriter } from './badmail.js';
+import type { Generation } from './edge-session.js';
+import { EdgeListener } from './listener.js';
+
+/** Where rule sets come from: `load` reads and validates the current one, throwing on a bad set. */
+export interface RulesSource {
+  load(): Promise<Rules>;
+}
+
+export interface EdgeOptions {
+  logger?: Logger;
+  metrics?: Metrics;
+  clock?: Clock;
+}
+
+/** A running edge. */
+export interface Edge {
+  /** Bound address of each listener, by name. */
+  addresses: Record<string, { host: string; port: number }>;
+  /** The `/metrics` address, when `metrics.listen` is configured. */
+  metricsAddress?: string;
+  metrics: Metrics;
+  /** Loads and validates the rule set again; a bad one is refused (logged, rethrown) and the old one stays. */
+  reload(): Promise<void>;
+  /**
+   * Stops accepting, lets sessions finish for up to `graceMs`, then answers the rest
+   * `421 4.3.2 Service shutting down` and closes them.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+interface Running {
+  generation: Generation;
+  dnsbl: DnsblRuntime;
+}
+
+async function build(rules: Rules, clock: Clock, metrics: Metrics): Promise<Running> {
+  if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
+  const { host, port } = parseBackendUrl(rules.backend.url);
+  const dnsbl = await openDnsbl(rules, {
+    clock,
+    periodic: true,
+    onLookup: (zone, outcome, seconds, cached) => metrics.dnsblLookup(zone, outcome, seconds, cached),
+    onZoneChange: (zone, healthy) => metrics.zoneHealth(zone, healthy),
+  });
+  const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, clock });
+  return {
+    dnsbl,
+    generation: {
+      engine,
+      backend: {
+        host,
+        port,
+        timeoutMs: rules.backend.timeoutMs,
+        ...(rules.backend.connectTimeoutMs !== undefined ? { connectTimeoutMs: rules.backend.connectTimeoutMs } : {}),
+        starttls: rules.backend.starttls,
+        tlsRejectUnauthorized: rules.backend.tlsRejectUnauthorized,
+        heloName: rules.hostname,
+      },
+      badmail: new BadmailWriter(rules.badmail),
+    },
+  };
+}
+
+/** Loads the rules, opens every listener (port 0 allowed) and the metrics endpoint. */
+export async function startEdge(source: RulesSource, options: EdgeOptions = {}): Promise<Edge> {
+  const rules = await source.load();
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger({ level: rules.log.level });
+  const metrics = options.metrics ?? new Metrics({ processMetrics: true });
+  let current = await build(rules, clock, metrics);
+  const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
+  const services = { logger, metrics, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
+  const listeners: EdgeListener[] = [];
+  let metricsServer: MetricsServer | undefined;
+  try {
+    for (const config of rules.listeners) listeners.push(await EdgeListener.start(config, rules.hostname, services));
+    if (rules.metrics) metricsServer = await startMetricsServer(rules.metrics.listen, metrics, () => ({ status: 'ok' }));
+  } catch (err) {
+    for (const l of listeners) l.stopAccepting();
+    current.dnsbl.close();
+    throw err;
+  }
+  const addresses = Object.fromEntries(listeners.map((l) => [l.config.name, l.address]));
+  for (const l of listeners) logger.info({ listener: l.config.name, ...l.address }, 'listening');
+
+  return {
+    addresses,
+    metrics,
+    ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
+    async reload() {
+      let next: Running;
+      try {
+        next = await build(await source.load(), clock, metrics);
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'reload refused: the rule set is not valid; the old one stays');
+        throw err;
+      }
+      // Sessions in flight hold the old generation; its DNSBL cache still answers them, only its
+      // periodic health checks stop.
+      current.dnsbl.close();
+      current = next;
+      logger.info('rule set reloaded');
+    },
+    async close(graceMs = rules.shutdownGraceMs) {
+      for (const l of listeners) l.stopAccepting();
+      const deadline = Date.now() + graceMs;
+      while (Date.now() < deadline && listeners.some((l) => l.connectionCount > 0)) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      for (const l of listeners) l.shutDownSessions();
+      const hard = Date.now() + 2000;
+      while (Date.now() < hard && listeners.some((l) => l.connectionCount > 0)) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      for (const l of listeners) l.destroyAll();
+      current.dnsbl.close();
+      await metricsServer?.close();
+      await protocolLog?.close();
+    },
+  };
+}

@@ -1,0 +1,52 @@
+/** Step 15's input: the header section of a message as it streams in, and the address in its From: field. */
+import addressparser from 'nodemailer/lib/addressparser/index.js';
+
+/** The header section (up to and including the blank line) and whatever of the body came with it. */
+export interface HeaderSection {
+  head: Buffer;
+  rest: Buffer;
+  /** The message ended before (or with) the header section. */
+  ended: boolean;
+}
+
+/**
+ * Reads chunks until the blank line that ends the header section, the end of the message, or
+ * `maxBytes` (a header section that long is judged on what arrived). `onChunk` sees every chunk read.
+ */
+export async function readHeaderSection(
+  source: AsyncIterator<Buffer>,
+  maxBytes: number,
+  onChunk: (chunk: Buffer) => void,
+): Promise<HeaderSection> {
+  let buf = Buffer.alloc(0);
+  for (;;) {
+    const end = headerEnd(buf);
+    if (end >= 0) return { head: buf.subarray(0, end), rest: buf.subarray(end), ended: false };
+    if (buf.length >= maxBytes) return { head: buf, rest: Buffer.alloc(0), ended: false };
+    const next = await source.next();
+    if (next.done) return { head: buf, rest: Buffer.alloc(0), ended: true };
+    onChunk(next.value);
+    buf = Buffer.concat([buf, next.value]);
+  }
+}
+
+/** Offset just past the blank line ending the header section, or -1. A message may open with it. */
+function headerEnd(buf: Buffer): number {
+  if (buf.subarray(0, 2).toString('latin1') === '\r\n') return 2;
+  if (buf[0] === 0x0a) return 1;
+  const crlf = buf.indexOf('\r\n\r\n');
+  const lf = buf.indexOf('\n\n');
+  if (crlf >= 0 && (lf < 0 || crlf + 2 <= lf)) return crlf + 4;
+  return lf >= 0 ? lf + 2 : -1;
+}
+
+/** The first mailbox address in the first From: field, or undefined when there is none. */
+export function headerFromAddress(head: Buffer): string | undefined {
+  const unfolded = head.toString('utf8').replace(/\r?\n(?=[ \t])/g, '');
+  const field = /^from:(.*)$/im.exec(unfolded);
+  if (!field?.[1]) return undefined;
+  for (const entry of addressparser(field[1], { flatten: true })) {
+    if (entry.address) return entry.address;
+  }
+  return undefined;
+}

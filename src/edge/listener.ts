@@ -1,0 +1,234 @@
+/**
+ * One configured listener: its own TCP server (connection limits, PROXY protocol), one smtp-server
+ * instance for the SMTP dialogue, and an EdgeSession per connection.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { ListenerConfig } from '../config/schema.js';
+import { IpList } from '../net/ip-list.js';
+import { normalizeIp } from '../net/ip.js';
+import { parseListen } from '../observability/http.js';
+import type { ProtocolLog } from '../observability/protocol-log.js';
+import { EdgeSession, type Generation, type Outcome, type SessionServices } from './edge-session.js';
+import { EdgeSmtpServer, queueReply, sendNow } from './edge-smtp-server.js';
+import { ProxyProtocolError, readProxyHeader } from './proxy-protocol.js';
+import { formatReply, reply, replyTexts, SmtpError, type SmtpReply } from './smtp-reply.js';
+
+/** What a listener needs from the process around it. */
+export interface ListenerServices extends SessionServices {
+  /** The rule set new sessions start under (sessions keep the one they started with). */
+  generation(): Generation;
+  protocolLog?: ProtocolLog;
+}
+
+/** How long a balancer has to send its PROXY header. */
+const PROXY_HEADER_TIMEOUT_MS = 5000;
+/** How long a refused client may keep its side open after the refusal was written. */
+const REFUSAL_LINGER_MS = 2000;
+
+/** A running listener. */
+export class EdgeListener {
+  private readonly sessions = new Map<SMTPServerSession, EdgeSession>();
+  private readonly perClient = new Map<string, number>();
+  private readonly sockets = new Set<net.Socket>();
+  private readonly smtp: EdgeSmtpServer;
+  private readonly balancers: IpList | undefined;
+  private readonly tcp: net.Server;
+
+  private constructor(
+    readonly config: ListenerConfig,
+    hostname: string,
+    private readonly services: ListenerServices,
+  ) {
+    this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
+    this.smtp = this.createSmtpServer(hostname);
+    this.tcp = net.createServer((socket) => void this.accept(socket));
+  }
+
+  /** Opens the listener on its configured address (port 0 allowed). */
+  static async start(config: ListenerConfig, hostname: string, services: ListenerServices): Promise<EdgeListener> {
+    const l = new EdgeListener(config, hostname, services);
+    const { host, port } = parseListen(config.listen);
+    await new Promise<void>((resolve, reject) => {
+      l.tcp.once('error', reject);
+      l.tcp.listen(port, host, () => {
+        l.tcp.off('error', reject);
+        resolve();
+      });
+    });
+    return l;
+  }
+
+  /** The address actually bound. */
+  get address(): { host: string; port: number } {
+    const a = this.tcp.address() as net.AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  /** Open client connections. */
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting; resolves at once (sessions in flight go on). */
+  stopAccepting(): void {
+    this.tcp.close();
+  }
+
+  /** Answers every remaining session `421 4.3.2 Service shutting down` and closes it. */
+  shutDownSessions(): void {
+    for (const session of this.sessions.keys()) sendNow(session, reply(421, '4.3.2', 'Service shutting down'), true);
+  }
+
+  /** Closes every socket now. */
+  destroyAll(): void {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  private async accept(socket: net.Socket): Promise<void> {
+    socket.on('error', () => undefined);
+    const peer = normalizeIp(socket.remoteAddress ?? '');
+    const limits = this.config.limits;
+    if (this.sockets.size >= limits.maxConnections) {
+      return this.refuse(socket, reply(421, '4.3.2', 'Too many connections, try again later'));
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    let client = peer;
+    let clientPort = socket.remotePort ?? 0;
+    if (this.balancers?.match(peer) !== undefined) {
+      try {
+        const info = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
+        if (!info.local) {
+          client = normalizeIp(info.sourceAddress);
+          clientPort = info.sourcePort;
+        }
+      } catch (err) {
+        const r = err instanceof ProxyProtocolError ? reply(err.code, err.enhanced, err.message) : reply(421, '4.7.0', 'PROXY header expected');
+        this.services.logger.info({ listener: this.config.name, peer, err: (err as Error).message }, 'PROXY header refused');
+        return this.refuse(socket, r);
+      }
+    }
+    const count = (this.perClient.get(client) ?? 0) + 1;
+    if (count > limits.maxConnectionsPerClient) {
+      return this.refuse(socket, reply(421, '4.7.0', 'Too many connections from your address, try again later'));
+    }
+    this.perClient.set(client, count);
+    this.services.metrics.sessionOpened(this.config.name);
+    socket.once('close', () => {
+      const left = (this.perClient.get(client) ?? 1) - 1;
+      if (left > 0) this.perClient.set(client, left);
+      else this.perClient.delete(client);
+      this.services.metrics.sessionClosed(this.config.name);
+    });
+    if (socket.destroyed) return;
+    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
+  }
+
+  /** Writes a refusal before any SMTP session exists, then closes. */
+  private refuse(socket: net.Socket, r: SmtpReply): void {
+    this.services.metrics.reply(r.code);
+    socket.end(formatReply(r));
+    setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+  }
+
+  private createSmtpServer(hostname: string): EdgeSmtpServer {
+    const c = this.config;
+    const tls = c.tls ? { key: fs.readFileSync(c.tls.key), cert: fs.readFileSync(c.tls.cert) } : {};
+    return new EdgeSmtpServer(
+      {
+        name: hostname,
+        logger: false,
+        ...tls,
+        disabledCommands: ['AUTH', 'XCLIENT', 'XFORWARD', 'WIZ', 'SHELL', 'KILL', ...(c.tls ? [] : ['STARTTLS'])],
+        hideSTARTTLS: !c.tls,
+        hideENHANCEDSTATUSCODES: false,
+        hideDSN: true,
+        hideSMTPUTF8: true,
+        hideREQUIRETLS: true,
+        size: c.limits.maxMessageSize,
+        maxRecipients: c.limits.maxRecipients,
+        socketTimeout: c.limits.idleTimeoutMs,
+        disableReverseLookup: !c.reverseDns,
+        heloResponse: '%s Hello %s',
+        onConnect: (session, cb) => this.onConnect(session, cb),
+        onMailFrom: (address, session, cb) => {
+          const size = typeof address.args === 'object' && address.args.SIZE ? Number(address.args.SIZE) : undefined;
+          const body = session.envelope.bodyType === '8bitmime' ? '8BITMIME' : undefined;
+          this.respond(session, cb, (s) => s.mailFrom(address.address, { ...(body ? { body } : {}), ...(size !== undefined ? { size } : {}) }));
+        },
+        onRcptTo: (address, session, cb) => this.respond(session, cb, (s) => s.rcptTo(address.address)),
+        onData: (stream, session, cb) => this.onData(stream, session, cb),
+        onClose: (session) => {
+          this.sessions.get(session)?.close();
+          this.sessions.delete(session);
+          this.services.protocolLog?.disconnect(session.id, 'closed');
+        },
+      },
+      {
+        command: (session, line) => this.services.protocolLog?.line(session.id, 'in', line),
+        reply: (session, r) => {
+          this.services.metrics.reply(r.code);
+          this.services.protocolLog?.line(session.id, 'out', formatReply(r));
+        },
+      },
+    );
+  }
+
+  private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    this.services.protocolLog?.connect(session.id, session.remoteAddress, this.config.name);
+    let edge: EdgeSession;
+    try {
+      edge = new EdgeSession(this.services.generation(), this.config, session, this.services);
+    } catch (err) {
+      this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'session could not start');
+      const r = reply(421, '4.3.0', 'Service not available, closing channel');
+      queueReply(session, r, true);
+      return cb(new SmtpError(r));
+    }
+    this.sessions.set(session, edge);
+    const refused = edge.connect();
+    if (!refused) return cb();
+    queueReply(session, refused.reply, true);
+    cb(new SmtpError(refused.reply));
+  }
+
+  private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Promise<Outcome>): void {
+    const edge = this.sessions.get(session);
+    if (!edge) return cb(new SmtpError(reply(421, '4.3.0', 'Session not available')));
+    step(edge).then(
+      (o) => this.answer(session, o, cb),
+      (err: unknown) => {
+        this.services.logger.error({ session: session.id, err: (err as Error).message }, 'command failed');
+        this.answer(session, { reply: reply(451, '4.3.0', 'Local error in processing') }, cb);
+      },
+    );
+  }
+
+  private answer(session: SMTPServerSession, o: Outcome, cb: (err?: Error | null) => void): void {
+    queueReply(session, o.reply, o.close === true);
+    if (o.reply.code < 400) cb();
+    else cb(new SmtpError(o.reply));
+  }
+
+  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
+    const edge = this.sessions.get(session);
+    if (!edge) {
+      stream.resume();
+      return cb(new SmtpError(reply(451, '4.3.0', 'Session not available')));
+    }
+    edge.data(stream, (r) => sendNow(session, r, true)).then(
+      (o) => {
+        queueReply(session, o.reply, o.close === true);
+        if (o.reply.code < 400) cb(null, replyTexts(o.reply)[0]);
+        else cb(new SmtpError(o.reply));
+      },
+      (err: unknown) => {
+        this.services.logger.error({ session: session.id, err: (err as Error).message }, 'DATA failed');
+        queueReply(session, reply(451, '4.3.0', 'Local error in processing'));
+        cb(new SmtpError(reply(451, '4.3.0', 'Local error in processing')));
+      },
+    );
+  }
+}
