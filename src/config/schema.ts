@@ -161,6 +161,27 @@ export const TransportSchema = z
       })
       .strict()
       .prefault({}),
+    /** The engine's own SMTP listener, the store on disk, the schedule and the admin interface (docs/transport.md). */
+    listen: hostPort.default('127.0.0.1:2526'),
+    allowFrom: z.array(z.string()).default(['127.0.0.1', '::1']),
+    dataDir: z.string().min(1).default('data'),
+    queueDir: z.string().min(1).optional(),
+    mailboxDir: z.string().min(1).optional(),
+    badmail: z.string().min(1).optional(),
+    trackingLog: z.string().min(1).optional(),
+    fsync: z.boolean().default(true),
+    retry: z
+      .object({
+        intervalsMinutes: z.array(z.number().positive()).default([10, 10, 10]),
+        thenEveryMinutes: z.number().positive().default(15),
+        delayNotifyHours: z.number().positive().default(12),
+        expireHours: z.number().positive().default(48),
+        failedRetryMinutes: z.number().positive().default(60),
+      })
+      .strict()
+      .prefault({}),
+    dsn: z.object({ from: z.string().min(1).optional(), copyNdrTo: emailAddress.optional() }).strict().prefault({}),
+    admin: z.object({ listen: hostPort.default('127.0.0.1:2527') }).strict().prefault({}),
   })
   .strict()
   .prefault({});
