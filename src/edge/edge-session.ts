@@ -186,6 +186,8 @@ export class EdgeSession {
   private async judgeAndSend(source: AsyncIterator<Buffer>, count: (c: Buffer) => void): Promise<Outcome> {
     const section = await readHeaderSection(source, HEADER_SECTION_MAX, count);
     this.address = undefined;
+    // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
+    const archivedAt = this.policy.archive;
     const v = this.policy.headerFrom(headerFromAddress(section.head));
     const body = async function* (): AsyncGenerator<Buffer> {
       yield section.head;
@@ -197,6 +199,7 @@ export class EdgeSession {
       }
     };
     if (v.action === 'archive') {
+      const why = archivedAt ?? v;
       this.abandonBackend();
       await this.generation.badmail.write(body(), {
         session: this.smtp.id,
@@ -205,9 +208,9 @@ export class EdgeSession {
         helo: this.smtp.hostNameAppearsAs || '',
         sender: this.sender,
         recipients: [...this.recipients],
-        step: v.step,
-        check: v.check,
-        ...(v.rule !== undefined ? { rule: v.rule } : {}),
+        step: why.step,
+        check: why.check,
+        ...(why.rule !== undefined ? { rule: why.rule } : {}),
         time: new Date().toISOString(),
       });
       this.services.metrics.badmail();
