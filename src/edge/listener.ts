@@ -43,6 +43,8 @@ export class EdgeListener {
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
     this.smtp = this.createSmtpServer(hostname);
+    // Socket errors of a client connection (a reset mid-DATA) end that session only.
+    this.smtp.on('error', (err: Error) => this.services.logger.info({ listener: config.name, err: err.message }, 'client connection error'));
     this.tcp = net.createServer((socket) => void this.accept(socket));
   }
 

@@ -1,0 +1,168 @@
+/**
+ * Faults on either side of the edge: the back end refusing, black-holing, replying 4xx/5xx at each
+ * stage, dying mid-DATA; the client dying mid-DATA; a Badmail write failing; a broken reload.
+ * Each asserts that nothing was lost (the client got a 4xx or the back end's own reply) and that
+ * nothing was delivered that should not have been.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { closedPort, startBlackHole } from '../support/backend-server.js';
+import { startHarness, type Harness } from '../support/edge-harness.js';
+import { sendMail } from '../support/smtp-client.js';
+
+const MSG = 'From: <alice@example.org>\r\nSubject: t\r\n\r\nbody\r\n';
+const TEMP = '451 4.7.0 Temporary server error. Please try again later.';
+
+async function greeted(h: Harness, listener = 'main') {
+  const c = await h.connect(listener);
+  assert.equal((await c.read()).code, 220);
+  assert.equal((await c.cmd('EHLO client.example')).code, 250);
+  return c;
+}
+
+describe('back end unavailable', () => {
+  it('refusing connections: 451 4.7.0 to MAIL FROM, at once', async () => {
+    const port = await closedPort();
+    const h = await startHarness((r) => {
+      r.backend = { url: `smtp://127.0.0.1:${port}`, timeoutMs: 1000 };
+    });
+    try {
+      const c = await greeted(h);
+      const t0 = Date.now();
+      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>')).line, TEMP);
+      assert.ok(Date.now() - t0 < 1000);
+      assert.equal((await c.cmd('NOOP')).code, 250, 'the client session goes on');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('black-holing: 451 4.7.0 within backend.timeoutMs, never a hang', async () => {
+    const hole = await startBlackHole();
+    const h = await startHarness((r) => {
+      r.backend = { url: `smtp://127.0.0.1:${hole.port}`, timeoutMs: 500 };
+    });
+    try {
+      const c = await greeted(h);
+      const t0 = Date.now();
+      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>', 3000)).line, TEMP);
+      const took = Date.now() - t0;
+      assert.ok(took >= 450 && took < 1500, `took ${took} ms`);
+    } finally {
+      await h.close();
+      await hole.close();
+    }
+  });
+});
+
+describe('back end replies pass through at each stage', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(async () => h.close());
+
+  // The enhanced codes are the ones the smtp-server back end puts on each reply code.
+  for (const [stage, code, enhanced] of [
+    ['mail', 451, '4.3.0'],
+    ['mail', 550, '5.1.1'],
+    ['rcpt', 452, '4.2.2'],
+    ['rcpt', 550, '5.1.1'],
+    ['dataEnd', 451, '4.3.0'],
+    ['dataEnd', 554, '5.6.0'],
+  ] as const) {
+    it(`${stage} ${code} reaches the client as ${code} ${enhanced}, nothing delivered`, async () => {
+      const text = `Refused at ${stage}`;
+      h.backend.behaviour =
+        stage === 'mail'
+          ? { mail: { code, text } }
+          : stage === 'rcpt'
+            ? { rcpt: { 'bob@example.com': { code, text } } }
+            : { dataEnd: { code, text } };
+      const before = h.backend.messages.length;
+      try {
+        const c = await greeted(h);
+        const r = await sendMail(c, 'alice@example.org', ['bob@example.com'], MSG);
+        const got = stage === 'mail' ? r.mail : stage === 'rcpt' ? r.rcpts[0] : r.end;
+        assert.equal(got?.line, `${code} ${enhanced} ${text}`);
+        assert.equal(h.backend.messages.length, before);
+      } finally {
+        h.backend.behaviour = {};
+      }
+    });
+  }
+
+  it('a back end that dies mid-DATA: the client gets 451 4.7.0 after its dot, nothing delivered', async () => {
+    h.backend.behaviour = { dieAfterBytes: 50_000, discardData: true };
+    const before = h.backend.messages.length;
+    try {
+      const c = await greeted(h);
+      const body = ('x'.repeat(998) + '\r\n').repeat(500);
+      const r = await sendMail(c, 'alice@example.org', ['bob@example.com'], `Subject: big\r\n\r\n${body}`);
+      assert.equal(r.end?.line, TEMP);
+      assert.equal(h.backend.messages.length, before);
+      assert.equal((await c.cmd('RSET')).code, 250, 'the client session goes on');
+    } finally {
+      h.backend.behaviour = {};
+    }
+  });
+
+  it('a client that dies mid-DATA leaves nothing delivered: the back end never sees the final dot', async () => {
+    const before = h.backend.messages.length;
+    const incomplete = h.backend.incomplete;
+    const c = await greeted(h);
+    assert.equal((await c.cmd('MAIL FROM:<alice@example.org>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<bob@example.com>')).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('Subject: half\r\n\r\n' + 'y'.repeat(100_000) + '\r\n');
+    for (let i = 0; i < 100 && h.backend.mailFroms.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 200));
+    c.kill();
+    for (let i = 0; i < 150 && h.backend.incomplete === incomplete; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(h.backend.incomplete, incomplete + 1, 'the back end transaction was abandoned');
+    assert.equal(h.backend.messages.length, before, 'nothing delivered');
+  });
+});
+
+describe('Badmail write failure', () => {
+  it('answers 452 4.3.1 and delivers nothing', async () => {
+    const h = await startHarness((r) => {
+      r.senderFilter = { blocked: ['spam@bad.example'], action: 'archive' };
+    });
+    try {
+      fs.rmSync(h.badmail, { recursive: true, force: true });
+      fs.writeFileSync(h.badmail, 'not a directory');
+      const c = await greeted(h);
+      const r = await sendMail(c, 'spam@bad.example', ['bob@example.com'], MSG);
+      assert.equal(r.end?.line, '452 4.3.1 Insufficient system storage');
+      assert.equal(h.backend.messages.length, 0);
+      fs.rmSync(h.badmail);
+      fs.mkdirSync(h.badmail);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('reload', () => {
+  it('a broken rule set is refused and the old rules stay; a good one applies to new sessions only', async () => {
+    const h = await startHarness((r) => {
+      r.senderFilter = { blocked: ['spam@bad.example'] };
+    });
+    try {
+      const inFlight = await greeted(h);
+      h.input.senderFilter = { blocked: ['spam@bad.example'], action: 'explode' };
+      await assert.rejects(h.edge.reload());
+      let c = await greeted(h);
+      assert.equal((await c.cmd('MAIL FROM:<spam@bad.example>')).line, '550 5.1.0 Sender Denied', 'old rules still apply');
+      h.input.senderFilter = { blocked: ['other@bad.example'] };
+      await h.edge.reload();
+      c = await greeted(h);
+      assert.equal((await c.cmd('MAIL FROM:<spam@bad.example>')).code, 250, 'new rules for new sessions');
+      assert.equal((await inFlight.cmd('MAIL FROM:<spam@bad.example>')).line, '550 5.1.0 Sender Denied', 'a session in flight keeps its rules');
+    } finally {
+      await h.close();
+    }
+  });
+});
