@@ -1,8 +1,14 @@
 /** The table of sub-commands; each lives in its own module. */
+import { checkCommand } from './check-command.js';
+import { configCheckCommand } from './config-check-command.js';
+
 export interface Command {
   summary: string;
   /** Runs the command with the arguments after its name; resolves to the exit code. */
   run(args: string[]): Promise<number>;
 }
 
-export const commands: Record<string, Command> = {};
+export const commands: Record<string, Command> = {
+  check: checkCommand,
+  'config check': configCheckCommand,
+};

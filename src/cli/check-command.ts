@@ -1,0 +1,65 @@
+import { parseArgs } from 'node:util';
+import { loadRules } from '../config/load.js';
+import { PolicyEngine } from '../policy/policy-engine.js';
+import { systemClock } from '../policy/interfaces.js';
+import { renderText } from './check/render.js';
+import { simulate } from './check/simulate.js';
+import type { Command } from './commands.js';
+import { openDnsbl } from '../dns/dnsbl-runtime.js';
+
+const usage =
+  'usage: portcullis check [--config FILE] --ip IP [--listener NAME] [--helo NAME] --from ADDR --to ADDR... [--header-from ADDR] [--json]\n';
+
+/** `portcullis check`: one simulated session through the real engine, with real DNS lookups. */
+export const checkCommand: Command = {
+  summary: 'show what the filters would do to a client, sender and recipients, and why',
+  async run(args) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args,
+        options: {
+          config: { type: 'string', default: 'rules/portcullis.yaml' },
+          ip: { type: 'string' },
+          listener: { type: 'string' },
+          helo: { type: 'string', default: 'client.invalid' },
+          from: { type: 'string' },
+          to: { type: 'string', multiple: true },
+          'header-from': { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
+        strict: true,
+      }));
+    } catch (err) {
+      process.stderr.write(`portcullis check: ${(err as Error).message}\n${usage}`);
+      return 2;
+    }
+    if (!values.ip || values.from === undefined || !values.to?.length) {
+      process.stderr.write(`portcullis check: --ip, --from and at least one --to are required\n${usage}`);
+      return 2;
+    }
+    const rules = await loadRules(values.config);
+    const listener = values.listener ?? rules.listeners[0]?.name ?? '';
+    const dnsbl = await openDnsbl(rules, { clock: systemClock });
+    try {
+      const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, clock: systemClock });
+      const result = await simulate(engine, {
+        ip: values.ip,
+        listener,
+        helo: values.helo,
+        from: values.from.replace(/^<(.*)>$/, '$1'),
+        to: values.to,
+        ...(values['header-from'] !== undefined ? { headerFrom: values['header-from'] } : {}),
+      });
+      const zones = dnsbl.describeHealth();
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify({ ...result, zones: dnsbl.health.status() }, null, 2)}\n`);
+      } else {
+        process.stdout.write(renderText(result, zones));
+      }
+      return 0;
+    } finally {
+      dnsbl.close();
+    }
+  },
+};
