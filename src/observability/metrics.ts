@@ -110,6 +110,44 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly transportReceived = new Counter({
+    name: 'portcullis_transport_received_total',
+    help: 'Transport engine: messages queued (answered 250) or refused (storage failure, client not allowed), by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly transportQueueLength = new Gauge({
+    name: 'portcullis_transport_queue_messages',
+    help: 'Transport engine: messages in each queue right now (pre-submission, local-delivery, remote-delivery/<domain>, ...).',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
+  private readonly transportDeliveries = new Counter({
+    name: 'portcullis_transport_deliveries_total',
+    help: 'Transport engine: delivery attempts per recipient copy, by outcome (delivered locally, transferred to a remote host, deferred, failed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly transportDeliverySeconds = new Histogram({
+    name: 'portcullis_transport_delivery_seconds',
+    help: 'Transport engine: time from receipt to final delivery of a recipient copy, by outcome (delivered, transferred).',
+    labelNames: ['outcome'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 48 * 3600],
+    registers: [this.registry],
+  });
+  private readonly transportDsns = new Counter({
+    name: 'portcullis_transport_dsns_total',
+    help: 'Transport engine: delivery status notifications generated, by action (failed, delayed, delivered), and bounces sent to Badmail (badmail).',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
+  private readonly transportRetries = new Counter({
+    name: 'portcullis_transport_retries_total',
+    help: 'Transport engine: messages scheduled for another attempt, by queue state.',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
   }
@@ -167,6 +205,33 @@ export class Metrics {
   /** Harvest protection delayed a reply or disconnected a session. */
   harvest(event: HarvestEvent = 'disconnected'): void {
     this.harvests.inc({ event });
+  }
+
+  /** The transport engine queued a message (answered 250) or refused one. */
+  transportReceive(outcome: 'queued' | 'refused' | 'storage-error'): void {
+    this.transportReceived.inc({ outcome });
+  }
+
+  /** The transport engine's queue lengths, by queue name; queues not listed are dropped. */
+  transportQueues(lengths: Record<string, number>): void {
+    this.transportQueueLength.reset();
+    for (const [queue, n] of Object.entries(lengths)) this.transportQueueLength.set({ queue: safeLabel(queue) }, n);
+  }
+
+  /** One recipient copy's delivery attempt ended; `seconds` (since receipt) for final deliveries. */
+  transportDelivery(outcome: 'delivered' | 'transferred' | 'deferred' | 'failed', seconds?: number): void {
+    this.transportDeliveries.inc({ outcome });
+    if (seconds !== undefined) this.transportDeliverySeconds.observe({ outcome }, seconds);
+  }
+
+  /** The transport engine generated a DSN (or sent a failed bounce to Badmail). */
+  transportDsn(action: 'failed' | 'delayed' | 'delivered' | 'badmail'): void {
+    this.transportDsns.inc({ action });
+  }
+
+  /** A queued message was scheduled for another attempt. */
+  transportRetry(state: string): void {
+    this.transportRetries.inc({ state: safeLabel(state) });
   }
 
   /** Every metric name this registry exports (the Grafana test checks panels against it). */
