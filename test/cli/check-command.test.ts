@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
+
+const run = promisify(execFile);
+let dns: TestDnsServer;
+let config: string;
+
+before(async () => {
+  dns = await startDnsServer({
+    records: {
+      '66.2.0.192.bl.example.net': { A: ['127.0.0.2'], TXT: ['listed for spam'] },
+      '2.0.0.127.bl.example.net': { A: ['127.0.0.2'] },
+    },
+  });
+  const d = await mkdtemp(join(tmpdir(), 'portcullis-check-'));
+  config = join(d, 'rules.yaml');
+  await writeFile(
+    config,
+    `hostname: mx.example.test
+acceptedDomains: [example.test]
+listeners:
+  - { name: internet, listen: "127.0.0.1:2525", ipRestrictions: { default: grant, except: [192.0.2.99] } }
+connectionFilter:
+  deny: [203.0.113.0/24]
+  exceptions: [postmaster@example.test]
+  rules:
+    - { name: Example BL, zone: bl.example.net, provider: Example, message: "The IP address %0 was rejected by block list provider %2: %3" }
+senderFilter: { blocked: ["*@spam.example"], action: reject }
+recipientFilter: { blocked: [], rejectUnknown: true }
+directory: { addresses: [alice@example.test, postmaster@example.test] }
+dns: { servers: ["${dns.address}"], timeoutMs: 1000 }
+`,
+  );
+});
+after(() => dns.close());
+
+async function check(...args: string[]): Promise<Record<string, unknown>> {
+  const { stdout } = await run('node', ['--import', 'tsx', 'src/cli/main.ts', 'check', '--config', config, '--json', ...args]);
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+test('check --json: a listed client reaches only the exception recipient, with real DNS and each stage', async () => {
+  const r = await check('--ip', '192.0.2.66', '--from', 'someone@example.org', '--to', 'alice@example.test', '--to', 'postmaster@example.test', '--header-from', 'someone@example.org');
+  assert.equal(r.client, '192.0.2.66');
+  assert.equal(r.listener, 'internet');
+  assert.deepEqual(r.connect, { action: 'accept', step: 2, check: 'IP restrictions', code: 220, reply: '220 mx.example.test ESMTP' });
+  assert.equal((r.mail as { code: number }).code, 250);
+  const rcpt = r.rcpt as { address: string; action: string; code: number; reply: string; step: number; rule?: string }[];
+  assert.deepEqual(
+    rcpt.map((x) => [x.address, x.action, x.code, x.step, x.rule]),
+    [
+      ['alice@example.test', 'reject', 550, 9, 'Example BL'],
+      ['postmaster@example.test', 'accept', 250, 10, 'postmaster@example.test'],
+    ],
+  );
+  assert.equal(rcpt[0]!.reply, '550 5.7.1 The IP address 192.0.2.66 was rejected by block list provider Example: listed for spam');
+  assert.deepEqual(r.data, { action: 'relay', step: 15, check: 'sender filter (header From:)' });
+  const trace = r.trace as { step: number; check: string; outcome: string }[];
+  assert.ok(trace.some((t) => t.step === 9 && /127\.0\.0\.2 matches any listing code/.test(t.outcome)));
+  assert.equal((r.zones as Record<string, { healthy: boolean }>)['bl.example.net']!.healthy, true);
+});
+
+test('check --json: a refused client stops at connect; later stages are null', async () => {
+  const r = await check('--ip', '192.0.2.99', '--from', 'a@example.org', '--to', 'alice@example.test');
+  assert.equal((r.connect as { reply: string }).reply, '554 5.7.1 Access denied');
+  assert.equal(r.mail, null);
+  assert.equal(r.rcpt, null);
+  assert.equal(r.data, null);
+});
+
+test('check --json: the deny list drops at MAIL FROM; a blocked header From: is refused at DATA', async () => {
+  const denied = await check('--ip', '203.0.113.5', '--from', 'a@example.org', '--to', 'alice@example.test');
+  assert.equal((denied.connect as { code: number }).code, 220);
+  assert.deepEqual([(denied.mail as { action: string }).action, (denied.mail as { code: number }).code], ['drop', 550]);
+  assert.equal(denied.rcpt, null);
+  const hdr = await check('--ip', '198.51.100.1', '--from', 'a@example.org', '--to', 'alice@example.test', '--header-from', 'boss@spam.example');
+  assert.equal((hdr.data as { reply: string }).reply, '550 5.1.0 Sender Denied');
+});
+
+test('check without --json prints the trace in the guide\'s step numbers', async () => {
+  const { stdout } = await run('node', ['--import', 'tsx', 'src/cli/main.ts', 'check', '--config', config, '--ip', '192.0.2.66', '--from', 'a@example.org', '--to', 'alice@example.test']);
+  assert.match(stdout, /step {2}9 {2}DNSBL rules: Example BL: 127\.0\.0\.2 matches/);
+  assert.match(stdout, /-> 550 5\.7\.1 The IP address 192\.0\.2\.66/);
+});
+
+test('check refuses to run without the required flags (exit 2)', async () => {
+  const e = await run('node', ['--import', 'tsx', 'src/cli/main.ts', 'check', '--config', config, '--ip', '192.0.2.1']).then(
+    () => assert.fail('exit 0'),
+    (err: { code: number; stderr: string }) => err,
+  );
+  assert.equal(e.code, 2);
+  assert.match(e.stderr, /--from/);
+});
