@@ -12,14 +12,9 @@ export function normalizeAddress(s: string): string {
 
 /** Split at the `@` that separates the domain, understanding a quoted local part that contains `@`. */
 export function splitAddress(address: string): { local: string; domain: string } | undefined {
-  let at = -1;
-  if (address.startsWith('"')) {
-    const close = address.indexOf('"', 1);
-    if (close < 0) return undefined;
-    at = address.indexOf('@', close);
-  } else {
-    at = address.lastIndexOf('@');
-  }
+  const close = address.startsWith('"') ? address.indexOf('"', 1) : 0;
+  if (close < 0) return undefined;
+  const at = close > 0 ? address.indexOf('@', close) : address.lastIndexOf('@');
   if (at <= 0 || at === address.length - 1) return undefined;
   return { local: address.slice(0, at), domain: address.slice(at + 1).replace(/\.$/, '') };
 }
