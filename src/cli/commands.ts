@@ -1,6 +1,7 @@
 /** The table of sub-commands; each lives in its own module. */
 import { checkCommand } from './check-command.js';
 import { configCheckCommand } from './config-check-command.js';
+import { serveCommand } from './serve.js';
 
 export interface Command {
   summary: string;
@@ -11,4 +12,5 @@ export interface Command {
 export const commands: Record<string, Command> = {
   check: checkCommand,
   'config check': configCheckCommand,
+  serve: serveCommand,
 };

@@ -1,0 +1,33 @@
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import { loadRules } from '../config/load.js';
+import { startEdge } from '../edge/edge.js';
+import type { Command } from './commands.js';
+
+const usage = 'usage: portcullis serve [--config FILE]\n';
+
+/**
+ * `portcullis serve`: opens every listener of the rule set and relays to the back end.
+ * SIGHUP reloads the rule set (a bad one is logged and refused); SIGTERM/SIGINT shut down gracefully.
+ */
+export const serveCommand: Command = {
+  summary: 'run the edge: every listener of the rule set, relaying live to the back end',
+  async run(args) {
+    let config: string;
+    try {
+      const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'rules/portcullis.yaml' } }, strict: true });
+      config = values.config;
+    } catch (err) {
+      process.stderr.write(`portcullis serve: ${(err as Error).message}\n${usage}`);
+      return 2;
+    }
+    const edge = await startEdge({ load: () => loadRules(config) });
+    process.on('SIGHUP', () => {
+      // reload() has already logged why a rule set was refused; the old one stays in force.
+      edge.reload().catch(() => undefined);
+    });
+    await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
+    await edge.close();
+    return 0;
+  },
+};

@@ -1,0 +1,141 @@
+/** `portcullis serve` as a real subprocess: start-up, SIGHUP reloads, SIGTERM with sessions in flight. */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { startBackend, type TestBackend } from '../support/backend-server.js';
+import { RawSmtpClient } from '../support/smtp-client.js';
+
+interface Served {
+  child: ChildProcess;
+  port: number;
+  lines: Record<string, unknown>[];
+  exited: Promise<number | null>;
+  /** Resolves with the first log line matching `pred`, bounded by `timeoutMs`. */
+  waitLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+function rulesText(backendPort: number, blocked: string, grace: number): string {
+  return JSON.stringify({
+    hostname: 'edge.test',
+    acceptedDomains: ['example.com'],
+    listeners: [{ name: 'main', listen: '127.0.0.1:0' }],
+    senderFilter: { blocked: [blocked] },
+    dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
+    backend: { url: `smtp://127.0.0.1:${backendPort}`, timeoutMs: 2000 },
+    badmail: 'badmail',
+    log: { level: 'info' },
+    shutdownGraceMs: grace,
+  });
+}
+
+async function serve(config: string): Promise<Served> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  readline.createInterface({ input: child.stdout! }).on('line', (l) => {
+    try {
+      lines.push(JSON.parse(l) as Record<string, unknown>);
+    } catch {
+      lines.push({ raw: l });
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const waitLog = async (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15000): Promise<Record<string, unknown>> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = lines.find(pred);
+      if (hit) return hit;
+      if (Date.now() > deadline) throw new Error(`log line not seen; stderr: ${stderr}; lines: ${JSON.stringify(lines)}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 100);
+        waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  };
+  const listening = await waitLog((l) => l.msg === 'listening' && l.listener === 'main');
+  return { child, port: Number(listening.port), lines, exited, waitLog };
+}
+
+async function greeted(port: number): Promise<RawSmtpClient> {
+  const c = await RawSmtpClient.connect(port);
+  assert.equal((await c.read()).code, 220);
+  assert.equal((await c.cmd('EHLO client.example')).code, 250);
+  return c;
+}
+
+describe('portcullis serve', () => {
+  let backend: TestBackend;
+  let dir: string;
+  before(async () => {
+    backend = await startBackend();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-serve-'));
+  });
+  after(async () => {
+    await backend.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('SIGHUP: a broken rule set is refused and logged, the old one stays; a good one takes effect', async () => {
+    const config = path.join(dir, 'hup.yaml');
+    fs.writeFileSync(config, rulesText(backend.port, 'spam@bad.example', 1000));
+    const s = await serve(config);
+    try {
+      fs.writeFileSync(config, 'hostname: [unclosed');
+      s.child.kill('SIGHUP');
+      await s.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('reload refused'));
+      let c = await greeted(s.port);
+      assert.equal((await c.cmd('MAIL FROM:<spam@bad.example>')).line, '550 5.1.0 Sender Denied');
+      c.quit();
+      fs.writeFileSync(config, rulesText(backend.port, 'other@bad.example', 1000));
+      s.child.kill('SIGHUP');
+      await s.waitLog((l) => l.msg === 'rule set reloaded');
+      c = await greeted(s.port);
+      assert.equal((await c.cmd('MAIL FROM:<spam@bad.example>')).code, 250);
+      c.quit();
+    } finally {
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 0);
+    }
+  });
+
+  it('SIGTERM: stops accepting, lets a session in flight finish, answers the idle one 421 4.3.2, exits 0', async () => {
+    const config = path.join(dir, 'term.yaml');
+    fs.writeFileSync(config, rulesText(backend.port, 'spam@bad.example', 1500));
+    const s = await serve(config);
+    const busy = await greeted(s.port);
+    const idle = await greeted(s.port);
+    const before = backend.messages.length;
+    assert.equal((await busy.cmd('MAIL FROM:<alice@example.org>')).code, 250);
+    assert.equal((await busy.cmd('RCPT TO:<bob@example.com>')).code, 250);
+    s.child.kill('SIGTERM');
+    for (let i = 0; i < 50; i++) {
+      const refused = await RawSmtpClient.connect(s.port).then(
+        (c) => {
+          c.quit();
+          return false;
+        },
+        () => true,
+      );
+      if (refused) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await assert.rejects(RawSmtpClient.connect(s.port), /ECONNREFUSED/);
+    assert.equal((await busy.cmd('DATA')).code, 354);
+    busy.write('Subject: in flight\r\n\r\nfinished during the grace period\r\n.\r\n');
+    assert.equal((await busy.read()).code, 250);
+    assert.equal(backend.messages.length, before + 1, 'the session in flight was delivered');
+    assert.equal((await idle.read(5000)).line, '421 4.3.2 Service shutting down');
+    assert.equal(await idle.closedByServer(), true);
+    assert.equal(await s.exited, 0);
+  });
+});
