@@ -77,14 +77,15 @@ const CODE_DEFAULTS: Record<number, string> = {
 
 /**
  * The reply smtp-server meant to write, with the contract's enhanced code: kept when the text already
- * starts with one; none for the greeting and positive EHLO/HELO replies (context `false`); 421 is a
+ * starts with one; none for 3xx, the greeting and positive EHLO/HELO replies (context `false`); 421 is a
  * time-out (4.4.2), a shutdown (4.3.2), or else a refusal (4.7.0).
  */
 export function libraryReply(code: number, data: string | string[] | null | undefined, context?: string | false): SmtpReply {
   const texts = Array.isArray(data) ? data : [data ?? ''];
   const own = fromServerLines(code, texts);
   if (own.enhanced !== classDefault(code) || /^\d\.0\.0( |$)/.test(texts[0] ?? '')) return own;
-  if (context === false && code < 400) return { code, enhanced: '', lines: texts };
+  // RFC 2034: no enhanced code on intermediate (3xx) replies, the greeting, or positive EHLO/HELO replies.
+  if ((code >= 300 && code < 400) || (context === false && code < 400)) return { code, enhanced: '', lines: texts };
   let enhanced = (typeof context === 'string' ? CONTEXT_CODES[context] : undefined) ?? CODE_DEFAULTS[code];
   if (code === 421) {
     const text = texts.join(' ');
