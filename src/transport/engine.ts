@@ -1,0 +1,151 @@
+import path from 'node:path';
+import type { Rules } from '../config/schema.js';
+import { DnsClient } from '../dns/client.js';
+import { IpList } from '../net/ip-list.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { parseListen } from '../observability/http.js';
+import { systemClock, type Clock } from '../policy/interfaces.js';
+import { startAdminServer } from './admin.js';
+import { DirectoryModel } from './directory-model.js';
+import { QueueManager } from './queue-manager.js';
+import { QueueStore } from './queue-store.js';
+import { startReceiveServer } from './receive-server.js';
+import { RemoteDelivery } from './remote-delivery.js';
+import { Router } from './router.js';
+import { TrackingLog } from './tracking-log.js';
+
+/** Where the engine keeps its files, resolved against the working directory. */
+export interface EnginePaths {
+  queueDir: string;
+  mailboxDir: string;
+  badmailDir: string;
+  trackingLog: string;
+}
+
+/** The engine's directories: each configured one, else under `transport.dataDir`. */
+export function enginePaths(rules: Rules, baseDir: string = process.cwd()): EnginePaths {
+  const t = rules.transport;
+  const data = path.resolve(baseDir, t.dataDir);
+  return {
+    queueDir: path.resolve(data, t.queueDir ?? 'queue'),
+    mailboxDir: path.resolve(data, t.mailboxDir ?? 'mailboxes'),
+    badmailDir: path.resolve(data, t.badmail ?? 'badmail'),
+    trackingLog: path.resolve(data, t.trackingLog ?? 'tracking.log'),
+  };
+}
+
+/** What may be injected into the engine (tests inject the clock and DNS). */
+export interface TransportEngineOptions {
+  clock?: Clock;
+  dnsClient?: DnsClient;
+  /** Share a registry with the edge; by default the engine has its own (served on the admin /metrics). */
+  metrics?: Metrics;
+  logger?: Logger;
+  /** Directory that relative paths are resolved against (default: the working directory). */
+  baseDir?: string;
+  /** How often the queue manager looks for due work (default 1000 ms). */
+  pollMs?: number;
+}
+
+/** A running transport engine. */
+export interface TransportEngine {
+  /** The SMTP listener, as bound. */
+  address: { host: string; port: number };
+  /** The admin interface (`portcullis queue` talks to it), as bound. */
+  admin: { host: string; port: number };
+  paths: EnginePaths;
+  manager: QueueManager;
+  store: QueueStore;
+  tracking: TrackingLog;
+  metrics: Metrics;
+  /** Stops listening, lets the work in progress finish, and flushes the tracking log. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the bundled transport engine: rebuilds the queues from disk, then listens for SMTP on
+ * `transport.listen` and for the admin interface on `transport.admin.listen`, and works the queues.
+ */
+export async function startTransportEngine(rules: Rules, opts: TransportEngineOptions = {}): Promise<TransportEngine> {
+  const clock = opts.clock ?? systemClock;
+  const t = rules.transport;
+  const paths = enginePaths(rules, opts.baseDir);
+  const logger = opts.logger ?? createLogger({ level: rules.log.level });
+  const metrics = opts.metrics ?? new Metrics();
+  const store = new QueueStore(paths.queueDir, t.fsync);
+  const recovered = await store.open();
+  const tracking = new TrackingLog(paths.trackingLog);
+  const router = new Router(rules, clock);
+  const dns = opts.dnsClient ?? new DnsClient({ servers: rules.dns.servers, timeoutMs: rules.dns.timeoutMs });
+  const remote = new RemoteDelivery({
+    hostname: rules.hostname,
+    dns,
+    timeoutMs: t.remote.timeoutMs,
+    maxConnections: t.remote.maxConnections,
+    maxPerDomain: t.remote.maxPerDomain,
+    requireTls: t.remote.requireTls,
+    port: t.remote.port,
+  });
+  const onError = (err: Error, context: string): void => logger.error({ component: 'transport', context, err: err.message }, 'transport engine error');
+  const manager = new QueueManager({
+    rules,
+    store,
+    clock,
+    directory: DirectoryModel.fromRules(rules),
+    router,
+    remote,
+    mailboxRoot: paths.mailboxDir,
+    badmailDir: paths.badmailDir,
+    tracking,
+    metrics,
+    onError,
+  });
+
+  const listen = parseListen(t.listen);
+  const receive = await startReceiveServer({
+    hostname: rules.hostname,
+    host: listen.host,
+    port: listen.port,
+    allowFrom: IpList.parse(t.allowFrom),
+    maxMessageSize: t.limits.maxMessageSize,
+    maxRecipients: t.limits.maxRecipients,
+    store,
+    clock,
+    onQueued(message, reply) {
+      metrics.transportReceive('queued');
+      manager.track('received', message, message.envelope.recipients.map((r) => r.address), reply);
+      manager.kick();
+    },
+    onError(e) {
+      if (e.kind !== 'connection') metrics.transportReceive(e.kind === 'refused' ? 'refused' : 'storage-error');
+      logger.warn({ component: 'transport', kind: e.kind, client: e.ip, detail: e.detail }, 'transport receive problem');
+    },
+  });
+  const adminListen = parseListen(t.admin.listen);
+  let admin;
+  try {
+    admin = await startAdminServer(adminListen.host, adminListen.port, manager, metrics);
+  } catch (err) {
+    await receive.close();
+    throw err;
+  }
+  manager.start(opts.pollMs ?? 1000);
+  logger.info({ component: 'transport', smtp: receive.address, admin: admin.address, recovered, queueDir: paths.queueDir }, 'transport engine started');
+
+  return {
+    address: receive.address,
+    admin: admin.address,
+    paths,
+    manager,
+    store,
+    tracking,
+    metrics,
+    close: async () => {
+      await receive.close();
+      await manager.stop();
+      await admin.close();
+      await tracking.flush();
+    },
+  };
+}

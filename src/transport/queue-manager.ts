@@ -1,0 +1,639 @@
+import { open } from 'node:fs/promises';
+import type { Rules } from '../config/schema.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Clock } from '../policy/interfaces.js';
+import { domainOf } from './address-space.js';
+import { writeBadmail } from './badmail.js';
+import { categorize, countHops, outboundRecipient } from './categorizer.js';
+import type { DirectoryModel } from './directory-model.js';
+import { buildDsn, type DsnRecipient } from './dsn.js';
+import { deliverLocal, LocalDeliveryError, localDeliveryHeaders } from './local-delivery.js';
+import {
+  newQueueId,
+  queueState,
+  QUEUE_STATES,
+  remoteQueue,
+  type Delivery,
+  type QueuedMessage,
+  type QueueStore,
+  type StoredMessage,
+} from './queue-store.js';
+import type { RemoteDelivery } from './remote-delivery.js';
+import { failedRetryAt, isDelayNotifyDue, isExpired, notifyAllows, retryDelayMs } from './retry-schedule.js';
+import { FORWARD_UNRESOLVED_CONNECTOR, type Router } from './router.js';
+import type { TrackingEventName, TrackingLog } from './tracking-log.js';
+import type { RecipientResult } from './types.js';
+
+/** What the queue manager works with. */
+export interface QueueManagerOptions {
+  rules: Rules;
+  store: QueueStore;
+  clock: Clock;
+  directory: DirectoryModel;
+  router: Router;
+  remote: RemoteDelivery;
+  mailboxRoot: string;
+  badmailDir: string;
+  tracking: TrackingLog;
+  metrics?: Metrics;
+  /** Reports an error that was handled (the message is retried) but must be seen. */
+  onError(err: Error, context: string): void;
+  /** Records worked on at once (default 8). */
+  concurrency?: number;
+}
+
+/** One queue as the queue viewer shows it. */
+export interface QueueSummary {
+  name: string;
+  state: 'active' | 'ready' | 'retry' | 'frozen';
+  count: number;
+  /** ISO time the oldest message was received. */
+  oldest?: string;
+  /** ISO time of the next attempt of a message waiting to be retried. */
+  nextRetry?: string;
+  lastError?: string;
+}
+
+/** One message as the queue viewer lists it. */
+export interface MessageSummary {
+  id: string;
+  queue: string;
+  rootId: string;
+  messageId?: string;
+  sender: string;
+  /** The addresses still to be delivered (or every envelope recipient before categorization). */
+  recipients: string[];
+  size: number;
+  receivedAt: string;
+  attempts: number;
+  nextAttempt?: string;
+  frozen: boolean;
+  /** `4.3.2 ...` when frozen, else the last error, else `ready`. */
+  status: string;
+}
+
+/** A queue-viewer request that cannot be done; the admin interface answers it with `status`. */
+export class QueueCommandError extends Error {
+  constructor(
+    readonly status: 404 | 409,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const FROZEN_STATUS = '4.3.2 Frozen by the administrator';
+const DELETED_RESULT = { outcome: 'failed' as const, code: 550, enhanced: '5.0.0', text: 'Message deleted from the queue by the administrator' };
+
+/** Whether a name is a queue (a state, or `remote-delivery/<destination>`), as opposed to a message id. */
+export function isQueueName(name: string): boolean {
+  return (QUEUE_STATES as readonly string[]).includes(name) || /^remote-delivery\/[^/]+$/.test(name);
+}
+
+/**
+ * Moves messages through the queues: pre-submission → awaiting directory lookup (categorize, expand)
+ * → local delivery / remote delivery per destination / failed; temporary failures wait on the retry
+ * schedule (local ones in `deferred`, routeless ones in `unreachable`), a delay DSN goes out once after
+ * `delayNotifyHours`, an expiry NDR (4.4.7) after `expireHours`; DSNs are queued as new messages from
+ * <> in `dsn-pending`, and a bounce that fails goes to Badmail. Time comes only from the clock, so
+ * `runDue` after moving a test clock does exactly what the schedule says.
+ */
+export class QueueManager {
+  private readonly busy = new Map<string, Promise<void>>();
+  private running: Promise<void> | null = null;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly concurrency: number;
+  private readonly retry: Rules['transport']['retry'];
+
+  constructor(private readonly o: QueueManagerOptions) {
+    this.concurrency = o.concurrency ?? 8;
+    this.retry = o.rules.transport.retry;
+  }
+
+  /** Starts looking for due work every `pollMs` (and at once). */
+  start(pollMs = 1000): void {
+    this.timer = setInterval(() => this.kick(), pollMs);
+    this.kick();
+  }
+
+  /** Stops the timer and waits for the work in progress. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    while (this.running) await this.running;
+  }
+
+  /** Asks for a run soon (new mail, an administrator's retry); errors are reported, not thrown. */
+  kick(): void {
+    this.runDue().catch((err: unknown) => this.o.onError(err as Error, 'queue run'));
+  }
+
+  /** Works on everything due now, including what that work makes due; resolves when nothing due is left. */
+  runDue(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.drain();
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+      this.publishQueueLengths();
+    });
+    return this.running;
+  }
+
+  private isDue(s: StoredMessage, now: number): boolean {
+    const m = s.message;
+    return !m.frozen && !this.queueFrozen(s.queue) && m.nextAttemptAt <= now && !this.busy.has(m.envelope.id);
+  }
+
+  private queueFrozen(queue: string): boolean {
+    return this.o.store.isFrozen(queue) || this.o.store.isFrozen(queueState(queue));
+  }
+
+  private async drain(): Promise<void> {
+    // A record is worked on once per queue per run, so a run always ends.
+    const done = new Set<string>();
+    const pick = (): StoredMessage | undefined => {
+      const now = this.o.clock.now();
+      return this.o.store.all().find((s) => !done.has(`${s.message.envelope.id}@${s.queue}`) && this.isDue(s, now));
+    };
+    const worker = async (): Promise<void> => {
+      for (let s = pick(); s; s = pick()) {
+        done.add(`${s.message.envelope.id}@${s.queue}`);
+        await this.processOne(s);
+      }
+    };
+    do {
+      await Promise.all(Array.from({ length: this.concurrency }, worker));
+    } while (pick());
+  }
+
+  private processOne(s: StoredMessage): Promise<void> {
+    const id = s.message.envelope.id;
+    const work = this.process(s)
+      .catch(async (err: unknown) => {
+        this.o.onError(err as Error, `processing ${id} in ${s.queue}`);
+        const current = this.o.store.get(id);
+        if (!current) return;
+        // Unexpected trouble (a disk error, say) is retried like a failed message, never dropped.
+        const m = { ...current.message, lastError: `4.3.0 ${(err as Error).message}`, nextAttemptAt: failedRetryAt(this.o.clock.now(), this.retry) };
+        await this.o.store.update(m).catch((e: unknown) => this.o.onError(e as Error, `recording the failure of ${id}`));
+      })
+      .finally(() => this.busy.delete(id));
+    this.busy.set(id, work);
+    return work;
+  }
+
+  private async process(s: StoredMessage): Promise<void> {
+    const m = s.message;
+    switch (queueState(s.queue)) {
+      case 'pre-submission':
+        await this.o.store.move({ ...m, nextAttemptAt: 0 }, 'awaiting-directory-lookup');
+        this.track('submitted', m, m.envelope.recipients.map((r) => r.address));
+        return;
+      case 'dsn-pending':
+      case 'failed-retry':
+        await this.o.store.move({ ...m, nextAttemptAt: 0 }, s.queue === 'dsn-pending' ? 'pre-submission' : 'awaiting-directory-lookup');
+        return;
+      case 'awaiting-directory-lookup':
+        await this.categorizeMessage(m);
+        return;
+      case 'local-delivery':
+      case 'deferred':
+        await this.deliverLocalPart(m);
+        return;
+      case 'remote-delivery':
+      case 'unreachable':
+        await this.deliverRemotePart(m);
+        return;
+    }
+  }
+
+  /** Resolves the recipients and splits the message into a local part and one remote part per domain. */
+  private async categorizeMessage(m: QueuedMessage): Promise<void> {
+    const { rules, store, directory } = this.o;
+    let header: string;
+    try {
+      header = await readHeaderBlock(store.contentPath(m.contentId));
+    } catch (err) {
+      const lastError = `4.3.0 Message content unreadable: ${(err as Error).message}`;
+      await store.move({ ...m, lastError, attempts: m.attempts + 1, nextAttemptAt: failedRetryAt(this.o.clock.now(), this.retry) }, 'failed-retry');
+      this.o.metrics?.transportRetry('failed-retry');
+      return;
+    }
+    const c = categorize(m.envelope, { hopCount: countHops(header) }, directory, rules);
+    for (const e of c.expansions) this.track('expanded', m, e.members, `group ${e.group} expanded to ${e.members.length} member(s)`);
+
+    const parts: { queue: string; kind: 'local' | 'remote'; domain?: string; deliveries: Delivery[] }[] = [];
+    if (c.local.length > 0) {
+      parts.push({
+        queue: 'local-delivery',
+        kind: 'local',
+        deliveries: c.local.map((l) => ({
+          address: l.mailbox,
+          recipient: l.recipient,
+          status: 'pending',
+          ...(l.quotaBytes !== undefined ? { quotaBytes: l.quotaBytes } : {}),
+        })),
+      });
+    }
+    const byDomain = new Map<string, Delivery[]>();
+    for (const r of c.remote) {
+      const domain = domainOf(r.address);
+      const list = byDomain.get(domain) ?? [];
+      list.push({ address: r.address, recipient: r.recipient, outbound: outboundRecipient(r), status: 'pending' });
+      byDomain.set(domain, list);
+    }
+    for (const [domain, deliveries] of byDomain) parts.push({ queue: remoteQueue(domain), kind: 'remote', domain, deliveries });
+
+    // Part ids follow from the message id, so a categorization repeated after a crash finds the parts it already made.
+    for (const [i, p] of parts.entries()) {
+      const id = `${m.envelope.id}-${i + 1}`;
+      if (store.get(id)) continue;
+      await store.add(p.queue, {
+        envelope: { ...m.envelope, id, recipients: p.deliveries.map((d) => d.recipient) },
+        contentId: m.contentId,
+        rootId: m.rootId,
+        ...(m.messageId ? { messageId: m.messageId } : {}),
+        kind: p.kind,
+        ...(p.domain ? { domain: p.domain } : {}),
+        deliveries: p.deliveries,
+        attempts: 0,
+        nextAttemptAt: 0,
+      });
+    }
+    const failed: Delivery[] = c.failed.map((f) => ({ address: f.result.address, recipient: f.recipient, status: 'failed', result: f.result }));
+    await this.report({ ...m, deliveries: failed });
+    await store.remove(m.envelope.id);
+  }
+
+  /** One attempt at every pending local copy; each success is recorded at once so a crash repeats only the rest. */
+  private async deliverLocalPart(m: QueuedMessage): Promise<void> {
+    const { store } = this.o;
+    const contentPath = store.contentPath(m.contentId);
+    const fsync = this.o.rules.transport.fsync;
+    const deliveries = m.deliveries.map((d) => ({ ...d }));
+    for (const d of deliveries) {
+      if (d.status !== 'pending') continue;
+      try {
+        await deliverLocal(this.o.mailboxRoot, d.address, contentPath, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
+          fsync,
+          ...(d.quotaBytes !== undefined ? { quotaBytes: d.quotaBytes } : {}),
+        });
+        d.status = 'delivered';
+        d.result = { address: d.address, outcome: 'delivered', code: 250, enhanced: '2.0.0', text: `Delivered to the mailbox of ${d.address}` };
+        this.track('delivered', m, [d.address], '250 2.0.0 delivered to Maildir');
+        this.o.metrics?.transportDelivery('delivered', this.ageSeconds(m));
+        if (deliveries.some((x) => x.status === 'pending')) await store.update({ ...m, deliveries });
+      } catch (err) {
+        if (!(err instanceof LocalDeliveryError)) throw err;
+        const permanent = err.code >= 500;
+        d.result = { address: d.address, outcome: permanent ? 'failed' : 'deferred', code: err.code, enhanced: err.enhanced, text: err.message };
+        if (permanent) {
+          d.status = 'failed';
+        } else {
+          this.track('deferred', m, [d.address], `${err.code} ${err.enhanced} ${err.message}`);
+          this.o.metrics?.transportDelivery('deferred');
+        }
+      }
+    }
+    await this.afterAttempt({ ...m, deliveries }, 'deferred');
+  }
+
+  /** One attempt at the pending remote copies, by whatever route the router gives now. */
+  private async deliverRemotePart(m: QueuedMessage): Promise<void> {
+    const domain = m.domain ?? domainOf(m.deliveries[0]?.address ?? '');
+    const route = this.o.router.route(domain);
+    const deliveries = m.deliveries.map((d) => ({ ...d }));
+    const pending = deliveries.filter((d) => d.status === 'pending');
+    if (route.kind === 'none' && route.result.outcome === 'deferred') {
+      for (const d of pending) d.result = { ...route.result, address: d.address };
+      this.track('deferred', m, pending.map((d) => d.address), `${route.result.code ?? ''} ${route.result.enhanced} ${route.result.text}`.trim());
+      await this.afterAttempt({ ...m, deliveries }, 'unreachable');
+      return;
+    }
+    const results = await this.o.remote.deliver(route, m.envelope, pending.map((d) => d.outbound ?? d.recipient), this.o.store.contentPath(m.contentId));
+    const now = this.o.clock.now();
+    for (const [i, d] of pending.entries()) {
+      const r: RecipientResult = results.find((x) => x.address.toLowerCase() === d.address.toLowerCase()) ?? results[i] ?? {
+        address: d.address, outcome: 'deferred', code: 451, enhanced: '4.3.0', text: 'No result from remote delivery',
+      };
+      d.result = { ...r, address: d.address };
+      const reason = `${r.code ?? ''} ${r.enhanced} ${r.text}`.trim();
+      if (r.outcome === 'delivered') {
+        d.status = 'delivered';
+        this.track('transferred', m, [d.address], `${reason}${r.remoteMta ? ` (${r.remoteMta})` : ''}`);
+        this.o.metrics?.transportDelivery('transferred', this.ageSeconds(m));
+      } else if (r.outcome === 'failed') {
+        d.status = 'failed';
+      } else {
+        this.track('deferred', m, [d.address], reason);
+        this.o.metrics?.transportDelivery('deferred');
+      }
+    }
+    // A smart host that answers nobody is passed over until the next retry, so another connector can take the mail.
+    if (route.kind === 'smarthost' && route.connector !== FORWARD_UNRESOLVED_CONNECTOR && results.length > 0 && results.every((r) => r.enhanced === '4.4.1')) {
+      this.o.router.markDown(route.connector, now + retryDelayMs(1, this.retry));
+    }
+    await this.afterAttempt({ ...m, deliveries }, remoteQueue(domain));
+  }
+
+  /** After an attempt: finished → report and remove; else expire (4.4.7), send the delay DSN once, or schedule the retry. */
+  private async afterAttempt(m: QueuedMessage, retryQueue: string): Promise<void> {
+    const now = this.o.clock.now();
+    let pending = m.deliveries.filter((d) => d.status === 'pending');
+    if (pending.length > 0 && isExpired(m.envelope.receivedAt, now, this.retry)) {
+      for (const d of pending) {
+        const last = d.result ? ` (last error: ${d.result.code ?? ''} ${d.result.enhanced} ${d.result.text})` : '';
+        d.status = 'failed';
+        d.result = {
+          address: d.address, outcome: 'failed', enhanced: '4.4.7',
+          text: `Message expired: not delivered within ${this.retry.expireHours} hours${last}`,
+          ...(d.result?.remoteMta ? { remoteMta: d.result.remoteMta } : {}),
+        };
+      }
+      pending = [];
+    }
+    if (pending.length === 0) {
+      await this.report(m);
+      await this.o.store.remove(m.envelope.id);
+      return;
+    }
+    if (isDelayNotifyDue(m.envelope.receivedAt, now, this.retry)) {
+      const late = pending.filter((d) => !d.delayNotified);
+      if (late.length > 0) {
+        await this.sendDsn(m, late.filter((d) => notifyAllows(d.recipient, 'DELAY')), 'delayed');
+        for (const d of late) d.delayNotified = true;
+      }
+    }
+    await this.report(m);
+    const attempts = m.attempts + 1;
+    const first = pending[0]?.result;
+    const next: QueuedMessage = {
+      ...m,
+      attempts,
+      nextAttemptAt: now + retryDelayMs(attempts, this.retry),
+      ...(first ? { lastError: `${first.code ?? ''} ${first.enhanced} ${first.text}`.trim() } : {}),
+    };
+    this.o.metrics?.transportRetry(queueState(retryQueue));
+    await this.o.store.move(next, retryQueue);
+  }
+
+  /**
+   * Reports every copy that ended and was not yet reported: failures by NDR (to Badmail for a bounce,
+   * which is never bounced), successes by DSN when NOTIFY=SUCCESS asked for one (local delivery only:
+   * remote hosts got the NOTIFY and report themselves). Marks them reported in `m` (the caller saves).
+   */
+  private async report(m: QueuedMessage): Promise<void> {
+    const ended = m.deliveries.filter((d) => d.status !== 'pending' && !d.reported);
+    if (ended.length === 0) return;
+    const failed = ended.filter((d) => d.status === 'failed');
+    for (const d of failed) {
+      this.track('failed', m, [d.address], resultText(d.result));
+      this.o.metrics?.transportDelivery('failed');
+    }
+    const isBounce = m.envelope.isDsn === true || m.envelope.mailFrom === '';
+    if (failed.length > 0 && isBounce) {
+      await writeBadmail(this.o.badmailDir, m, this.o.store.contentPath(m.contentId), failed.map((d) => `${d.address}: ${resultText(d.result)}`), this.o.rules.transport.fsync);
+      this.track('badmail', m, failed.map((d) => d.address), `undeliverable bounce: ${failed.map((d) => resultText(d.result)).join('; ')}`);
+      this.o.metrics?.transportDsn('badmail');
+    } else if (failed.length > 0) {
+      await this.sendDsn(m, failed.filter((d) => notifyAllows(d.recipient, 'FAILURE')), 'failed');
+    }
+    if (!isBounce && m.kind === 'local') {
+      await this.sendDsn(m, ended.filter((d) => d.status === 'delivered' && notifyAllows(d.recipient, 'SUCCESS')), 'delivered');
+    }
+    for (const d of ended) d.reported = true;
+  }
+
+  /** Queues one DSN about some copies of a message, as a new message from <> in `dsn-pending`. */
+  private async sendDsn(m: QueuedMessage, about: Delivery[], action: 'failed' | 'delayed' | 'delivered'): Promise<void> {
+    if (about.length === 0 || m.envelope.mailFrom === '' || m.envelope.isDsn) return;
+    const { rules, store, clock } = this.o;
+    const now = clock.now();
+    const results: DsnRecipient[] = about.map((d) => {
+      const orcpt = d.recipient.orcpt ?? (d.recipient.address.toLowerCase() !== d.address.toLowerCase() ? `rfc822;${d.recipient.address}` : undefined);
+      const base: RecipientResult = d.result ?? { address: d.address, outcome: 'deferred', enhanced: '4.0.0', text: 'Not yet delivered' };
+      const enhanced = action === 'delayed' && !base.enhanced.startsWith('4') ? '4.0.0' : base.enhanced;
+      return { ...base, address: d.address, enhanced, action, ...(orcpt !== undefined ? { orcpt } : {}) };
+    });
+    const text = await buildDsn({
+      reportingMta: rules.hostname,
+      original: m.envelope,
+      originalContentPath: store.contentPath(m.contentId),
+      results,
+      from: rules.transport.dsn.from ?? `Mail Delivery System <MAILER-DAEMON@${rules.hostname}>`,
+      now: new Date(now),
+    });
+    const id = newQueueId(now);
+    const size = await store.writeContent(id, text);
+    const recipients = [{ address: m.envelope.mailFrom, notify: ['NEVER' as const] }];
+    const copyTo = rules.transport.dsn.copyNdrTo;
+    if (action === 'failed' && copyTo !== undefined) recipients.push({ address: copyTo, notify: ['NEVER' as const] });
+    const dsnMessageId = /^Message-ID:\s*(\S+)/im.exec(text)?.[1];
+    await store.add('dsn-pending', {
+      envelope: { id, mailFrom: '', recipients, size, receivedAt: now, isDsn: true },
+      contentId: id,
+      rootId: id,
+      ...(dsnMessageId ? { messageId: dsnMessageId } : {}),
+      kind: 'message',
+      deliveries: [],
+      attempts: 0,
+      nextAttemptAt: 0,
+    });
+    this.track('dsn', m, recipients.map((r) => r.address), `${action} DSN ${id} about ${results.map((r) => `${r.address} ${r.enhanced}`).join(', ')}`);
+    this.o.metrics?.transportDsn(action);
+  }
+
+  private ageSeconds(m: QueuedMessage): number {
+    return Math.max(0, (this.o.clock.now() - m.envelope.receivedAt) / 1000);
+  }
+
+  /** Writes one tracking-log line about a message. */
+  track(event: TrackingEventName, m: QueuedMessage, recipients: string[], reason?: string): void {
+    const e = m.envelope;
+    this.o.tracking.log(
+      {
+        event,
+        id: m.rootId,
+        ...(e.id !== m.rootId ? { part: e.id } : {}),
+        ...(m.messageId ? { messageId: m.messageId } : {}),
+        sender: e.mailFrom,
+        recipients,
+        size: e.size,
+        ...(e.client ? { clientIp: e.client.ip } : {}),
+        ...(reason !== undefined ? { reason } : {}),
+      },
+      this.o.clock.now(),
+      (err) => this.o.onError(err, 'tracking log'),
+    );
+  }
+
+  private publishQueueLengths(): void {
+    if (!this.o.metrics) return;
+    const lengths: Record<string, number> = {};
+    for (const q of QUEUE_STATES) if (q !== 'remote-delivery') lengths[q] = 0;
+    for (const s of this.o.store.all()) lengths[s.queue] = (lengths[s.queue] ?? 0) + 1;
+    this.o.metrics.transportQueues(lengths);
+  }
+
+  // ---- the queue viewer's operations ----
+
+  /** Every queue: the fixed ones always, each remote destination while it holds mail or is frozen. */
+  queues(): QueueSummary[] {
+    const now = this.o.clock.now();
+    const names = new Set<string>(QUEUE_STATES.filter((q) => q !== 'remote-delivery'));
+    const all = this.o.store.all();
+    for (const s of all) names.add(s.queue);
+    for (const q of this.o.store.frozen()) names.add(q);
+    return [...names].sort(queueOrder).map((name) => {
+      const inQueue = all.filter((s) => s.queue === name).map((s) => s.message);
+      const waiting = inQueue.filter((m) => m.attempts > 0 && m.nextAttemptAt > now);
+      const state: QueueSummary['state'] = this.queueFrozen(name)
+        ? 'frozen'
+        : inQueue.some((m) => this.busy.has(m.envelope.id))
+          ? 'active'
+          : inQueue.length > 0 && waiting.length === inQueue.length
+            ? 'retry'
+            : 'ready';
+      const oldest = Math.min(...inQueue.map((m) => m.envelope.receivedAt));
+      const nextRetry = Math.min(...waiting.map((m) => m.nextAttemptAt));
+      const lastError = [...inQueue].filter((m) => m.lastError).sort((a, b) => b.attempts - a.attempts)[0]?.lastError;
+      return {
+        name,
+        state,
+        count: inQueue.length,
+        ...(inQueue.length ? { oldest: new Date(oldest).toISOString() } : {}),
+        ...(waiting.length ? { nextRetry: new Date(nextRetry).toISOString() } : {}),
+        ...(lastError ? { lastError } : {}),
+      };
+    });
+  }
+
+  /** The messages of one queue, oldest first. */
+  messages(queue: string): MessageSummary[] {
+    if (!isQueueName(queue)) throw new QueueCommandError(404, `no queue named ${queue}`);
+    return this.o.store
+      .all()
+      .filter((s) => s.queue === queue)
+      .sort((a, b) => a.message.envelope.receivedAt - b.message.envelope.receivedAt)
+      .map((s) => this.summary(s));
+  }
+
+  /** One message in full: its summary and its stored record. */
+  show(id: string): MessageSummary & { record: QueuedMessage } {
+    const s = this.o.store.get(id);
+    if (!s) throw new QueueCommandError(404, `no queued message ${id}`);
+    return { ...this.summary(s), record: s.message };
+  }
+
+  private summary(s: StoredMessage): MessageSummary {
+    const m = s.message;
+    const pending = m.deliveries.filter((d) => d.status === 'pending').map((d) => d.address);
+    const frozen = m.frozen === true || this.queueFrozen(s.queue);
+    return {
+      id: m.envelope.id,
+      queue: s.queue,
+      rootId: m.rootId,
+      ...(m.messageId ? { messageId: m.messageId } : {}),
+      sender: m.envelope.mailFrom,
+      recipients: m.kind === 'message' ? m.envelope.recipients.map((r) => r.address) : pending,
+      size: m.envelope.size,
+      receivedAt: new Date(m.envelope.receivedAt).toISOString(),
+      attempts: m.attempts,
+      ...(m.attempts > 0 ? { nextAttempt: new Date(m.nextAttemptAt).toISOString() } : {}),
+      frozen,
+      status: frozen ? FROZEN_STATUS : (m.lastError ?? 'ready'),
+    };
+  }
+
+  /** Freezes (or unfreezes) a queue or one message: frozen mail stays put, listed as 4.3.2. */
+  async setFrozen(target: string, frozen: boolean): Promise<{ target: string; kind: 'queue' | 'message' }> {
+    if (isQueueName(target)) {
+      await this.o.store.setFrozen(target, frozen);
+      if (!frozen) this.kick();
+      return { target, kind: 'queue' };
+    }
+    const m = await this.settled(target);
+    await this.o.store.update({ ...m, frozen });
+    if (!frozen) this.kick();
+    return { target, kind: 'message' };
+  }
+
+  /** Makes a queue's messages (or one message) due now, puts connectors marked down back in service, and runs. */
+  async retryNow(target: string): Promise<{ target: string; count: number }> {
+    for (const c of this.o.rules.transport.connectors) this.o.router.markUp(c.name);
+    const ids = isQueueName(target)
+      ? this.o.store.all().filter((s) => s.queue === target || queueState(s.queue) === target).map((s) => s.message.envelope.id)
+      : [target];
+    let count = 0;
+    for (const id of ids) {
+      const m = await this.settled(id).catch((err: unknown) => {
+        if (isQueueName(target)) return undefined;
+        throw err;
+      });
+      if (!m) continue;
+      await this.o.store.update({ ...m, nextAttemptAt: 0 });
+      count++;
+    }
+    this.kick();
+    return { target, count };
+  }
+
+  /** Deletes a message; with `ndr`, its undelivered recipients get an NDR first (never for a bounce). */
+  async delete(id: string, ndr: boolean): Promise<{ id: string; ndr: boolean }> {
+    const m = await this.settled(id);
+    const deliveries: Delivery[] = m.kind === 'message'
+      ? m.envelope.recipients.map((r) => ({ address: r.address, recipient: r, status: 'pending' }))
+      : m.deliveries.map((d) => ({ ...d }));
+    const pending = deliveries.filter((d) => d.status === 'pending');
+    for (const d of pending) {
+      d.status = 'failed';
+      d.result = { ...DELETED_RESULT, address: d.address };
+      if (!ndr) d.reported = true;
+    }
+    if (ndr) await this.report({ ...m, deliveries });
+    else this.track('failed', m, pending.map((d) => d.address), 'deleted from the queue by the administrator (no NDR)');
+    await this.o.store.remove(id);
+    this.kick();
+    return { id, ndr };
+  }
+
+  /** The message once no attempt is in flight for it. */
+  private async settled(id: string): Promise<QueuedMessage> {
+    const inFlight = this.busy.get(id);
+    if (inFlight) await inFlight;
+    const s = this.o.store.get(id);
+    if (!s) throw new QueueCommandError(404, `no queued message ${id}`);
+    return s.message;
+  }
+}
+
+function resultText(r: RecipientResult | undefined): string {
+  return r ? `${r.code ?? ''} ${r.enhanced} ${r.text}`.trim() : 'unknown';
+}
+
+function queueOrder(a: string, b: string): number {
+  const rank = (q: string): number => QUEUE_STATES.indexOf(queueState(q));
+  return rank(a) - rank(b) || a.localeCompare(b);
+}
+
+/** The header block of a stored message (up to the first empty line, at most 256 KiB). */
+async function readHeaderBlock(file: string): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(256 * 1024);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    const text = buf.subarray(0, bytesRead).toString('latin1');
+    const end = text.search(/\r?\n\r?\n/);
+    return end < 0 ? text : text.slice(0, end);
+  } finally {
+    await handle.close();
+  }
+}

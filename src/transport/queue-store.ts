@@ -1,0 +1,299 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fsyncDir } from './maildir.js';
+import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
+
+/** The queue states of transport.md, each a directory of the store. */
+export const QUEUE_STATES = [
+  'pre-submission',
+  'awaiting-directory-lookup',
+  'local-delivery',
+  'remote-delivery',
+  'unreachable',
+  'dsn-pending',
+  'failed-retry',
+  'deferred',
+] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+
+/** One copy of a message to one final address, with where it stands. */
+export interface Delivery {
+  /** The address the copy goes to: a canonical mailbox, or the (forwarded) remote address. */
+  address: string;
+  /** The envelope recipient this copy came from (its NOTIFY and ORCPT decide the DSNs). */
+  recipient: EnvelopeRecipient;
+  /** The recipient to hand remote delivery (ORCPT naming the original when forwarded). */
+  outbound?: EnvelopeRecipient;
+  quotaBytes?: number;
+  status: 'pending' | 'delivered' | 'failed';
+  /** The last attempt's result (the final one once delivered or failed). */
+  result?: RecipientResult;
+  /** A delay DSN has been sent for this copy. */
+  delayNotified?: boolean;
+  /** The failure (or success) has been reported by DSN, Badmail or a decision not to report. */
+  reported?: boolean;
+}
+
+/** One queued message: an envelope file in a state directory, and a content file it points at. */
+export interface QueuedMessage {
+  envelope: Envelope;
+  /** The content file's name under `content/` (shared by the parts a message was split into). */
+  contentId: string;
+  /** The message's first queue id; parts split off by the categorizer keep it (the tracking log searches by it). */
+  rootId: string;
+  /** The Message-ID header, when the message has one. */
+  messageId?: string;
+  /** What kind of work the record holds once categorized. */
+  kind: 'message' | 'local' | 'remote';
+  /** For `remote`: the recipient domain this part goes to. */
+  domain?: string;
+  deliveries: Delivery[];
+  attempts: number;
+  /** When the record is next due (ms epoch); 0 = at once. */
+  nextAttemptAt: number;
+  lastError?: string;
+  frozen?: boolean;
+}
+
+/** A record where it stands: the queue is a state, or `remote-delivery/<destination>`. */
+export interface StoredMessage {
+  queue: string;
+  message: QueuedMessage;
+}
+
+/** A write to the store that failed; the receive server answers it with 452 4.3.1. */
+export class QueueStorageError extends Error {
+  readonly code = 452;
+  readonly enhanced = '4.3.1';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'QueueStorageError';
+  }
+}
+
+/** The state part of a queue name (`remote-delivery/example.org` → `remote-delivery`). */
+export function queueState(queue: string): QueueState {
+  const state = queue.split('/')[0] as QueueState;
+  if (!QUEUE_STATES.includes(state)) throw new Error(`unknown queue ${queue}`);
+  return state;
+}
+
+/** The queue of remote delivery for a destination (a domain), safe as one path segment. */
+export function remoteQueue(destination: string): string {
+  return `remote-delivery/${destination.toLowerCase().replace(/[^a-z0-9._-]/g, '_').replace(/^\.+/, '_')}`;
+}
+
+/** A new queue id: time-ordered, unique, filesystem-safe. */
+export function newQueueId(now: number): string {
+  return `${now.toString(36).toUpperCase().padStart(9, '0')}${randomBytes(5).toString('hex').toUpperCase()}`;
+}
+
+const ENVELOPE_SUFFIX = '.json';
+
+/**
+ * The queue on disk: `content/<id>.eml` holds each message's bytes, written once; an envelope file
+ * `<state>[/<destination>]/<id>.json` says where the message stands. Every write goes to `tmp/`, is
+ * fsynced, renamed into place, and the directory fsynced; a move between queues is one rename. So at
+ * any crash each message has exactly one envelope file, complete, and `open` rebuilds from them.
+ */
+export class QueueStore {
+  private readonly index = new Map<string, StoredMessage>();
+  private readonly frozenQueues = new Set<string>();
+
+  constructor(
+    readonly root: string,
+    private readonly fsync: boolean,
+  ) {}
+
+  /** Creates the directories, drops half-written temporary files, and loads every envelope; returns the count. */
+  async open(): Promise<number> {
+    await rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
+    for (const dir of ['tmp', 'content', ...QUEUE_STATES]) await mkdir(path.join(this.root, dir), { recursive: true });
+    this.index.clear();
+    for (const state of QUEUE_STATES) {
+      if (state === 'remote-delivery') {
+        for (const dest of await readdir(path.join(this.root, state))) await this.loadQueue(`${state}/${dest}`);
+      } else {
+        await this.loadQueue(state);
+      }
+    }
+    await this.dropUnreferencedContent();
+    await this.loadFrozen();
+    return this.index.size;
+  }
+
+  private async loadQueue(queue: string): Promise<void> {
+    for (const name of await readdir(path.join(this.root, queue))) {
+      if (!name.endsWith(ENVELOPE_SUFFIX)) continue;
+      const message = JSON.parse(await readFile(path.join(this.root, queue, name), 'utf8')) as QueuedMessage;
+      this.index.set(message.envelope.id, { queue, message });
+    }
+  }
+
+  /** Content a crash left without any envelope (received but never answered 250, or fully delivered). */
+  private async dropUnreferencedContent(): Promise<void> {
+    const referenced = new Set([...this.index.values()].map((s) => s.message.contentId));
+    for (const name of await readdir(path.join(this.root, 'content'))) {
+      if (!referenced.has(name.replace(/\.eml$/, ''))) await unlink(path.join(this.root, 'content', name));
+    }
+  }
+
+  /** The path of a content file. */
+  contentPath(contentId: string): string {
+    return path.join(this.root, 'content', `${contentId}.eml`);
+  }
+
+  /** Writes a message's content from a stream, fsynced; resolves to its size in bytes. */
+  async writeContent(contentId: string, source: Readable | string): Promise<number> {
+    const target = this.contentPath(contentId);
+    try {
+      if (typeof source === 'string') {
+        await writeFile(target, source, { flag: 'wx' });
+      } else {
+        await pipeline(source, createWriteStream(target, { flags: 'wx' }));
+      }
+      const handle = await open(target, 'r');
+      try {
+        if (this.fsync) await handle.sync();
+        return (await handle.stat()).size;
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      await unlink(target).catch(() => undefined);
+      throw storageError(`writing content ${contentId}`, err);
+    }
+  }
+
+  /** Removes a content file nothing refers to any more (a transaction that was not answered 250). */
+  async discardContent(contentId: string): Promise<void> {
+    await unlink(this.contentPath(contentId)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  /** Adds a new record to a queue, durably. */
+  async add(queue: string, message: QueuedMessage): Promise<void> {
+    if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
+    await this.writeEnvelope(queue, message);
+    this.index.set(message.envelope.id, { queue, message });
+  }
+
+  /** Rewrites a record in place (atomically), e.g. with per-recipient progress. */
+  async update(message: QueuedMessage): Promise<void> {
+    const stored = this.require(message.envelope.id);
+    await this.writeEnvelope(stored.queue, message);
+    stored.message = message;
+  }
+
+  /** Rewrites a record and moves it to another queue: two atomic steps, so a crash leaves one copy. */
+  async move(message: QueuedMessage, queue: string): Promise<void> {
+    const stored = this.require(message.envelope.id);
+    await this.writeEnvelope(stored.queue, message);
+    stored.message = message;
+    if (stored.queue === queue) return;
+    const dir = path.join(this.root, queue);
+    try {
+      await mkdir(dir, { recursive: true });
+      await rename(this.envelopePath(stored.queue, message.envelope.id), this.envelopePath(queue, message.envelope.id));
+      if (this.fsync) {
+        await fsyncDir(dir);
+        await fsyncDir(path.join(this.root, stored.queue));
+      }
+    } catch (err) {
+      throw storageError(`moving ${message.envelope.id} to ${queue}`, err);
+    }
+    stored.queue = queue;
+  }
+
+  /** Removes a record; its content goes too once no other record refers to it. */
+  async remove(id: string): Promise<void> {
+    const stored = this.require(id);
+    await unlink(this.envelopePath(stored.queue, id));
+    if (this.fsync) await fsyncDir(path.join(this.root, stored.queue));
+    this.index.delete(id);
+    const contentId = stored.message.contentId;
+    if (![...this.index.values()].some((s) => s.message.contentId === contentId)) await this.discardContent(contentId);
+  }
+
+  /** A record by queue id. */
+  get(id: string): StoredMessage | undefined {
+    return this.index.get(id);
+  }
+
+  /** Every record. */
+  all(): StoredMessage[] {
+    return [...this.index.values()];
+  }
+
+  /** Whether a queue is frozen by the administrator. */
+  isFrozen(queue: string): boolean {
+    return this.frozenQueues.has(queue);
+  }
+
+  /** Queues frozen right now. */
+  frozen(): string[] {
+    return [...this.frozenQueues];
+  }
+
+  /** Freezes or unfreezes a queue; the setting survives a restart. */
+  async setFrozen(queue: string, frozen: boolean): Promise<void> {
+    if (frozen) this.frozenQueues.add(queue);
+    else this.frozenQueues.delete(queue);
+    await this.writeAtomic(path.join(this.root, 'frozen-queues.json'), JSON.stringify([...this.frozenQueues]));
+  }
+
+  private async loadFrozen(): Promise<void> {
+    this.frozenQueues.clear();
+    try {
+      for (const q of JSON.parse(await readFile(path.join(this.root, 'frozen-queues.json'), 'utf8')) as string[]) this.frozenQueues.add(q);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  private require(id: string): StoredMessage {
+    const stored = this.index.get(id);
+    if (!stored) throw new Error(`no queued message ${id}`);
+    return stored;
+  }
+
+  private envelopePath(queue: string, id: string): string {
+    return path.join(this.root, queue, `${id}${ENVELOPE_SUFFIX}`);
+  }
+
+  private async writeEnvelope(queue: string, message: QueuedMessage): Promise<void> {
+    await mkdir(path.join(this.root, queue), { recursive: true }).catch((err: unknown) => {
+      throw storageError(`creating queue ${queue}`, err);
+    });
+    await this.writeAtomic(this.envelopePath(queue, message.envelope.id), JSON.stringify(message));
+  }
+
+  /** tmp file, fsync, rename over the target, fsync the target's directory. */
+  private async writeAtomic(target: string, text: string): Promise<void> {
+    const tmp = path.join(this.root, 'tmp', `${path.basename(target)}.${randomBytes(6).toString('hex')}`);
+    try {
+      const handle = await open(tmp, 'wx', 0o600);
+      try {
+        await handle.writeFile(text, 'utf8');
+        if (this.fsync) await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, target);
+      if (this.fsync) await fsyncDir(path.dirname(target));
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw storageError(`writing ${path.relative(this.root, target)}`, err);
+    }
+  }
+}
+
+function storageError(what: string, err: unknown): QueueStorageError {
+  if (err instanceof QueueStorageError) return err;
+  return new QueueStorageError(`queue store: ${what}: ${(err as Error).message}`, { cause: err });
+}

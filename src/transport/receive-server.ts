@@ -1,0 +1,212 @@
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import type net from 'node:net';
+import { PassThrough, type Readable } from 'node:stream';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { IpList } from '../net/ip-list.js';
+import type { Clock } from '../policy/interfaces.js';
+import { rfc5322Date } from './dsn.js';
+import { newQueueId, type QueuedMessage, QueueStorageError, type QueueStore } from './queue-store.js';
+import type { Envelope, EnvelopeRecipient } from './types.js';
+
+/** How the engine's SMTP listener is set up. */
+export interface ReceiveServerOptions {
+  hostname: string;
+  host: string;
+  port: number;
+  /** Only these clients may connect; others get 554 5.7.1. */
+  allowFrom: IpList;
+  maxMessageSize: number;
+  maxRecipients: number;
+  store: QueueStore;
+  clock: Clock;
+  /** Called once a message is on disk and fsynced, just before the 250 is written. */
+  onQueued(message: QueuedMessage, reply: string): void;
+  /** Called when a client is refused or a message could not be stored. */
+  onError(event: { kind: 'refused' | 'storage' | 'connection'; ip: string; detail: string }): void;
+}
+
+/** The running listener. */
+export interface ReceiveServer {
+  address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/** A handler's refusal that carries its full SMTP reply: code, enhanced code and text. */
+class ReplyError extends Error {
+  constructor(
+    readonly responseCode: number,
+    enhanced: string,
+    text: string,
+  ) {
+    super(`${enhanced} ${text}`);
+  }
+}
+
+const ENHANCED_AT_START = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+/**
+ * smtp-server picks an enhanced code from the reply code alone (a 554 would say 5.6.0); a reply whose
+ * text already starts with one is written as it is, every other reply keeps smtp-server's own code.
+ */
+class ReceiveConnection extends SMTPConnection {
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    const first = Array.isArray(data) ? data[0] : data;
+    super.send(code, data, typeof first === 'string' && ENHANCED_AT_START.test(first) ? false : context);
+  }
+}
+
+class ReceiveSmtpServer extends SMTPServer {
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
+    const connection = new ReceiveConnection(this, socket, socketOptions ?? null);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this.emit('error', err));
+    connection.on('connect', (data: unknown) => this.emit('connect', data));
+    connection.init();
+  }
+}
+
+/** The client the message really came from: XFORWARD/XCLIENT replace the session's address and HELO. */
+function clientOf(session: SMTPServerSession): { ip: string; helo?: string } {
+  const helo = session.hostNameAppearsAs || undefined;
+  return { ip: session.remoteAddress, ...(helo ? { helo } : {}) };
+}
+
+/** The engine's own trace field, so that a loop between MTAs shows in the hop count. */
+function receivedField(session: SMTPServerSession, hostname: string, id: string, now: number): string {
+  const clean = (s: string): string => s.replace(/[^\x21-\x7e]/g, '?');
+  const c = clientOf(session);
+  const ip = c.ip.includes(':') ? `IPv6:${c.ip}` : c.ip;
+  return `Received: from ${clean(c.helo ?? 'unknown')} ([${ip}])\r\n\tby ${clean(hostname)} (Portcullis transport) with ESMTP id ${id};\r\n\t${rfc5322Date(new Date(now))}\r\n`;
+}
+
+/** The Message-ID header of a stored message, from its first 64 KiB. */
+async function readMessageId(path: string): Promise<string | undefined> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(65536);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    const text = buf.subarray(0, bytesRead).toString('latin1');
+    const end = text.search(/\r?\n\r?\n/);
+    const header = end < 0 ? text : text.slice(0, end);
+    return /^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(header)?.[1]?.replace(/\s+/g, '') || undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+function recipientOf(a: { address: string; dsn?: { notify?: string[]; orcpt?: string } }): EnvelopeRecipient {
+  const notify = a.dsn?.notify as EnvelopeRecipient['notify'];
+  return { address: a.address, ...(notify?.length ? { notify } : {}), ...(a.dsn?.orcpt ? { orcpt: a.dsn.orcpt } : {}) };
+}
+
+/**
+ * Starts the engine's SMTP listener. It takes mail only from `allowFrom`, advertises DSN (and SIZE),
+ * honours XFORWARD/XCLIENT, and answers `250 2.6.0 <id@host> Queued mail for delivery` only after the
+ * content (with the engine's Received: field) and the envelope are written, fsynced, and renamed into
+ * `pre-submission/` with that directory fsynced. A write that fails is answered 452 4.3.1.
+ */
+export async function startReceiveServer(opts: ReceiveServerOptions): Promise<ReceiveServer> {
+  const serverOptions: SMTPServerOptions = {
+    name: opts.hostname,
+    banner: 'Portcullis transport ready',
+    logger: false,
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    hideSTARTTLS: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: false,
+    hideSMTPUTF8: true,
+    hideREQUIRETLS: true,
+    useXForward: true,
+    useXClient: true,
+    size: opts.maxMessageSize,
+    maxRecipients: opts.maxRecipients,
+    disableReverseLookup: true,
+    onConnect(session, cb) {
+      if (opts.allowFrom.has(session.remoteAddress)) return cb();
+      opts.onError({ kind: 'refused', ip: session.remoteAddress, detail: 'not in transport.allowFrom' });
+      cb(new ReplyError(554, '5.7.1', 'Access denied'));
+    },
+    onMailFrom(address, session, cb) {
+      const size = typeof address.args === 'object' && address.args.SIZE ? Number(address.args.SIZE) : 0;
+      if (size > opts.maxMessageSize) return cb(new ReplyError(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`));
+      cb();
+    },
+    onData(stream, session, cb) {
+      receive(stream, session).then(
+        (reply) => cb(null, reply),
+        (err: unknown) => {
+          stream.resume();
+          if (err instanceof ReplyError) return cb(err);
+          const detail = (err as Error).message;
+          opts.onError({ kind: 'storage', ip: session.remoteAddress, detail });
+          cb(err instanceof QueueStorageError ? new ReplyError(452, '4.3.1', 'Insufficient system storage') : new ReplyError(451, '4.3.0', 'Local error in processing'));
+        },
+      );
+    },
+  };
+
+  async function receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const now = opts.clock.now();
+    const id = newQueueId(now);
+    const content = new PassThrough();
+    content.write(receivedField(session, opts.hostname, id, now));
+    (stream as Readable).pipe(content);
+    const size = await opts.store.writeContent(id, content);
+    if (stream.sizeExceeded) {
+      await opts.store.discardContent(id);
+      throw new ReplyError(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`);
+    }
+    const path = opts.store.contentPath(id);
+    const env = session.envelope;
+    const envelope: Envelope = {
+      id,
+      mailFrom: env.mailFrom === false ? '' : env.mailFrom.address,
+      recipients: env.rcptTo.map(recipientOf),
+      size,
+      receivedAt: now,
+      client: clientOf(session),
+      ...(env.dsn?.ret ? { ret: env.dsn.ret as 'FULL' | 'HDRS' } : {}),
+      ...(env.dsn?.envid ? { envid: env.dsn.envid } : {}),
+    };
+    const messageId = await readMessageId(path);
+    const message: QueuedMessage = {
+      envelope,
+      contentId: id,
+      rootId: id,
+      ...(messageId ? { messageId } : {}),
+      kind: 'message',
+      deliveries: [],
+      attempts: 0,
+      nextAttemptAt: 0,
+    };
+    try {
+      await opts.store.add('pre-submission', message);
+    } catch (err) {
+      await opts.store.discardContent(id);
+      throw err;
+    }
+    const reply = `<${id}@${opts.hostname}> Queued mail for delivery`;
+    opts.onQueued(message, `250 2.6.0 ${reply}`);
+    return reply;
+  }
+
+  const server = new ReceiveSmtpServer(serverOptions);
+  server.listen(opts.port, opts.host);
+  await Promise.race([
+    once(server.server, 'listening'),
+    once(server, 'error').then(([err]: unknown[]) => {
+      throw err;
+    }),
+  ]);
+  // A client that drops mid-session is reported, and must not bring the listener down.
+  server.on('error', (err: Error) => opts.onError({ kind: 'connection', ip: '', detail: err.message }));
+  const bound = server.server.address() as net.AddressInfo;
+  return {
+    address: { host: bound.address, port: bound.port },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

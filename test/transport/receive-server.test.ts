@@ -1,0 +1,99 @@
+/** The engine's SMTP listener: replies, what is on disk at the 250, DSN parameters, XFORWARD, allowFrom, size, disk failure. */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { TransportEngine } from '../../src/transport/engine.js';
+import type { QueuedMessage } from '../../src/transport/queue-store.js';
+import { engineRules, message, queuedId, RawSmtp, sendMessage, startEngine } from './engine-harness.js';
+
+let dir: string;
+let engine: TransportEngine;
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'portcullis-receive-'));
+  engine = await startEngine(engineRules(dir, {}, { limits: { maxMessageSize: 4096 } }));
+  // Hold new mail where the receive server put it, so the test sees exactly what was on disk at the 250.
+  await engine.manager.setFrozen('pre-submission', true);
+});
+after(async () => {
+  await engine.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('EHLO advertises DSN, SIZE, XFORWARD and XCLIENT', async () => {
+  const { client } = await RawSmtp.connect(engine.address.port);
+  const ehlo = await client.send('EHLO edge.example.test');
+  client.close();
+  assert.equal(ehlo.code, 250);
+  for (const ext of ['DSN', 'SIZE 4096', 'XFORWARD', 'XCLIENT', 'ENHANCEDSTATUSCODES']) assert.match(ehlo.text, new RegExp(`^${ext}`, 'm'));
+});
+
+test('250 2.6.0 <id@host> only once content and envelope are in pre-submission, with DSN parameters and the XFORWARD client', async () => {
+  const replies = await sendMessage(engine.address.port, {
+    before: ['XFORWARD ADDR=192.0.2.7 HELO=client.remote.test'],
+    from: 'sender@remote.test',
+    mailArgs: 'RET=HDRS ENVID=env+2B42',
+    to: ['alice@example.test', 'bob@example.test'],
+    rcptArgs: ['NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice+40example.test', 'NOTIFY=NEVER'],
+    content: message('Receive test'),
+  });
+  assert.deepEqual(replies.map((r) => r.code), [220, 250, 250, 250, 250, 250, 354, 250]);
+  assert.equal(replies[3]?.text.startsWith('2.1.0'), true, 'MAIL answered with 2.1.0');
+  const id = queuedId(replies.at(-1)!);
+  assert.match(replies.at(-1)!.text, /@mx\.example\.test> Queued mail for delivery$/);
+
+  const queueDir = engine.paths.queueDir;
+  const stored = JSON.parse(await readFile(path.join(queueDir, 'pre-submission', `${id}.json`), 'utf8')) as QueuedMessage;
+  assert.equal(stored.envelope.mailFrom, 'sender@remote.test');
+  assert.equal(stored.envelope.ret, 'HDRS');
+  assert.equal(stored.envelope.envid, 'env+42');
+  assert.deepEqual(stored.envelope.client, { ip: '192.0.2.7', helo: 'client.remote.test' });
+  assert.deepEqual(stored.envelope.recipients, [
+    { address: 'alice@example.test', notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;alice@example.test' },
+    { address: 'bob@example.test', notify: ['NEVER'] },
+  ]);
+  assert.equal(stored.messageId, '<Receivetest@client.example.test>');
+  const content = await readFile(path.join(queueDir, 'content', `${id}.eml`), 'utf8');
+  assert.match(content, /^Received: from client\.remote\.test \(\[192\.0\.2\.7\]\)\r\n\tby mx\.example\.test \(Portcullis transport\) with ESMTP id /);
+  assert.match(content, /\r\nSubject: Receive test\r\nMessage-ID: <Receivetest@client\.example\.test>\r\n\r\nBody of Receive test\.\r\n$/);
+  assert.equal(stored.envelope.size, Buffer.byteLength(content));
+  assert.equal(engine.manager.messages('pre-submission').some((m) => m.id === id && m.status === '4.3.2 Frozen by the administrator'), true);
+});
+
+test('a client outside transport.allowFrom gets 554 5.7.1 and nothing else', async () => {
+  const closed = await startEngine(engineRules(path.join(dir, 'closed'), {}, { allowFrom: ['192.0.2.0/24'] }));
+  try {
+    const replies = await sendMessage(closed.address.port, { from: 'a@remote.test', to: ['alice@example.test'], content: message('x') });
+    assert.equal(replies[0]?.code, 554);
+    assert.equal(replies[0]?.text, '5.7.1 Access denied');
+  } finally {
+    await closed.close();
+  }
+});
+
+test('size: SIZE= over the limit and content over the limit are refused 552 5.3.4, nothing stays on disk', async () => {
+  const declared = await sendMessage(engine.address.port, { from: 'a@remote.test', mailArgs: 'SIZE=5000', to: ['alice@example.test'], content: message('x') });
+  assert.equal(declared.at(-1)?.code, 552);
+  assert.match(declared.at(-1)!.text, /^5\.3\.4 /);
+  const before = engine.store.all().length;
+  const big = await sendMessage(engine.address.port, { from: 'a@remote.test', to: ['alice@example.test'], content: `${message('big')}${'x'.repeat(6000)}\r\n` });
+  assert.equal(big.at(-1)?.code, 552);
+  assert.match(big.at(-1)!.text, /^5\.3\.4 /);
+  assert.equal(engine.store.all().length, before);
+});
+
+test('a queue directory that cannot be written gives 452 4.3.1', async () => {
+  const broken = await startEngine(engineRules(path.join(dir, 'broken')));
+  try {
+    const contentDir = path.join(broken.paths.queueDir, 'content');
+    await rm(contentDir, { recursive: true });
+    await writeFile(contentDir, 'not a directory');
+    const replies = await sendMessage(broken.address.port, { from: 'a@remote.test', to: ['alice@example.test'], content: message('disk') });
+    assert.equal(replies.at(-1)?.code, 452);
+    assert.equal(replies.at(-1)?.text, '4.3.1 Insufficient system storage');
+  } finally {
+    await broken.close();
+  }
+});
