@@ -1,6 +1,7 @@
 /** The table of sub-commands; each lives in its own module. */
 import { checkCommand } from './check-command.js';
 import { configCheckCommand } from './config-check-command.js';
+import { dnsblCommand } from './dnsbl-command.js';
 import { serveCommand } from './serve.js';
 
 export interface Command {
@@ -12,5 +13,6 @@ export interface Command {
 export const commands: Record<string, Command> = {
   check: checkCommand,
   'config check': configCheckCommand,
+  dnsbl: dnsblCommand,
   serve: serveCommand,
 };

@@ -1,0 +1,101 @@
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+import type { Rules } from '../config/schema.js';
+import { loadRules } from '../config/load.js';
+import { checkZones, reportAddress, type DnsblAddressReport } from '../dns/dnsbl-report.js';
+import type { ZoneStatus } from '../dns/zone-health.js';
+import type { Command } from './commands.js';
+
+const usage = 'usage: portcullis dnsbl IP [--config FILE] [--json]\n       portcullis dnsbl --health [--config FILE] [--json]\n';
+
+function healthWord(s: ZoneStatus): string {
+  if (s.healthy === undefined) return 'unknown';
+  return s.healthy ? 'healthy' : 'UNHEALTHY';
+}
+
+function renderHealth(zones: Record<string, ZoneStatus>): string {
+  const names = Object.keys(zones);
+  if (names.length === 0) return 'no DNSBL rules configured\n';
+  const width = Math.max(...names.map((z) => z.length));
+  return `${names.map((z) => `${z.padEnd(width)}  ${healthWord(zones[z] as ZoneStatus).padEnd(9)}  ${(zones[z] as ZoneStatus).reason}`).join('\n')}\n`;
+}
+
+function renderAddress(r: DnsblAddressReport): string {
+  const out = [`${r.ip}: ${r.rules.length} DNSBL rule(s), asked through ${r.servers.join(', ')}`];
+  if (r.rules.length === 0) out.push('no DNSBL rules configured');
+  for (const x of r.rules) {
+    out.push(
+      '',
+      `rule "${x.rule}"  zone ${x.zone}${x.provider !== x.zone ? `  provider ${x.provider}` : ''}`,
+      `  query        ${x.queryName} A`,
+      `  answer       ${x.status}${x.codes.length ? ` ${x.codes.join(', ')}` : ''}${x.detail ? ` (${x.detail})` : ''}`,
+      `  error codes  ${x.errorCodes.length ? x.errorCodes.join(', ') : 'none'}`,
+      `  TXT          ${x.txt ?? '(none)'}`,
+      `  match        ${x.match}: ${x.matches ? 'MATCHES' : 'no match'} — ${x.why}`,
+      `  report only  ${x.reportOnly ? 'yes' : 'no'}    on error: ${x.onError}`,
+      `  zone health  ${healthWord(x.zoneHealth)} (${x.zoneHealth.reason})`,
+    );
+    if (x.reply) out.push(`  reply        ${x.reply}${x.reportOnly ? ' (would give; report only)' : ''}`);
+  }
+  const d = r.decision;
+  out.push(
+    '',
+    d.action === 'accept'
+      ? 'step 9 decision: no enforced rule matches; RCPT TO goes on to steps 10-12'
+      : `step 9 decision: ${d.action} by "${d.rule ?? ''}": ${d.reply ?? ''} (an exception recipient is still accepted)`,
+  );
+  return `${out.join('\n')}\n`;
+}
+
+/** `portcullis dnsbl`: ask every rule's zone about one address, or check the zones' health. */
+export const dnsblCommand: Command = {
+  summary: 'ask every DNSBL rule about an address (or --health: check the zones)',
+  async run(args) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args,
+        allowPositionals: true,
+        options: {
+          config: { type: 'string', default: 'rules/portcullis.yaml' },
+          health: { type: 'boolean', default: false },
+          json: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h', default: false },
+        },
+        strict: true,
+      });
+    } catch (err) {
+      process.stderr.write(`portcullis dnsbl: ${(err as Error).message}\n${usage}`);
+      return 2;
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      process.stdout.write(usage);
+      return 0;
+    }
+    const ip = positionals[0];
+    if (positionals.length > 1 || (values.health ? ip !== undefined : ip === undefined)) {
+      process.stderr.write(`portcullis dnsbl: give one IP address, or --health alone\n${usage}`);
+      return 2;
+    }
+    if (ip !== undefined && isIP(ip) === 0) {
+      process.stderr.write(`portcullis dnsbl: not an IP address: ${ip}\n${usage}`);
+      return 2;
+    }
+    let rules: Rules;
+    try {
+      rules = await loadRules(values.config);
+    } catch (err) {
+      process.stderr.write(`portcullis dnsbl: ${(err as Error).message}\n`);
+      return 1;
+    }
+    if (ip === undefined) {
+      const zones = await checkZones(rules);
+      process.stdout.write(values.json ? `${JSON.stringify({ zones }, null, 2)}\n` : renderHealth(zones));
+      return 0;
+    }
+    const report = await reportAddress(rules, ip);
+    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : renderAddress(report));
+    return 0;
+  },
+};
