@@ -1,0 +1,199 @@
+/** The queue manager with an injected clock: retry schedule, 4xx then 250, 5xx at once, delay DSN, expiry NDR, Badmail, NDR copy, restart. */
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { TransportEngine } from '../../src/transport/engine.js';
+import { mailboxDir } from '../../src/transport/maildir.js';
+import { searchTrackingLog } from '../../src/transport/tracking-log.js';
+import { engineRules, HOUR, MINUTE, ManualClock, maildirFiles, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
+import { startRemotePeer, type RemotePeer } from './remote-peer.js';
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'portcullis-qm-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** An engine whose `*` connector is a smart host: the given peer. */
+async function engineFor(name: string, peer: RemotePeer, clock: ManualClock, transport: Record<string, unknown> = {}): Promise<TransportEngine> {
+  return startEngine(
+    engineRules(path.join(dir, name), {}, { connectors: [{ name: 'outbound', addressSpaces: ['*'], smartHost: `127.0.0.1:${peer.port}` }], ...transport }),
+    { clock },
+  );
+}
+
+async function mailboxTexts(engine: TransportEngine, mailbox: string): Promise<string[]> {
+  const files = await maildirFiles(engine.paths.mailboxDir, mailbox);
+  return Promise.all(files.sort().map((f) => readFile(path.join(mailboxDir(engine.paths.mailboxDir, mailbox), 'new', f), 'utf8')));
+}
+
+async function settle(engine: TransportEngine): Promise<void> {
+  await engine.manager.runDue();
+  await engine.manager.runDue();
+}
+
+test('a remote host answering 4xx then 250: retried on the schedule (10, 10 minutes), delivered once, nothing early', async () => {
+  const clock = new ManualClock();
+  const peer = await startRemotePeer((n) => (n < 2 ? { code: 451, text: 'Try again later' } : 'accept'));
+  const engine = await engineFor('4xx-then-250', peer, clock);
+  try {
+    const t0 = clock.now();
+    const id = queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['carol@remote.test'], content: message('Retry me') })).at(-1)!);
+    await waitFor(() => peer.rcpts.length === 1 && engine.manager.messages('remote-delivery/remote.test').length === 1, 10_000, 'first attempt');
+    await settle(engine);
+    const [q] = engine.manager.queues().filter((x) => x.name === 'remote-delivery/remote.test');
+    assert.equal(q?.state, 'retry');
+    assert.equal(q?.nextRetry, new Date(t0 + 10 * MINUTE).toISOString());
+    assert.match(q?.lastError ?? '', /^451 4\.\d\.\d .*Try again later/);
+
+    clock.advance(9 * MINUTE);
+    await settle(engine);
+    assert.equal(peer.rcpts.length, 1, 'no attempt before the interval');
+    clock.advance(1 * MINUTE);
+    await settle(engine);
+    assert.equal(peer.rcpts.length, 2);
+    assert.equal(engine.manager.messages('remote-delivery/remote.test')[0]?.nextAttempt, new Date(t0 + 20 * MINUTE).toISOString());
+    clock.advance(10 * MINUTE);
+    await settle(engine);
+    assert.equal(peer.rcpts.length, 3);
+    assert.equal(peer.messages.length, 1);
+    assert.match(peer.messages[0]!.content, /Subject: Retry me/);
+    assert.equal(engine.store.all().length, 0, 'queue empty after delivery');
+    assert.deepEqual(await maildirFiles(engine.paths.mailboxDir, 'alice@example.test'), [], 'no DSN for a plain delivery');
+    await engine.tracking.flush();
+    const events = (await searchTrackingLog(engine.paths.trackingLog, { id })).map((e) => e.event);
+    assert.deepEqual(events, ['received', 'submitted', 'deferred', 'deferred', 'transferred']);
+  } finally {
+    await engine.close();
+    await peer.close();
+  }
+});
+
+test('4xx forever: intervals 10, 10, 10 then 15 minutes; one delay DSN after 12 hours; expiry NDR 4.4.7 after 48 hours', async () => {
+  const clock = new ManualClock();
+  const peer = await startRemotePeer(() => ({ code: 451, text: 'Busy' }));
+  const engine = await engineFor('expiry', peer, clock);
+  try {
+    const t0 = clock.now();
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['dave@remote.test'], rcptArgs: ['NOTIFY=FAILURE,DELAY'], content: message('Never arrives') });
+    await waitFor(() => peer.rcpts.length === 1 && engine.manager.messages('remote-delivery/remote.test')[0]?.attempts === 1, 10_000, 'first attempt');
+    const gaps: number[] = [];
+    let last = t0;
+    for (let i = 0; i < 5; i++) {
+      const next = Date.parse(engine.manager.messages('remote-delivery/remote.test')[0]!.nextAttempt!);
+      gaps.push((next - last) / MINUTE);
+      clock.t = next;
+      last = next;
+      await settle(engine);
+    }
+    assert.deepEqual(gaps, [10, 10, 10, 15, 15]);
+    assert.equal(peer.rcpts.length, 6);
+
+    clock.t = t0 + 12 * HOUR;
+    await settle(engine);
+    let alice = await mailboxTexts(engine, 'alice@example.test');
+    assert.equal(alice.length, 1, 'one delay DSN');
+    assert.match(alice[0]!, /Subject: Delivery delayed: Never arrives/);
+    assert.match(alice[0]!, /Action: delayed/);
+    assert.match(alice[0]!, /Final-Recipient: rfc822; ?dave@remote\.test/);
+
+    clock.t = t0 + 24 * HOUR;
+    await settle(engine);
+    assert.equal((await mailboxTexts(engine, 'alice@example.test')).length, 1, 'the delay DSN is sent once');
+
+    clock.t = t0 + 48 * HOUR;
+    await settle(engine);
+    alice = await mailboxTexts(engine, 'alice@example.test');
+    assert.equal(alice.length, 2);
+    const ndr = alice.find((t) => /Action: failed/.test(t)) ?? '';
+    assert.match(ndr, /Status: 4\.4\.7/);
+    assert.match(ndr, /Content-Type: multipart\/report; report-type=delivery-status/);
+    assert.equal(engine.store.all().length, 0);
+  } finally {
+    await engine.close();
+    await peer.close();
+  }
+});
+
+test('5xx fails at once with an NDR (NOTIFY=NEVER gets none); the NDR copy goes to dsn.copyNdrTo', async () => {
+  const clock = new ManualClock();
+  const peer = await startRemotePeer((_n, rcpt) => (rcpt.startsWith('gone') || rcpt.startsWith('quiet') ? { code: 550, text: 'No such user' } : 'accept'));
+  const engine = await engineFor('5xx', peer, clock, { dsn: { copyNdrTo: 'bob@example.test' } });
+  try {
+    await sendMessage(engine.address.port, {
+      from: 'alice@example.test', to: ['gone@remote.test', 'quiet@remote.test'], rcptArgs: ['', 'NOTIFY=NEVER'], content: message('Bounce me'),
+    });
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'bob@example.test')).length === 1, 10_000, 'NDR copy');
+    assert.equal(peer.rcpts.length, 2, 'one attempt only');
+    const [ndr] = await mailboxTexts(engine, 'alice@example.test');
+    assert.match(ndr ?? '', /Final-Recipient: rfc822; ?gone@remote\.test/);
+    assert.doesNotMatch(ndr ?? '', /quiet@remote\.test/);
+    assert.match(ndr ?? '', /Status: 5\.\d\.\d/);
+    assert.match(ndr ?? '', /^Return-Path: <>/m);
+    const [copy] = await mailboxTexts(engine, 'bob@example.test');
+    assert.match(copy ?? '', /Final-Recipient: rfc822; ?gone@remote\.test/);
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+  } finally {
+    await engine.close();
+    await peer.close();
+  }
+});
+
+test('an unknown local recipient gets an NDR 5.1.1; a bounce that cannot be delivered goes to Badmail, never to <>', async () => {
+  const clock = new ManualClock();
+  const peer = await startRemotePeer(() => 'accept');
+  const engine = await engineFor('badmail', peer, clock);
+  try {
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['nobody@example.test'], content: message('Unknown') });
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'NDR');
+    assert.match((await mailboxTexts(engine, 'alice@example.test'))[0] ?? '', /Status: 5\.1\.1/);
+
+    // From <> to nobody: no bounce possible. From a local nobody to nobody: its NDR fails in turn.
+    await sendMessage(engine.address.port, { from: '', to: ['nobody@example.test'], content: message('Blank') });
+    await sendMessage(engine.address.port, { from: 'ghost@example.test', to: ['nobody@example.test'], content: message('Ghost') });
+    const badmail = engine.paths.badmailDir;
+    await waitFor(async () => (await readdir(badmail).catch(() => [])).filter((f) => f.endsWith('.eml')).length === 2, 10_000, 'two Badmail entries');
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+    const reasons = await Promise.all((await readdir(badmail)).filter((f) => f.endsWith('.json')).map((f) => readFile(path.join(badmail, f), 'utf8')));
+    assert.ok(reasons.every((r) => /5\.1\.1/.test(r)));
+    assert.ok(reasons.some((r) => /"isDsn": true/.test(r)), 'the failed NDR is in Badmail');
+    assert.equal(peer.messages.length, 0, 'nothing went out');
+    assert.equal((await mailboxTexts(engine, 'alice@example.test')).length, 1);
+  } finally {
+    await engine.close();
+    await peer.close();
+  }
+});
+
+test('the queues are rebuilt from disk after a restart: attempts, next retry and frozen state kept', async () => {
+  const clock = new ManualClock();
+  let fail = true;
+  const peer = await startRemotePeer(() => (fail ? { code: 452, text: 'Full' } : 'accept'));
+  const rules = engineRules(path.join(dir, 'restart'), {}, { connectors: [{ name: 'outbound', addressSpaces: ['*'], smartHost: `127.0.0.1:${peer.port}` }] });
+  let engine = await startEngine(rules, { clock });
+  try {
+    const id = queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['erin@remote.test'], content: message('Survivor') })).at(-1)!);
+    await waitFor(() => engine.manager.messages('remote-delivery/remote.test')[0]?.attempts === 1, 10_000, 'first attempt');
+    await engine.manager.setFrozen('unreachable', true);
+    await engine.close();
+
+    engine = await startEngine(rules, { clock });
+    const [m] = engine.manager.messages('remote-delivery/remote.test');
+    assert.equal(m?.id, `${id}-1`);
+    assert.equal(m?.attempts, 1);
+    assert.equal(m?.nextAttempt, new Date(clock.now() + 10 * MINUTE).toISOString());
+    assert.equal(engine.manager.queues().find((q) => q.name === 'unreachable')?.state, 'frozen');
+    fail = false;
+    clock.advance(10 * MINUTE);
+    await settle(engine);
+    assert.equal(peer.messages.length, 1);
+    assert.equal(engine.store.all().length, 0);
+  } finally {
+    await engine.close();
+    await peer.close();
+  }
+});
