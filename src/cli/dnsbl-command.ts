@@ -35,7 +35,7 @@ function renderAddress(r: DnsblAddressReport): string {
       `  report only  ${x.reportOnly ? 'yes' : 'no'}    on error: ${x.onError}`,
       `  zone health  ${healthWord(x.zoneHealth)} (${x.zoneHealth.reason})`,
     );
-    if (x.reply) out.push(`  reply        ${x.reply}${x.reportOnly ? ' (would give; report only)' : ''}`);
+    if (x.reply) out.push(`  reply        ${x.reply}${x.enforced ? '' : ' (would give; not enforced)'}`);
   }
   const d = r.decision;
   out.push(

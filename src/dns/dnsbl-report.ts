@@ -23,6 +23,8 @@ export interface DnsblRuleReport {
   /** The rule's match mode, in words. */
   match: string;
   matches: boolean;
+  /** A match that rejects: not report-only, and the zone not found unhealthy. */
+  enforced: boolean;
   matchedCode?: string;
   /** Why the rule does or does not match, in words. */
   why: string;
@@ -109,6 +111,7 @@ export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddr
       errorCodes: a.errorCodes,
       match: describeMatch(rule.match),
       matches: matched !== undefined,
+      enforced: matched !== undefined && !rule.reportOnly && zoneHealth.healthy !== false,
       why: explain(rule, a, matched, zoneHealth),
       reportOnly: rule.reportOnly,
       onError: rule.onError,

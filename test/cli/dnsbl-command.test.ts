@@ -93,6 +93,7 @@ describe('portcullis dnsbl (subprocess, real DNS on loopback)', () => {
     assert.equal(out.ip, '192.0.2.66');
     const [dead, quiet, mask, good] = out.rules as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>];
     assert.equal(dead.matches, true);
+    assert.equal(dead.enforced, false);
     assert.equal((dead.zoneHealth as { healthy: boolean }).healthy, false);
     assert.match(String(dead.why), /NOT enforced: zone unhealthy/);
     assert.equal(quiet.status, 'timeout');
@@ -103,6 +104,7 @@ describe('portcullis dnsbl (subprocess, real DNS on loopback)', () => {
     assert.deepEqual(good.codes, ['127.0.0.2', '127.0.0.4']);
     assert.equal(good.txt, 'Spam source, see http://good.test/?192.0.2.66');
     assert.equal(good.matchedCode, '127.0.0.4');
+    assert.equal(good.enforced, true);
     assert.equal((good.zoneHealth as { healthy: boolean }).healthy, true);
     const reply = '550 5.7.1 The IP address 192.0.2.66 was rejected by block list provider Good Provider: Spam source, see http://good.test/?192.0.2.66';
     assert.equal(good.reply, reply);

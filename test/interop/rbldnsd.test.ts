@@ -1,6 +1,9 @@
 /** DNSBL lookups and zone health checks against Debian's rbldnsd, the server many DNSBLs run. */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DnsClient } from '../../src/dns/client.js';
 import { CachedDnsblLookup } from '../../src/dns/dnsbl-lookup.js';
@@ -102,5 +105,51 @@ describe('interop: DNSBL against rbldnsd', () => {
     assert.equal(s['empty.rbl.test']?.healthy, false);
     assert.match(s['empty.rbl.test']?.reason ?? '', /127\.0\.0\.2 is not listed/);
     assert.deepEqual(changes.sort(), ['bl.rbl.test=true', 'dead.rbl.test=false', 'empty.rbl.test=false']);
+  });
+
+  it('portcullis dnsbl (subprocess) reports the listing, the TXT and zone health from rbldnsd', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'portcullis-rbl-cli-'));
+    try {
+      const config = path.join(dir, 'portcullis.yaml');
+      const rules = {
+        hostname: 'mx.example.test',
+        acceptedDomains: ['example.test'],
+        listeners: [{ name: 'internet', listen: '127.0.0.1:2525' }],
+        connectionFilter: {
+          rules: [
+            { name: 'Dead BL', zone: 'dead.rbl.test' },
+            { name: 'RBL', zone: 'bl.rbl.test', provider: 'RBL test', match: { codes: ['127.0.0.4'] }, message: '%0 rejected by %2: %3' },
+          ],
+        },
+        dns: { servers: [server], timeoutMs: 1500 },
+      };
+      await fs.writeFile(config, JSON.stringify(rules));
+      const root = path.resolve(import.meta.dirname, '../..');
+      const stdout = await new Promise<string>((resolve, reject) => {
+        execFile(
+          process.execPath,
+          ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'dnsbl', '192.0.2.67', '--config', config, '--json'],
+          { cwd: root, timeout: 30_000 },
+          (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
+        );
+      });
+      const report = JSON.parse(stdout) as {
+        rules: { rule: string; matches: boolean; enforced: boolean; txt?: string; zoneHealth: { healthy: boolean } }[];
+        decision: { action: string; rule?: string; reply?: string };
+      };
+      const [dead, rbl] = report.rules;
+      assert.equal(dead?.matches, true);
+      assert.equal(dead?.enforced, false, 'a zone listing everything rejects nothing');
+      assert.equal(dead?.zoneHealth.healthy, false);
+      assert.equal(rbl?.txt, 'Dial-up range 192.0.2.67');
+      assert.equal(rbl?.zoneHealth.healthy, true);
+      assert.deepEqual(report.decision, {
+        action: 'reject',
+        rule: 'RBL',
+        reply: '550 5.7.1 192.0.2.67 rejected by RBL test: Dial-up range 192.0.2.67',
+      });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
