@@ -21,12 +21,15 @@ export const serveCommand: Command = {
       process.stderr.write(`portcullis serve: ${(err as Error).message}\n${usage}`);
       return 2;
     }
-    const edge = await startEdge({ load: () => loadRules(config) });
+    // Signals are taken from the start: the listeners announce themselves before startEdge returns.
+    const stop = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
+    const starting = startEdge({ load: () => loadRules(config) });
     process.on('SIGHUP', () => {
       // reload() has already logged why a rule set was refused; the old one stays in force.
-      edge.reload().catch(() => undefined);
+      starting.then((e) => e.reload()).catch(() => undefined);
     });
-    await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
+    const edge = await starting;
+    await stop;
     await edge.close();
     return 0;
   },

@@ -123,8 +123,25 @@ class EdgeConnection extends SMTPConnection {
     if (close) this.close();
   }
 
+  /**
+   * smtp-server holds every greeting back a fixed 100 ms to catch early talkers. A sending MTA opens
+   * a connection per batch, so that pause capped the edge at ~10 connections/s per concurrent client;
+   * the edge greets as soon as the connect-time policy has answered.
+   */
+  override init(): void {
+    this._setListeners(() => this.connectionReady());
+  }
+
   override _onCommand(command: Buffer, callback?: () => void): void {
-    this.observer.command(this.session, command.toString('latin1'));
+    const line = command.toString('latin1');
+    this.observer.command(this.session, line);
+    // A PROXY v1 header reaching the SMTP dialogue came from an address that is not a configured
+    // balancer (headers from balancers are consumed before the session starts): refuse it. A v2
+    // header is binary and already fails as unrecognised commands.
+    if (/^PROXY /i.test(line)) {
+      this.send(421, '4.7.0 PROXY header not accepted from this address');
+      return;
+    }
     super._onCommand(command, callback);
   }
 }
