@@ -172,7 +172,12 @@ export async function readSinkDumps(dir: string): Promise<SinkMessage[]> {
   const out: SinkMessage[] = [];
   for (const name of (await fs.readdir(dir)).sort()) {
     const file = path.join(dir, name);
-    const text = await fs.readFile(file, 'latin1');
+    // smtp-sink opens a dump at MAIL FROM and deletes it when the transaction is abandoned.
+    const text = await fs.readFile(file, 'latin1').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (text === undefined) continue;
     const lines = text.split('\n');
     const msg: SinkMessage = { clientAddr: '', helo: '', mailFrom: '', rcptTo: [], content: '', file };
     let i = 0;
@@ -194,14 +199,17 @@ export async function readSinkDumps(dir: string): Promise<SinkMessage[]> {
   return out;
 }
 
-/** Waits (bounded) until smtp-sink has written `count` complete dumps. */
+/**
+ * Waits (bounded) until smtp-sink holds `count` complete dumps and no transaction is still open
+ * (an open one is either in progress or about to be deleted as abandoned). Returns the complete ones.
+ */
 export async function waitForSinkMessages(sink: SmtpSink, count: number, timeoutMs = 15_000): Promise<SinkMessage[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const msgs = await sink.messages();
+    const all = await sink.messages();
     // A dump is complete once smtp-sink has written the blank line that follows the message.
-    if (msgs.length >= count && msgs.every((m) => m.content.endsWith('\n\n'))) return msgs;
-    if (Date.now() > deadline) return msgs;
+    const complete = all.filter((m) => m.content.endsWith('\n\n'));
+    if ((complete.length >= count && complete.length === all.length) || Date.now() > deadline) return complete;
     await pause(50);
   }
 }
@@ -386,20 +394,44 @@ export async function smtpSource(port: number, args: string[], timeoutMs = 120_0
 export interface EdgeProcess extends Running {
   /** The SMTP listener's port. */
   port: number;
+  /** The `/metrics` port, when the rule set has `metrics.listen` (then `log.level` must be `info` or finer). */
+  metricsPort?: number;
+}
+
+/** The port of the `listening` line the edge logs at info level, when it has written one. */
+function loggedListenerPort(output: string): number | undefined {
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const entry = JSON.parse(line) as { msg?: string; port?: number };
+    if (entry.msg === 'listening' && typeof entry.port === 'number') return entry.port;
+  }
+  return undefined;
 }
 
 /**
  * Starts `portcullis serve --config FILE` as its own process (from the TypeScript sources through
- * tsx, or from `dist/` with `compiled`), and finds the port its only listener bound.
+ * tsx, or from `dist/` with `compiled`) and finds the port its only listener bound. With
+ * `withMetrics`, waits for the metrics port too and tells the two apart by the `listening` log line.
  */
-export async function startServe(configFile: string, options: { compiled?: boolean; root?: string } = {}): Promise<EdgeProcess> {
+export async function startServe(
+  configFile: string,
+  options: { compiled?: boolean; root?: string; withMetrics?: boolean } = {},
+): Promise<EdgeProcess> {
   const root = options.root ?? process.cwd();
   const entry = options.compiled
     ? [path.join(root, 'dist/src/cli/main.js')]
     : ['--import', 'tsx', path.join(root, 'src/cli/main.ts')];
   const server = launch(process.execPath, [...entry, 'serve', '--config', configFile], { cwd: root });
-  const [port] = await waitForPorts(server, 'tcp', 1, 30_000);
-  return { ...server, port: port as number };
+  const ports = await waitForPorts(server, 'tcp', options.withMetrics ? 2 : 1, 30_000);
+  if (!options.withMetrics) return { ...server, port: ports[0] as number };
+  const deadline = Date.now() + 15_000;
+  let port = loggedListenerPort(server.output());
+  while (port === undefined && Date.now() < deadline) {
+    await pause(50);
+    port = loggedListenerPort(server.output());
+  }
+  if (port === undefined || !ports.includes(port)) throw new Error(`no 'listening' line for the bound ports ${ports.join(', ')}:\n${server.output()}`);
+  return { ...server, port, metricsPort: ports.find((p) => p !== port) as number };
 }
 
 /** Writes a rule set as YAML (JSON is YAML) and returns its path. */
