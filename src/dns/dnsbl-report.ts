@@ -1,5 +1,5 @@
 import type { DnsblMatch, DnsblRuleConfig, Rules } from '../config/schema.js';
-import { matchesRule } from '../policy/dnsbl/answer.js';
+import { describeMatch, matchesRule } from '../policy/dnsbl/answer.js';
 import { evaluateDnsbl } from '../policy/dnsbl/evaluate.js';
 import { parseClientAddress } from '../policy/dnsbl/query-name.js';
 import { formatDnsblMessage } from '../policy/dnsbl/message.js';
@@ -42,14 +42,6 @@ export interface DnsblAddressReport {
   rules: DnsblRuleReport[];
   /** Step 9 for this address, as the engine decides it: the first enforced match or failure. */
   decision: { action: 'accept' | 'reject' | 'tempfail'; rule?: string; reply?: string };
-}
-
-/** Describe a match mode the way the docs write it. */
-export function describeMatch(match: DnsblMatch): string {
-  if (match === 'any') return 'any';
-  if ('mask' in match) return `mask ${match.mask}`;
-  if ('maskAny' in match) return `maskAny ${match.maskAny}`;
-  return `codes ${match.codes.join(', ')}`;
 }
 
 function zonesOf(rules: Rules): string[] {

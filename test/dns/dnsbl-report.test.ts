@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RulesSchema } from '../../src/config/schema.js';
-import { checkZones, describeMatch, reportAddress } from '../../src/dns/dnsbl-report.js';
+import { checkZones, reportAddress } from '../../src/dns/dnsbl-report.js';
+import { describeMatch } from '../../src/policy/dnsbl/answer.js';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
 
 describe('dnsbl address report against a real loopback DNS server', () => {

@@ -76,3 +76,11 @@ function codeMatches(code: string, match: DnsblMatch): boolean {
   const hit = (value & mask) >>> 0;
   return 'mask' in match ? hit === mask : hit !== 0;
 }
+
+/** Describe a match mode the way the docs write it. */
+export function describeMatch(match: DnsblMatch): string {
+  if (match === 'any') return 'any';
+  if ('mask' in match) return `mask ${match.mask}`;
+  if ('maskAny' in match) return `maskAny ${match.maskAny}`;
+  return `codes ${match.codes.join(', ')}`;
+}

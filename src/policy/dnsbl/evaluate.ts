@@ -1,7 +1,7 @@
 import type { DnsblRuleConfig } from '../../config/schema.js';
 import type { DnsblAnswer, ZoneHealth } from '../interfaces.js';
 import { verdict, type TraceEntry, type Verdict } from '../verdict.js';
-import { matchesRule } from './answer.js';
+import { describeMatch, matchesRule } from './answer.js';
 import { formatDnsblMessage } from './message.js';
 
 /** What the DNSBL rules concluded for one session: the deciding verdict, and report-only matches. */
@@ -54,7 +54,7 @@ export async function evaluateDnsbl(
       trace.push({
         step: 9,
         check,
-        outcome: `${rule.name}: listed ${answer.codes.join(', ')} (${where}) but no code matches ${describeMatch(rule)}${errors}`,
+        outcome: `${rule.name}: listed ${answer.codes.join(', ')} (${where}) but no code matches ${describeMatch(rule.match)}${errors}`,
         rule: rule.name,
       });
       continue;
@@ -71,21 +71,13 @@ export async function evaluateDnsbl(
     });
     const v = verdict('reject', 550, '5.7.1', text, 9, check, rule.name);
     if (rule.reportOnly) {
-      trace.push({ step: 9, check, outcome: `${rule.name}: ${code} matches ${describeMatch(rule)} (${where}); report only, not enforced`, rule: rule.name });
+      trace.push({ step: 9, check, outcome: `${rule.name}: ${code} matches ${describeMatch(rule.match)} (${where}); report only, not enforced`, rule: rule.name });
       reportOnly.push({ ...v, reportOnly: true });
       continue;
     }
-    trace.push({ step: 9, check, outcome: `${rule.name}: ${code} matches ${describeMatch(rule)} (${where})`, rule: rule.name });
+    trace.push({ step: 9, check, outcome: `${rule.name}: ${code} matches ${describeMatch(rule.match)} (${where})`, rule: rule.name });
     return { decisive: v, reportOnly, trace };
   }
   if (rules.length === 0) trace.push({ step: 9, check, outcome: 'no DNSBL rules configured' });
   return { reportOnly, trace };
-}
-
-function describeMatch(rule: DnsblRuleConfig): string {
-  const m = rule.match;
-  if (m === 'any') return 'any listing code';
-  if ('mask' in m) return `mask ${m.mask}`;
-  if ('maskAny' in m) return `mask-any ${m.maskAny}`;
-  return `codes ${m.codes.join(', ')}`;
 }
