@@ -2,7 +2,10 @@
 import { checkCommand } from './check-command.js';
 import { configCheckCommand } from './config-check-command.js';
 import { dnsblCommand } from './dnsbl-command.js';
+import { queueCommand } from './queue-command.js';
 import { serveCommand } from './serve.js';
+import { trackCommand } from './track-command.js';
+import { transportCommand } from './transport-command.js';
 
 export interface Command {
   summary: string;
@@ -14,5 +17,8 @@ export const commands: Record<string, Command> = {
   check: checkCommand,
   'config check': configCheckCommand,
   dnsbl: dnsblCommand,
+  queue: queueCommand,
   serve: serveCommand,
+  track: trackCommand,
+  transport: transportCommand,
 };

@@ -1,0 +1,117 @@
+import { parseArgs } from 'node:util';
+import { loadRules } from '../config/load.js';
+import { adminRequest } from '../transport/admin-client.js';
+import type { MessageSummary, QueueSummary } from '../transport/queue-manager.js';
+import type { Command } from './commands.js';
+
+const usage = `usage: portcullis queue list                  [--admin HOST:PORT | --config FILE] [--json]
+       portcullis queue messages QUEUE
+       portcullis queue show ID
+       portcullis queue freeze QUEUE|ID
+       portcullis queue unfreeze QUEUE|ID
+       portcullis queue retry QUEUE|ID
+       portcullis queue delete ID [--ndr]
+`;
+
+/** Table rows padded to the widest cell of each column. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
+function renderQueues(queues: QueueSummary[]): string {
+  return table(
+    ['QUEUE', 'STATE', 'COUNT', 'OLDEST', 'NEXT RETRY', 'LAST ERROR'],
+    queues.map((q) => [q.name, q.state, String(q.count), q.oldest ?? '-', q.nextRetry ?? '-', q.lastError ?? '-']),
+  );
+}
+
+function renderMessages(messages: MessageSummary[]): string {
+  if (messages.length === 0) return 'no messages\n';
+  return table(
+    ['ID', 'RECEIVED', 'SENDER', 'RECIPIENTS', 'SIZE', 'TRIES', 'NEXT ATTEMPT', 'STATUS'],
+    messages.map((m) => [m.id, m.receivedAt, m.sender || '<>', m.recipients.join(','), String(m.size), String(m.attempts), m.nextAttempt ?? '-', m.status]),
+  );
+}
+
+function renderMessage(m: MessageSummary & { record: { deliveries: { address: string; status: string; result?: { code?: number; enhanced: string; text: string } }[] } }): string {
+  const lines = [
+    `id           ${m.id} (received as ${m.rootId})`,
+    `queue        ${m.queue}`,
+    `message-id   ${m.messageId ?? '-'}`,
+    `sender       ${m.sender || '<>'}`,
+    `recipients   ${m.recipients.join(', ') || '-'}`,
+    `size         ${m.size}`,
+    `received     ${m.receivedAt}`,
+    `attempts     ${m.attempts}${m.nextAttempt ? `, next ${m.nextAttempt}` : ''}`,
+    `status       ${m.status}`,
+  ];
+  for (const d of m.record.deliveries) {
+    const r = d.result ? `  ${d.result.code ?? ''} ${d.result.enhanced} ${d.result.text}` : '';
+    lines.push(`  ${d.address}  ${d.status}${r}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** `portcullis queue`: the queue viewer, against a running engine's admin interface. */
+export const queueCommand: Command = {
+  summary: 'list, show, freeze, unfreeze, retry and delete queued mail of a running transport engine',
+  async run(args) {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args,
+        allowPositionals: true,
+        options: {
+          config: { type: 'string', default: 'rules/portcullis.yaml' },
+          admin: { type: 'string' },
+          json: { type: 'boolean', default: false },
+          ndr: { type: 'boolean', default: false },
+        },
+      });
+    } catch (err) {
+      process.stderr.write(`portcullis queue: ${(err as Error).message}\n${usage}`);
+      return 2;
+    }
+    const { values, positionals } = parsed;
+    const [action = 'list', target] = positionals;
+    const needsTarget = ['messages', 'show', 'freeze', 'unfreeze', 'retry', 'delete'];
+    if (!['list', ...needsTarget].includes(action) || (needsTarget.includes(action) && target === undefined) || positionals.length > 2) {
+      process.stderr.write(usage);
+      return 2;
+    }
+    const admin = values.admin ?? (await loadRules(values.config)).transport.admin.listen;
+    const t = target ?? '';
+    let answer: unknown;
+    let text: string;
+    switch (action) {
+      case 'list':
+        answer = await adminRequest(admin, 'GET', '/queues');
+        text = renderQueues((answer as { queues: QueueSummary[] }).queues);
+        break;
+      case 'messages':
+        answer = await adminRequest(admin, 'GET', `/queues/${encodeURIComponent(t)}/messages`);
+        text = renderMessages((answer as { messages: MessageSummary[] }).messages);
+        break;
+      case 'show':
+        answer = await adminRequest(admin, 'GET', `/messages/${encodeURIComponent(t)}`);
+        text = renderMessage(answer as Parameters<typeof renderMessage>[0]);
+        break;
+      case 'delete':
+        answer = await adminRequest(admin, 'POST', '/delete', { id: t, ndr: values.ndr });
+        text = `deleted ${t} (${values.ndr ? 'NDR sent to the sender' : 'no NDR'})\n`;
+        break;
+      case 'retry': {
+        answer = await adminRequest(admin, 'POST', '/retry', { target: t });
+        text = `retrying ${(answer as { count: number }).count} message(s) of ${t} now\n`;
+        break;
+      }
+      default:
+        answer = await adminRequest(admin, 'POST', `/${action}`, { target: t });
+        text = `${action === 'freeze' ? 'frozen' : 'unfrozen'}: ${(answer as { kind: string }).kind} ${t}\n`;
+    }
+    process.stdout.write(values.json ? `${JSON.stringify(answer, null, 2)}\n` : text);
+    return 0;
+  },
+};
