@@ -2,6 +2,9 @@ import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { loadRules } from '../config/load.js';
 import { startEdge } from '../edge/edge.js';
+import { Metrics } from '../observability/metrics.js';
+import { usesBundledEngine, withBundledBackend } from '../transport/bundled-backend.js';
+import { startTransportEngine } from '../transport/engine.js';
 import type { Command } from './commands.js';
 
 const usage = 'usage: portcullis serve [--config FILE]\n';
@@ -23,7 +26,13 @@ export const serveCommand: Command = {
     }
     // Signals are taken from the start: the listeners announce themselves before startEdge returns.
     const stop = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
-    const starting = startEdge({ load: () => loadRules(config) });
+    // With no back end configured (or backend.url: bundled) the bundled transport engine runs in this
+    // process, started first, and every rule set loaded (also on SIGHUP) relays to it.
+    const first = await loadRules(config);
+    const metrics = new Metrics({ processMetrics: true });
+    const engine = usesBundledEngine(first) ? await startTransportEngine(first, { metrics }) : undefined;
+    const load = async () => (engine ? withBundledBackend(await loadRules(config), engine) : loadRules(config));
+    const starting = startEdge({ load }, { metrics });
     process.on('SIGHUP', () => {
       // reload() has already logged why a rule set was refused; the old one stays in force.
       starting.then((e) => e.reload()).catch(() => undefined);
@@ -31,6 +40,7 @@ export const serveCommand: Command = {
     const edge = await starting;
     await stop;
     await edge.close();
+    await engine?.close();
     return 0;
   },
 };

@@ -230,7 +230,8 @@ export const RulesSchema = z
     /** The SMTP server the edge relays to (docs/edge.md); `serve` refuses to start without it. */
     backend: z
       .object({
-        url: z.string().regex(/^smtp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}\/?$/, 'expected smtp://host:port'),
+        /** `bundled` (as when `backend` is absent): `serve` starts the bundled transport engine and relays to it. */
+        url: z.union([z.literal('bundled'), z.string().regex(/^smtp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}\/?$/, 'expected smtp://host:port or bundled')]),
         timeoutMs: z.number().int().positive().default(5000),
         connectTimeoutMs: z.number().int().positive().optional(),
         starttls: z.boolean().default(false),

@@ -1,0 +1,14 @@
+import type { Rules } from '../config/schema.js';
+
+/** Whether the rule set's back end is the bundled engine: no `backend` key, or `backend.url: bundled`. */
+export function usesBundledEngine(rules: Rules): boolean {
+  return rules.backend === undefined || rules.backend.url === 'bundled';
+}
+
+/** The rule set with its back end pointed at a running bundled engine (unchanged when it names another server). */
+export function withBundledBackend(rules: Rules, engine: { address: { host: string; port: number } }): Rules {
+  if (!usesBundledEngine(rules)) return rules;
+  const { host, port } = engine.address;
+  const url = `smtp://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return { ...rules, backend: { timeoutMs: 5000, starttls: false, tlsRejectUnauthorized: true, ...rules.backend, url } };
+}
