@@ -1,15 +1,15 @@
 import type { Rules } from '../config/schema.js';
+import { DirectoryModel } from '../transport/directory-model.js';
 import { compileRules, type CompiledRules } from './compiled-rules.js';
 import type { Clock, Directory, DnsblLookup, ZoneHealth } from './interfaces.js';
 import { SessionPolicy, type DecisionObserver } from './session-policy.js';
-import { StaticDirectory } from './static-directory.js';
 
 /** The engine's ports to the outside world. */
 export interface PolicyDeps {
   dnsbl: DnsblLookup;
   health: ZoneHealth;
   clock: Clock;
-  /** Who exists; defaults to the rule set's own `directory` section. */
+  /** Who exists; defaults to the rule set's `directory`, the same model the bundled engine categorizes against. */
   directory?: Directory;
 }
 
@@ -23,7 +23,7 @@ export class PolicyEngine {
     private readonly deps: PolicyDeps,
   ) {
     this.compiled = compileRules(rules);
-    this.directory = deps.directory ?? StaticDirectory.fromRules(rules);
+    this.directory = deps.directory ?? DirectoryModel.fromRules(rules);
   }
 
   /** A per-connection state machine for one client on one listener; throws if the listener is unknown. */

@@ -1,10 +1,5 @@
 /** Address and domain helpers shared by the directory model, the categorizer and the router. */
 
-/** Lower-cases an address and strips angle brackets and a trailing dot from its domain. */
-export function normalizeAddress(address: string): string {
-  return address.trim().replace(/^<|>$/g, '').replace(/\.$/, '').toLowerCase();
-}
-
 /** The domain part of an address (after the last `@`), normalised; '' when there is none. */
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');

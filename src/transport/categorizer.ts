@@ -1,5 +1,6 @@
 import type { Rules } from '../config/schema.js';
-import { isValidAddress, normalizeAddress } from './address-space.js';
+import { normalizeAddress } from '../net/address.js';
+import { isValidAddress } from './address-space.js';
 import type { DirectoryModel } from './directory-model.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
 

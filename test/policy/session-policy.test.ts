@@ -368,3 +368,23 @@ describe('harvest protection', () => {
     expect(replies[4]!, 'drop', 421, '4.7.0');
   });
 });
+
+describe('step 12 uses the same directory as the bundled engine', () => {
+  test('aliases, groups and proxy addresses exist for the edge too; unknown ones do not', async () => {
+    const r = rules({
+      directory: {
+        addresses: ['postmaster@example.test'],
+        mailboxes: [{ address: 'alice@example.test', proxyAddresses: ['a.smith@example.test'] }],
+        aliases: [{ address: 'sales@example.test', forwardTo: ['bob@partner.example'] }],
+        groups: [{ address: 'team@example.test', members: ['alice@example.test'] }],
+      },
+    });
+    const s = engine(r).session('internet', CLEAN);
+    s.connect();
+    s.mailFrom('a@example.org');
+    for (const a of ['alice@example.test', 'a.smith@example.test', 'sales@example.test', 'team@example.test']) {
+      expect(await s.rcptTo(a), 'accept', 250, '2.1.5');
+    }
+    expect(await s.rcptTo('ghost@example.test'), 'reject', 550, '5.1.1', 12);
+  });
+});
