@@ -1,4 +1,4 @@
-import { normalizeAddress, splitAddress } from './address.js';
+import { isQuotedLocal, normalizeAddress, splitAddress } from './address.js';
 
 /** A sender or recipient pattern that does not parse, with where it stood. */
 export class AddressPatternError extends Error {
@@ -11,53 +11,62 @@ export class AddressPatternError extends Error {
   }
 }
 
+const FORMS = 'expected ted@contoso.com, "Ted Bremer"@contoso.com, *@contoso.com, @contoso.com or *@*.contoso.com';
+const DOMAIN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const DOMAIN_LITERAL = /^\[[0-9A-Fa-f:.]+\]$/;
+const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
 /**
  * Sender/recipient patterns: `ted@contoso.com`, `*@contoso.com` or `@contoso.com` (the domain),
  * `"Ted Bremer"@contoso.com` (quoted local part, exact), `*@*.contoso.com` (subdomains only).
- * Exact addresses and domains sit in maps, so a match costs a few lookups whatever the list's size.
+ * Exact addresses and domains sit in maps and subdomain patterns are found by walking the domain's
+ * suffixes, so a match costs a few lookups whatever the list's size. The blank sender matches nothing.
  */
 export class AddressList {
   private constructor(
     private readonly exact: Map<string, string>,
     private readonly domains: Map<string, string>,
     private readonly subdomains: Map<string, string>,
+    readonly size: number,
   ) {}
 
   /** Parse every pattern; throws AddressPatternError naming the first that does not parse. */
-  static parse(entries: string[]): AddressList {
+  static parse(entries: readonly string[]): AddressList {
     const exact = new Map<string, string>();
     const domains = new Map<string, string>();
     const subdomains = new Map<string, string>();
+    // A duplicate pattern keeps the entry written first.
+    const put = (map: Map<string, string>, key: string, entry: string): void => {
+      if (!map.has(key)) map.set(key, entry);
+    };
     entries.forEach((raw, index) => {
       const entry = raw.trim();
       const fail = (reason: string): never => {
         throw new AddressPatternError(index, raw, reason);
       };
-      const asDomain = entry.startsWith('@') ? entry.slice(1) : entry.startsWith('*@') ? entry.slice(2) : undefined;
-      if (asDomain !== undefined) {
-        if (asDomain.startsWith('*.')) {
-          const base = asDomain.slice(2).toLowerCase();
-          if (!validDomain(base)) fail('expected *@*.domain');
-          subdomains.set(base, entry);
-        } else {
-          if (!validDomain(asDomain)) fail('expected a domain after the @');
-          domains.set(asDomain.toLowerCase(), entry);
-        }
+      const domainPart = entry.startsWith('@') ? entry.slice(1) : entry.startsWith('*@') ? entry.slice(2) : undefined;
+      if (domainPart !== undefined) {
+        const wild = domainPart.startsWith('*.');
+        const domain = (wild ? domainPart.slice(2) : domainPart).replace(/\.$/, '').toLowerCase();
+        if (!DOMAIN.test(domain) && !(DOMAIN_LITERAL.test(domain) && !wild)) fail(`'${domainPart}' is not a domain; ${FORMS}`);
+        put(wild ? subdomains : domains, domain, entry);
         return;
       }
       const parts = splitAddress(entry);
-      if (!parts || !validDomain(parts.domain)) fail('expected user@domain, *@domain, @domain or *@*.domain');
-      if (/\s/.test(parts?.local ?? '') && !parts?.local.startsWith('"')) fail('a local part with spaces must be quoted');
-      exact.set(normalizeAddress(entry), entry);
+      if (!parts) return fail(FORMS);
+      if (!DOMAIN.test(parts.domain) && !DOMAIN_LITERAL.test(parts.domain)) {
+        fail(parts.domain.includes('*') ? `a wildcard domain needs a wildcard local part: *@${parts.domain}` : `'${parts.domain}' is not a domain; ${FORMS}`);
+      }
+      if (!isQuotedLocal(parts.local)) {
+        if (parts.local.includes('*')) fail(`'*' stands only alone before the @ (*@domain); ${FORMS}`);
+        if (!DOT_ATOM.test(parts.local)) fail(`the local part '${parts.local}' must be quoted, e.g. "Ted Bremer"@contoso.com`);
+      }
+      put(exact, normalizeAddress(entry), entry);
     });
-    return new AddressList(exact, domains, subdomains);
+    return new AddressList(exact, domains, subdomains, entries.length);
   }
 
-  get size(): number {
-    return this.exact.size + this.domains.size + this.subdomains.size;
-  }
-
-  /** The pattern the address matches, if any. */
+  /** The pattern the address matches (exact address first, then domain, then the nearest parent domain), if any. */
   match(address: string): string | undefined {
     const norm = normalizeAddress(address);
     const hit = this.exact.get(norm);
@@ -74,8 +83,4 @@ export class AddressList {
     }
     return undefined;
   }
-}
-
-function validDomain(d: string): boolean {
-  return /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(d) || /^\[[0-9A-Fa-f:.]+\]$/.test(d);
 }

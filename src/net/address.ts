@@ -1,20 +1,61 @@
 /**
- * Mail addresses as the filters compare them: without angle brackets, case-insensitive — except a
- * quoted local part, which is compared exactly as written.
+ * Mail addresses as the filters compare them. The domain is case-insensitive (DNS). An unquoted
+ * local part is compared case-insensitively too, as every mail administrator expects. A quoted local
+ * part is compared exactly as written, unless its quotes are needless (`"ted"` is the RFC 5321 dot-atom
+ * `ted`), in which case they are dropped so that quoting cannot dodge a pattern.
  */
 export function normalizeAddress(s: string): string {
-  const bare = s.trim().replace(/^<(.*)>$/, '$1').trim();
+  const bare = stripBrackets(s);
   const parts = splitAddress(bare);
   if (!parts) return bare.toLowerCase();
-  const local = parts.local.startsWith('"') ? parts.local : parts.local.toLowerCase();
-  return `${local}@${parts.domain.toLowerCase()}`;
+  return `${canonicalLocal(parts.local)}@${parts.domain.toLowerCase()}`;
 }
 
-/** Split at the `@` that separates the domain, understanding a quoted local part that contains `@`. */
+/** The address without surrounding white space and angle brackets: ` <a@b> ` → `a@b`. */
+export function stripBrackets(s: string): string {
+  const t = s.trim();
+  return (t.startsWith('<') && t.endsWith('>') ? t.slice(1, -1) : t).trim();
+}
+
+/**
+ * Split at the `@` that separates the domain, understanding a quoted local part that contains `@`
+ * or escaped quotes. The local part is returned as written (quotes kept); a trailing dot of the
+ * domain is dropped. Undefined when there is no non-empty local part and domain.
+ */
 export function splitAddress(address: string): { local: string; domain: string } | undefined {
-  const close = address.startsWith('"') ? address.indexOf('"', 1) : 0;
-  if (close < 0) return undefined;
-  const at = close > 0 ? address.indexOf('@', close) : address.lastIndexOf('@');
+  let at: number;
+  if (address.startsWith('"')) {
+    const close = closingQuote(address);
+    if (close < 0 || address[close + 1] !== '@') return undefined;
+    at = close + 1;
+  } else {
+    at = address.lastIndexOf('@');
+  }
   if (at <= 0 || at === address.length - 1) return undefined;
-  return { local: address.slice(0, at), domain: address.slice(at + 1).replace(/\.$/, '') };
+  const domain = address.slice(at + 1).replace(/\.$/, '');
+  if (domain === '') return undefined;
+  return { local: address.slice(0, at), domain };
+}
+
+/** Whether a local part is a quoted string (`"Ted Bremer"`) rather than a dot-atom. */
+export function isQuotedLocal(local: string): boolean {
+  return local.startsWith('"');
+}
+
+const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+/** The comparison form of a local part: see normalizeAddress. */
+function canonicalLocal(local: string): string {
+  if (!isQuotedLocal(local)) return local.toLowerCase();
+  const inner = local.slice(1, -1).replace(/\\(.)/g, '$1');
+  return DOT_ATOM.test(inner) ? inner.toLowerCase() : local;
+}
+
+/** Index of the quote closing the quoted string that opens `s`, honouring backslash escapes; -1 if none. */
+function closingQuote(s: string): number {
+  for (let i = 1; i < s.length; i++) {
+    if (s[i] === '\\') i++;
+    else if (s[i] === '"') return i;
+  }
+  return -1;
 }

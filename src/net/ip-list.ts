@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { normalizeIp } from './ip.js';
+import { parseIp } from './ip.js';
 
 /** An entry of an address list that does not parse, with where it stood. */
 export class IpListError extends Error {
@@ -12,38 +12,59 @@ export class IpListError extends Error {
   }
 }
 
-interface Range {
-  entry: string;
-  kind: 'ipv4' | 'ipv6';
-  /** The network as a big-endian byte array, and how many leading bits count. */
-  bytes: number[];
-  bits: number;
+/** One family's entries, grouped by prefix length so a lookup is one map probe per distinct length. */
+interface Family<K> {
+  /** Distinct prefix lengths, longest first, so the most specific entry wins. */
+  lengths: number[];
+  byLength: Map<number, Map<K, string>>;
 }
+
+const FORMS = 'expected an address (192.0.2.7, 2001:db8::7), a CIDR block (198.51.100.0/24) or "address mask" (192.0.2.0 255.255.255.0)';
 
 /**
  * A list of client addresses: single addresses, CIDR blocks, and the guide's "group" form
- * `address mask`. Parsed once; `match` does no parsing of the list.
+ * `address mask`. Parsed once into per-prefix-length maps; `match` parses only the client address.
  */
 export class IpList {
-  private constructor(private readonly ranges: Range[]) {}
+  private constructor(
+    private readonly v4: Family<number>,
+    private readonly v6: Family<bigint>,
+    readonly size: number,
+  ) {}
 
   /** Parse every entry; throws IpListError naming the first entry that does not parse. */
-  static parse(entries: string[]): IpList {
-    return new IpList(entries.map((e, i) => parseEntry(e, i)));
+  static parse(entries: readonly string[]): IpList {
+    const v4: Family<number> = { lengths: [], byLength: new Map() };
+    const v6: Family<bigint> = { lengths: [], byLength: new Map() };
+    entries.forEach((raw, index) => {
+      const { addr, bits } = parseEntry(raw, index);
+      const entry = raw.trim();
+      if (addr.kind() === 'ipv4') add(v4, bits, v4Key(addr.toByteArray(), bits), entry);
+      else add(v6, bits, v6Key(addr.toByteArray(), bits), entry);
+    });
+    v4.lengths.sort((a, b) => b - a);
+    v6.lengths.sort((a, b) => b - a);
+    return new IpList(v4, v6, entries.length);
   }
 
-  get size(): number {
-    return this.ranges.length;
-  }
-
-  /** The entry the address falls in, if any. */
+  /**
+   * The entry the address falls in (the most specific one if several do), or undefined.
+   * `::ffff:a.b.c.d` is looked up as `a.b.c.d`. Throws if `ip` is not an IP address.
+   */
   match(ip: string): string | undefined {
-    if (this.ranges.length === 0) return undefined;
-    const addr = ipaddr.parse(normalizeIp(ip));
-    const kind = addr.kind();
+    if (this.size === 0) return undefined;
+    const addr = parseIp(ip);
     const bytes = addr.toByteArray();
-    for (const r of this.ranges) {
-      if (r.kind === kind && prefixEqual(bytes, r.bytes, r.bits)) return r.entry;
+    if (addr.kind() === 'ipv4') {
+      for (const bits of this.v4.lengths) {
+        const hit = this.v4.byLength.get(bits)?.get(v4Key(bytes, bits));
+        if (hit !== undefined) return hit;
+      }
+      return undefined;
+    }
+    for (const bits of this.v6.lengths) {
+      const hit = this.v6.byLength.get(bits)?.get(v6Key(bytes, bits));
+      if (hit !== undefined) return hit;
     }
     return undefined;
   }
@@ -54,44 +75,65 @@ export class IpList {
   }
 }
 
-function parseEntry(raw: string, index: number): Range {
-  const entry = raw.trim().replace(/\s+/g, ' ');
+function add<K>(family: Family<K>, bits: number, key: K, entry: string): void {
+  let map = family.byLength.get(bits);
+  if (!map) {
+    map = new Map();
+    family.byLength.set(bits, map);
+    family.lengths.push(bits);
+  }
+  // A duplicate network keeps the entry written first.
+  if (!map.has(key)) map.set(key, entry);
+}
+
+function v4Key(bytes: number[], bits: number): number {
+  const n = (((bytes[0] ?? 0) << 24) | ((bytes[1] ?? 0) << 16) | ((bytes[2] ?? 0) << 8) | (bytes[3] ?? 0)) >>> 0;
+  return bits === 0 ? 0 : (n & (0xffffffff << (32 - bits))) >>> 0;
+}
+
+const V6_ALL = (1n << 128n) - 1n;
+
+function v6Key(bytes: number[], bits: number): bigint {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return n & ((V6_ALL << BigInt(128 - bits)) & V6_ALL);
+}
+
+function parseEntry(raw: string, index: number): { addr: ipaddr.IPv4 | ipaddr.IPv6; bits: number } {
   const fail = (reason: string): never => {
     throw new IpListError(index, raw, reason);
   };
-  let addrText = entry;
-  let bits: number | undefined;
-  if (entry.includes('/')) {
-    const [a, b] = entry.split('/');
-    addrText = a ?? '';
-    if (!/^\d{1,3}$/.test(b ?? '')) fail('prefix length must be a number');
-    bits = Number(b);
-  } else if (entry.includes(' ')) {
-    const [a, m] = entry.split(' ');
-    addrText = a ?? '';
-    if (!ipaddr.IPv4.isValidFourPartDecimal(m ?? '')) fail('mask must be a dotted quad such as 255.255.255.0');
-    const mask = ipaddr.IPv4.parse(m ?? '');
-    const prefix = mask.prefixLengthFromSubnetMask();
-    if (prefix === null) fail(`mask ${m} is not contiguous`);
-    bits = prefix ?? 0;
+  const parse = (text: string): ipaddr.IPv4 | ipaddr.IPv6 => {
+    try {
+      return parseIp(text);
+    } catch {
+      return fail(`not an IP address; ${FORMS}`);
+    }
+  };
+  const parts = raw.trim().split(/\s+/);
+  if (parts.length > 2 || parts[0] === '') fail(FORMS);
+  const [first = '', mask] = parts;
+  if (mask !== undefined) {
+    const addr = parse(first);
+    if (addr.kind() !== 'ipv4') fail('the "address mask" form is for IPv4; write an IPv6 block as CIDR, e.g. 2001:db8::/32');
+    if (!ipaddr.IPv4.isValidFourPartDecimal(mask)) fail(`mask '${mask}' must be a dotted quad such as 255.255.255.0`);
+    const bits = ipaddr.IPv4.parse(mask).prefixLengthFromSubnetMask();
+    if (bits === null) fail(`mask ${mask} is not contiguous: its set bits must all lead, as in 255.255.255.0 or 255.255.240.0`);
+    return { addr, bits: bits ?? 32 };
   }
-  if (!ipaddr.isValid(addrText)) fail('not an IP address, CIDR block or "address mask" pair');
-  let addr = ipaddr.parse(addrText);
-  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
-    addr = (addr as ipaddr.IPv6).toIPv4Address();
-    if (bits !== undefined) bits = Math.max(0, bits - 96);
-  }
-  const kind = addr.kind();
-  const max = kind === 'ipv4' ? 32 : 128;
-  if (bits === undefined) bits = max;
-  if (bits > max) fail(`prefix length ${bits} is longer than ${max}`);
-  return { entry: raw.trim(), kind, bytes: addr.toByteArray(), bits };
-}
-
-function prefixEqual(a: number[], b: number[], bits: number): boolean {
-  let i = 0;
-  for (; bits >= 8; bits -= 8, i++) if (a[i] !== b[i]) return false;
-  if (bits === 0) return true;
-  const mask = (0xff << (8 - bits)) & 0xff;
-  return ((a[i] ?? 0) & mask) === ((b[i] ?? 0) & mask);
+  const slash = first.split('/');
+  if (slash.length > 2) fail(FORMS);
+  const [addrText = '', lengthText] = slash;
+  const addr = parse(addrText);
+  const full = addr.kind() === 'ipv4' ? 32 : 128;
+  if (lengthText === undefined) return { addr, bits: full };
+  if (!/^\d{1,3}$/.test(lengthText)) fail(`prefix length '${lengthText}' must be a number`);
+  const length = Number(lengthText);
+  // parseIp turned ::ffff:a.b.c.d into IPv4; its prefix length was written over 128 bits, 96 of them fixed.
+  const mapped = addr.kind() === 'ipv4' && addrText.includes(':');
+  const max = mapped ? 128 : full;
+  if (length > max) fail(`prefix length ${length} is longer than ${max}`);
+  if (!mapped) return { addr, bits: length };
+  if (length < 96) fail('an IPv4-mapped (::ffff:) block needs a prefix length of 96 or more');
+  return { addr, bits: length - 96 };
 }

@@ -1,17 +1,41 @@
+import { isIPv6 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
-/** Validate a client address and give its canonical form; `::ffff:a.b.c.d` becomes `a.b.c.d`. */
-export function normalizeIp(s: string): string {
+const FOUR_PART = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/**
+ * Parse an address strictly: IPv4 only as four decimal parts (ipaddr.js would also take `127.1`,
+ * `0x7f.0.0.1` and octal `010.0.0.1`, forms no administrator means in a list), IPv6 in any RFC 4291
+ * form, optionally in brackets. IPv4-mapped IPv6 becomes the IPv4 address. Throws on anything else.
+ */
+export function parseIp(s: string): ipaddr.IPv4 | ipaddr.IPv6 {
   const text = s.trim().replace(/^\[(.*)\]$/, '$1');
-  if (!ipaddr.isValid(text)) throw new Error(`'${s}' is not an IP address`);
-  const parsed = ipaddr.parse(text);
-  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
-    return (parsed as ipaddr.IPv6).toIPv4Address().toString();
+  if (text.includes(':')) {
+    // node:net's check is several times faster than ipaddr.js's own, and this runs per connection.
+    if (!isIPv6(text)) throw new Error(`'${s}' is not an IP address`);
+    const v6 = ipaddr.IPv6.parse(text);
+    return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
   }
-  return parsed.toString();
+  const m = FOUR_PART.exec(text);
+  if (!m) throw new Error(`'${s}' is not an IP address`);
+  const octets = m.slice(1).map((part) => {
+    if (part.length > 1 && part.startsWith('0')) throw new Error(`'${s}' is not an IP address: leading zeros are ambiguous (octal or decimal?)`);
+    return Number(part);
+  });
+  if (octets.some((o) => o > 255)) throw new Error(`'${s}' is not an IP address: a part is above 255`);
+  return new ipaddr.IPv4(octets);
 }
 
-/** Whether the (already normalised) address is IPv4. */
+/** Validate a client address and give its canonical form: `::ffff:a.b.c.d` becomes `a.b.c.d`, IPv6 is compressed lower case. */
+export function normalizeIp(s: string): string {
+  return parseIp(s).toString();
+}
+
+/** Whether the address is IPv4 (an IPv4-mapped IPv6 address counts as IPv4); false for junk. */
 export function isIpv4(ip: string): boolean {
-  return ipaddr.IPv4.isValidFourPartDecimal(ip);
+  try {
+    return parseIp(ip).kind() === 'ipv4';
+  } catch {
+    return false;
+  }
 }

@@ -1,28 +1,76 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { normalizeAddress, splitAddress } from '../../src/net/address.js';
 import { AddressList, AddressPatternError } from '../../src/net/address-pattern.js';
 
-test('each pattern form matches what the guide says, case-insensitively', () => {
-  const list = AddressList.parse(['ted@contoso.com', '*@fabrikam.com', '@tailspin.com', '*@*.wingtip.com', '"Ted Bremer"@contoso.com']);
+test('an address pattern matches that address only, case-insensitively, with or without brackets', () => {
+  const list = AddressList.parse(['ted@contoso.com']);
+  assert.equal(list.match('ted@contoso.com'), 'ted@contoso.com');
   assert.equal(list.match('<TED@Contoso.COM>'), 'ted@contoso.com');
+  assert.equal(list.match('"ted"@contoso.com'), 'ted@contoso.com', 'needless quotes do not dodge the pattern');
+  assert.equal(list.match('fred@contoso.com'), undefined);
+  assert.equal(list.match('ted@mail.contoso.com'), undefined);
+});
+
+test('*@domain and @domain match the whole domain, not its subdomains', () => {
+  const list = AddressList.parse(['*@fabrikam.com', '@tailspin.com']);
   assert.equal(list.match('anyone@FABRIKAM.com'), '*@fabrikam.com');
   assert.equal(list.match('x@tailspin.com'), '@tailspin.com');
+  assert.equal(list.match('x@mail.tailspin.com'), undefined);
+  assert.equal(list.match('x@nottailspin.com'), undefined);
+});
+
+test('*@*.domain matches the subdomains only, at any depth', () => {
+  const list = AddressList.parse(['*@*.wingtip.com']);
   assert.equal(list.match('x@mail.wingtip.com'), '*@*.wingtip.com');
-  assert.equal(list.match('x@a.b.wingtip.com'), '*@*.wingtip.com');
-  assert.equal(list.match('x@wingtip.com'), undefined, 'the subdomain pattern does not match the domain itself');
-  assert.equal(list.match('fred@contoso.com'), undefined);
-  assert.equal(list.match('"Ted Bremer"@contoso.com'), '"Ted Bremer"@contoso.com');
-  assert.equal(list.match('"ted bremer"@contoso.com'), undefined, 'a quoted local part is matched as written');
+  assert.equal(list.match('x@a.b.WINGTIP.com'), '*@*.wingtip.com');
+  assert.equal(list.match('x@wingtip.com'), undefined, 'not the domain itself');
+  assert.equal(list.match('x@badwingtip.com'), undefined);
 });
 
-test('addresses split at the domain @, even with a quoted local part holding one', () => {
-  assert.deepEqual(splitAddress('"user@other"@ours.example'), { local: '"user@other"', domain: 'ours.example' });
-  assert.equal(normalizeAddress(' <Alice@Example.TEST> '), 'alice@example.test');
-  assert.equal(splitAddress('no-at-sign'), undefined);
+test('a quoted local part is matched as written', () => {
+  const list = AddressList.parse(['"Ted Bremer"@contoso.com']);
+  assert.equal(list.match('"Ted Bremer"@CONTOSO.com'), '"Ted Bremer"@contoso.com');
+  assert.equal(list.match('"ted bremer"@contoso.com'), undefined);
+  assert.equal(list.match('TedBremer@contoso.com'), undefined);
 });
 
-test('patterns that do not parse are refused with their index', () => {
-  assert.throws(() => AddressList.parse(['ok@example.com', 'not an address']), (e: unknown) => e instanceof AddressPatternError && e.index === 1);
-  assert.throws(() => AddressList.parse(['*@']), AddressPatternError);
+test('the exact address wins over its domain; the blank sender matches nothing', () => {
+  const list = AddressList.parse(['*@contoso.com', 'ted@contoso.com', '*@*.contoso.com']);
+  assert.equal(list.size, 3);
+  assert.equal(list.match('ted@contoso.com'), 'ted@contoso.com');
+  assert.equal(list.match('amy@contoso.com'), '*@contoso.com');
+  assert.equal(list.match('amy@eu.contoso.com'), '*@*.contoso.com');
+  assert.equal(list.match('<>'), undefined);
+  assert.equal(list.match(''), undefined);
+});
+
+test('patterns that do not parse are refused with their index and a reason', () => {
+  for (const [bad, why] of [
+    ['not an address', /expected ted@contoso.com/],
+    ['*@', /is not a domain/],
+    ['@', /is not a domain/],
+    ['ted@*.contoso.com', /wildcard domain needs a wildcard local part/],
+    ['te*d@contoso.com', /'\*' stands only alone/],
+    ['Ted Bremer@contoso.com', /must be quoted/],
+    ['ted@bad domain.com', /is not a domain/],
+    ['*@*.', /is not a domain/],
+  ] as const) {
+    assert.throws(
+      () => AddressList.parse(['ok@example.com', bad]),
+      (e: unknown) => e instanceof AddressPatternError && e.index === 1 && e.entry === bad && why.test(e.reason),
+      bad,
+    );
+  }
+});
+
+test('a large list matches by lookup', () => {
+  const entries: string[] = [];
+  for (let i = 0; i < 20_000; i++) entries.push(`user${i}@d${i % 100}.example`, `*@*.s${i}.example`, `@x${i}.example`);
+  const list = AddressList.parse(entries);
+  const n = 50_000;
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) list.match(`someone@a.b.s${i % 20_000}.example`);
+  const nsPerMatch = Number(process.hrtime.bigint() - started) / n;
+  assert.equal(list.match('user7@d7.example'), 'user7@d7.example');
+  assert.ok(nsPerMatch < 50_000, `${nsPerMatch.toFixed(0)} ns per match`);
 });
