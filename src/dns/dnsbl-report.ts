@@ -1,4 +1,4 @@
-import type { DnsblMatch, DnsblRuleConfig, Rules } from '../config/schema.js';
+import type { DnsblRuleConfig, Rules } from '../config/schema.js';
 import { describeMatch, matchesRule } from '../policy/dnsbl/answer.js';
 import { evaluateDnsbl } from '../policy/dnsbl/evaluate.js';
 import { parseClientAddress } from '../policy/dnsbl/query-name.js';
