@@ -1,26 +1,29 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { loadRules } from '../config/load.js';
+import type { Rules } from '../config/schema.js';
 import type { Command } from './commands.js';
 
-/** `portcullis config check`: validate a rule set without starting anything. */
+const usage = 'usage: portcullis config check [--config FILE]   (default rules/portcullis.yaml)\n';
+
+/** `portcullis config check`: validate a rule set without starting anything; exit 0 if sound, 1 if not. */
 export const configCheckCommand: Command = {
   summary: 'validate a rule set; errors name the file, line and key',
   async run(args) {
     let config: string;
     try {
-      config = parseArgs({ args, options: { config: { type: 'string', default: 'rules/portcullis.yaml' } }, strict: true }).values.config;
+      const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'rules/portcullis.yaml' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+      if (values.help) {
+        process.stdout.write(usage);
+        return 0;
+      }
+      config = values.config;
     } catch (err) {
-      process.stderr.write(`portcullis config check: ${(err as Error).message}\nusage: portcullis config check [--config FILE]\n`);
+      process.stderr.write(`portcullis config check: ${(err as Error).message}\n${usage}`);
       return 2;
     }
     try {
-      const r = await loadRules(config);
-      process.stdout.write(
-        `OK: ${config}: ${r.listeners.length} listener(s), ${r.connectionFilter.rules.length} DNSBL rule(s), ` +
-          `${r.connectionFilter.accept.length} accept / ${r.connectionFilter.deny.length} deny entries, ` +
-          `${r.senderFilter.blocked.length} blocked sender(s), ${r.recipientFilter.blocked.length} blocked recipient(s)\n`,
-      );
+      process.stdout.write(`OK: ${config}: ${summarize(await loadRules(config))}\n`);
       return 0;
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
@@ -29,3 +32,20 @@ export const configCheckCommand: Command = {
     }
   },
 };
+
+/** One line counting what the rule set holds, so an administrator sees their list files were read. */
+export function summarize(r: Rules): string {
+  const n = (count: number, one: string, many = `${one}s`): string => `${count} ${count === 1 ? one : many}`;
+  const cf = r.connectionFilter;
+  return [
+    n(r.listeners.length, 'listener'),
+    n(cf.rules.length, 'DNSBL rule'),
+    n(cf.accept.length, 'accept entry', 'accept entries'),
+    n(cf.deny.length, 'deny entry', 'deny entries'),
+    n(cf.exceptions.length, 'exception'),
+    n(r.senderFilter.blocked.length, 'blocked sender'),
+    n(r.recipientFilter.blocked.length, 'blocked recipient'),
+    n(r.directory.addresses.length, 'directory address', 'directory addresses'),
+    n(r.acceptedDomains.length, 'accepted domain'),
+  ].join(', ');
+}

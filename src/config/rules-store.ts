@@ -1,4 +1,4 @@
-import type { ConfigError } from './config-error.js';
+import { ConfigError } from './config-error.js';
 import { loadRules } from './load.js';
 import type { Rules } from './schema.js';
 
@@ -7,7 +7,9 @@ export type ReloadResult = { ok: true; rules: Rules } | { ok: false; error: Conf
 /** The rule set in force; a reload validates the new file fully before it replaces the old one. */
 export class RulesStore {
   private rules: Rules;
-  private readonly listeners: ((rules: Rules) => void)[] = [];
+  private readonly listeners = new Set<(rules: Rules) => void>();
+  /** Reloads run one after another, so a slow older read can never overwrite a newer rule set. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     readonly path: string,
@@ -26,22 +28,32 @@ export class RulesStore {
     return this.rules;
   }
 
-  /** Re-read the file; a broken one is refused and the old rules stay in force. */
-  async reload(): Promise<ReloadResult> {
+  /**
+   * Re-read the file; a broken one is refused (the result carries why) and the old rules stay in
+   * force. A good one takes effect, then every onChange listener is told, in registration order.
+   */
+  reload(): Promise<ReloadResult> {
+    const next = this.queue.then(() => this.reloadNow());
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Be told of every rule set that takes effect after a reload; returns a function that stops it. */
+  onChange(listener: (rules: Rules) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
     let next: Rules;
     try {
       next = await loadRules(this.path);
     } catch (err) {
-      if (err instanceof Error && 'problems' in err) return { ok: false, error: err as ConfigError };
+      if (err instanceof ConfigError) return { ok: false, error: err };
       throw err;
     }
     this.rules = next;
     for (const l of this.listeners) l(next);
     return { ok: true, rules: next };
-  }
-
-  /** Be told of every rule set that takes effect after a reload. */
-  onChange(listener: (rules: Rules) => void): void {
-    this.listeners.push(listener);
   }
 }

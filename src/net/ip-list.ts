@@ -107,7 +107,7 @@ function parseEntry(raw: string, index: number): { addr: ipaddr.IPv4 | ipaddr.IP
     try {
       return parseIp(text);
     } catch {
-      return fail(`not an IP address; ${FORMS}`);
+      return fail('not an IP address, CIDR block (198.51.100.0/24) or "address mask" pair (192.0.2.0 255.255.255.0)');
     }
   };
   const parts = raw.trim().split(/\s+/);
