@@ -66,7 +66,7 @@ export const DnsblMatchSchema = z.union([
   z.object({ mask: dottedQuad }).strict(),
   z.object({ maskAny: dottedQuad }).strict(),
   z.object({ codes: z.array(dottedQuad).min(1) }).strict(),
-]);
+], { error: 'expected any, { mask: 0.0.0.N }, { maskAny: 0.0.0.N } or { codes: [127.0.0.N, ...] }' });
 
 export const DnsblRuleSchema = z
   .object({
