@@ -49,15 +49,15 @@ export async function loadRulesFromString(text: string, fileName: string): Promi
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => ({ file: fileName, line: e.linePos?.[0]?.line, key: '', reason: `YAML: ${e.message.split('\n')[0]}` })),
+      doc.errors.map((e) => ({ file: fileName, line: e.linePos?.[0]?.line, key: '', reason: `YAML: ${yamlReason(e.message)}` })),
     );
   }
   const locate = locator(doc, lineCounter, fileName);
   const problems: ConfigProblem[] = [];
   const origins: ListOrigins = new Map();
   const inlineOrigin = (key: string, i: number): Origin | undefined => locate(i < 0 ? pathOf(key) : [...pathOf(key), i]);
+  // An unreadable list file is recorded and validation goes on, so that one run reports everything.
   const raw = await expandListFiles(doc.toJS() ?? {}, '', { configFile: fileName, baseDir, inlineOrigin, origins, problems });
-  if (problems.length) throw new ConfigError(problems);
 
   const at = (path: Path, reason: string): ConfigProblem => {
     const origin = originOf(origins, path) ?? locate(path);
@@ -65,13 +65,19 @@ export async function loadRulesFromString(text: string, fileName: string): Promi
   };
   const parsed = RulesSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.flatMap((issue) => describeIssue(issue, [], raw)).map(([path, reason]) => at(path, reason)));
+    const found = parsed.error.issues.flatMap((issue) => describeIssue(issue, [], raw));
+    throw new ConfigError([...problems, ...found.map(([path, reason]) => at(path, reason))]);
   }
   const rules = resolvePaths(parsed.data, baseDir);
   problems.push(...semanticProblems(rules).map(([path, reason]) => at(path, reason)));
   problems.push(...(await unreadableFiles(rules)).map(([path, reason]) => at(path, reason)));
   if (problems.length) throw new ConfigError(problems);
   return rules;
+}
+
+/** The parser's message without its own position (the line is already in front) or code excerpt. */
+function yamlReason(message: string): string {
+  return (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
 }
 
 type Finding = [Path, string];

@@ -1,107 +1,176 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 import { ConfigError } from '../../src/config/config-error.js';
-import { loadRules } from '../../src/config/load.js';
-import { RulesStore } from '../../src/config/rules-store.js';
+import { loadRules, loadRulesFromString } from '../../src/config/load.js';
+import { DENY_TXT, folder, GOOD } from './fixture.js';
 
-const run = promisify(execFile);
-
-const GOOD = `hostname: mx.example.test
-acceptedDomains: [example.test]
-listeners:
-  - name: internet
-    listen: 127.0.0.1:2525
-    ipRestrictions: { default: grant, except: [192.0.2.99, "198.51.100.0 255.255.255.0"] }
-connectionFilter:
-  deny:
-    - 192.0.2.0/24
-    - file: lists/deny.txt
-senderFilter: { blocked: ["*@spam.example"] }
-badmail: ../spool/badmail
-`;
-
-async function dir(files: Record<string, string>): Promise<string> {
-  const d = await mkdtemp(join(tmpdir(), 'portcullis-cfg-'));
-  await mkdir(join(d, 'lists'));
-  for (const [name, text] of Object.entries(files)) await writeFile(join(d, name), text);
-  return d;
+/** Load `rules.yaml` from a folder of files and return the ConfigError it must raise. */
+async function refused(files: Record<string, string>): Promise<ConfigError> {
+  const d = await folder({ 'lists/deny.txt': DENY_TXT, ...files });
+  const err = await loadRules(join(d, 'rules.yaml')).then(
+    () => assert.fail('the rule set was accepted'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ConfigError, String(err));
+  return err;
 }
 
-async function problem(files: Record<string, string>): Promise<ConfigError> {
-  const d = await dir(files);
-  try {
-    await loadRules(join(d, 'rules.yaml'));
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, String(err));
-    return err;
-  }
-  assert.fail('the rule set was accepted');
-}
-
-const denyTxt = '# deny list\n203.0.113.1\n\n10.0.0.0 255.0.0.0   # a group\n';
-
-test('a good rule set loads: list files expanded, relative paths made absolute', async () => {
-  const d = await dir({ 'rules.yaml': GOOD, 'lists/deny.txt': denyTxt });
+test('a good rule set loads: list files expanded, defaults filled, relative paths absolute', async () => {
+  const d = await folder({ 'rules.yaml': GOOD, 'lists/deny.txt': DENY_TXT });
   const rules = await loadRules(join(d, 'rules.yaml'));
   assert.deepEqual(rules.connectionFilter.deny, ['192.0.2.0/24', '203.0.113.1', '10.0.0.0 255.0.0.0']);
   assert.equal(rules.badmail, join(d, '..', 'spool', 'badmail'));
-  assert.equal(rules.listeners[0]!.filters.connection, true, 'defaults filled in');
+  assert.equal(rules.transport.dataDir, join(d, 'data'), 'a default path is relative to the rule set too');
+  assert.equal(rules.listeners[0]!.filters.connection, true);
+  assert.equal(rules.recipientFilter.rejectUnknown, false);
 });
 
-test('errors name the file, the line and the key', async () => {
-  const cases: [string, Record<string, string>, RegExp][] = [
-    ['YAML syntax', { 'rules.yaml': 'hostname: [\n' }, /rules\.yaml:2: YAML:/],
-    ['unknown key', { 'rules.yaml': GOOD.replace('listen: 127', 'listen: 127.0.0.1:1\n    lisen: 127'), 'lists/deny.txt': '' }, /rules\.yaml:6: listeners\[0\]\.lisen: unknown key/],
-    ['wrong type', { 'rules.yaml': GOOD.replace('default: grant', 'default: maybe'), 'lists/deny.txt': '' }, /rules\.yaml:6: listeners\[0\]\.ipRestrictions\.default: /],
-    ['bad inline IP', { 'rules.yaml': GOOD.replace('192.0.2.99', '192.0.2.999'), 'lists/deny.txt': '' }, /rules\.yaml:6: listeners\[0\]\.ipRestrictions\.except\[0\]: '192\.0\.2\.999'/],
-    ['bad IP in a list file', { 'rules.yaml': GOOD, 'lists/deny.txt': '203.0.113.1\n\n# x\nbogus\n' }, /lists\/deny\.txt:4: connectionFilter\.deny\[2\]: 'bogus'/],
-    ['missing list file', { 'rules.yaml': GOOD }, /rules\.yaml:10: connectionFilter\.deny\[1\]\.file: cannot read list file/],
-    ['bad address pattern', { 'rules.yaml': GOOD.replace('*@spam.example', 'not an address'), 'lists/deny.txt': '' }, /rules\.yaml:11: senderFilter\.blocked\[0\]: /],
-    ['duplicate listener', { 'rules.yaml': GOOD.replace('connectionFilter:', '  - name: internet\n    listen: 127.0.0.1:2526\nconnectionFilter:'), 'lists/deny.txt': '' }, /rules\.yaml:7: listeners\[1\]\.name: duplicate listener name/],
-    ['missing key', { 'rules.yaml': GOOD.replace('hostname: mx.example.test\n', ''), 'lists/deny.txt': '' }, /rules\.yaml:1: hostname: required key is missing/],
-  ];
-  for (const [name, files, expected] of cases) {
-    const err = await problem(files);
-    assert.match(err.message, expected, `${name}: ${err.message}`);
-    assert.ok(err.file.endsWith('.yaml') || err.file.endsWith('.txt'), name);
-  }
+test('YAML syntax error: file and line of the fault', async () => {
+  const err = await refused({ 'rules.yaml': 'hostname: mx.example.test\nlisteners: [\n' });
+  assert.match(err.message, /rules\.yaml:3: YAML: /);
+  assert.equal(err.line, 3);
+  assert.ok(err.file.endsWith('rules.yaml'));
 });
 
-test('a reload with a broken rule set keeps the old one in force; a good one replaces it', async () => {
-  const d = await dir({ 'rules.yaml': GOOD, 'lists/deny.txt': denyTxt });
-  const store = await RulesStore.open(join(d, 'rules.yaml'));
-  const seen: string[] = [];
-  store.onChange((r) => seen.push(r.hostname));
-  await writeFile(join(d, 'rules.yaml'), GOOD.replace('192.0.2.99', 'nonsense'));
-  const bad = await store.reload();
-  assert.equal(bad.ok, false);
-  assert.match(bad.ok ? '' : bad.error.message, /rules\.yaml:6: listeners\[0\]\.ipRestrictions\.except\[0\]/);
-  assert.equal(store.current().hostname, 'mx.example.test');
-  await writeFile(join(d, 'rules.yaml'), GOOD.replace('mx.example.test', 'mx2.example.test'));
-  assert.equal((await store.reload()).ok, true);
-  assert.equal(store.current().hostname, 'mx2.example.test');
-  assert.deepEqual(seen, ['mx2.example.test']);
+test('a duplicate key is a YAML error on its line', async () => {
+  const err = await refused({ 'rules.yaml': GOOD.replace('badmail:', 'hostname: again\nbadmail:') });
+  assert.match(err.message, /rules\.yaml:12: YAML: .*[Mm]ap keys must be unique/);
 });
 
-test('portcullis config check: exit 0 with a summary, exit 1 with file:line: key on a broken set', async () => {
-  const d = await dir({ 'rules.yaml': GOOD, 'lists/deny.txt': denyTxt });
-  const ok = await run('node', ['--import', 'tsx', 'src/cli/main.ts', 'config', 'check', '--config', join(d, 'rules.yaml')]);
-  assert.match(ok.stdout, /^OK: .*rules\.yaml: 1 listener\(s\), 0 DNSBL rule\(s\), 0 accept \/ 3 deny entries/);
-  await writeFile(join(d, 'lists/deny.txt'), 'bogus\n');
-  const bad = await run('node', ['--import', 'tsx', 'src/cli/main.ts', 'config', 'check', '--config', join(d, 'rules.yaml')]).then(
-    () => assert.fail('exit 0 on a broken rule set'),
-    (e: { code: number; stderr: string }) => e,
+test('unknown key: its own line and dotted path', async () => {
+  const err = await refused({ 'rules.yaml': GOOD.replace('    listen: 127', '    lisen: x\n    listen: 127') });
+  assert.match(err.message, /rules\.yaml:5: listeners\[0\]\.lisen: unknown key 'lisen'/);
+  assert.equal(err.key, 'listeners[0].lisen');
+  assert.equal(err.line, 5);
+});
+
+test('wrong type and bad enum value: the key and what was expected', async () => {
+  let err = await refused({ 'rules.yaml': GOOD.replace('default: grant', 'default: maybe') });
+  assert.match(err.message, /rules\.yaml:6: listeners\[0\]\.ipRestrictions\.default: .*"grant"\|"deny"/);
+  err = await refused({ 'rules.yaml': GOOD.replace('acceptedDomains: [example.test]', 'acceptedDomains: example.test') });
+  assert.match(err.message, /rules\.yaml:2: acceptedDomains: expected array, received string/);
+  err = await refused({ 'rules.yaml': `${GOOD}dns: { timeoutMs: soon }\n` });
+  assert.match(err.message, /rules\.yaml:13: dns\.timeoutMs: expected number, received string/);
+});
+
+test('a DNSBL match in no known form, and one in a known form with a bad value', async () => {
+  const withRule = (match: string): string =>
+    GOOD.replace('connectionFilter:\n', `connectionFilter:\n  rules:\n    - name: BL\n      zone: bl.example\n      match: ${match}\n`);
+  let err = await refused({ 'rules.yaml': withRule('sometimes') });
+  assert.match(err.message, /rules\.yaml:11: connectionFilter\.rules\[0\]\.match: expected any, \{ mask: 0\.0\.0\.N \}/);
+  err = await refused({ 'rules.yaml': withRule('{ mask: 6 }') });
+  assert.match(err.message, /rules\.yaml:11: connectionFilter\.rules\[0\]\.match\.mask: expected string, received number/);
+  err = await refused({ 'rules.yaml': withRule('{ codes: [10.0.0.2] }') });
+  assert.match(err.message, /connectionFilter\.rules\[0\]\.match\.codes\[0\]: '10\.0\.0\.2' is outside 127\.0\.0\.0\/8/);
+});
+
+test('missing required key: named, at the map that lacks it', async () => {
+  let err = await refused({ 'rules.yaml': GOOD.replace('hostname: mx.example.test\n', '') });
+  assert.match(err.message, /rules\.yaml:1: hostname: required key is missing/);
+  err = await refused({ 'rules.yaml': GOOD.replace('    listen: 127.0.0.1:2525\n', '') });
+  assert.match(err.message, /rules\.yaml:4: listeners\[0\]\.listen: required key is missing/);
+});
+
+test('bad IP in an inline list: the entry, its index and line', async () => {
+  const err = await refused({ 'rules.yaml': GOOD.replace('192.0.2.99', '192.0.2.999') });
+  assert.match(err.message, /rules\.yaml:6: listeners\[0\]\.ipRestrictions\.except\[0\]: '192\.0\.2\.999': not an IP address/);
+  assert.equal(err.key, 'listeners[0].ipRestrictions.except[0]');
+});
+
+test('a non-contiguous mask is refused with the reason', async () => {
+  const err = await refused({ 'rules.yaml': GOOD.replace('255.255.255.0', '255.0.255.0') });
+  assert.match(err.message, /rules\.yaml:6: listeners\[0\]\.ipRestrictions\.except\[1\]: .*not contiguous/);
+});
+
+test('bad IP in a list FILE: the list file and its line, not the rule set', async () => {
+  const err = await refused({ 'rules.yaml': GOOD, 'lists/deny.txt': '203.0.113.1\n\n# a comment\nbogus\n' });
+  assert.match(err.message, /lists\/deny\.txt:4: connectionFilter\.deny\[2\]: 'bogus': not an IP address/);
+  assert.ok(err.file.endsWith(join('lists', 'deny.txt')), err.file);
+  assert.equal(err.line, 4);
+});
+
+test('a missing list file is named, at the line that refers to it', async () => {
+  const d = await folder({ 'rules.yaml': GOOD });
+  const err = await loadRules(join(d, 'rules.yaml')).then(
+    () => assert.fail('accepted'),
+    (e: unknown) => e as ConfigError,
   );
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /lists\/deny\.txt:1: connectionFilter\.deny\[1\]: 'bogus'/);
+  assert.match(err.message, /rules\.yaml:10: connectionFilter\.deny\[1\]\.file: cannot read list file .*lists\/deny\.txt: ENOENT/);
 });
 
-test('the default rule set shipped in rules/ is valid', async () => {
+test('bad address pattern, sender or exception or directory entry', async () => {
+  let err = await refused({ 'rules.yaml': GOOD.replace('*@spam.example', 'not an address') });
+  assert.match(err.message, /rules\.yaml:11: senderFilter\.blocked\[0\]: 'not an address': /);
+  err = await refused({ 'rules.yaml': GOOD.replace('*@spam.example', 'ted@*.spam.example') });
+  assert.match(err.message, /senderFilter\.blocked\[0\]: .*wildcard domain needs a wildcard local part/);
+  err = await refused({ 'rules.yaml': `${GOOD}directory:\n  addresses:\n    - alice@example.test\n    - "*@example.test"\n` });
+  assert.match(err.message, /rules\.yaml:16: directory\.addresses\[1\]: .*single addresses, not patterns/);
+  err = await refused({ 'rules.yaml': GOOD.replace('connectionFilter:\n', 'connectionFilter:\n  exceptions: [postmaster]\n') });
+  assert.match(err.message, /rules\.yaml:8: connectionFilter\.exceptions\[0\]: 'postmaster'/);
+});
+
+test('duplicate listener and DNSBL rule names are refused at the second', async () => {
+  let err = await refused({ 'rules.yaml': GOOD.replace('connectionFilter:', '  - name: internet\n    listen: 127.0.0.1:2526\nconnectionFilter:') });
+  assert.match(err.message, /rules\.yaml:7: listeners\[1\]\.name: duplicate listener name 'internet'/);
+  const rules = '  rules:\n    - { name: BL, zone: a.example }\n    - { name: BL, zone: b.example }\n';
+  err = await refused({ 'rules.yaml': GOOD.replace('connectionFilter:\n', `connectionFilter:\n${rules}`) });
+  assert.match(err.message, /rules\.yaml:10: connectionFilter\.rules\[1\]\.name: duplicate DNSBL rule name 'BL'/);
+});
+
+test('listen addresses must parse: port range, bracketed IPv6, distinct per listener', async () => {
+  let err = await refused({ 'rules.yaml': GOOD.replace('127.0.0.1:2525', '127.0.0.1:70000') });
+  assert.match(err.message, /rules\.yaml:5: listeners\[0\]\.listen: port 70000 is out of range/);
+  err = await refused({ 'rules.yaml': GOOD.replace('127.0.0.1:2525', '"[192.0.2.1]:25"') });
+  assert.match(err.message, /listeners\[0\]\.listen: '\[192\.0\.2\.1\]' is not an IPv6 address/);
+  err = await refused({ 'rules.yaml': GOOD.replace('127.0.0.1:2525', '127.0.0.300:25') });
+  assert.match(err.message, /listeners\[0\]\.listen: '127\.0\.0\.300' is not an IPv4 address/);
+  err = await refused({ 'rules.yaml': GOOD.replace('connectionFilter:', '  - name: second\n    listen: 127.0.0.1:2525\nconnectionFilter:') });
+  assert.match(err.message, /rules\.yaml:8: listeners\[1\]\.listen: 127\.0\.0\.1:2525 is already the address of listener 'internet'/);
+  err = await refused({ 'rules.yaml': `${GOOD}dns: { servers: ["ns.example:53"] }\n` });
+  assert.match(err.message, /rules\.yaml:13: dns\.servers\[0\]: 'ns\.example' must be an IP address/);
+});
+
+test('every problem is reported, one per line, not only the first', async () => {
+  const err = await refused({ 'rules.yaml': GOOD.replace('192.0.2.99', 'x.x').replace('*@spam.example', 'bad pattern').replace('192.0.2.0/24', '192.0.2.0/40') });
+  const lines = err.message.split('\n');
+  assert.equal(lines.length, 3, err.message);
+  assert.equal(err.problems.length, 3);
+  assert.match(lines[0]!, /listeners\[0\]\.ipRestrictions\.except\[0\]/);
+  assert.match(lines[1]!, /rules\.yaml:9: connectionFilter\.deny\[0\]: .*longer than 32/);
+  assert.match(lines[2]!, /senderFilter\.blocked\[0\]/);
+  assert.equal(err.key, 'listeners[0].ipRestrictions.except[0]', 'file, line and key are those of the first');
+});
+
+test('loadRulesFromString names the given file and resolves against its folder', async () => {
+  const d = await folder({ 'lists/deny.txt': DENY_TXT });
+  const rules = await loadRulesFromString(GOOD, join(d, 'inline.yaml'));
+  assert.equal(rules.connectionFilter.deny.length, 3);
+  const err = await loadRulesFromString(GOOD.replace('192.0.2.99', 'nope'), 'some/where.yaml').then(
+    () => assert.fail('accepted'),
+    (e: unknown) => e as ConfigError,
+  );
+  assert.match(err.message, /^some\/where\.yaml:\d+: /m);
+});
+
+test('TLS certificate files must exist, found relative to the rule set', async () => {
+  const tls = GOOD.replace('    listen: 127.0.0.1:2525\n', '    listen: 127.0.0.1:2525\n    tls: { key: tls/key.pem, cert: tls/cert.pem }\n');
+  const d = await folder({ 'rules.yaml': tls, 'lists/deny.txt': DENY_TXT, 'tls/key.pem': 'k', 'tls/cert.pem': 'c' });
+  const rules = await loadRules(join(d, 'rules.yaml'));
+  assert.deepEqual(rules.listeners[0]!.tls, { key: join(d, 'tls', 'key.pem'), cert: join(d, 'tls', 'cert.pem') });
+  const err = await refused({ 'rules.yaml': tls, 'tls/key.pem': 'k' });
+  assert.match(err.message, /rules\.yaml:6: listeners\[0\]\.tls\.cert: cannot read .*cert\.pem/);
+});
+
+test('the default rule set shipped in rules/ and every example are valid', async () => {
   const rules = await loadRules('rules/portcullis.yaml');
   assert.equal(rules.listeners[0]!.listen, '0.0.0.0:2525');
+  assert.equal(rules.listeners[0]!.name, 'internet');
+  assert.deepEqual(rules.acceptedDomains, ['example.test']);
+  assert.deepEqual(rules.connectionFilter.rules, []);
+  assert.deepEqual(rules.dns.servers, ['127.0.0.1:53']);
+  for (const example of ['front-of-postfix.yaml', 'two-listeners.yaml', 'report-only-trial.yaml']) {
+    const r = await loadRules(join('rules', 'examples', example));
+    assert.ok(r.listeners.length > 0, example);
+  }
 });
