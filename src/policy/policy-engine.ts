@@ -1,5 +1,5 @@
 import type { Rules } from '../config/schema.js';
-import { DirectoryModel } from '../transport/directory-model.js';
+import { DirectoryModel } from '../directory/directory-model.js';
 import { compileRules, type CompiledRules } from './compiled-rules.js';
 import type { Clock, Directory, DnsblLookup, ZoneHealth } from './interfaces.js';
 import { SessionPolicy, type DecisionObserver } from './session-policy.js';

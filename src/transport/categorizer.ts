@@ -1,7 +1,7 @@
 import type { Rules } from '../config/schema.js';
 import { normalizeAddress } from '../net/address.js';
 import { isValidAddress } from './address-space.js';
-import type { DirectoryModel } from './directory-model.js';
+import type { DirectoryModel } from '../directory/directory-model.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
 
 /** Every envelope recipient resolved to where its copies go, or why they cannot. */

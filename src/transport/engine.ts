@@ -7,7 +7,7 @@ import { Metrics } from '../observability/metrics.js';
 import { parseListen } from '../observability/http.js';
 import { systemClock, type Clock } from '../policy/interfaces.js';
 import { startAdminServer } from './admin.js';
-import { DirectoryModel } from './directory-model.js';
+import { DirectoryModel } from '../directory/directory-model.js';
 import { QueueManager } from './queue-manager.js';
 import { QueueStore } from './queue-store.js';
 import { startReceiveServer } from './receive-server.js';

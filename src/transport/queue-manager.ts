@@ -5,7 +5,7 @@ import type { Clock } from '../policy/interfaces.js';
 import { domainOf } from './address-space.js';
 import { writeBadmail } from './badmail.js';
 import { categorize, countHops, outboundRecipient } from './categorizer.js';
-import type { DirectoryModel } from './directory-model.js';
+import type { DirectoryModel } from '../directory/directory-model.js';
 import { buildDsn, type DsnRecipient } from './dsn.js';
 import { deliverLocal, LocalDeliveryError, localDeliveryHeaders } from './local-delivery.js';
 import {

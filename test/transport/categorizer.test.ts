@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RulesSchema, type Rules } from '../../src/config/schema.js';
 import { categorize, countHops, outboundRecipient } from '../../src/transport/categorizer.js';
-import { AmbiguousAddressError, DirectoryModel } from '../../src/transport/directory-model.js';
+import { AmbiguousAddressError, DirectoryModel } from '../../src/directory/directory-model.js';
 import type { Envelope } from '../../src/transport/types.js';
 
 function rules(directory: Record<string, unknown>, limits: Record<string, unknown> = {}): Rules {

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { RulesSchema } from '../../src/config/schema.js';
 import { DnsClient } from '../../src/dns/client.js';
 import { categorize, countHops, outboundRecipient } from '../../src/transport/categorizer.js';
-import { DirectoryModel } from '../../src/transport/directory-model.js';
+import { DirectoryModel } from '../../src/directory/directory-model.js';
 import { buildDsn } from '../../src/transport/dsn.js';
 import { deliverLocal, localDeliveryHeaders } from '../../src/transport/local-delivery.js';
 import { mailboxDir } from '../../src/transport/maildir.js';

@@ -1,7 +1,7 @@
 import type { Rules } from '../config/schema.js';
 import type { Directory } from '../policy/interfaces.js';
 import { normalizeAddress } from '../net/address.js';
-import { domainOf, normalizeDomain } from './address-space.js';
+import { domainOf, normalizeDomain } from '../transport/address-space.js';
 
 /** What a directory address resolves to. */
 export type DirectoryEntry =
