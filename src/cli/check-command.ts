@@ -1,11 +1,11 @@
-import { parseArgs } from 'node:util';
 import { loadRules } from '../config/load.js';
+import { openDnsbl } from '../dns/dnsbl-runtime.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
 import { systemClock } from '../policy/interfaces.js';
 import { renderText } from './check/render.js';
 import { simulate } from './check/simulate.js';
+import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
-import { openDnsbl } from '../dns/dnsbl-runtime.js';
 
 const usage =
   'usage: portcullis check [--config FILE] --ip IP [--listener NAME] [--helo NAME] --from ADDR --to ADDR... [--header-from ADDR] [--json]\n';
@@ -14,26 +14,18 @@ const usage =
 export const checkCommand: Command = {
   summary: 'show what the filters would do to a client, sender and recipients, and why',
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          config: { type: 'string', default: 'rules/portcullis.yaml' },
-          ip: { type: 'string' },
-          listener: { type: 'string' },
-          helo: { type: 'string', default: 'client.invalid' },
-          from: { type: 'string' },
-          to: { type: 'string', multiple: true },
-          'header-from': { type: 'string' },
-          json: { type: 'boolean', default: false },
-        },
-        strict: true,
-      }));
-    } catch (err) {
-      process.stderr.write(`portcullis check: ${(err as Error).message}\n${usage}`);
-      return 2;
-    }
+    const parsed = parseCommandArgs('check', usage, args, {
+      ...configOption,
+      ip: { type: 'string' },
+      listener: { type: 'string' },
+      helo: { type: 'string', default: 'client.invalid' },
+      from: { type: 'string' },
+      to: { type: 'string', multiple: true },
+      'header-from': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
+    if (!parsed) return 2;
+    const { values } = parsed;
     if (!values.ip || values.from === undefined || !values.to?.length) {
       process.stderr.write(`portcullis check: --ip, --from and at least one --to are required\n${usage}`);
       return 2;

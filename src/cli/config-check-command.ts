@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { loadRules } from '../config/load.js';
 import type { Rules } from '../config/schema.js';
+import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
 const usage = 'usage: portcullis config check [--config FILE]   (default rules/portcullis.yaml)\n';
@@ -10,18 +10,13 @@ const usage = 'usage: portcullis config check [--config FILE]   (default rules/p
 export const configCheckCommand: Command = {
   summary: 'validate a rule set; errors name the file, line and key',
   async run(args) {
-    let config: string;
-    try {
-      const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'rules/portcullis.yaml' }, help: { type: 'boolean', short: 'h' } }, strict: true });
-      if (values.help) {
-        process.stdout.write(usage);
-        return 0;
-      }
-      config = values.config;
-    } catch (err) {
-      process.stderr.write(`portcullis config check: ${(err as Error).message}\n${usage}`);
-      return 2;
+    const parsed = parseCommandArgs('config check', usage, args, { ...configOption, help: { type: 'boolean', short: 'h' } });
+    if (!parsed) return 2;
+    if (parsed.values.help) {
+      process.stdout.write(usage);
+      return 0;
     }
+    const config = parsed.values.config;
     try {
       process.stdout.write(`OK: ${config}: ${summarize(await loadRules(config))}\n`);
       return 0;

@@ -1,9 +1,9 @@
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
 import type { Rules } from '../config/schema.js';
 import { loadRules } from '../config/load.js';
 import { checkZones, reportAddress, type DnsblAddressReport } from '../dns/dnsbl-report.js';
 import type { ZoneStatus } from '../dns/zone-health.js';
+import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
 const usage = 'usage: portcullis dnsbl IP [--config FILE] [--json]\n       portcullis dnsbl --health [--config FILE] [--json]\n';
@@ -51,23 +51,19 @@ function renderAddress(r: DnsblAddressReport): string {
 export const dnsblCommand: Command = {
   summary: 'ask every DNSBL rule about an address (or --health: check the zones)',
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        options: {
-          config: { type: 'string', default: 'rules/portcullis.yaml' },
-          health: { type: 'boolean', default: false },
-          json: { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h', default: false },
-        },
-        strict: true,
-      });
-    } catch (err) {
-      process.stderr.write(`portcullis dnsbl: ${(err as Error).message}\n${usage}`);
-      return 2;
-    }
+    const parsed = parseCommandArgs(
+      'dnsbl',
+      usage,
+      args,
+      {
+        ...configOption,
+        health: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      true,
+    );
+    if (!parsed) return 2;
     const { values, positionals } = parsed;
     if (values.help) {
       process.stdout.write(usage);

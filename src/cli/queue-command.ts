@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { loadRules } from '../config/load.js';
 import { adminRequest } from '../transport/admin-client.js';
 import type { MessageSummary, QueueSummary } from '../transport/queue-manager.js';
+import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
 const usage = `usage: portcullis queue list                  [--admin HOST:PORT | --config FILE] [--json]
@@ -58,22 +58,14 @@ function renderMessage(m: MessageSummary & { record: { deliveries: { address: st
 export const queueCommand: Command = {
   summary: 'list, show, freeze, unfreeze, retry and delete queued mail of a running transport engine',
   async run(args) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args,
-        allowPositionals: true,
-        options: {
-          config: { type: 'string', default: 'rules/portcullis.yaml' },
-          admin: { type: 'string' },
-          json: { type: 'boolean', default: false },
-          ndr: { type: 'boolean', default: false },
-        },
-      });
-    } catch (err) {
-      process.stderr.write(`portcullis queue: ${(err as Error).message}\n${usage}`);
-      return 2;
-    }
+    const parsed = parseCommandArgs(
+      'queue',
+      usage,
+      args,
+      { ...configOption, admin: { type: 'string' }, json: { type: 'boolean', default: false }, ndr: { type: 'boolean', default: false } },
+      true,
+    );
+    if (!parsed) return 2;
     const { values, positionals } = parsed;
     const [action = 'list', target] = positionals;
     const needsTarget = ['messages', 'show', 'freeze', 'unfreeze', 'retry', 'delete'];

@@ -1,10 +1,10 @@
 import { once } from 'node:events';
-import { parseArgs } from 'node:util';
 import { loadRules } from '../config/load.js';
 import { startEdge } from '../edge/edge.js';
 import { Metrics } from '../observability/metrics.js';
 import { usesBundledEngine, withBundledBackend } from '../transport/bundled-backend.js';
 import { startTransportEngine } from '../transport/engine.js';
+import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
 const usage = 'usage: portcullis serve [--config FILE]\n';
@@ -16,14 +16,9 @@ const usage = 'usage: portcullis serve [--config FILE]\n';
 export const serveCommand: Command = {
   summary: 'run the edge: every listener of the rule set, relaying live to the back end',
   async run(args) {
-    let config: string;
-    try {
-      const { values } = parseArgs({ args, options: { config: { type: 'string', default: 'rules/portcullis.yaml' } }, strict: true });
-      config = values.config;
-    } catch (err) {
-      process.stderr.write(`portcullis serve: ${(err as Error).message}\n${usage}`);
-      return 2;
-    }
+    const parsed = parseCommandArgs('serve', usage, args, configOption);
+    if (!parsed) return 2;
+    const config = parsed.values.config;
     // Signals are taken from the start: the listeners announce themselves before startEdge returns.
     const stop = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
     // With no back end configured (or backend.url: bundled) the bundled transport engine runs in this

@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { loadRules } from '../config/load.js';
 import { enginePaths } from '../transport/engine.js';
 import { searchTrackingLog, type TrackingEvent } from '../transport/tracking-log.js';
+import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 import { table } from './queue-command.js';
 
@@ -19,23 +19,16 @@ function render(events: TrackingEvent[]): string {
 export const trackCommand: Command = {
   summary: 'search the message tracking log by message id, sender or recipient',
   async run(args) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          config: { type: 'string', default: 'rules/portcullis.yaml' },
-          log: { type: 'string' },
-          id: { type: 'string' },
-          sender: { type: 'string' },
-          recipient: { type: 'string' },
-          json: { type: 'boolean', default: false },
-        },
-      }));
-    } catch (err) {
-      process.stderr.write(`portcullis track: ${(err as Error).message}\n${usage}`);
-      return 2;
-    }
+    const parsed = parseCommandArgs('track', usage, args, {
+      ...configOption,
+      log: { type: 'string' },
+      id: { type: 'string' },
+      sender: { type: 'string' },
+      recipient: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
+    if (!parsed) return 2;
+    const { values } = parsed;
     const file = values.log ?? enginePaths(await loadRules(values.config)).trackingLog;
     const events = await searchTrackingLog(file, {
       ...(values.id !== undefined ? { id: values.id } : {}),
