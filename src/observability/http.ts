@@ -1,7 +1,6 @@
 /** The monitoring endpoint: `/metrics` for Prometheus and `/healthz` for load balancers and Docker. */
 import http from 'node:http';
-import { once } from 'node:events';
-import type net from 'node:net';
+import { boundAddress } from '../net/bound.js';
 import type { Metrics } from './metrics.js';
 
 /** What `/healthz` reports; a `status` other than `ok` answers 503. */
@@ -32,13 +31,7 @@ export async function startMetricsServer(
     void respond(req, res, metrics, health);
   });
   server.listen(port, host);
-  await Promise.race([
-    once(server, 'listening'),
-    once(server, 'error').then(([err]: unknown[]) => {
-      throw err;
-    }),
-  ]);
-  const bound = server.address() as net.AddressInfo;
+  const bound = await boundAddress(server);
   const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
   return {
     address,

@@ -1,6 +1,5 @@
-import { once } from 'node:events';
 import http from 'node:http';
-import type net from 'node:net';
+import { boundAddress } from '../net/bound.js';
 import type { Metrics } from '../observability/metrics.js';
 import { QueueCommandError, type QueueManager } from './queue-manager.js';
 
@@ -29,13 +28,7 @@ export async function startAdminServer(host: string, port: number, manager: Queu
     );
   });
   server.listen(port, host);
-  await Promise.race([
-    once(server, 'listening'),
-    once(server, 'error').then(([err]: unknown[]) => {
-      throw err;
-    }),
-  ]);
-  const bound = server.address() as net.AddressInfo;
+  const bound = await boundAddress(server);
   return {
     address: { host: bound.address, port: bound.port },
     close: async () => {

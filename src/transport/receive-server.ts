@@ -1,10 +1,10 @@
-import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import type net from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { boundAddress } from '../net/bound.js';
 import type { IpList } from '../net/ip-list.js';
 import type { Clock } from '../policy/interfaces.js';
 import { rfc5322Date } from './dsn.js';
@@ -196,15 +196,9 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
 
   const server = new ReceiveSmtpServer(serverOptions);
   server.listen(opts.port, opts.host);
-  await Promise.race([
-    once(server.server, 'listening'),
-    once(server, 'error').then(([err]: unknown[]) => {
-      throw err;
-    }),
-  ]);
+  const bound = await boundAddress(server.server, server);
   // A client that drops mid-session is reported, and must not bring the listener down.
   server.on('error', (err: Error) => opts.onError({ kind: 'connection', ip: '', detail: err.message }));
-  const bound = server.server.address() as net.AddressInfo;
   return {
     address: { host: bound.address, port: bound.port },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
