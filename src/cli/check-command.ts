@@ -34,7 +34,7 @@ export const checkCommand: Command = {
     const listener = values.listener ?? rules.listeners[0]?.name ?? '';
     const dnsbl = await openDnsbl(rules, { clock: systemClock });
     try {
-      const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, clock: systemClock });
+      const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health });
       const result = await simulate(engine, {
         ip: values.ip,
         listener,

@@ -56,7 +56,7 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics): Promise<Runn
     onLookup: (zone, outcome, seconds, cached) => metrics.dnsblLookup(zone, outcome, seconds, cached),
     onZoneChange: (zone, healthy) => metrics.zoneHealth(zone, healthy),
   });
-  const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, clock });
+  const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health });
   return {
     dnsbl,
     generation: {

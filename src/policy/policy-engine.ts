@@ -1,14 +1,13 @@
 import type { Rules } from '../config/schema.js';
 import { DirectoryModel } from '../directory/directory-model.js';
 import { compileRules, type CompiledRules } from './compiled-rules.js';
-import type { Clock, Directory, DnsblLookup, ZoneHealth } from './interfaces.js';
+import type { Directory, DnsblLookup, ZoneHealth } from './interfaces.js';
 import { SessionPolicy, type DecisionObserver } from './session-policy.js';
 
 /** The engine's ports to the outside world. */
 export interface PolicyDeps {
   dnsbl: DnsblLookup;
   health: ZoneHealth;
-  clock: Clock;
   /** Who exists; defaults to the rule set's `directory`, the same model the bundled engine categorizes against. */
   directory?: Directory;
 }
