@@ -13,6 +13,7 @@ import type { SessionPolicy } from '../policy/session-policy.js';
 import { replyLine, type Verdict } from '../policy/verdict.js';
 import { BackendSession, type BackendTarget } from './backend-relay.js';
 import type { BadmailWriter } from './badmail.js';
+import { noteMessageBytes } from './gc-pacer.js';
 import { headerFromAddress, readHeaderSection } from './header-from.js';
 import { receivedHeader } from './received-header.js';
 import { BackendUnavailable, reply, SmtpError, TEMPORARY_SERVER_ERROR, type SmtpReply } from './smtp-reply.js';
@@ -146,6 +147,7 @@ export class EdgeSession {
     let enforce = true;
     const count = (chunk: Buffer): void => {
       bytes += chunk.length;
+      noteMessageBytes(chunk.length);
       if (!enforce) return;
       if (bytes > limits.maxMessageSize) throw new SmtpError(reply(552, '5.3.4', 'Message size exceeds fixed maximum message size'));
       if (this.sessionBytes + bytes > limits.maxSessionSize) throw new SmtpError(reply(421, '4.7.0', 'Session size limit reached, closing'));

@@ -39,6 +39,8 @@ export interface BackendBehaviour {
   dataEndDelayMs?: number;
   /** Keep only size and hash of each message (for very large ones). */
   discardData?: boolean;
+  /** Read DATA no faster than this, pausing the stream after each chunk (a slow back end). */
+  dataBytesPerSecond?: number;
 }
 
 /** The running back end and what it saw. */
@@ -105,6 +107,10 @@ export async function startBackend(opts: { starttls?: boolean; xforward?: boolea
         if (!b.discardData) chunks.push(c);
         hash.update(c);
         bytes += c.length;
+        if (b.dataBytesPerSecond) {
+          stream.pause();
+          setTimeout(() => stream.resume(), (c.length / b.dataBytesPerSecond) * 1000);
+        }
         if (b.dieAfterBytes !== undefined && bytes >= b.dieAfterBytes && !died) {
           died = true;
           const conn = [...server.connections].find((c2) => c2.session === session);
