@@ -4,6 +4,7 @@
  *  (b) the edge's memory while it relays one 50 MB message, and one 200 MB message to show growth does not follow size
  *  (c) time to the client's 451 with the back end down (port closed) and black-holed
  *  (d) the DNSBL engineer's cached-verdict benchmark (bench/dnsbl-cache.ts)
+ *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { once } from 'node:events';
 import { startSmtpSink, startServe, writeRules, smtpSource, tempDir, pause, type EdgeProcess } from '../test/interop/peers.js';
 import { probeTransaction } from './smtp-probe.js';
 import { run as dnsblCache } from './dnsbl-cache.js';
+import { run as engineThroughput } from './engine-throughput.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -207,6 +209,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
   const memory = results.memory as { runs: Array<Record<string, number>> };
   const b = results.backendDown as { portClosed: Record<string, unknown>; blackHoled: Record<string, unknown>; backendTimeoutMs: number };
   const d = results.dnsblCache as { medianMicros: number; runs: number; iterations: number };
+  const e = results.engine as { messagesPerSecond: number; receiveOnlyMessagesPerSecond: number; runs: number; messages: number; clients: number };
   const rows: Array<[string, string]> = [
     [`smtp-source -> smtp-sink (${t.sessions} sessions, ${t.messages} x ${t.messageBytes} B), median of ${t.runs}`, `${t.directMedian} msg/s`],
     ['smtp-source -> edge -> smtp-sink, same run', `${t.edgeMedian} msg/s`],
@@ -218,6 +221,8 @@ function table(results: Record<string, Record<string, unknown>>): string {
     ['time to 451, back end port closed (median)', `${b.portClosed.medianMs} ms  [${b.portClosed.reply}]`],
     [`time to 451, back end black-holed (timeoutMs ${b.backendTimeoutMs})`, `${b.blackHoled.medianMs} ms  [${b.blackHoled.reply}]`],
     [`cached DNSBL verdict (median of ${d.runs} x ${d.iterations})`, `${round(d.medianMicros, 2)} µs`],
+    [`transport engine, fsync on, ${e.clients} clients (median of ${e.runs} x ${e.messages}): accepted while delivering`, `${round(e.messagesPerSecond)} msg/s`],
+    ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
@@ -237,6 +242,8 @@ async function main(): Promise<void> {
     results.backendDown = await backendDown(workDir);
     process.stdout.write('(d) DNSBL cache ...\n');
     results.dnsblCache = { ...(await dnsblCache()) };
+    process.stdout.write('(e) transport engine ...\n');
+    results.engine = { ...(await engineThroughput()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

@@ -24,7 +24,6 @@ export const PATH_KEYS: readonly string[] = [
   'transport.dataDir',
   'transport.queueDir',
   'transport.mailboxDir',
-  'transport.badmail',
   'transport.trackingLog',
 ];
 

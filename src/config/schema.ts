@@ -167,7 +167,6 @@ export const TransportSchema = z
     dataDir: z.string().min(1).default('data'),
     queueDir: z.string().min(1).optional(),
     mailboxDir: z.string().min(1).optional(),
-    badmail: z.string().min(1).optional(),
     trackingLog: z.string().min(1).optional(),
     fsync: z.boolean().default(true),
     retry: z
@@ -239,7 +238,8 @@ export const RulesSchema = z
       })
       .strict()
       .optional(),
-    badmail: z.string().min(1).default('data/badmail'),
+    /** Messages kept by the archive action and bounces the engine could not return; default `<transport.dataDir>/badmail`. */
+    badmail: z.string().min(1).optional(),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

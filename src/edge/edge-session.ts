@@ -12,7 +12,7 @@ import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { SessionPolicy } from '../policy/session-policy.js';
 import { replyLine, type Verdict } from '../policy/verdict.js';
 import { BackendSession, type BackendTarget } from './backend-relay.js';
-import type { BadmailWriter } from './badmail.js';
+import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { noteMessageBytes } from './gc-pacer.js';
 import { headerFromAddress, readHeaderSection } from './header-from.js';
 import { receivedHeader } from './received-header.js';
@@ -204,16 +204,18 @@ export class EdgeSession {
       const why = archivedAt ?? v;
       this.abandonBackend();
       await this.generation.badmail.write(body(), {
-        session: this.smtp.id,
+        id: this.smtp.id,
+        time: new Date().toISOString(),
+        source: 'archive',
+        sender: this.sender,
+        recipients: [...this.recipients],
+        reason: `step ${why.step} ${why.check}${why.rule !== undefined ? `: ${why.rule}` : ''}`,
         listener: this.listener.name,
         clientIp: this.policy.clientIp,
         helo: this.smtp.hostNameAppearsAs || '',
-        sender: this.sender,
-        recipients: [...this.recipients],
         step: why.step,
         check: why.check,
         ...(why.rule !== undefined ? { rule: why.rule } : {}),
-        time: new Date().toISOString(),
       });
       this.services.metrics.badmail();
       return { reply: fromVerdict(v) };

@@ -11,7 +11,7 @@ import { ProtocolLog } from '../observability/protocol-log.js';
 import { systemClock, type Clock } from '../policy/interfaces.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
 import { parseBackendUrl } from './backend-relay.js';
-import { BadmailWriter } from './badmail.js';
+import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
 import type { Generation } from './edge-session.js';
 import { EdgeListener } from './listener.js';
 
@@ -70,7 +70,7 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics): Promise<Runn
         tlsRejectUnauthorized: rules.backend.tlsRejectUnauthorized,
         heloName: rules.hostname,
       },
-      badmail: new BadmailWriter(rules.badmail),
+      badmail: new BadmailWriter(badmailDir(rules)),
     },
   };
 }

@@ -12,6 +12,7 @@ import { QueueManager } from './queue-manager.js';
 import { QueueStore } from './queue-store.js';
 import { startReceiveServer } from './receive-server.js';
 import { RemoteDelivery } from './remote-delivery.js';
+import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
 import { Router } from './router.js';
 import { TrackingLog } from './tracking-log.js';
 
@@ -30,7 +31,7 @@ export function enginePaths(rules: Rules, baseDir: string = process.cwd()): Engi
   return {
     queueDir: path.resolve(data, t.queueDir ?? 'queue'),
     mailboxDir: path.resolve(data, t.mailboxDir ?? 'mailboxes'),
-    badmailDir: path.resolve(data, t.badmail ?? 'badmail'),
+    badmailDir: badmailDir(rules, baseDir),
     trackingLog: path.resolve(data, t.trackingLog ?? 'tracking.log'),
   };
 }
@@ -96,7 +97,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     router,
     remote,
     mailboxRoot: paths.mailboxDir,
-    badmailDir: paths.badmailDir,
+    badmail: new BadmailWriter(paths.badmailDir, t.fsync),
     tracking,
     metrics,
     onError,

@@ -1,9 +1,10 @@
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import type { Rules } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Clock } from '../policy/interfaces.js';
 import { domainOf } from './address-space.js';
-import { writeBadmail } from './badmail.js';
 import { categorize, countHops, outboundRecipient } from './categorizer.js';
 import type { DirectoryModel } from '../directory/directory-model.js';
 import { buildDsn, type DsnRecipient } from './dsn.js';
@@ -33,7 +34,8 @@ export interface QueueManagerOptions {
   router: Router;
   remote: RemoteDelivery;
   mailboxRoot: string;
-  badmailDir: string;
+  /** Where bounces that cannot be returned go. */
+  badmail: BadmailWriter;
   tracking: TrackingLog;
   metrics?: Metrics;
   /** Reports an error that was handled (the message is retried) but must be seen. */
@@ -400,7 +402,16 @@ export class QueueManager {
     }
     const isBounce = m.envelope.isDsn === true || m.envelope.mailFrom === '';
     if (failed.length > 0 && isBounce) {
-      await writeBadmail(this.o.badmailDir, m, this.o.store.contentPath(m.contentId), failed.map((d) => `${d.address}: ${resultText(d.result)}`), this.o.rules.transport.fsync);
+      await this.o.badmail.write(createReadStream(this.o.store.contentPath(m.contentId)), {
+        id: m.envelope.id,
+        time: new Date(this.o.clock.now()).toISOString(),
+        source: 'undeliverable-bounce',
+        sender: m.envelope.mailFrom,
+        recipients: failed.map((d) => d.address),
+        reason: failed.map((d) => `${d.address}: ${resultText(d.result)}`).join('; '),
+        envelope: m.envelope,
+        rootId: m.rootId,
+      });
       this.track('badmail', m, failed.map((d) => d.address), `undeliverable bounce: ${failed.map((d) => resultText(d.result)).join('; ')}`);
       this.o.metrics?.transportDsn('badmail');
     } else if (failed.length > 0) {

@@ -1,9 +1,5 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { BadmailWriter } from '../../src/edge/badmail.js';
 import { libraryReply } from '../../src/edge/edge-smtp-server.js';
 import { headerFromAddress, readHeaderSection } from '../../src/edge/header-from.js';
 import { receivedHeader } from '../../src/edge/received-header.js';
@@ -52,26 +48,5 @@ describe("smtp-server's replies", () => {
     assert.equal(f(354, 'End data'), '354 End data\r\n');
     assert.equal(f(220, 'edge ESMTP', false), '220 edge ESMTP\r\n');
     assert.equal(f(550, '5.7.1 Unable to relay'), '550 5.7.1 Unable to relay\r\n', 'an enhanced code already in the text is kept');
-  });
-});
-
-describe('Badmail', () => {
-  it('writes message and envelope under one directory rename; a failing source leaves nothing', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'badmail-'));
-    try {
-      const w = new BadmailWriter(dir);
-      const env = { session: 's1', listener: 'main', clientIp: '192.0.2.1', helo: 'h', sender: 'a@b', recipients: ['c@d'], step: 7, check: 'x', time: new Date().toISOString() };
-      const entry = await w.write(chunks('Subject: x\r\n\r\n', 'body\r\n'), env);
-      assert.equal(fs.readFileSync(path.join(entry, 'message.eml'), 'utf8'), 'Subject: x\r\n\r\nbody\r\n');
-      assert.deepEqual(JSON.parse(fs.readFileSync(path.join(entry, 'envelope.json'), 'utf8')), env);
-      async function* failing(): AsyncGenerator<Buffer> {
-        yield Buffer.from('partial');
-        throw new Error('client went away');
-      }
-      await assert.rejects(w.write(failing(), { ...env, session: 's2' }), /client went away/);
-      assert.deepEqual(fs.readdirSync(dir), [path.basename(entry)], 'no partial entry, no temporary left behind');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
   });
 });

@@ -156,11 +156,17 @@ test('an unknown local recipient gets an NDR 5.1.1; a bounce that cannot be deli
     await sendMessage(engine.address.port, { from: '', to: ['nobody@example.test'], content: message('Blank') });
     await sendMessage(engine.address.port, { from: 'ghost@example.test', to: ['nobody@example.test'], content: message('Ghost') });
     const badmail = engine.paths.badmailDir;
-    await waitFor(async () => (await readdir(badmail).catch(() => [])).filter((f) => f.endsWith('.eml')).length === 2, 10_000, 'two Badmail entries');
+    const entries = async (): Promise<string[]> => (await readdir(badmail).catch(() => [])).filter((d) => !d.startsWith('.'));
+    await waitFor(async () => (await entries()).length === 2, 10_000, 'two Badmail entries');
     await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
-    const reasons = await Promise.all((await readdir(badmail)).filter((f) => f.endsWith('.json')).map((f) => readFile(path.join(badmail, f), 'utf8')));
-    assert.ok(reasons.every((r) => /5\.1\.1/.test(r)));
-    assert.ok(reasons.some((r) => /"isDsn": true/.test(r)), 'the failed NDR is in Badmail');
+    const records = await Promise.all(
+      (await entries()).map(async (d) => {
+        assert.match(await readFile(path.join(badmail, d, 'message.eml'), 'utf8'), /Subject: /);
+        return JSON.parse(await readFile(path.join(badmail, d, 'envelope.json'), 'utf8')) as { source: string; reason: string; envelope: { isDsn?: boolean } };
+      }),
+    );
+    assert.ok(records.every((r) => r.source === 'undeliverable-bounce' && /5\.1\.1/.test(r.reason)));
+    assert.ok(records.some((r) => r.envelope.isDsn === true), 'the failed NDR is in Badmail');
     assert.equal(peer.messages.length, 0, 'nothing went out');
     assert.equal((await mailboxTexts(engine, 'alice@example.test')).length, 1);
   } finally {
