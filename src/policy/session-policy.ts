@@ -127,8 +127,10 @@ export class SessionPolicy {
       if (this.acceptedBy !== undefined) {
         this.trace.push({ step: 9, check: 'DNSBL rules', outcome: `skipped: client is on the accept list (${this.acceptedBy})` });
       } else {
+        const lookedUp = this.dnsbl !== undefined;
         listed = (await this.dnsblOutcome()).decisive;
         if (listed) this.trace.push({ step: 9, check: 'DNSBL rules', outcome: `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, rule: listed.rule });
+        else if (lookedUp) this.trace.push({ step: 9, check: 'DNSBL rules', outcome: 'session verdict: no enforced rule matches' });
       }
       const exception = exceptionEntry(this.rules, address, this.trace);
       if (exception !== undefined) {

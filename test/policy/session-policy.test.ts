@@ -185,6 +185,8 @@ describe('step 9: DNSBL rules at RCPT TO', () => {
     s.mailFrom('a@example.org');
     for (const rcpt of ['alice@example.test', 'postmaster@example.test', 'bob@example.test']) await s.rcptTo(rcpt);
     assert.equal(dns.queries.filter((n) => n === name).length, 1);
+    const step9 = s.trace.filter((t) => t.step === 9).map((t) => t.outcome);
+    assert.equal(step9.filter((o) => o === 'session verdict: no enforced rule matches').length, 2, `every later recipient shows its step 9 too: ${step9.join(' | ')}`);
   });
 
   test('first matching rule decides; a rule whose codes do not match lets the next one decide', async () => {
