@@ -19,6 +19,8 @@ export interface DsnOptions {
   /** The report's From:, e.g. `Mail Delivery System <MAILER-DAEMON@mx.example.com>`. */
   from: string;
   now: Date;
+  /** When the engine gives up on the delayed recipients (RFC 3464 Will-Retry-Until). */
+  willRetryUntil?: Date;
 }
 
 const CRLF = '\r\n';
@@ -89,6 +91,7 @@ function deliveryStatus(opts: DsnOptions): string {
     if (r.code !== undefined) lines.push(`Diagnostic-Code: smtp; ${r.code} ${r.enhanced} ${oneLine(r.text)}`);
     else if (r.text) lines.push(`Diagnostic-Code: X-Portcullis; ${r.enhanced} ${oneLine(r.text)}`);
     lines.push(`Last-Attempt-Date: ${rfc5322Date(now)}`);
+    if (r.action === 'delayed' && opts.willRetryUntil) lines.push(`Will-Retry-Until: ${rfc5322Date(opts.willRetryUntil)}`);
     blocks.push(lines.join(CRLF) + CRLF);
   }
   return blocks.join(CRLF);

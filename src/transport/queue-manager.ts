@@ -441,6 +441,7 @@ export class QueueManager {
       results,
       from: rules.transport.dsn.from ?? `Mail Delivery System <MAILER-DAEMON@${rules.hostname}>`,
       now: new Date(now),
+      ...(action === 'delayed' ? { willRetryUntil: new Date(m.envelope.receivedAt + this.retry.expireHours * 3_600_000) } : {}),
     });
     const id = newQueueId(now);
     const size = await store.writeContent(id, text);

@@ -123,11 +123,12 @@ test('a delay report says delayed with a 4.x.x status and returns headers only b
   const dsn = await buildDsn({
     reportingMta: 'mx.example.com', original: envelope({ client: undefined }), originalContentPath: contentPath,
     results: [{ address: 'far@remote.test', outcome: 'deferred', code: 451, enhanced: '4.4.1', text: 'Connection refused', action: 'delayed', remoteMta: '127.0.0.1' }],
-    from: 'MAILER-DAEMON@mx.example.com', now: new Date(),
+    from: 'MAILER-DAEMON@mx.example.com', now: new Date(), willRetryUntil: new Date(Date.UTC(2026, 10, 25, 9, 30)),
   });
   const p = parseWithPython(dsn);
   assert.equal(p.subject, 'Delivery delayed: Quarterly numbers');
   assert.deepEqual([p.perRecipient[0]!['Action'], p.perRecipient[0]!['Status']], ['delayed', '4.4.1']);
+  assert.equal(p.perRecipient[0]!['Will-Retry-Until'], 'Wed, 25 Nov 2026 09:30:00 +0000');
   assert.equal(p.parts[2], 'text/rfc822-headers');
   assert.equal(p.perMessage['Received-From-MTA'], undefined);
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TransportEngine } from '../../src/transport/engine.js';
+import { rfc5322Date } from '../../src/transport/dsn.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
 import { searchTrackingLog } from '../../src/transport/tracking-log.js';
 import { engineRules, HOUR, MINUTE, ManualClock, maildirFiles, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
@@ -99,6 +100,7 @@ test('4xx forever: intervals 10, 10, 10 then 15 minutes; one delay DSN after 12 
     assert.equal(alice.length, 1, 'one delay DSN');
     assert.match(alice[0]!, /Subject: Delivery delayed: Never arrives/);
     assert.match(alice[0]!, /Action: delayed/);
+    assert.ok(alice[0]!.includes(`Will-Retry-Until: ${rfc5322Date(new Date(t0 + 48 * HOUR))}`), 'the delay DSN says when the engine gives up');
     assert.match(alice[0]!, /Final-Recipient: rfc822; ?dave@remote\.test/);
 
     clock.t = t0 + 24 * HOUR;
