@@ -32,7 +32,14 @@ export const serveCommand: Command = {
       // reload() has already logged why a rule set was refused; the old one stays in force.
       starting.then((e) => e.reload()).catch(() => undefined);
     });
-    const edge = await starting;
+    let edge: Awaited<typeof starting>;
+    try {
+      edge = await starting;
+    } catch (err) {
+      // An edge that cannot open (port taken) must not leave the engine running with nobody in front.
+      await engine?.close();
+      throw err;
+    }
     await stop;
     await edge.close();
     await engine?.close();

@@ -282,7 +282,7 @@ export class BackendSession {
         ['PROTO', client.proto],
         ['HELO', client.helo ?? '[UNAVAILABLE]'],
       ];
-      return all.filter(([k]) => offered.has(k)).map(([k, v]) => `${k}=${v.startsWith('[') ? v : xtext(v)}`);
+      return all.filter(([k]) => offered.has(k)).map(([k, v]) => `${k}=${v === '[UNAVAILABLE]' ? v : xtext(v)}`);
     };
     const xforward = this.extensions.get('XFORWARD');
     if (xforward !== undefined) {

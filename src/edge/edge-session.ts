@@ -101,7 +101,11 @@ export class EdgeSession {
         proto: this.smtp.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP',
       } as const);
       const r = await this.backend.mailFrom(address, params);
-      if (r.code >= 400) this.finishRelay(r.code);
+      if (r.code >= 400) {
+        this.finishRelay(r.code);
+        // No transaction follows a refused MAIL FROM: free the back end now, not at the client's next command.
+        this.endTransaction();
+      }
       return { reply: r };
     } catch (err) {
       return { reply: this.backendFailed(err) };

@@ -25,9 +25,16 @@ let minorGc: (() => void) | undefined;
 function obtainMinorGc(): () => void {
   let gc = globalThis.gc;
   if (!gc) {
-    v8.setFlagsFromString('--expose-gc');
-    gc = vm.runInNewContext('gc') as NodeJS.GCFunction;
-    v8.setFlagsFromString('--no-expose-gc');
+    try {
+      v8.setFlagsFromString('--expose-gc');
+      gc = vm.runInNewContext('gc') as NodeJS.GCFunction;
+    } catch (err) {
+      // Pacing is an optimisation: without it V8 collects at its own pace and relaying goes on.
+      process.emitWarning(`GC pacing unavailable, big messages will use more memory: ${(err as Error).message}`);
+      return () => undefined;
+    } finally {
+      v8.setFlagsFromString('--no-expose-gc');
+    }
   }
   const collect = gc;
   return () => collect({ type: 'minor' });

@@ -8,6 +8,7 @@ import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { ListenerConfig } from '../config/schema.js';
 import { IpList } from '../net/ip-list.js';
 import { normalizeIp } from '../net/ip.js';
+import { boundAddress } from '../net/bound.js';
 import { parseListen } from '../observability/http.js';
 import type { ProtocolLog } from '../observability/protocol-log.js';
 import { EdgeSession, type Generation, type Outcome, type SessionServices } from './edge-session.js';
@@ -45,20 +46,22 @@ export class EdgeListener {
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
     this.smtp.on('error', (err: Error) => this.services.logger.info({ listener: config.name, err: err.message }, 'client connection error'));
-    this.tcp = net.createServer((socket) => void this.accept(socket));
+    this.tcp = net.createServer((socket) => {
+      this.accept(socket).catch((err: unknown) => {
+        this.services.logger.error({ listener: config.name, err: (err as Error).message }, 'connection setup failed');
+        socket.destroy();
+      });
+    });
   }
 
   /** Opens the listener on its configured address (port 0 allowed). */
   static async start(config: ListenerConfig, hostname: string, services: ListenerServices): Promise<EdgeListener> {
     const l = new EdgeListener(config, hostname, services);
     const { host, port } = parseListen(config.listen);
-    await new Promise<void>((resolve, reject) => {
-      l.tcp.once('error', reject);
-      l.tcp.listen(port, host, () => {
-        l.tcp.off('error', reject);
-        resolve();
-      });
-    });
+    l.tcp.listen(port, host);
+    await boundAddress(l.tcp);
+    // Once bound, accept failures (EMFILE when out of file descriptors) come here; the listener stays up.
+    l.tcp.on('error', (err: Error) => services.logger.error({ listener: config.name, err: err.message }, 'listener error'));
     return l;
   }
 
@@ -90,7 +93,9 @@ export class EdgeListener {
 
   private async accept(socket: net.Socket): Promise<void> {
     socket.on('error', () => undefined);
-    const peer = normalizeIp(socket.remoteAddress ?? '');
+    // A client that reset before we got here has no address left to judge: nothing to answer.
+    if (socket.remoteAddress === undefined) return void socket.destroy();
+    const peer = normalizeIp(socket.remoteAddress);
     const limits = this.config.limits;
     if (this.sockets.size >= limits.maxConnections) {
       return this.refuse(socket, reply(421, '4.3.2', 'Too many connections, try again later'));

@@ -37,4 +37,14 @@ describe('edge relays an accepted session live to the back end', () => {
     assert.equal(got.xforward.ADDR, '127.0.0.1');
     assert.equal(got.xforward.HELO, 'client.example');
   });
+
+  it('passes a HELO with XFORWARD\'s special characters on xtext-encoded, so the back end reads it as sent', async () => {
+    const c = await h.connect();
+    await c.read();
+    assert.equal((await c.cmd('EHLO [odd=helo+name]')).code, 250);
+    const r = await sendMail(c, 'alice@example.org', ['bob@example.com'], MSG);
+    assert.match(r.end?.line ?? '', /^250 /, `relayed, not refused at XFORWARD: ${r.mail.line}`);
+    c.send('QUIT');
+    assert.equal(h.backend.messages.at(-1)?.xforward.HELO, '[odd=helo+name]');
+  });
 });

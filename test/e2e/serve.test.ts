@@ -2,12 +2,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { startBackend, type TestBackend } from '../support/backend-server.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
+import { run } from '../interop/peers.js';
 
 interface Served {
   child: ChildProcess;
@@ -137,5 +140,30 @@ describe('portcullis serve', () => {
     assert.equal((await idle.read(5000)).line, '421 4.3.2 Service shutting down');
     assert.equal(await idle.closedByServer(), true);
     assert.equal(await s.exited, 0);
+  });
+
+  it('a listener port already taken: the error is printed and the process exits 1, bundled engine and all', async () => {
+    const taken = net.createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    try {
+      const config = path.join(dir, 'taken.yaml');
+      fs.writeFileSync(
+        config,
+        JSON.stringify({
+          hostname: 'edge.test',
+          acceptedDomains: ['example.com'],
+          listeners: [{ name: 'main', listen: `127.0.0.1:${(taken.address() as net.AddressInfo).port}` }],
+          dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
+          transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir: path.join(dir, 'taken-data') },
+          log: { level: 'warn' },
+        }),
+      );
+      const r = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { timeoutMs: 30_000 });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /EADDRINUSE/);
+    } finally {
+      taken.close();
+    }
   });
 });
