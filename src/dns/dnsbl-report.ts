@@ -66,8 +66,15 @@ export async function checkZones(rules: Rules): Promise<Record<string, ZoneStatu
 function explain(rule: DnsblRuleConfig, a: DnsblAnswer, matched: string | undefined, health: ZoneStatus): string {
   const mode = describeMatch(rule.match);
   if (a.status === 'timeout' || a.status === 'error') {
+    // The same conditions as evaluateDnsbl: only an enforced rule on a healthy zone fails closed.
     const consequence =
-      rule.onError === 'tempfail' ? 'the rule fails closed (onError: tempfail): 451 4.7.1' : 'not a listing (onError: accept)';
+      rule.onError !== 'tempfail'
+        ? 'not a listing (onError: accept)'
+        : rule.reportOnly
+          ? 'not a listing (report only: never fails closed)'
+          : health.healthy === false
+            ? `not a listing: zone unhealthy (${health.reason}), so the rule does not fail closed`
+            : 'the rule fails closed (onError: tempfail): 451 4.7.1';
     return `lookup ${a.status}: ${a.detail ?? 'no detail'}; ${consequence}`;
   }
   if (a.status === 'not-listed') return 'not listed';

@@ -58,7 +58,8 @@ export class SessionPolicy {
     const v = checkIpRestrictions(this.listener, this.clientIp, this.rules.rules.hostname, this.trace);
     if (v.action === 'accept' && this.connectionFiltering) {
       this.acceptedBy = acceptListEntry(this.rules, this.clientIp);
-      if (this.acceptedBy === undefined) this.startLookups();
+      // A client on the deny list is dropped at MAIL FROM: its lookups would only spend the lists' quota.
+      if (this.acceptedBy === undefined && this.rules.denyList.match(this.clientIp) === undefined) this.startLookups();
     }
     return this.decide(v);
   }

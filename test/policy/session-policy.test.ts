@@ -64,6 +64,14 @@ function engine(r: Rules, health: ZoneHealth = healthy): PolicyEngine {
   return new PolicyEngine(r, d);
 }
 
+/** An engine that also records which client addresses it looked up, as the lookups start. */
+function countingEngine(r: Rules): { engine: PolicyEngine; asked: string[] } {
+  const d = realDnsbl(r, dns.address, healthy);
+  const asked: string[] = [];
+  const dnsbl = { lookup: (zone: string, ip: string) => (asked.push(ip), d.dnsbl.lookup(zone, ip)) };
+  return { engine: new PolicyEngine(r, { ...d, dnsbl }), asked };
+}
+
 function expect(v: Verdict, action: Verdict['action'], code: number, enhanced: string, step?: number): void {
   assert.equal(v.action, action, JSON.stringify(v));
   assert.equal(v.code, code, JSON.stringify(v));
@@ -87,15 +95,22 @@ describe('step 2: IP restrictions', () => {
     assert.equal(e.session('partners', '::ffff:198.51.100.7').clientIp, '198.51.100.7');
   });
 
-  test('a refused client starts no DNSBL lookup', async () => {
-    const s = engine(rules()).session('internet', '192.0.2.99');
-    s.connect();
-    await new Promise((r) => setTimeout(r, 50));
-    assert.ok(!dns.queries.some((n) => n.startsWith('99.2.0.192.')));
+  test('a refused client starts no DNSBL lookup; an admitted one starts them at connect', () => {
+    const { engine: e, asked } = countingEngine(rules());
+    e.session('internet', '192.0.2.99').connect();
+    assert.deepEqual(asked, []);
+    e.session('internet', CLEAN).connect();
+    assert.deepEqual(asked, [CLEAN]);
   });
 });
 
 describe('steps 5-6: accept and deny lists act at MAIL FROM', () => {
+  test('a client on the deny list costs the block lists no lookup', () => {
+    const { engine: e, asked } = countingEngine(rules());
+    e.session('internet', DENIED).connect();
+    assert.deepEqual(asked, []);
+  });
+
   test('the deny list does not act at connect, and drops at MAIL FROM with 550 5.7.1', () => {
     const s = engine(rules()).session('internet', DENIED);
     expect(s.connect(), 'accept', 220, '');
@@ -252,6 +267,11 @@ describe('step 9: DNSBL rules at RCPT TO', () => {
     closed.connect();
     closed.mailFrom('a@example.org');
     expect(await closed.rcptTo('alice@example.test'), 'tempfail', 451, '4.7.1', 9);
+    const unhealthy = engine(r, { isHealthy: () => false }).session('internet', LISTED);
+    unhealthy.connect();
+    unhealthy.mailFrom('a@example.org');
+    expect(await unhealthy.rcptTo('alice@example.test'), 'accept', 250, '2.1.5');
+    assert.ok(unhealthy.trace.some((t) => t.step === 9 && /unhealthy: not enforced/.test(t.outcome)), 'an unhealthy zone does not fail closed');
   });
 });
 

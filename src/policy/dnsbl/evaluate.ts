@@ -33,7 +33,8 @@ export async function evaluateDnsbl(
     const where = `${answer.queryName}${answer.cached ? ' (cached)' : ''}`;
     if (answer.status === 'error' || answer.status === 'timeout') {
       const why = `${answer.status}${answer.detail ? `: ${answer.detail}` : ''}`;
-      if (rule.onError === 'tempfail' && !rule.reportOnly) {
+      // An unhealthy zone's rule holds nothing back, not even by failing closed (every lookup fails then).
+      if (rule.onError === 'tempfail' && !rule.reportOnly && health.isHealthy(rule.zone)) {
         trace.push({ step: 9, check, outcome: `${rule.name}: lookup ${why} (${where}); rule fails closed`, rule: rule.name });
         return {
           decisive: verdict('tempfail', 451, '4.7.1', `Block list lookup failed (${rule.name}), try again later`, 9, check, rule.name),
@@ -41,7 +42,8 @@ export async function evaluateDnsbl(
           trace,
         };
       }
-      trace.push({ step: 9, check, outcome: `${rule.name}: lookup ${why} (${where}); not a listing`, rule: rule.name });
+      const unhealthy = health.isHealthy(rule.zone) ? '' : `, and zone ${rule.zone} is unhealthy: not enforced`;
+      trace.push({ step: 9, check, outcome: `${rule.name}: lookup ${why} (${where}); not a listing${unhealthy}`, rule: rule.name });
       continue;
     }
     const errors = answer.errorCodes.length ? `; ignored error codes ${answer.errorCodes.join(', ')}` : '';
