@@ -1,4 +1,5 @@
 import { loadRules } from '../config/load.js';
+import { normalizeIp } from '../net/ip.js';
 import { openDnsbl } from '../dns/dnsbl-runtime.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
 import { systemClock } from '../policy/interfaces.js';
@@ -9,6 +10,9 @@ import type { Command } from './commands.js';
 
 const usage =
   'usage: portcullis check [--config FILE] --ip IP [--listener NAME] [--helo NAME] --from ADDR --to ADDR... [--header-from ADDR] [--json]\n';
+
+/** `<a@b>` as typed in SMTP becomes `a@b`, as the server hands it to the engine. */
+const unbracket = (address: string): string => address.replace(/^<(.*)>$/, '$1');
 
 /** `portcullis check`: one simulated session through the real engine, with real DNS lookups. */
 export const checkCommand: Command = {
@@ -30,8 +34,19 @@ export const checkCommand: Command = {
       process.stderr.write(`portcullis check: --ip, --from and at least one --to are required\n${usage}`);
       return 2;
     }
+    try {
+      normalizeIp(values.ip);
+    } catch (err) {
+      process.stderr.write(`portcullis check: --ip: ${(err as Error).message}\n${usage}`);
+      return 2;
+    }
     const rules = await loadRules(values.config);
     const listener = values.listener ?? rules.listeners[0]?.name ?? '';
+    // Refused before any DNS work: a typo should not wait for a health round to be reported.
+    if (!rules.listeners.some((l) => l.name === listener)) {
+      process.stderr.write(`portcullis check: --listener: no listener '${listener}' in ${values.config} (have: ${rules.listeners.map((l) => l.name).join(', ')})\n`);
+      return 2;
+    }
     const dnsbl = await openDnsbl(rules, { clock: systemClock });
     try {
       const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health });
@@ -39,9 +54,9 @@ export const checkCommand: Command = {
         ip: values.ip,
         listener,
         helo: values.helo,
-        from: values.from.replace(/^<(.*)>$/, '$1'),
-        to: values.to,
-        ...(values['header-from'] !== undefined ? { headerFrom: values['header-from'] } : {}),
+        from: unbracket(values.from),
+        to: values.to.map(unbracket),
+        ...(values['header-from'] !== undefined ? { headerFrom: unbracket(values['header-from']) } : {}),
       });
       const zones = dnsbl.describeHealth();
       if (values.json) {

@@ -1,7 +1,7 @@
 import type { DnsblRuleConfig, Rules } from '../config/schema.js';
 import { describeMatch, matchesRule } from '../policy/dnsbl/answer.js';
 import { evaluateDnsbl } from '../policy/dnsbl/evaluate.js';
-import { parseClientAddress } from '../policy/dnsbl/query-name.js';
+import { normalizeIp } from '../net/ip.js';
 import { formatDnsblMessage } from '../policy/dnsbl/message.js';
 import type { DnsblAnswer } from '../policy/interfaces.js';
 import { replyLine } from '../policy/verdict.js';
@@ -87,7 +87,7 @@ function explain(rule: DnsblRuleConfig, a: DnsblAnswer, matched: string | undefi
 
 /** Ask every rule's zone about `ip`, check the zones' health, and judge each rule. */
 export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddressReport> {
-  const clientIp = parseClientAddress(ip).toString();
+  const clientIp = normalizeIp(ip);
   const lookup = CachedDnsblLookup.fromConfig(rules.dns);
   const dnsblRules = rules.connectionFilter.rules;
   const answers = new Map<string, Promise<DnsblAnswer>>();

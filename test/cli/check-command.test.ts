@@ -97,3 +97,21 @@ test('check refuses to run without the required flags (exit 2)', async () => {
   assert.equal(e.code, 2);
   assert.match(e.stderr, /--from/);
 });
+
+test('check refuses a malformed --ip and an unknown --listener with exit 2, and takes <addr> as SMTP writes it', async () => {
+  const refused = (args: string[]) =>
+    run('node', ['--import', 'tsx', 'src/cli/main.ts', 'check', '--config', config, '--from', 'a@example.org', '--to', 'alice@example.test', ...args]).then(
+      () => assert.fail('exit 0'),
+      (err: { code: number; stderr: string }) => err,
+    );
+  const ip = await refused(['--ip', '010.0.0.1']);
+  assert.equal(ip.code, 2);
+  assert.match(ip.stderr, /--ip: .*leading zeros/);
+  const listener = await refused(['--ip', '192.0.2.1', '--listener', 'nope']);
+  assert.equal(listener.code, 2);
+  assert.match(listener.stderr, /--listener: no listener 'nope'.*\(have: internet/);
+  const r = await check('--ip', '198.51.100.1', '--from', '<a@example.org>', '--to', '<alice@example.test>');
+  const [rcpt] = r.rcpt as { address: string; code: number }[];
+  assert.equal(rcpt?.address, 'alice@example.test');
+  assert.equal(rcpt?.code, 250);
+});
