@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -49,17 +50,24 @@ test('a list file edited alone takes effect on reload; a listener can unsubscrib
   assert.equal(seen.length, 1);
 });
 
-test('concurrent reloads apply in the order they were asked for', async () => {
+test('concurrent reloads run one after another: the second reads the file as the first left it', async () => {
   const d = await folder({ 'rules.yaml': GOOD, 'lists/deny.txt': DENY_TXT });
   const store = await RulesStore.open(join(d, 'rules.yaml'));
   const order: string[] = [];
-  store.onChange((r) => order.push(r.hostname));
+  store.onChange((r) => {
+    order.push(r.hostname);
+    // Edit the file the moment the first reload has taken effect. Queued, the second reload has not
+    // read anything yet and so sees this edit; run concurrently, both would have read 'first'.
+    if (r.hostname === 'first.example.test') writeFileSync(join(d, 'rules.yaml'), GOOD.replace('mx.example.test', 'second.example.test'));
+  });
   await writeFile(join(d, 'rules.yaml'), GOOD.replace('mx.example.test', 'first.example.test'));
   const first = store.reload();
   const second = store.reload();
-  await Promise.all([first, second]);
-  assert.deepEqual(order, ['first.example.test', 'first.example.test']);
-  assert.equal(store.current().hostname, 'first.example.test');
+  const [r1, r2] = await Promise.all([first, second]);
+  assert.equal(r1.ok && r1.rules.hostname, 'first.example.test');
+  assert.equal(r2.ok && r2.rules.hostname, 'second.example.test');
+  assert.deepEqual(order, ['first.example.test', 'second.example.test']);
+  assert.equal(store.current().hostname, 'second.example.test', 'the later reload is the one in force');
 });
 
 test('open refuses a broken rule set with a ConfigError', async () => {

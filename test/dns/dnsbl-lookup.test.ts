@@ -127,18 +127,20 @@ describe('CachedDnsblLookup against a real loopback DNS server', () => {
     const a = await lookup.lookup(ZONE, '192.0.2.73');
     const elapsed = performance.now() - t0;
     assert.equal(a.status, 'timeout');
-    assert.ok(elapsed >= 250 && elapsed < 450, `elapsed ${elapsed}`);
+    // Not cut short; bounded (no hang), with room for a loaded machine.
+    assert.ok(elapsed >= 300 - 50 && elapsed < 300 + 1000, `elapsed ${elapsed}`);
     assert.deepEqual(calls, [[ZONE, 'timeout', false]]);
   });
 
   it('a refused port fails fast as an error', async () => {
     const port = await refusedPort();
-    const lookup = new CachedDnsblLookup({ client: new DnsClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 2000 }), cacheSize: 10 });
+    const lookup = new CachedDnsblLookup({ client: new DnsClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 10_000 }), cacheSize: 10 });
     const t0 = performance.now();
     const a = await lookup.lookup(ZONE, '192.0.2.66');
     assert.equal(a.status, 'error');
     assert.match(a.detail ?? '', /ECONNREFUSED/);
-    assert.ok(performance.now() - t0 < 500);
+    const elapsed = performance.now() - t0;
+    assert.ok(elapsed < 3000, `did not wait for the 10 s deadline: elapsed ${elapsed}`);
   });
 
   it('honours the TTL: a hit within it, a fresh query after it', async () => {

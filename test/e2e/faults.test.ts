@@ -25,13 +25,15 @@ describe('back end unavailable', () => {
   it('refusing connections: 451 4.7.0 to MAIL FROM, at once', async () => {
     const port = await closedPort();
     const h = await startHarness((r) => {
-      r.backend = { url: `smtp://127.0.0.1:${port}`, timeoutMs: 1000 };
+      // A time-out far above the bound below: only a refusal noticed at once can pass.
+      r.backend = { url: `smtp://127.0.0.1:${port}`, timeoutMs: 10_000 };
     });
     try {
       const c = await greeted(h);
       const t0 = Date.now();
-      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>')).line, TEMP);
-      assert.ok(Date.now() - t0 < 1000);
+      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>', 15_000)).line, TEMP);
+      const took = Date.now() - t0;
+      assert.ok(took < 3000, `took ${took} ms, not at once`);
       assert.equal((await c.cmd('NOOP')).code, 250, 'the client session goes on');
     } finally {
       await h.close();
@@ -46,9 +48,10 @@ describe('back end unavailable', () => {
     try {
       const c = await greeted(h);
       const t0 = Date.now();
-      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>', 3000)).line, TEMP);
+      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>', 5000)).line, TEMP);
       const took = Date.now() - t0;
-      assert.ok(took >= 450 && took < 1500, `took ${took} ms`);
+      // Not before the time-out; after it, bounded (a hang would be many times this) but with room for a loaded machine.
+      assert.ok(took >= 450 && took < 500 + 1500, `took ${took} ms`);
     } finally {
       await h.close();
       await hole.close();
@@ -111,13 +114,15 @@ describe('back end replies pass through at each stage', () => {
   it('a client that dies mid-DATA leaves nothing delivered: the back end never sees the final dot', async () => {
     const before = h.backend.messages.length;
     const incomplete = h.backend.incomplete;
+    const dataStarted = h.backend.dataStarted;
     const c = await greeted(h);
     assert.equal((await c.cmd('MAIL FROM:<alice@example.org>')).code, 250);
     assert.equal((await c.cmd('RCPT TO:<bob@example.com>')).code, 250);
     assert.equal((await c.cmd('DATA')).code, 354);
     c.write('Subject: half\r\n\r\n' + 'y'.repeat(100_000) + '\r\n');
-    for (let i = 0; i < 100 && h.backend.mailFroms.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 200));
+    // Kill the client only once the back end is inside DATA, so there is a transaction to abandon.
+    for (let i = 0; i < 500 && h.backend.dataStarted === dataStarted; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(h.backend.dataStarted, dataStarted + 1, 'the back end began DATA');
     c.kill();
     for (let i = 0; i < 150 && h.backend.incomplete === incomplete; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(h.backend.incomplete, incomplete + 1, 'the back end transaction was abandoned');

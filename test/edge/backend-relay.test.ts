@@ -141,13 +141,15 @@ describe('BackendSession failures', () => {
   it('a refused connection is 451 4.7.0 at once', async () => {
     const port = await closedPort();
     const t0 = Date.now();
-    const err = await BackendSession.open(target(port), client).then(
+    // A time-out far above the bound below: only a refusal noticed at once can pass.
+    const err = await BackendSession.open(target(port, { timeoutMs: 10_000 }), client).then(
       () => assert.fail('should fail'),
       (e: unknown) => e,
     );
     assert.ok(err instanceof BackendUnavailable);
     assert.equal(err.responseCode, 451);
-    assert.ok(Date.now() - t0 < 1000);
+    const took = Date.now() - t0;
+    assert.ok(took < 3000, `took ${took} ms, not at once`);
   });
 
   it('a black hole is 451 4.7.0 within the time-out, not a hang', async () => {
@@ -161,7 +163,8 @@ describe('BackendSession failures', () => {
       const took = Date.now() - t0;
       assert.ok(err instanceof BackendUnavailable);
       assert.match(err.message, /greeting/);
-      assert.ok(took >= 350 && took < 1500, `took ${took} ms`);
+      // Not before the time-out; after it, bounded (a hang would be many times this) with room for a loaded machine.
+      assert.ok(took >= 400 - 50 && took < 400 + 1500, `took ${took} ms`);
     } finally {
       await hole.close();
     }

@@ -54,6 +54,8 @@ export interface TestBackend {
   mailFroms: string[];
   /** Every RCPT TO it was offered. */
   rcptTos: string[];
+  /** DATA commands it answered 354 to (message streams begun), complete or not. */
+  dataStarted: number;
   /** Connections it has seen. */
   connections: number;
   behaviour: BackendBehaviour;
@@ -67,6 +69,7 @@ export async function startBackend(opts: { starttls?: boolean; xforward?: boolea
     incomplete: 0,
     mailFroms: [],
     rcptTos: [],
+    dataStarted: 0,
     connections: 0,
     behaviour: {},
   };
@@ -97,6 +100,7 @@ export async function startBackend(opts: { starttls?: boolean; xforward?: boolea
       cb();
     },
     onData(stream, session, cb) {
+      state.dataStarted += 1;
       const b = state.behaviour;
       const chunks: Buffer[] = [];
       const hash = createHash('sha256');

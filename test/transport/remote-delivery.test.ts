@@ -94,8 +94,13 @@ test('MX: lowest preference first; an unreachable first MX falls through to the 
   const r1 = await d.deliver({ kind: 'mx', connector: null, domain: 'dest.test' }, envelope([{ address: 'x@dest.test' }]), [{ address: 'x@dest.test' }], contentPath);
   assert.deepEqual([r1[0]!.outcome, r1[0]!.remoteMta], ['delivered', 'mx-b.dest.test']);
   const asked = dnsServer.questions.map((q) => `${q.type} ${q.name}`);
-  assert.ok(asked.indexOf('MX dest.test') < asked.indexOf('AAAA mx-a.dest.test'));
-  assert.ok(asked.indexOf('A mx-a.dest.test') < asked.indexOf('A mx-b.dest.test'), 'preference 10 looked up before 20');
+  const at = (q: string): number => {
+    const i = asked.indexOf(q);
+    assert.ok(i >= 0, `${q} was asked (asked: ${asked.join(', ')})`);
+    return i;
+  };
+  assert.ok(at('MX dest.test') < at('AAAA mx-a.dest.test'));
+  assert.ok(at('A mx-a.dest.test') < at('A mx-b.dest.test'), 'preference 10 looked up before 20');
   const r2 = await d.deliver({ kind: 'mx', connector: null, domain: 'direct.test' }, envelope([{ address: 'y@direct.test' }]), [{ address: 'y@direct.test' }], contentPath);
   assert.deepEqual([r2[0]!.outcome, r2[0]!.remoteMta], ['delivered', 'mx-b.dest.test']);
   const all = await sinkTransactions(1);
