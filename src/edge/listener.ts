@@ -112,7 +112,7 @@ export class EdgeListener {
           clientPort = info.sourcePort;
         }
       } catch (err) {
-        const r = err instanceof ProxyProtocolError ? reply(err.code, err.enhanced, err.message) : reply(421, '4.7.0', 'PROXY header expected');
+        const r = err instanceof ProxyProtocolError ? err.reply : reply(421, '4.7.0', 'PROXY header expected');
         this.services.logger.info({ listener: this.config.name, peer, err: (err as Error).message }, 'PROXY header refused');
         return this.refuse(socket, r);
       }

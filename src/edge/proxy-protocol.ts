@@ -3,6 +3,8 @@
  * of the client's bytes, and hands back the client address it reports.
  */
 import net from 'node:net';
+import { normalizeIp } from '../net/ip.js';
+import { reply, SmtpError } from './smtp-reply.js';
 
 /** What the balancer said about the connection it forwarded. */
 export interface ProxyInfo {
@@ -19,31 +21,11 @@ export interface ProxyInfo {
 }
 
 /** A PROXY header that was malformed, oversized, or did not arrive in time, with the reply it becomes. */
-export class ProxyProtocolError extends Error {
-  readonly code: number;
-  readonly enhanced: string;
-
+export class ProxyProtocolError extends SmtpError {
   constructor(message: string, code = 421, enhanced = '4.7.0') {
-    super(message);
+    super(reply(code, enhanced, message), message);
     this.name = 'ProxyProtocolError';
-    this.code = code;
-    this.enhanced = enhanced;
   }
-
-  /** The reply line written to the client before the socket is closed. */
-  get reply(): string {
-    return `${this.code} ${this.enhanced} ${this.message}`;
-  }
-}
-
-/** Anything that answers whether an address is on a list, such as `IpList`. */
-export interface AddressMatcher {
-  has(ip: string): boolean;
-}
-
-/** Whether a connection's peer is one of the load balancers allowed to send a PROXY header. */
-export function isTrustedBalancer(ip: string | undefined, list: AddressMatcher): boolean {
-  return ip !== undefined && list.has(ip);
 }
 
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
@@ -150,9 +132,9 @@ function parseV1(buf: Buffer, socket?: net.Socket): Parsed {
   }
   return {
     info: {
-      sourceAddress: family === 6 ? canonicalIPv6(src) : src,
+      sourceAddress: family === 6 ? normalizeIp(src) : src,
       sourcePort: v1Port(sport),
-      destAddress: family === 6 ? canonicalIPv6(dst) : dst,
+      destAddress: family === 6 ? normalizeIp(dst) : dst,
       destPort: v1Port(dport),
       local: false,
     },
@@ -203,21 +185,7 @@ function formatAddress(bytes: Buffer): string {
   if (bytes.length === 4) return Array.from(bytes).join('.');
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
-  return canonicalIPv6(groups.join(':'));
-}
-
-/**
- * RFC 5952 form (lower case, longest zero run compressed), so that one client has one spelling in
- * the rules, the logs and the limits; an IPv4-mapped address (::ffff:a.b.c.d) becomes the IPv4
- * address it carries, as it is for every rule.
- */
-function canonicalIPv6(text: string): string {
-  const canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1);
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (!mapped) return canonical;
-  const high = parseInt(mapped[1] as string, 16);
-  const low = parseInt(mapped[2] as string, 16);
-  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+  return normalizeIp(groups.join(':'));
 }
 
 function localInfo(socket?: net.Socket): ProxyInfo {

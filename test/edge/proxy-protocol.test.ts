@@ -5,7 +5,6 @@ import { once } from 'node:events';
 import {
   readProxyHeader,
   parseProxyHeader,
-  isTrustedBalancer,
   ProxyProtocolError,
   V2_MAX_PAYLOAD,
   type ProxyInfo,
@@ -230,8 +229,8 @@ for (const [name, bytes] of malformed) {
   test(`malformed header is refused: ${name}`, async () => {
     const out = await exchange([bytes]);
     assert.ok(out.error instanceof ProxyProtocolError, `expected ProxyProtocolError, got ${String(out.error)}`);
-    assert.equal(out.error.code, 421);
-    assert.match(out.error.reply, /^421 4\.7\.0 /);
+    assert.equal(out.error.reply.code, 421);
+    assert.equal(`${out.error.reply.code} ${out.error.reply.enhanced}`, '421 4.7.0');
     assert.equal(out.info, undefined);
   });
 }
@@ -240,7 +239,7 @@ test('a client that sends nothing is refused after the time-out with 421 4.4.2',
   const started = Date.now();
   const out = await exchange([], 150);
   assert.ok(out.error instanceof ProxyProtocolError);
-  assert.match(out.error.reply, /^421 4\.4\.2 /);
+  assert.equal(`${out.error.reply.code} ${out.error.reply.enhanced}`, '421 4.4.2');
   assert.ok(Date.now() - started >= 140);
 });
 
@@ -248,11 +247,4 @@ test('a header cut short by the client closing is refused', async () => {
   const out = await exchange([v1('PROXY TCP4 192.0.2.7 198.')]);
   assert.ok(out.error instanceof ProxyProtocolError);
   assert.match(out.error.message, /closed/);
-});
-
-test('isTrustedBalancer asks the list and refuses an unknown peer', () => {
-  const list = { has: (ip: string) => ip === '127.0.0.1' };
-  assert.equal(isTrustedBalancer('127.0.0.1', list), true);
-  assert.equal(isTrustedBalancer('192.0.2.1', list), false);
-  assert.equal(isTrustedBalancer(undefined, list), false);
 });
