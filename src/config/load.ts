@@ -4,7 +4,8 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { AddressList } from '../net/address-pattern.js';
-import { splitAddress } from '../net/address.js';
+import { AmbiguousAddressError, DirectoryModel } from '../directory/directory-model.js';
+import { normalizeAddress, splitAddress } from '../net/address.js';
 import { IpList } from '../net/ip-list.js';
 import { ConfigError, keyOf, type ConfigProblem } from './config-error.js';
 import { expandListFiles, type ListOrigins, type Origin } from './list-files.js';
@@ -155,9 +156,14 @@ function semanticProblems(rules: Rules): Finding[] {
     const reason = exactAddressProblem(a);
     if (reason) out.push([['directory', 'addresses', i], reason]);
   });
+  out.push(...directoryClashes(rules));
   if (rules.directory.forwardUnresolvedTo) out.push(...endpointProblems(['directory', 'forwardUnresolvedTo'], rules.directory.forwardUnresolvedTo, 'any'));
   rules.dns.servers.forEach((s, i) => out.push(...endpointProblems(['dns', 'servers', i], s, 'ip')));
   if (rules.metrics) out.push(...endpointProblems(['metrics', 'listen'], rules.metrics.listen, 'any'));
+  const backendUrl = rules.backend?.url;
+  if (backendUrl !== undefined && backendUrl !== 'bundled') {
+    out.push(...endpointProblems(['backend', 'url'], backendUrl.replace(/^smtp:\/\//, '').replace(/\/$/, ''), 'any'));
+  }
   const t = rules.transport;
   out.push(...endpointProblems(['transport', 'listen'], t.listen, 'any'));
   out.push(...endpointProblems(['transport', 'admin', 'listen'], t.admin.listen, 'any'));
@@ -167,6 +173,32 @@ function semanticProblems(rules: Rules): Finding[] {
     hosts.forEach((h, j) => out.push(...endpointProblems(['transport', 'connectors', i, 'smartHost', ...(Array.isArray(c.smartHost) ? [j] : [])], h, 'any')));
   });
   return out;
+}
+
+/**
+ * An address two directory entries claim, found by building the directory itself (so config check
+ * and the running directory can never disagree on what clashes), reported at the later claim.
+ */
+function directoryClashes(rules: Rules): Finding[] {
+  try {
+    DirectoryModel.fromRules(rules);
+    return [];
+  } catch (err) {
+    if (!(err instanceof AmbiguousAddressError)) throw err;
+    const d = rules.directory;
+    const claims: [Path, string][] = [
+      ...d.addresses.map((a, i): [Path, string] => [['directory', 'addresses', i], a]),
+      ...d.mailboxes.flatMap((m, i): [Path, string][] => [
+        [['directory', 'mailboxes', i, 'address'], m.address],
+        ...m.proxyAddresses.map((a, j): [Path, string] => [['directory', 'mailboxes', i, 'proxyAddresses', j], a]),
+      ]),
+      ...d.aliases.map((a, i): [Path, string] => [['directory', 'aliases', i, 'address'], a.address]),
+      ...d.groups.map((g, i): [Path, string] => [['directory', 'groups', i, 'address'], g.address]),
+    ];
+    const at = claims.filter(([, a]) => normalizeAddress(a) === err.address).map(([path]) => path);
+    const last = at.pop() ?? ['directory'];
+    return [[last, `${err.message}${at.length ? ` (also ${at.map(keyOf).join(', ')})` : ''}`]];
+  }
 }
 
 const DOMAIN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/;

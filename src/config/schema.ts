@@ -82,24 +82,6 @@ export const DnsblRuleSchema = z
 
 const emailAddress = z.string().regex(/^[^@\s<>]+@[^@\s<>]+$/, 'expected an e-mail address, local@domain');
 
-/** Every address claimed by more than one directory entry: the transport refuses such a directory. */
-function ambiguousAddresses(d: { addresses: string[]; mailboxes: { address: string; proxyAddresses: string[] }[];
-  aliases: { address: string }[]; groups: { address: string }[] }): string[] {
-  const owner = new Map<string, string>();
-  const clashes = new Set<string>();
-  const claim = (address: string, entry: string): void => {
-    const key = address.toLowerCase();
-    const prior = owner.get(key);
-    if (prior !== undefined && prior !== entry) clashes.add(key);
-    else owner.set(key, entry);
-  };
-  d.addresses.forEach((a) => claim(a, `addresses:${a.toLowerCase()}`));
-  d.mailboxes.forEach((m, i) => [m.address, ...m.proxyAddresses].forEach((a) => claim(a, `mailboxes[${i}]`)));
-  d.aliases.forEach((a, i) => claim(a.address, `aliases[${i}]`));
-  d.groups.forEach((g, i) => claim(g.address, `groups[${i}]`));
-  return [...clashes];
-}
-
 export const DirectorySchema = z
   .object({
     addresses: list,
@@ -119,11 +101,6 @@ export const DirectorySchema = z
     forwardUnresolvedTo: hostPort.optional(),
   })
   .strict()
-  .superRefine((d, ctx) => {
-    for (const address of ambiguousAddresses(d)) {
-      ctx.addIssue({ code: 'custom', message: `ambiguous address ${address}: claimed by more than one directory entry` });
-    }
-  })
   .prefault({});
 
 const addressSpace = z
@@ -226,7 +203,7 @@ export const RulesSchema = z
       .default({ servers: ['127.0.0.1:53'], timeoutMs: 1500, cacheSize: 10_000, healthCheckIntervalSec: 300 }),
     /** Prometheus `/metrics` and `/healthz`; absent = no metrics endpoint. */
     metrics: z.object({ listen: hostPort.default('127.0.0.1:9325') }).strict().optional(),
-    /** The SMTP server the edge relays to (docs/edge.md); `serve` refuses to start without it. */
+    /** The SMTP server the edge relays to (docs/edge.md); absent = the bundled transport engine. */
     backend: z
       .object({
         /** `bundled` (as when `backend` is absent): `serve` starts the bundled transport engine and relays to it. */

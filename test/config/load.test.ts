@@ -174,3 +174,21 @@ test('the default rule set shipped in rules/ and every example are valid', async
     assert.ok(r.listeners.length > 0, example);
   }
 });
+
+test('an address two directory entries claim, however it is written: file, line and key of the later claim', async () => {
+  const directory = [
+    'directory:',
+    '  mailboxes:',
+    '    - { address: ted@example.test, proxyAddresses: ["theodore@example.test"] }',
+    '  groups:',
+    '    - { address: "\\"Theodore\\"@Example.Test.", members: [] }',
+    '',
+  ].join('\n');
+  const err = await refused({ 'rules.yaml': GOOD + directory });
+  assert.match(err.message, /rules\.yaml:17: directory\.groups\[0\]\.address: ambiguous address theodore@example\.test: .* \(also directory\.mailboxes\[0\]\.proxyAddresses\[0\]\)/);
+});
+
+test('a back-end port out of range is refused on its line', async () => {
+  const err = await refused({ 'rules.yaml': `${GOOD}backend: { url: "smtp://127.0.0.1:70000" }\n` });
+  assert.match(err.message, /rules\.yaml:13: backend\.url: port 70000 is out of range/);
+});
