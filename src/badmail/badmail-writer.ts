@@ -3,8 +3,8 @@
  * what the `archive` action kept; the bundled engine puts there bounces that could not be returned.
  * Each entry is a directory `<time>-<id>/` holding `message.eml` (the bytes as received or queued)
  * and `envelope.json` (a BadmailRecord). Both are written (and fsynced, unless the engine runs with
- * `transport.fsync: false`) under a temporary name, then the directory is renamed into place and the
- * parent synced: a crash leaves both files or neither.
+ * `transport.fsync: false`) under a temporary directory, which is synced too, then renamed into place
+ * and the parent synced: a crash leaves both files or neither.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Rules } from '../config/schema.js';
 import { reply, SmtpError } from '../edge/smtp-reply.js';
+import { fsyncDir } from '../transport/fs-sync.js';
 
 /** What `envelope.json` holds: who sent the message, to whom, and why it is in Badmail. */
 export interface BadmailRecord {
@@ -71,8 +72,10 @@ export class BadmailWriter {
       await fs.promises.mkdir(tmp, { recursive: true });
       await this.writeFile(path.join(tmp, 'message.eml'), guarded());
       await this.writeFile(path.join(tmp, 'envelope.json'), [Buffer.from(JSON.stringify(record, null, 2) + '\n')]);
+      // The entries of the temporary directory must be durable before the rename publishes it.
+      if (this.fsync) await fsyncDir(tmp);
       await fs.promises.rename(tmp, final);
-      if (this.fsync) await syncDir(this.dir);
+      if (this.fsync) await fsyncDir(this.dir);
       return final;
     } catch (err) {
       await fs.promises.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
@@ -94,14 +97,5 @@ export class BadmailWriter {
     } finally {
       await handle.close();
     }
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fs.promises.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -118,7 +118,7 @@ export class Metrics {
   });
   private readonly transportQueueLength = new Gauge({
     name: 'portcullis_transport_queue_messages',
-    help: 'Transport engine: messages in each queue right now (pre-submission, local-delivery, remote-delivery/<domain>, ...).',
+    help: 'Transport engine: messages in each queue state right now (pre-submission, local-delivery, remote-delivery summed over destinations, ...).',
     labelNames: ['queue'] as const,
     registers: [this.registry],
   });
@@ -212,7 +212,7 @@ export class Metrics {
     this.transportReceived.inc({ outcome });
   }
 
-  /** The transport engine's queue lengths, by queue name; queues not listed are dropped. */
+  /** The transport engine's queue lengths, by queue state (a bounded set of labels); states not listed are dropped. */
   transportQueues(lengths: Record<string, number>): void {
     this.transportQueueLength.reset();
     for (const [queue, n] of Object.entries(lengths)) this.transportQueueLength.set({ queue: safeLabel(queue) }, n);

@@ -39,13 +39,15 @@ export function outboundRecipient(item: { recipient: EnvelopeRecipient; address:
  * and contacts forward (a chain that comes back to itself fails 5.4.6); groups expand once per message,
  * a group met again is not expanded again, and every final destination gets one copy. A local address
  * nobody owns fails 5.1.1 unless `forwardUnresolvedTo` is set, when it goes remote (the router sends
- * it to that host). Message limits fail every recipient: hop count 4.4.6, size 5.2.3, recipient count
- * 5.5.3; a message larger than a mailbox's whole quota fails that mailbox 5.2.2.
+ * it to that host). Message limits fail every recipient, except on the engine's own DSNs: hop count
+ * 4.4.6, size 5.2.3 (of the bytes the client sent), recipient count 5.5.3; a message larger than a
+ * mailbox's whole quota fails that mailbox 5.2.2.
  */
 export function categorize(env: Envelope, headers: { hopCount: number }, dir: DirectoryModel, rules: Rules): Categorized {
   const out: Categorized = { local: [], remote: [], failed: [], expansions: [] };
   const limits = rules.transport.limits;
-  const messageFailure = messageLimitFailure(env, headers.hopCount, limits);
+  // Our own reports carry the original whole, so a near-limit message's NDR would break the limit and land in Badmail.
+  const messageFailure = env.isDsn ? undefined : messageLimitFailure(env, headers.hopCount, limits);
   if (messageFailure) {
     for (const recipient of env.recipients) {
       out.failed.push({ recipient, result: { ...messageFailure, address: recipient.address } });
@@ -130,8 +132,10 @@ function messageLimitFailure(
     // The guide reports a hop-count loop as 4.4.6, yet fails the message at once rather than retrying.
     return { outcome: 'failed', code: 554, enhanced: '4.4.6', text: `Hop count exceeded (${hopCount} > ${limits.maxHopCount}): possible mail loop` };
   }
-  if (env.size > limits.maxMessageSize) {
-    return { outcome: 'failed', code: 552, enhanced: '5.2.3', text: `Message size ${env.size} exceeds the limit of ${limits.maxMessageSize} bytes` };
+  // Records queued before `sentSize` existed have only the size with our Received: field.
+  const size = env.sentSize ?? env.size;
+  if (size > limits.maxMessageSize) {
+    return { outcome: 'failed', code: 552, enhanced: '5.2.3', text: `Message size ${size} exceeds the limit of ${limits.maxMessageSize} bytes` };
   }
   if (env.recipients.length > limits.maxRecipients) {
     return { outcome: 'failed', code: 550, enhanced: '5.5.3', text: `Too many recipients (${env.recipients.length} > ${limits.maxRecipients})` };

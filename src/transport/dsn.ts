@@ -151,9 +151,10 @@ function asciiOnly(text: string): string {
   return [...text].map((ch) => (ch >= ' ' && ch <= '~' ? ch : '?')).join('');
 }
 
-/** Whether every byte is 7-bit. */
+/** Whether every character is 7-bit. */
 function is7bit(text: string): boolean {
-  return [...text].every((ch) => ch <= '\x7f');
+  // Scanned, not spread into an array (a whole message may be passed); [^\x00-\x7f] means the same but trips no-control-regex.
+  return !/[\u0080-\uffff]/.test(text);
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];

@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureMaildir, fsyncDir, mailboxDir, maildirSize, uniqueName } from './maildir.js';
+import { fsyncDir } from './fs-sync.js';
+import { ensureMaildir, mailboxDir, maildirSize, uniqueName } from './maildir.js';
 
 /** A local delivery that did not happen, with the reply it becomes (4.2.2 quota, 4.3.1 disk full, 4.3.0 other). */
 export class LocalDeliveryError extends Error {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { fsyncDir } from './fs-sync.js';
 
 /** The Maildir of a mailbox under the store root; the address is escaped so it is one safe path segment. */
 export function mailboxDir(root: string, mailbox: string): string {
@@ -24,16 +25,6 @@ export function uniqueName(now: number = Date.now()): string {
   counter = (counter + 1) % 1_000_000_000;
   const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
   return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomBytes(4).toString('hex')}.${host}`;
-}
-
-/** fsyncs a directory, so a rename or create inside it survives a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Creates `tmp/`, `new/` and `cur/` if missing; a freshly made Maildir is fsynced up to the root. */

@@ -40,8 +40,6 @@ export interface QueueManagerOptions {
   metrics?: Metrics;
   /** Reports an error that was handled (the message is retried) but must be seen. */
   onError(err: Error, context: string): void;
-  /** Records worked on at once (default 8). */
-  concurrency?: number;
 }
 
 /** One queue as the queue viewer shows it. */
@@ -85,6 +83,8 @@ export class QueueCommandError extends Error {
 }
 
 const FROZEN_STATUS = '4.3.2 Frozen by the administrator';
+/** Records worked on at once: enough to overlap slow remote hosts; the remote delivery limits connections itself. */
+const WORKERS = 8;
 const DELETED_RESULT = { outcome: 'failed' as const, code: 550, enhanced: '5.0.0', text: 'Message deleted from the queue by the administrator' };
 
 /** Whether a name is a queue (a state, or `remote-delivery/<destination>`), as opposed to a message id. */
@@ -105,11 +105,9 @@ export class QueueManager {
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly concurrency: number;
   private readonly retry: Rules['transport']['retry'];
 
   constructor(private readonly o: QueueManagerOptions) {
-    this.concurrency = o.concurrency ?? 8;
     this.retry = o.rules.transport.retry;
   }
 
@@ -172,7 +170,7 @@ export class QueueManager {
       }
     };
     do {
-      await Promise.all(Array.from({ length: this.concurrency }, worker));
+      await Promise.all(Array.from({ length: WORKERS }, worker));
     } while (pick());
   }
 
@@ -181,10 +179,20 @@ export class QueueManager {
     const work = this.process(s)
       .catch(async (err: unknown) => {
         this.o.onError(err as Error, `processing ${id} in ${s.queue}`);
-        const current = this.o.store.get(id);
+        const lastError = `4.3.0 ${(err as Error).message}`;
+        let current = this.o.store.get(id);
+        if (current && isExpired(current.message.envelope.receivedAt, this.o.clock.now(), this.retry)) {
+          try {
+            await this.expire(current.message, lastError);
+            return;
+          } catch (e) {
+            this.o.onError(e as Error, `expiring ${id}`);
+          }
+          current = this.o.store.get(id);
+        }
         if (!current) return;
-        // Unexpected trouble (a disk error, say) is retried like a failed message, never dropped.
-        const m = { ...current.message, lastError: `4.3.0 ${(err as Error).message}`, nextAttemptAt: failedRetryAt(this.o.clock.now(), this.retry) };
+        // Unexpected trouble (a disk error, say) is retried like a failed message until it expires, never dropped.
+        const m = { ...current.message, lastError, attempts: current.message.attempts + 1, nextAttemptAt: failedRetryAt(this.o.clock.now(), this.retry) };
         await this.o.store.update(m).catch((e: unknown) => this.o.onError(e as Error, `recording the failure of ${id}`));
       })
       .finally(() => this.busy.delete(id));
@@ -225,6 +233,11 @@ export class QueueManager {
       header = await readHeaderBlock(store.contentPath(m.contentId));
     } catch (err) {
       const lastError = `4.3.0 Message content unreadable: ${(err as Error).message}`;
+      if (isExpired(m.envelope.receivedAt, this.o.clock.now(), this.retry)) {
+        this.o.onError(err as Error, `reading the content of ${m.envelope.id}`);
+        await this.expire(m, lastError);
+        return;
+      }
       await store.move({ ...m, lastError, attempts: m.attempts + 1, nextAttemptAt: failedRetryAt(this.o.clock.now(), this.retry) }, 'failed-retry');
       this.o.metrics?.transportRetry('failed-retry');
       return;
@@ -351,15 +364,7 @@ export class QueueManager {
     const now = this.o.clock.now();
     let pending = m.deliveries.filter((d) => d.status === 'pending');
     if (pending.length > 0 && isExpired(m.envelope.receivedAt, now, this.retry)) {
-      for (const d of pending) {
-        const last = d.result ? ` (last error: ${d.result.code ?? ''} ${d.result.enhanced} ${d.result.text})` : '';
-        d.status = 'failed';
-        d.result = {
-          address: d.address, outcome: 'failed', enhanced: '4.4.7',
-          text: `Message expired: not delivered within ${this.retry.expireHours} hours${last}`,
-          ...(d.result?.remoteMta ? { remoteMta: d.result.remoteMta } : {}),
-        };
-      }
+      this.failExpired(pending);
       pending = [];
     }
     if (pending.length === 0) {
@@ -385,6 +390,36 @@ export class QueueManager {
     };
     this.o.metrics?.transportRetry(queueState(retryQueue));
     await this.o.store.move(next, retryQueue);
+  }
+
+  /** Fails copies still pending at the expiration time-out with 4.4.7, naming the last error (`lastError`, else each copy's last result). */
+  private failExpired(pending: Delivery[], lastError?: string): void {
+    for (const d of pending) {
+      const last = lastError ?? (d.result ? `${d.result.code ?? ''} ${d.result.enhanced} ${d.result.text}`.trim() : undefined);
+      d.status = 'failed';
+      d.result = {
+        address: d.address, outcome: 'failed', enhanced: '4.4.7',
+        text: `Message expired: not delivered within ${this.retry.expireHours} hours${last ? ` (last error: ${last})` : ''}`,
+        ...(d.result?.remoteMta ? { remoteMta: d.result.remoteMta } : {}),
+      };
+    }
+  }
+
+  /**
+   * Ends a record that keeps failing without an attempt (unreadable content, a disk error) once it has
+   * expired: fails its pending copies 4.4.7, reports them, and removes it. A report needs the content,
+   * so when that is unreadable the failure is only logged: no retry could ever send it.
+   */
+  private async expire(m: QueuedMessage, lastError: string): Promise<void> {
+    const deliveries = copiesOf(m);
+    this.failExpired(deliveries.filter((d) => d.status === 'pending'), lastError);
+    try {
+      await this.report({ ...m, deliveries });
+    } catch (err) {
+      if (await isReadable(this.o.store.contentPath(m.contentId))) throw err;
+      this.o.onError(err as Error, `reporting the expiry of ${m.envelope.id}: content unreadable, removed unreported`);
+    }
+    await this.o.store.remove(m.envelope.id);
   }
 
   /**
@@ -490,8 +525,12 @@ export class QueueManager {
   private publishQueueLengths(): void {
     if (!this.o.metrics) return;
     const lengths: Record<string, number> = {};
-    for (const q of QUEUE_STATES) if (q !== 'remote-delivery') lengths[q] = 0;
-    for (const s of this.o.store.all()) lengths[s.queue] = (lengths[s.queue] ?? 0) + 1;
+    for (const q of QUEUE_STATES) lengths[q] = 0;
+    // By state: one label per destination domain would grow without bound.
+    for (const s of this.o.store.all()) {
+      const state = queueState(s.queue);
+      lengths[state] = (lengths[state] ?? 0) + 1;
+    }
     this.o.metrics.transportQueues(lengths);
   }
 
@@ -601,9 +640,7 @@ export class QueueManager {
   /** Deletes a message; with `ndr`, its undelivered recipients get an NDR first (never for a bounce). */
   async delete(id: string, ndr: boolean): Promise<{ id: string; ndr: boolean }> {
     const m = await this.settled(id);
-    const deliveries: Delivery[] = m.kind === 'message'
-      ? m.envelope.recipients.map((r) => ({ address: r.address, recipient: r, status: 'pending' }))
-      : m.deliveries.map((d) => ({ ...d }));
+    const deliveries = copiesOf(m);
     const pending = deliveries.filter((d) => d.status === 'pending');
     for (const d of pending) {
       d.status = 'failed';
@@ -625,6 +662,21 @@ export class QueueManager {
     if (!s) throw new QueueCommandError(404, `no queued message ${id}`);
     return s.message;
   }
+}
+
+/** A record's copies, to change freely: before categorization, one pending copy per envelope recipient. */
+function copiesOf(m: QueuedMessage): Delivery[] {
+  return m.kind === 'message'
+    ? m.envelope.recipients.map((r): Delivery => ({ address: r.address, recipient: r, status: 'pending' }))
+    : m.deliveries.map((d) => ({ ...d }));
+}
+
+/** Whether a stored message's content can be read now (the error itself is the caller's to report). */
+function isReadable(file: string): Promise<boolean> {
+  return readHeaderBlock(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 function resultText(r: RecipientResult | undefined): string {

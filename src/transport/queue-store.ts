@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'n
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fsyncDir } from './maildir.js';
+import { fsyncDir } from './fs-sync.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -156,13 +156,17 @@ export class QueueStore {
       } else {
         await pipeline(source, createWriteStream(target, { flags: 'wx' }));
       }
+      let size: number;
       const handle = await open(target, 'r');
       try {
         if (this.fsync) await handle.sync();
-        return (await handle.stat()).size;
+        size = (await handle.stat()).size;
       } finally {
         await handle.close();
       }
+      // The file's name must survive a power failure too: the 250 that follows promises the content.
+      if (this.fsync) await fsyncDir(path.dirname(target));
+      return size;
     } catch (err) {
       await unlink(target).catch(() => undefined);
       throw storageError(`writing content ${contentId}`, err);
@@ -196,26 +200,28 @@ export class QueueStore {
     await this.writeEnvelope(stored.queue, message);
     stored.message = message;
     if (stored.queue === queue) return;
-    const dir = path.join(this.root, queue);
+    const from = stored.queue;
     try {
-      await mkdir(dir, { recursive: true });
-      await rename(this.envelopePath(stored.queue, message.envelope.id), this.envelopePath(queue, message.envelope.id));
+      await this.ensureQueueDir(queue);
+      await rename(this.envelopePath(from, message.envelope.id), this.envelopePath(queue, message.envelope.id));
+      // The file is in its new queue now, whether or not the syncs below succeed; later writes must go there.
+      stored.queue = queue;
       if (this.fsync) {
-        await fsyncDir(dir);
-        await fsyncDir(path.join(this.root, stored.queue));
+        await fsyncDir(path.join(this.root, queue));
+        await fsyncDir(path.join(this.root, from));
       }
     } catch (err) {
       throw storageError(`moving ${message.envelope.id} to ${queue}`, err);
     }
-    stored.queue = queue;
   }
 
   /** Removes a record; its content goes too once no other record refers to it. */
   async remove(id: string): Promise<void> {
     const stored = this.require(id);
     await unlink(this.envelopePath(stored.queue, id));
-    if (this.fsync) await fsyncDir(path.join(this.root, stored.queue));
+    // Gone from disk, so gone from the index even if the sync below fails: an update must not bring it back.
     this.index.delete(id);
+    if (this.fsync) await fsyncDir(path.join(this.root, stored.queue));
     const contentId = stored.message.contentId;
     if (![...this.index.values()].some((s) => s.message.contentId === contentId)) await this.discardContent(contentId);
   }
@@ -267,10 +273,17 @@ export class QueueStore {
   }
 
   private async writeEnvelope(queue: string, message: QueuedMessage): Promise<void> {
-    await mkdir(path.join(this.root, queue), { recursive: true }).catch((err: unknown) => {
+    await this.ensureQueueDir(queue).catch((err: unknown) => {
       throw storageError(`creating queue ${queue}`, err);
     });
     await this.writeAtomic(this.envelopePath(queue, message.envelope.id), JSON.stringify(message));
+  }
+
+  /** Creates a queue's directory if missing, synced into its parent: a crash must not lose a new `remote-delivery/<destination>` with its envelopes. */
+  private async ensureQueueDir(queue: string): Promise<void> {
+    const dir = path.join(this.root, queue);
+    const created = await mkdir(dir, { recursive: true });
+    if (created !== undefined && this.fsync) await fsyncDir(path.dirname(dir));
   }
 
   /** tmp file, fsync, rename over the target, fsync the target's directory. */

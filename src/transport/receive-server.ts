@@ -167,6 +167,8 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
       mailFrom: env.mailFrom === false ? '' : env.mailFrom.address,
       recipients: env.rcptTo.map(recipientOf),
       size,
+      // smtp-server counted these bytes against the SIZE limit; the categorizer must judge the same ones.
+      sentSize: stream.byteLength,
       receivedAt: now,
       client: clientOf(session),
       ...(env.dsn?.ret ? { ret: env.dsn.ret as 'FULL' | 'HDRS' } : {}),

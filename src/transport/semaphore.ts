@@ -19,11 +19,6 @@ export class Semaphore {
       else this.held--;
     };
   }
-
-  /** Slots in use now. */
-  get inUse(): number {
-    return this.held;
-  }
 }
 
 /** A semaphore per key (destination domain or connector), created on first use, dropped when idle. */

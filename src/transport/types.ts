@@ -22,7 +22,10 @@ export interface Envelope {
   ret?: 'FULL' | 'HDRS';
   /** ENVID with its xtext decoded. */
   envid?: string;
+  /** Bytes of the content file (for received mail: what the client sent plus the engine's own `Received:` field). */
   size: number;
+  /** Received mail only: the bytes the client sent, without our `Received:` field; what the message-size limit applies to. */
+  sentSize?: number;
   /** Milliseconds since the epoch. */
   receivedAt: number;
   /** From XFORWARD/XCLIENT when the edge sent them. */

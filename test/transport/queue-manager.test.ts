@@ -1,6 +1,9 @@
-/** The queue manager with an injected clock: retry schedule, 4xx then 250, 5xx at once, delay DSN, expiry NDR, Badmail, NDR copy, restart. */
+/**
+ * The queue manager with an injected clock: retry schedule, 4xx then 250, 5xx at once, delay DSN, expiry NDR, Badmail, NDR copy,
+ * restart, size limit and DSNs, expiry of mail that cannot be worked on, queue metrics.
+ */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -50,6 +53,9 @@ test('a remote host answering 4xx then 250: retried on the schedule (10, 10 minu
     assert.equal(q?.state, 'retry');
     assert.equal(q?.nextRetry, new Date(t0 + 10 * MINUTE).toISOString());
     assert.match(q?.lastError ?? '', /^451 4\.\d\.\d .*Try again later/);
+    const metrics = await engine.metrics.render();
+    assert.match(metrics, /^portcullis_transport_queue_messages\{queue="remote-delivery"\} 1$/m, 'remote queues are summed under their state');
+    assert.doesNotMatch(metrics, /queue="remote-delivery\//, 'no label per destination domain');
 
     clock.advance(9 * MINUTE);
     await settle(engine);
@@ -203,5 +209,96 @@ test('the queues are rebuilt from disk after a restart: attempts, next retry and
   } finally {
     await engine.close();
     await peer.close();
+  }
+});
+
+test('a message at the size limit is delivered after its 250, and the NDR of one reaches its sender, not Badmail', async () => {
+  const clock = new ManualClock();
+  const engine = await startEngine(engineRules(path.join(dir, 'near-limit'), {}, { limits: { maxMessageSize: 4096 } }), { clock });
+  try {
+    const head = message('Near the limit');
+    const line = `${'x'.repeat(62)}\r\n`;
+    let content = head + line.repeat(Math.floor((4096 - head.length - 4) / line.length));
+    content += `${'y'.repeat(4096 - content.length - 2)}\r\n`;
+    assert.equal(Buffer.byteLength(content), 4096);
+
+    const toBob = await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content });
+    assert.equal(toBob.at(-1)?.code, 250);
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'bob@example.test')).length === 1, 10_000, 'delivery to bob');
+    // Maildir files hold LF line ends.
+    const original = content.replace(/\r\n/g, '\n');
+    assert.ok((await mailboxTexts(engine, 'bob@example.test'))[0]?.endsWith(original));
+
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['nobody@example.test'], content });
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'NDR to alice');
+    const [ndr] = await mailboxTexts(engine, 'alice@example.test');
+    assert.match(ndr ?? '', /Status: 5\.1\.1/);
+    assert.ok(ndr?.includes(original), 'the NDR carries the whole original, so is over the limit itself');
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+    assert.deepEqual(await readdir(engine.paths.badmailDir).catch(() => []), [], 'nothing in Badmail');
+  } finally {
+    await engine.close();
+  }
+});
+
+test('unreadable content is retried in failed-retry until it expires, then fails 4.4.7 and leaves the queue', async () => {
+  const clock = new ManualClock();
+  const engine = await startEngine(engineRules(path.join(dir, 'unreadable')), { clock });
+  try {
+    const t0 = clock.now();
+    await engine.manager.setFrozen('pre-submission', true);
+    const id = queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: message('Lost content') })).at(-1)!);
+    await unlink(engine.store.contentPath(engine.store.get(id)!.message.contentId));
+    await engine.manager.setFrozen('pre-submission', false);
+    await settle(engine);
+    assert.match(engine.manager.messages('failed-retry')[0]?.status ?? '', /^4\.3\.0 Message content unreadable/);
+
+    clock.t = t0 + 47 * HOUR;
+    await settle(engine);
+    assert.equal(engine.manager.messages('failed-retry').length, 1, 'retried, not failed, before expiry');
+
+    clock.t = t0 + 48 * HOUR;
+    await settle(engine);
+    assert.equal(engine.store.all().length, 0, 'no longer retried');
+    await engine.tracking.flush();
+    const failed = (await searchTrackingLog(engine.paths.trackingLog, { id })).filter((e) => e.event === 'failed');
+    assert.equal(failed.length, 1);
+    assert.match(failed[0]?.reason ?? '', /^4\.4\.7 Message expired: .*last error: 4\.3\.0 Message content unreadable/);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('an unexpected error is retried until the message expires, then its recipients get an expiry NDR 4.4.7', async () => {
+  const clock = new ManualClock();
+  const engine = await startEngine(engineRules(path.join(dir, 'stuck')), { clock });
+  // A file where a queue directory should be: every move into that queue throws.
+  const awaiting = path.join(engine.paths.queueDir, 'awaiting-directory-lookup');
+  try {
+    const t0 = clock.now();
+    await rm(awaiting, { recursive: true });
+    await writeFile(awaiting, 'not a directory');
+    const id = queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: message('Stuck') })).at(-1)!);
+    await settle(engine);
+    const [first] = engine.manager.messages('pre-submission');
+    assert.equal(first?.id, id);
+    assert.equal(first?.attempts, 1);
+    assert.match(first?.status ?? '', /^4\.3\.0 queue store: moving /);
+
+    clock.t = t0 + 48 * HOUR;
+    await settle(engine);
+    assert.equal(engine.store.get(id), undefined, 'the expired message is gone');
+    const [dsn] = engine.store.all();
+    assert.equal(dsn?.message.envelope.isDsn, true, 'only its NDR is left, waiting for the queue to work again');
+
+    await rm(awaiting);
+    await mkdir(awaiting);
+    await engine.manager.retryNow('pre-submission');
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'NDR to alice');
+    const [ndr] = await mailboxTexts(engine, 'alice@example.test');
+    assert.match(ndr ?? '', /Status: 4\.4\.7/);
+    assert.match(ndr ?? '', /last error: 4\.3\.0 queue store: moving /);
+  } finally {
+    await engine.close();
   }
 });

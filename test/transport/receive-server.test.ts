@@ -59,6 +59,7 @@ test('250 2.6.0 <id@host> only once content and envelope are in pre-submission, 
   assert.match(content, /^Received: from client\.remote\.test \(\[192\.0\.2\.7\]\)\r\n\tby mx\.example\.test \(Portcullis transport\) with ESMTP id /);
   assert.match(content, /\r\nSubject: Receive test\r\nMessage-ID: <Receivetest@client\.example\.test>\r\n\r\nBody of Receive test\.\r\n$/);
   assert.equal(stored.envelope.size, Buffer.byteLength(content));
+  assert.equal(stored.envelope.sentSize, Buffer.byteLength(message('Receive test')), 'the size limit is judged on what the client sent');
   assert.equal(engine.manager.messages('pre-submission').some((m) => m.id === id && m.status === '4.3.2 Frozen by the administrator'), true);
 });
 
