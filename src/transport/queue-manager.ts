@@ -611,8 +611,7 @@ export class QueueManager {
       if (!frozen) this.kick();
       return { target, kind: 'queue' };
     }
-    const m = await this.settled(target);
-    await this.o.store.update({ ...m, frozen });
+    await this.exclusive(target, (m) => this.o.store.update({ ...m, frozen }));
     if (!frozen) this.kick();
     return { target, kind: 'message' };
   }
@@ -625,13 +624,15 @@ export class QueueManager {
       : [target];
     let count = 0;
     for (const id of ids) {
-      const m = await this.settled(id).catch((err: unknown) => {
-        if (isQueueName(target)) return undefined;
-        throw err;
-      });
-      if (!m) continue;
-      await this.o.store.update({ ...m, nextAttemptAt: 0 });
-      count++;
+      const done = await this.exclusive(id, (m) => this.o.store.update({ ...m, nextAttemptAt: 0 })).then(
+        () => true,
+        (err: unknown) => {
+          // A message of a queue that left it meanwhile (delivered) is no error; a named one that is gone is.
+          if (isQueueName(target) && err instanceof QueueCommandError) return false;
+          throw err;
+        },
+      );
+      if (done) count++;
     }
     this.kick();
     return { target, count };
@@ -639,7 +640,13 @@ export class QueueManager {
 
   /** Deletes a message; with `ndr`, its undelivered recipients get an NDR first (never for a bounce). */
   async delete(id: string, ndr: boolean): Promise<{ id: string; ndr: boolean }> {
-    const m = await this.settled(id);
+    await this.exclusive(id, (m) => this.deleteNow(m, ndr));
+    this.kick();
+    return { id, ndr };
+  }
+
+  private async deleteNow(m: QueuedMessage, ndr: boolean): Promise<void> {
+    const id = m.envelope.id;
     const deliveries = copiesOf(m);
     const pending = deliveries.filter((d) => d.status === 'pending');
     for (const d of pending) {
@@ -650,17 +657,22 @@ export class QueueManager {
     if (ndr) await this.report({ ...m, deliveries });
     else this.track('failed', m, pending.map((d) => d.address), 'deleted from the queue by the administrator (no NDR)');
     await this.o.store.remove(id);
-    this.kick();
-    return { id, ndr };
   }
 
-  /** The message once no attempt is in flight for it. */
-  private async settled(id: string): Promise<QueuedMessage> {
-    const inFlight = this.busy.get(id);
-    if (inFlight) await inFlight;
+  /**
+   * Runs an administrator's change to one message once no attempt is in flight for it, and holds the
+   * message as busy meanwhile, so no attempt starts from the record the change is about to replace.
+   */
+  private async exclusive(id: string, change: (m: QueuedMessage) => Promise<void>): Promise<void> {
+    // An attempt reports its own failure (onError); here only its end matters.
+    for (let inFlight = this.busy.get(id); inFlight; inFlight = this.busy.get(id)) await inFlight.catch(() => undefined);
     const s = this.o.store.get(id);
     if (!s) throw new QueueCommandError(404, `no queued message ${id}`);
-    return s.message;
+    const run = change(s.message);
+    // The caller gets the change's own outcome from `run`; the busy mark only needs its end.
+    const held = run.then(() => undefined, () => undefined).finally(() => this.busy.delete(id));
+    this.busy.set(id, held);
+    return run;
   }
 }
 
