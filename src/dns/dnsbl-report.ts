@@ -1,5 +1,6 @@
 import type { DnsblRuleConfig, Rules } from '../config/schema.js';
 import { describeMatch, matchesRule } from '../policy/dnsbl/answer.js';
+import { dnsblZones } from '../policy/compiled-rules.js';
 import { evaluateDnsbl } from '../policy/dnsbl/evaluate.js';
 import { normalizeIp } from '../net/ip.js';
 import { formatDnsblMessage } from '../policy/dnsbl/message.js';
@@ -44,10 +45,6 @@ export interface DnsblAddressReport {
   decision: { action: 'accept' | 'reject' | 'tempfail'; rule?: string; reply?: string };
 }
 
-function zonesOf(rules: Rules): string[] {
-  return [...new Set(rules.connectionFilter.rules.map((r) => r.zone))];
-}
-
 function healthOf(status: Record<string, ZoneStatus>, zone: string): ZoneStatus {
   return status[zone.replace(/\.$/, '').toLowerCase()] ?? { healthy: undefined, reason: 'not checked' };
 }
@@ -56,7 +53,7 @@ function healthOf(status: Record<string, ZoneStatus>, zone: string): ZoneStatus 
 export async function checkZones(rules: Rules): Promise<Record<string, ZoneStatus>> {
   const monitor = new ZoneHealthMonitor({
     client: new DnsClient({ servers: rules.dns.servers, timeoutMs: rules.dns.timeoutMs }),
-    zones: zonesOf(rules),
+    zones: dnsblZones(rules),
     intervalSec: 0,
   });
   await monitor.start();
@@ -91,7 +88,7 @@ export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddr
   const lookup = CachedDnsblLookup.fromConfig(rules.dns);
   const dnsblRules = rules.connectionFilter.rules;
   const answers = new Map<string, Promise<DnsblAnswer>>();
-  for (const zone of zonesOf(rules)) answers.set(zone, lookup.lookup(zone, clientIp));
+  for (const zone of dnsblZones(rules)) answers.set(zone, lookup.lookup(zone, clientIp));
   const status = await checkZones(rules);
   const health = { isHealthy: (zone: string) => healthOf(status, zone).healthy !== false };
   const reports: DnsblRuleReport[] = [];

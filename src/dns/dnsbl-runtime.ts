@@ -1,4 +1,5 @@
 import type { Rules } from '../config/schema.js';
+import { dnsblZones } from '../policy/compiled-rules.js';
 import type { Clock } from '../policy/interfaces.js';
 import { DnsClient } from './client.js';
 import { CachedDnsblLookup, type OnDnsblLookup } from './dnsbl-lookup.js';
@@ -34,7 +35,7 @@ export async function openDnsbl(rules: Rules, options: DnsblRuntimeOptions): Pro
   });
   const health = new ZoneHealthMonitor({
     client,
-    zones: [...new Set(rules.connectionFilter.rules.map((r) => r.zone))],
+    zones: dnsblZones(rules),
     intervalSec: options.periodic ? rules.dns.healthCheckIntervalSec : 0,
     clock: options.clock,
     ...(options.onZoneChange ? { onChange: options.onZoneChange } : {}),

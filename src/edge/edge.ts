@@ -4,6 +4,7 @@
  */
 import type { Rules } from '../config/schema.js';
 import { openDnsbl, type DnsblRuntime } from '../dns/dnsbl-runtime.js';
+import { dnsblZones } from '../policy/compiled-rules.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { startMetricsServer, type MetricsServer } from '../observability/http.js';
 import { Metrics } from '../observability/metrics.js';
@@ -45,20 +46,33 @@ export interface Edge {
 interface Running {
   generation: Generation;
   dnsbl: DnsblRuntime;
+  /** The `dns` settings `dnsbl` was opened with. */
+  dns: Rules['dns'];
 }
 
-async function build(rules: Rules, clock: Clock, metrics: Metrics): Promise<Running> {
+/**
+ * One generation of the edge. A reload whose `dns` settings are unchanged keeps the DNSBL cache and
+ * zone health of `previous` (answers within their TTL stay good), checking only zones it adds.
+ */
+async function build(rules: Rules, clock: Clock, metrics: Metrics, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
   const { host, port } = parseBackendUrl(rules.backend.url);
-  const dnsbl = await openDnsbl(rules, {
-    clock,
-    periodic: true,
-    onLookup: (zone, outcome, seconds, cached) => metrics.dnsblLookup(zone, outcome, seconds, cached),
-    onZoneChange: (zone, healthy) => metrics.zoneHealth(zone, healthy),
-  });
+  let dnsbl: DnsblRuntime;
+  if (previous && JSON.stringify(previous.dns) === JSON.stringify(rules.dns)) {
+    dnsbl = previous.dnsbl;
+    await dnsbl.health.setZones(dnsblZones(rules));
+  } else {
+    dnsbl = await openDnsbl(rules, {
+      clock,
+      periodic: true,
+      onLookup: (zone, outcome, seconds, cached) => metrics.dnsblLookup(zone, outcome, seconds, cached),
+      onZoneChange: (zone, healthy) => metrics.zoneHealth(zone, healthy),
+    });
+  }
   const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health });
   return {
     dnsbl,
+    dns: rules.dns,
     generation: {
       engine,
       backend: {
@@ -104,14 +118,14 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
     async reload() {
       let next: Running;
       try {
-        next = await build(await source.load(), clock, metrics);
+        next = await build(await source.load(), clock, metrics, current);
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'reload refused: the rule set is not valid; the old one stays');
         throw err;
       }
-      // Sessions in flight hold the old generation; its DNSBL cache still answers them, only its
-      // periodic health checks stop.
-      current.dnsbl.close();
+      // Sessions in flight hold the old generation; a replaced DNSBL cache still answers them, only
+      // its periodic health checks stop.
+      if (next.dnsbl !== current.dnsbl) current.dnsbl.close();
       current = next;
       logger.info('rule set reloaded');
     },

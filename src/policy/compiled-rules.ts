@@ -45,6 +45,11 @@ export function compileRules(rules: Rules): CompiledRules {
     blockedRecipients: AddressList.parse(rules.recipientFilter.blocked),
     acceptedDomains: new Set(rules.acceptedDomains.map((d) => d.toLowerCase().replace(/\.$/, ''))),
     dnsblRules: cf.rules,
-    dnsblZones: [...new Set(cf.rules.map((r) => r.zone))],
+    dnsblZones: dnsblZones(rules),
   };
+}
+
+/** Every zone the DNSBL rules ask, once. */
+export function dnsblZones(rules: Rules): string[] {
+  return [...new Set(rules.connectionFilter.rules.map((r) => r.zone))];
 }

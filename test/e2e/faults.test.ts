@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { closedPort, startBlackHole } from '../support/backend-server.js';
+import { startDnsServer } from '../support/dns-server.js';
 import { startHarness, type Harness } from '../support/edge-harness.js';
 import { sendMail } from '../support/smtp-client.js';
 
@@ -168,6 +169,39 @@ describe('reload', () => {
       assert.equal((await inFlight.cmd('MAIL FROM:<spam@bad.example>')).line, '550 5.1.0 Sender Denied', 'a session in flight keeps its rules');
     } finally {
       await h.close();
+    }
+  });
+
+  it('a reload with the same dns settings keeps the DNSBL cache and zone health; new dns settings start afresh', async () => {
+    const dns = await startDnsServer({ records: { '2.0.0.127.bl.test': { A: ['127.0.0.2'] } } });
+    const h = await startHarness((r) => {
+      r.dns = { servers: [dns.address], timeoutMs: 500, healthCheckIntervalSec: 0 };
+      r.connectionFilter = { rules: [{ name: 'TestBL', zone: 'bl.test' }] };
+    });
+    // The client is 127.0.0.1: its lookup and the zone's health probe ask the same name.
+    const asked = (): number => dns.queries.filter((n) => n === '1.0.0.127.bl.test').length;
+    const rcpt = async (): Promise<number> => {
+      const c = await greeted(h);
+      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>')).code, 250);
+      const code = (await c.cmd('RCPT TO:<bob@example.com>')).code;
+      c.send('QUIT');
+      return code;
+    };
+    try {
+      assert.equal(await rcpt(), 250);
+      const before = asked();
+      assert.ok(before >= 2, `the health probe and the session's lookup (${before})`);
+      h.input.senderFilter = { blocked: ['other@bad.example'] };
+      await h.edge.reload();
+      assert.equal(await rcpt(), 250);
+      assert.equal(asked(), before, 'no new health round, and the session was answered from the cache');
+      h.input.dns = { servers: [dns.address], timeoutMs: 600, healthCheckIntervalSec: 0 };
+      await h.edge.reload();
+      assert.equal(await rcpt(), 250);
+      assert.equal(asked(), before + 2, 'a new resolver: a new health round and an empty cache');
+    } finally {
+      await h.close();
+      await dns.close();
     }
   });
 });
