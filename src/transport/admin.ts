@@ -17,12 +17,20 @@ class BadRequest extends Error {}
  * used by `portcullis queue`. GET /queues, GET /queues/<name>/messages, GET /messages/<id>,
  * POST /freeze, /unfreeze, /retry `{target}`, POST /delete `{id, ndr}`; also GET /metrics and /healthz.
  */
-export async function startAdminServer(host: string, port: number, manager: QueueManager, metrics: Metrics): Promise<AdminServer> {
+export async function startAdminServer(
+  host: string,
+  port: number,
+  manager: QueueManager,
+  metrics: Metrics,
+  onError: (err: Error, context: string) => void,
+): Promise<AdminServer> {
   const server = http.createServer((req, res) => {
     handle(req, manager, metrics).then(
       ({ status, body, type }) => send(res, status, body, type),
       (err: unknown) => {
         const status = err instanceof QueueCommandError ? err.status : err instanceof BadRequest ? 400 : 500;
+        // A 4xx is the caller's mistake and theirs to read; a 500 is ours and goes to the log too.
+        if (status === 500) onError(err as Error, `admin ${req.method ?? ''} ${req.url ?? ''}`);
         send(res, status, { error: (err as Error).message });
       },
     );

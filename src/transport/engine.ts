@@ -126,7 +126,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
   const adminListen = parseListen(t.admin.listen);
   let admin;
   try {
-    admin = await startAdminServer(adminListen.host, adminListen.port, manager, metrics);
+    admin = await startAdminServer(adminListen.host, adminListen.port, manager, metrics, onError);
   } catch (err) {
     await receive.close();
     throw err;

@@ -44,7 +44,11 @@ export class TrackingLog {
   /** Queues one event for writing; `flush` waits for it. A failed write is reported through `onError`. */
   log(event: Omit<TrackingEvent, 'time'> & { time?: string }, now: number, onError: (err: Error) => void): void {
     const line = `${JSON.stringify({ ...event, time: event.time ?? new Date(now).toISOString() })}\n`;
-    this.dirReady ??= mkdir(path.dirname(this.file), { recursive: true });
+    // A failed mkdir is tried again by the next event, not remembered for good.
+    this.dirReady ??= mkdir(path.dirname(this.file), { recursive: true }).catch((err: unknown) => {
+      this.dirReady = undefined;
+      throw err;
+    });
     const ready = this.dirReady;
     this.tail = this.tail.then(async () => {
       await ready;
