@@ -152,11 +152,17 @@ function semanticProblems(rules: Rules): Finding[] {
   });
   out.push(...addressListProblems(['senderFilter', 'blocked'], rules.senderFilter.blocked));
   out.push(...addressListProblems(['recipientFilter', 'blocked'], rules.recipientFilter.blocked));
-  rules.directory.addresses.forEach((a, i) => {
-    const reason = exactAddressProblem(a);
-    if (reason) out.push([['directory', 'addresses', i], reason]);
-  });
-  out.push(...directoryClashes(rules));
+  const d = rules.directory;
+  const named: [Path, string][] = [
+    ...ownedAddresses(d),
+    ...d.aliases.flatMap((a, i) => a.forwardTo.map((f, j): [Path, string] => [['directory', 'aliases', i, 'forwardTo', j], f])),
+    ...d.groups.flatMap((g, i) => g.members.map((m, j): [Path, string] => [['directory', 'groups', i, 'members', j], m])),
+  ];
+  for (const [path, address] of named) {
+    const reason = exactAddressProblem(address);
+    if (reason) out.push([path, reason]);
+  }
+  if (!out.some(([path]) => path[0] === 'directory')) out.push(...directoryClashes(rules));
   if (rules.directory.forwardUnresolvedTo) out.push(...endpointProblems(['directory', 'forwardUnresolvedTo'], rules.directory.forwardUnresolvedTo, 'any'));
   rules.dns.servers.forEach((s, i) => out.push(...endpointProblems(['dns', 'servers', i], s, 'ip')));
   if (rules.metrics) out.push(...endpointProblems(['metrics', 'listen'], rules.metrics.listen, 'any'));
@@ -175,6 +181,19 @@ function semanticProblems(rules: Rules): Finding[] {
   return out;
 }
 
+/** Every address a directory entry owns, with where it is written. */
+function ownedAddresses(d: Rules['directory']): [Path, string][] {
+  return [
+    ...d.addresses.map((a, i): [Path, string] => [['directory', 'addresses', i], a]),
+    ...d.mailboxes.flatMap((m, i): [Path, string][] => [
+      [['directory', 'mailboxes', i, 'address'], m.address],
+      ...m.proxyAddresses.map((a, j): [Path, string] => [['directory', 'mailboxes', i, 'proxyAddresses', j], a]),
+    ]),
+    ...d.aliases.map((a, i): [Path, string] => [['directory', 'aliases', i, 'address'], a.address]),
+    ...d.groups.map((g, i): [Path, string] => [['directory', 'groups', i, 'address'], g.address]),
+  ];
+}
+
 /**
  * An address two directory entries claim, found by building the directory itself (so config check
  * and the running directory can never disagree on what clashes), reported at the later claim.
@@ -185,17 +204,9 @@ function directoryClashes(rules: Rules): Finding[] {
     return [];
   } catch (err) {
     if (!(err instanceof AmbiguousAddressError)) throw err;
-    const d = rules.directory;
-    const claims: [Path, string][] = [
-      ...d.addresses.map((a, i): [Path, string] => [['directory', 'addresses', i], a]),
-      ...d.mailboxes.flatMap((m, i): [Path, string][] => [
-        [['directory', 'mailboxes', i, 'address'], m.address],
-        ...m.proxyAddresses.map((a, j): [Path, string] => [['directory', 'mailboxes', i, 'proxyAddresses', j], a]),
-      ]),
-      ...d.aliases.map((a, i): [Path, string] => [['directory', 'aliases', i, 'address'], a.address]),
-      ...d.groups.map((g, i): [Path, string] => [['directory', 'groups', i, 'address'], g.address]),
-    ];
-    const at = claims.filter(([, a]) => normalizeAddress(a) === err.address).map(([path]) => path);
+    const at = ownedAddresses(rules.directory)
+      .filter(([, a]) => normalizeAddress(a) === err.address)
+      .map(([path]) => path);
     const last = at.pop() ?? ['directory'];
     return [[last, `${err.message}${at.length ? ` (also ${at.map(keyOf).join(', ')})` : ''}`]];
   }

@@ -192,3 +192,10 @@ test('a back-end port out of range is refused on its line', async () => {
   const err = await refused({ 'rules.yaml': `${GOOD}backend: { url: "smtp://127.0.0.1:70000" }\n` });
   assert.match(err.message, /rules\.yaml:13: backend\.url: port 70000 is out of range/);
 });
+
+test('a pattern where the directory wants one address is refused at its key', async () => {
+  let err = await refused({ 'rules.yaml': `${GOOD}directory:\n  mailboxes:\n    - { address: "*@example.test" }\n` });
+  assert.match(err.message, /rules\.yaml:15: directory\.mailboxes\[0\]\.address: .*single addresses, not patterns/);
+  err = await refused({ 'rules.yaml': `${GOOD}directory:\n  groups:\n    - { address: staff@example.test, members: ["*@*.example.test"] }\n` });
+  assert.match(err.message, /rules\.yaml:15: directory\.groups\[0\]\.members\[0\]: .*single addresses, not patterns/);
+});
