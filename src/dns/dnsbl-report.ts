@@ -1,9 +1,8 @@
 import type { DnsblRuleConfig, Rules } from '../config/schema.js';
-import { describeMatch, matchesRule } from '../policy/dnsbl/answer.js';
+import { describeMatch } from '../policy/dnsbl/answer.js';
 import { dnsblZones } from '../policy/compiled-rules.js';
-import { evaluateDnsbl } from '../policy/dnsbl/evaluate.js';
+import { evaluateDnsbl, judgeRule } from '../policy/dnsbl/evaluate.js';
 import { normalizeIp } from '../net/ip.js';
-import { formatDnsblMessage } from '../policy/dnsbl/message.js';
 import type { DnsblAnswer } from '../policy/interfaces.js';
 import { replyLine } from '../policy/verdict.js';
 import { DnsClient } from './client.js';
@@ -60,28 +59,6 @@ export async function checkZones(rules: Rules): Promise<Record<string, ZoneStatu
   return monitor.status();
 }
 
-function explain(rule: DnsblRuleConfig, a: DnsblAnswer, matched: string | undefined, health: ZoneStatus): string {
-  const mode = describeMatch(rule.match);
-  if (a.status === 'timeout' || a.status === 'error') {
-    // The same conditions as evaluateDnsbl: only an enforced rule on a healthy zone fails closed.
-    const consequence =
-      rule.onError !== 'tempfail'
-        ? 'not a listing (onError: accept)'
-        : rule.reportOnly
-          ? 'not a listing (report only: never fails closed)'
-          : health.healthy === false
-            ? `not a listing: zone unhealthy (${health.reason}), so the rule does not fail closed`
-            : 'the rule fails closed (onError: tempfail): 451 4.7.1';
-    return `lookup ${a.status}: ${a.detail ?? 'no detail'}; ${consequence}`;
-  }
-  if (a.status === 'not-listed') return 'not listed';
-  if (matched === undefined) return `listed ${a.codes.join(', ')}, but no code satisfies ${mode}`;
-  const how = mode === 'any' ? 'any listing code matches' : `${matched} satisfies ${mode}`;
-  const enforced = health.healthy === false ? `; NOT enforced: zone unhealthy (${health.reason})` : '';
-  const trial = rule.reportOnly ? '; report only: counted and logged, rejects nothing' : '';
-  return `${how}${enforced}${trial}`;
-}
-
 /** Ask every rule's zone about `ip`, check the zones' health, and judge each rule. */
 export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddressReport> {
   const clientIp = normalizeIp(ip);
@@ -94,8 +71,8 @@ export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddr
   const reports: DnsblRuleReport[] = [];
   for (const rule of dnsblRules) {
     const a = await (answers.get(rule.zone) as Promise<DnsblAnswer>);
-    const matched = a.status === 'listed' ? matchesRule(a.codes, rule.match) : undefined;
     const zoneHealth = healthOf(status, rule.zone);
+    const judged = judgeRule(rule, a, zoneHealth.healthy !== false, clientIp);
     const provider = rule.provider ?? rule.zone;
     const report: DnsblRuleReport = {
       rule: rule.name,
@@ -106,19 +83,18 @@ export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddr
       codes: a.codes,
       errorCodes: a.errorCodes,
       match: describeMatch(rule.match),
-      matches: matched !== undefined,
-      enforced: matched !== undefined && !rule.reportOnly && zoneHealth.healthy !== false,
-      why: explain(rule, a, matched, zoneHealth),
+      matches: judged.matchedCode !== undefined,
+      enforced: judged.effect === 'reject',
+      why: judged.outcome,
       reportOnly: rule.reportOnly,
       onError: rule.onError,
       zoneHealth,
     };
     if (a.txt !== undefined) report.txt = a.txt;
     if (a.detail !== undefined) report.detail = a.detail;
-    if (matched !== undefined) {
-      report.matchedCode = matched;
-      const text = formatDnsblMessage(rule.message, { ip: clientIp, ruleName: rule.name, provider, ...(a.txt !== undefined ? { txt: a.txt } : {}) });
-      report.reply = replyLine({ code: 550, enhanced: '5.7.1', text });
+    if (judged.matchedCode !== undefined && judged.verdict) {
+      report.matchedCode = judged.matchedCode;
+      report.reply = replyLine(judged.verdict);
     }
     reports.push(report);
   }

@@ -13,6 +13,51 @@ export interface DnsblOutcome {
   trace: TraceEntry[];
 }
 
+/** What one rule makes of one answer. */
+export interface RuleJudgement {
+  /** `reject`/`tempfail` decide step 9; `report` is a report-only match; `pass` lets the next rule decide. */
+  effect: 'reject' | 'tempfail' | 'report' | 'pass';
+  /** The listing code that satisfied the rule's match, if one did (enforced or not). */
+  matchedCode?: string;
+  /** The reply the rule gives, or would give when report-only or its zone is unhealthy. */
+  verdict?: Verdict;
+  /** In words, for the trace and the `dnsbl` report. */
+  outcome: string;
+}
+
+const CHECK = 'DNSBL rules';
+
+/** One rule against its zone's answer: the single place a DNSBL rule is judged. */
+export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneHealthy: boolean, ip: string): RuleJudgement {
+  const where = `${answer.queryName}${answer.cached ? ' (cached)' : ''}`;
+  if (answer.status === 'error' || answer.status === 'timeout') {
+    const why = `${answer.status}${answer.detail ? `: ${answer.detail}` : ''}`;
+    // An unhealthy zone's rule holds nothing back, not even by failing closed (every lookup fails then).
+    if (rule.onError === 'tempfail' && !rule.reportOnly && zoneHealthy) {
+      return {
+        effect: 'tempfail',
+        verdict: verdict('tempfail', 451, '4.7.1', `Block list lookup failed (${rule.name}), try again later`, 9, CHECK, rule.name),
+        outcome: `lookup ${why} (${where}); rule fails closed`,
+      };
+    }
+    const unhealthy = zoneHealthy ? '' : `, and zone ${rule.zone} is unhealthy: not enforced`;
+    return { effect: 'pass', outcome: `lookup ${why} (${where}); not a listing${unhealthy}` };
+  }
+  const errors = answer.errorCodes.length ? `; ignored error codes ${answer.errorCodes.join(', ')}` : '';
+  if (answer.status === 'not-listed') return { effect: 'pass', outcome: `not listed (${where})${errors}` };
+  const code = matchesRule(answer.codes, rule.match);
+  if (code === undefined) {
+    return { effect: 'pass', outcome: `listed ${answer.codes.join(', ')} (${where}) but no code matches ${describeMatch(rule.match)}${errors}` };
+  }
+  const text = formatDnsblMessage(rule.message, { ip, ruleName: rule.name, provider: rule.provider ?? rule.zone, txt: answer.txt });
+  const v = verdict('reject', 550, '5.7.1', text, 9, CHECK, rule.name);
+  if (!zoneHealthy) return { effect: 'pass', matchedCode: code, verdict: v, outcome: `${code} matches, but zone ${rule.zone} is unhealthy: not enforced` };
+  if (rule.reportOnly) {
+    return { effect: 'report', matchedCode: code, verdict: v, outcome: `${code} matches ${describeMatch(rule.match)} (${where}); report only, not enforced` };
+  }
+  return { effect: 'reject', matchedCode: code, verdict: v, outcome: `${code} matches ${describeMatch(rule.match)} (${where})` };
+}
+
 /**
  * Step 9: rules in their configured order, the first enforced match decides. A report-only match
  * is recorded and the walk goes on, so adding a trial list never disables the enforced ones.
@@ -25,61 +70,14 @@ export async function evaluateDnsbl(
 ): Promise<DnsblOutcome> {
   const trace: TraceEntry[] = [];
   const reportOnly: Verdict[] = [];
-  const check = 'DNSBL rules';
   for (const rule of rules) {
     const pending = answers.get(rule.zone);
     if (!pending) continue;
-    const answer = await pending;
-    const where = `${answer.queryName}${answer.cached ? ' (cached)' : ''}`;
-    if (answer.status === 'error' || answer.status === 'timeout') {
-      const why = `${answer.status}${answer.detail ? `: ${answer.detail}` : ''}`;
-      // An unhealthy zone's rule holds nothing back, not even by failing closed (every lookup fails then).
-      if (rule.onError === 'tempfail' && !rule.reportOnly && health.isHealthy(rule.zone)) {
-        trace.push({ step: 9, check, outcome: `${rule.name}: lookup ${why} (${where}); rule fails closed`, rule: rule.name });
-        return {
-          decisive: verdict('tempfail', 451, '4.7.1', `Block list lookup failed (${rule.name}), try again later`, 9, check, rule.name),
-          reportOnly,
-          trace,
-        };
-      }
-      const unhealthy = health.isHealthy(rule.zone) ? '' : `, and zone ${rule.zone} is unhealthy: not enforced`;
-      trace.push({ step: 9, check, outcome: `${rule.name}: lookup ${why} (${where}); not a listing${unhealthy}`, rule: rule.name });
-      continue;
-    }
-    const errors = answer.errorCodes.length ? `; ignored error codes ${answer.errorCodes.join(', ')}` : '';
-    if (answer.status === 'not-listed') {
-      trace.push({ step: 9, check, outcome: `${rule.name}: not listed (${where})${errors}`, rule: rule.name });
-      continue;
-    }
-    const code = matchesRule(answer.codes, rule.match);
-    if (code === undefined) {
-      trace.push({
-        step: 9,
-        check,
-        outcome: `${rule.name}: listed ${answer.codes.join(', ')} (${where}) but no code matches ${describeMatch(rule.match)}${errors}`,
-        rule: rule.name,
-      });
-      continue;
-    }
-    if (!health.isHealthy(rule.zone)) {
-      trace.push({ step: 9, check, outcome: `${rule.name}: ${code} matches, but zone ${rule.zone} is unhealthy: not enforced`, rule: rule.name });
-      continue;
-    }
-    const text = formatDnsblMessage(rule.message, {
-      ip,
-      ruleName: rule.name,
-      provider: rule.provider ?? rule.zone,
-      txt: answer.txt,
-    });
-    const v = verdict('reject', 550, '5.7.1', text, 9, check, rule.name);
-    if (rule.reportOnly) {
-      trace.push({ step: 9, check, outcome: `${rule.name}: ${code} matches ${describeMatch(rule.match)} (${where}); report only, not enforced`, rule: rule.name });
-      reportOnly.push({ ...v, reportOnly: true });
-      continue;
-    }
-    trace.push({ step: 9, check, outcome: `${rule.name}: ${code} matches ${describeMatch(rule.match)} (${where})`, rule: rule.name });
-    return { decisive: v, reportOnly, trace };
+    const j = judgeRule(rule, await pending, health.isHealthy(rule.zone), ip);
+    trace.push({ step: 9, check: CHECK, outcome: `${rule.name}: ${j.outcome}`, rule: rule.name });
+    if (j.effect === 'report' && j.verdict) reportOnly.push({ ...j.verdict, reportOnly: true });
+    if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace };
   }
-  if (rules.length === 0) trace.push({ step: 9, check, outcome: 'no DNSBL rules configured' });
+  if (rules.length === 0) trace.push({ step: 9, check: CHECK, outcome: 'no DNSBL rules configured' });
   return { reportOnly, trace };
 }
