@@ -69,8 +69,15 @@ export const queueCommand: Command = {
     const { values, positionals } = parsed;
     const [action = 'list', target] = positionals;
     const needsTarget = ['messages', 'show', 'freeze', 'unfreeze', 'retry', 'delete'];
-    if (!['list', ...needsTarget].includes(action) || (needsTarget.includes(action) && target === undefined) || positionals.length > 2) {
-      process.stderr.write(usage);
+    const problem = !['list', ...needsTarget].includes(action)
+      ? `unknown action '${action}'`
+      : needsTarget.includes(action) && target === undefined
+        ? `'${action}' needs a queue or message id`
+        : positionals.length > 2
+          ? `unexpected '${positionals.slice(2).join(' ')}'`
+          : undefined;
+    if (problem) {
+      process.stderr.write(`portcullis queue: ${problem}\n${usage}`);
       return 2;
     }
     const admin = values.admin ?? (await loadRules(values.config)).transport.admin.listen;

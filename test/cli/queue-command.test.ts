@@ -117,3 +117,18 @@ test('list, messages, show, freeze, retry, unfreeze, delete with and without NDR
   assert.ok(dsnToAlice.some((e) => e.event === 'delivered' && e.recipients.includes('alice@example.test')), 'the NDR shows as delivered from <>');
   assert.match(await cli('track', '--sender', 'nobody@nowhere.test', ...log), /no matching events/);
 });
+
+test('queue with an unknown action, or without the id it needs, says what is wrong and exits 2', async () => {
+  for (const [args, why] of [
+    [['bogus'], /unknown action 'bogus'/],
+    [['show'], /'show' needs a queue or message id/],
+  ] as const) {
+    const err = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'queue', ...args], { cwd: root }).then(
+      () => assert.fail('exit 0'),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(err.code, 2);
+    assert.match(err.stderr, why);
+    assert.match(err.stderr, /usage: portcullis queue list/);
+  }
+});
