@@ -15,7 +15,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { DotStuffer } from './dot-stuffing.js';
-import { BackendUnavailable, fromServerLines, type SmtpReply } from './smtp-reply.js';
+import { ReplyReader } from './backend-reply-reader.js';
+import { BackendUnavailable, type SmtpReply } from './smtp-reply.js';
+import { xtext } from './xtext.js';
 
 /** Where the back end is and how long to wait on it. */
 export interface BackendTarget {
@@ -41,8 +43,6 @@ export interface ForwardedClient {
   proto: 'SMTP' | 'ESMTP';
 }
 
-const MAX_REPLY_LINE = 4096;
-const MAX_REPLY_LINES = 200;
 const QUIT_LINE = Buffer.from('QUIT\r\n');
 
 /** Parses the `smtp://host:port` of the `backend.url` key. */
@@ -52,87 +52,10 @@ export function parseBackendUrl(url: string): { host: string; port: number } {
   return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
 }
 
-/** xtext (RFC 3461) for XFORWARD/XCLIENT values. */
-function xtext(value: string): string {
-  return value.replace(/[^!-*,-<>-~]/g, (c) => `+${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-
-/** Reads complete (possibly multi-line) replies off a socket, one wait at a time. */
-class ReplyReader {
-  private buffer = '';
-  private lines: string[] = [];
-  private ready: SmtpReply[] = [];
-  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
-  private failure: Error | undefined;
-  /** Why the connection closed, made into an error only if someone still waits (most closes are ours). */
-  private closedBecause: string | undefined;
-
-  push(chunk: Buffer): void {
-    this.buffer += chunk.toString('latin1');
-    let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(nl + 1);
-      this.line(line);
-    }
-    if (this.buffer.length > MAX_REPLY_LINE) this.fail(new BackendUnavailable('reply line too long'));
-  }
-
-  fail(err: Error): void {
-    this.failure ??= err;
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.reject(this.failure);
-  }
-
-  /** The connection is gone: a waiting reader fails now, later ones at once. */
-  closed(detail: string): void {
-    this.closedBecause ??= detail;
-    if (this.waiter) this.fail(new BackendUnavailable(detail));
-  }
-
-  next(timeoutMs: number, what: string): Promise<SmtpReply> {
-    const r = this.ready.shift();
-    if (r) return Promise.resolve(r);
-    if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        reject(new BackendUnavailable(`no reply to ${what} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiter = {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-    });
-  }
-
-  private line(line: string): void {
-    const m = /^(\d{3})([ -]?)(.*)$/.exec(line);
-    if (!m) return this.fail(new BackendUnavailable(`malformed reply line '${line.slice(0, 80)}'`));
-    this.lines.push(m[3] ?? '');
-    if (this.lines.length > MAX_REPLY_LINES) return this.fail(new BackendUnavailable('reply has too many lines'));
-    if (m[2] === '-') return;
-    const parsed = fromServerLines(Number(m[1]), this.lines);
-    this.lines = [];
-    const w = this.waiter;
-    this.waiter = undefined;
-    if (w) w.resolve(parsed);
-    else this.ready.push(parsed);
-  }
-}
-
 /** An open back-end session; every method resolves with the back end's own reply. */
 export class BackendSession {
   private extensions = new Map<string, string>();
-  private reader = new ReplyReader();
+  private reader = new ReplyReader(() => this.abandon(), { greeting: true });
   private closed = false;
   /** XFORWARD waiting to go out with MAIL FROM (when the back end offers PIPELINING). */
   private pendingForward: string | undefined;
@@ -182,7 +105,7 @@ export class BackendSession {
     const forward = this.pendingForward;
     if (forward === undefined) return this.command(cmd, 'MAIL FROM');
     this.pendingForward = undefined;
-    this.write(`${forward}\r\n${cmd}`);
+    this.write(`${forward}\r\n${cmd}`, 2);
     const r = await this.expect('XFORWARD');
     if (r.code !== 250) {
       this.abandon();
@@ -199,13 +122,14 @@ export class BackendSession {
   /**
    * DATA: sends the command, and on 354 streams `message` (dot-stuffed, with back-pressure: the next
    * chunk is read only once the back end's socket has taken the last ones), then the final dot, and
-   * resolves with the back end's reply to it. A non-354 reply to DATA is resolved as is. If `message`
+   * resolves with the back end's reply to it. A 4xx or 5xx reply to DATA is resolved as is; any other
+   * reply but 354 means the back end is not following the protocol (BackendUnavailable). If `message`
    * fails (the client went away, a limit was hit), the socket is destroyed before the final dot, so
    * the back end delivers nothing, and the message's error is rethrown. The session is over after
    * DATA: with PIPELINING, QUIT goes out with the final dot.
    */
   async data(message: Readable | AsyncIterable<Buffer>): Promise<SmtpReply> {
-    const go = await this.command('DATA', 'DATA');
+    const go = await this.command('DATA', 'DATA', this.target.timeoutMs, (code) => code === 354);
     if (go.code !== 354) return go;
     const stuffer = new DotStuffer();
     try {
@@ -217,6 +141,7 @@ export class BackendSession {
         last.push(QUIT_LINE);
         this.quitSent = true;
       }
+      this.reader.expect(last.length);
       this.gather(last);
       this.flush();
     } catch (err) {
@@ -305,6 +230,8 @@ export class BackendSession {
   }
 
   private upgrade(timeoutMs: number): Promise<void> {
+    // Bytes after the 220 to STARTTLS (a reply injected before the handshake) ended the session.
+    if (this.closed) return Promise.reject(new BackendUnavailable('connection closed before the TLS handshake'));
     const plain = this.socket;
     plain.removeAllListeners('data');
     return new Promise((resolve, reject) => {
@@ -320,7 +247,7 @@ export class BackendSession {
       secure.once('secureConnect', () => {
         clearTimeout(timer);
         this.socket = secure;
-        this.reader = new ReplyReader();
+        this.reader = new ReplyReader(() => this.abandon(), { greeting: false });
         this.attach(secure);
         resolve();
       });
@@ -341,22 +268,32 @@ export class BackendSession {
     });
   }
 
-  private write(line: string): void {
+  /** Writes `commands` (CRLF-separated lines) that are owed one reply each. */
+  private write(lines: string, commands = 1): void {
     if (this.closed) throw new BackendUnavailable('connection closed');
-    this.socket.write(`${line}\r\n`);
+    this.reader.expect(commands);
+    this.socket.write(`${lines}\r\n`);
   }
 
-  private async command(line: string, what: string, timeoutMs = this.target.timeoutMs): Promise<SmtpReply> {
+  private async command(line: string, what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
     this.write(line);
-    return this.expect(what, timeoutMs);
+    return this.expect(what, timeoutMs, positive);
   }
 
-  private async expect(what: string, timeoutMs = this.target.timeoutMs): Promise<SmtpReply> {
+  /**
+   * The reply to `what`. A reply below 400 that is not one of the command's `positive` codes (a 354 to
+   * RCPT, a 250 to DATA) is a protocol error, never passed on: the client would take it for success.
+   */
+  private async expect(what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
     const r = await this.reader.next(timeoutMs, what);
     // 421 means the back end is closing the channel: it is gone mid-transaction, the client retries.
     if (r.code === 421) {
       this.abandon();
       throw new BackendUnavailable(`${what}: 421 ${r.lines.join(' ')}`);
+    }
+    if (r.code < 400 && !positive(r.code)) {
+      this.abandon();
+      throw new BackendUnavailable(`${what}: unexpected ${r.code} ${r.lines.join(' ')}`);
     }
     return r;
   }
@@ -407,6 +344,10 @@ export class BackendSession {
       socket.once('close', onClose);
     });
   }
+}
+
+function isSuccess(code: number): boolean {
+  return code >= 200 && code < 300;
 }
 
 /** TCP connect bounded by a time-out; refusals and time-outs become BackendUnavailable. */

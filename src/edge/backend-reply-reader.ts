@@ -1,0 +1,165 @@
+/**
+ * Replies off the back end's socket, each matched to the one command it answers.
+ *
+ * The parser is strict (RFC 5321 4.2): a code of 2xx-5xx followed by the end of the line, a space or a
+ * hyphen; every line of a multi-line reply with the same code; bounded line length and line count, so
+ * a back end cannot make the edge buffer without limit. The reader counts the commands written and
+ * not yet answered: a reply (or any byte) arriving with none outstanding would shift every later reply
+ * onto the wrong command, so it is a protocol error that ends the session.
+ */
+import { BackendUnavailable, fromServerLines, type SmtpReply } from './smtp-reply.js';
+
+export const MAX_REPLY_LINE = 4096;
+export const MAX_REPLY_LINES = 200;
+
+const REPLY_LINE = /^([2-5]\d\d)(?:([ -])(.*))?$/;
+/** RFC 5321 text is printable; a control character (CR alone included) would reach the client's reply. */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
+ * Bytes in, complete replies out. The first malformed line sets `error` for good; the replies completed
+ * before it are still returned, so how the bytes were split never changes what comes out.
+ */
+export class ReplyParser {
+  private partial = '';
+  private code: string | undefined;
+  private lines: string[] = [];
+  error: BackendUnavailable | undefined;
+
+  /** The replies `chunk` completes, in order (none once `error` is set). */
+  push(chunk: Buffer): SmtpReply[] {
+    if (this.error) return [];
+    const text = this.partial + chunk.toString('latin1');
+    const replies: SmtpReply[] = [];
+    let start = 0;
+    let nl: number;
+    while ((nl = text.indexOf('\n', start)) >= 0) {
+      const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+      const r = end - start > MAX_REPLY_LINE ? this.stop('reply line too long') : this.line(text.slice(start, end));
+      if (this.error) return replies;
+      if (r) replies.push(r);
+      start = nl + 1;
+    }
+    this.partial = text.slice(start);
+    // One more for a CR whose LF has not arrived yet.
+    if (this.partial.length > MAX_REPLY_LINE + 1) this.stop('reply line too long');
+    return replies;
+  }
+
+  /** Whether part of a reply (a partial line, or lines of an unfinished multi-line reply) is buffered. */
+  get pending(): boolean {
+    return this.partial.length > 0 || this.lines.length > 0;
+  }
+
+  private line(line: string): SmtpReply | undefined {
+    const m = CONTROL.test(line) ? null : REPLY_LINE.exec(line);
+    if (!m?.[1]) return this.stop(`malformed reply line '${line.slice(0, 80)}'`);
+    if (this.code !== undefined && m[1] !== this.code) return this.stop(`multi-line reply changes code from ${this.code} to ${m[1]}`);
+    this.code = m[1];
+    this.lines.push(m[3] ?? '');
+    if (this.lines.length > MAX_REPLY_LINES) return this.stop('reply has too many lines');
+    if (m[2] === '-') return undefined;
+    const reply = fromServerLines(Number(m[1]), this.lines);
+    this.code = undefined;
+    this.lines = [];
+    return reply;
+  }
+
+  private stop(detail: string): undefined {
+    this.error = new BackendUnavailable(detail);
+    this.partial = '';
+    this.lines = [];
+    return undefined;
+  }
+}
+
+/** Reads complete replies off one connection, one wait at a time, accounting for every command. */
+export class ReplyReader {
+  private readonly parser = new ReplyParser();
+  private ready: SmtpReply[] = [];
+  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
+  private failure: Error | undefined;
+  /** Why the connection closed, made into an error only if someone still waits (most closes are ours). */
+  private closedBecause: string | undefined;
+  /** Replies owed: commands written (the greeting counts as one) and not yet answered. */
+  private outstanding: number;
+
+  /**
+   * `onProtocolError` is told once when the back end breaks the protocol, so that the session is
+   * dropped at once (before a final dot could follow), not only when someone next waits.
+   */
+  constructor(
+    private readonly onProtocolError: (err: BackendUnavailable) => void,
+    { greeting }: { greeting: boolean },
+  ) {
+    this.outstanding = greeting ? 1 : 0;
+  }
+
+  /** `n` commands went out; each is owed one reply. */
+  expect(n = 1): void {
+    this.outstanding += n;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.failure) return;
+    const replies = this.parser.push(chunk);
+    for (const r of replies) {
+      if (this.outstanding === 0) return this.protocolError(new BackendUnavailable(`reply with no command outstanding: ${r.code}`));
+      this.outstanding -= 1;
+      const w = this.waiter;
+      this.waiter = undefined;
+      if (w) w.resolve(r);
+      else this.ready.push(r);
+    }
+    if (this.parser.error) return this.protocolError(this.parser.error);
+    if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
+  }
+
+  fail(err: Error): void {
+    this.failure ??= err;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(this.failure);
+  }
+
+  /** Whether the back end has broken the protocol, or the connection failed. */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** The connection is gone: a waiting reader fails now, later ones at once. */
+  closed(detail: string): void {
+    this.closedBecause ??= detail;
+    if (this.waiter) this.fail(new BackendUnavailable(detail));
+  }
+
+  next(timeoutMs: number, what: string): Promise<SmtpReply> {
+    const r = this.ready.shift();
+    if (r) return Promise.resolve(r);
+    if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        reject(new BackendUnavailable(`no reply to ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  private protocolError(err: BackendUnavailable): void {
+    const first = this.failure === undefined;
+    this.fail(err);
+    if (first) this.onProtocolError(err);
+  }
+}

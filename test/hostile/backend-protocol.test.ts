@@ -1,0 +1,155 @@
+/**
+ * A back end that breaks the SMTP reply protocol must never turn into a 250 for the client. A raw
+ * client talks to the whole edge, in front of a scripted back end that misbehaves on cue; every test
+ * checks what the client was told against what the back end actually took (a final dot answered 2xx).
+ */
+import { after, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startHarness, type Harness } from '../support/edge-harness.js';
+import { startScriptedBackend, type ScriptedBackend } from '../support/scripted-backend.js';
+import { sendMail, type RawSmtpClient } from '../support/smtp-client.js';
+
+const MESSAGE = 'From: a@example.org\r\nTo: b@example.com\r\nSubject: t\r\n\r\nbody\r\n';
+const TEMPFAIL = '451 4.7.0 Temporary server error. Please try again later.';
+
+describe('hostile back end: reply accounting', () => {
+  let backend: ScriptedBackend;
+  let h: Harness;
+  before(async () => {
+    backend = await startScriptedBackend();
+    h = await startHarness((input) => {
+      input.backend = { url: `smtp://127.0.0.1:${backend.port}`, timeoutMs: 2000 };
+    });
+  });
+  after(async () => {
+    await h.close();
+    await backend.close();
+  });
+  beforeEach(() => {
+    backend.script = {};
+    backend.taken.length = 0;
+  });
+
+  async function client(): Promise<RawSmtpClient> {
+    const c = await h.connect();
+    assert.equal((await c.read()).code, 220);
+    assert.equal((await c.cmd('EHLO client.example')).code, 250);
+    return c;
+  }
+
+  /** One whole transaction; the reply the client was left with at the end, and what the back end took. */
+  async function transaction(): Promise<{ last: string; taken: number }> {
+    const c = await client();
+    try {
+      const r = await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE);
+      const last = r.end ?? r.data ?? r.rcpts.find((x) => x.code !== 250) ?? r.mail;
+      return { last: last.line, taken: backend.taken.length };
+    } finally {
+      c.quit();
+    }
+  }
+
+  it('a well-behaved scripted back end takes the message and the client gets its 250', async () => {
+    const { last, taken } = await transaction();
+    assert.equal(last, '250 2.0.0 Ok: queued');
+    assert.equal(taken, 1);
+  });
+
+  it('DATA answered 250 instead of 354: the client gets 451 4.7.0, not 250', async () => {
+    backend.script = { data: '250 2.0.0 Ok\r\n' };
+    const { last, taken } = await transaction();
+    assert.equal(last, TEMPFAIL);
+    assert.equal(taken, 0);
+  });
+
+  it('DATA answered with a 3xx other than 354: 451 4.7.0', async () => {
+    backend.script = { data: '334 go on\r\n' };
+    const { last } = await transaction();
+    assert.equal(last, TEMPFAIL);
+  });
+
+  it('DATA answered 554 or 452: the client gets that reply as it is', async () => {
+    backend.script = { data: '554 5.7.1 No thanks\r\n' };
+    assert.equal((await transaction()).last, '554 5.7.1 No thanks');
+    backend.script = { data: '452 4.3.1 Full\r\n' };
+    assert.equal((await transaction()).last, '452 4.3.1 Full');
+  });
+
+  it('an extra reply after RCPT does not shift the 250 of RCPT onto DATA: 451, nothing taken', async () => {
+    // Today's bug: the stray 250 became the answer to DATA, so the client got 250 without any message sent.
+    backend.script = { rcpt: '250 2.1.5 Ok\r\n250 2.0.0 stray\r\n' };
+    const { last, taken } = await transaction();
+    assert.equal(last, TEMPFAIL);
+    assert.equal(taken, 0);
+  });
+
+  it('an extra reply after EHLO (nothing outstanding) abandons the back end before MAIL', async () => {
+    backend.script = { ehlo: '250-scripted.test\r\n250-PIPELINING\r\n250 XFORWARD NAME ADDR PROTO HELO\r\n250 2.0.0 stray\r\n' };
+    const { last, taken } = await transaction();
+    assert.equal(last, TEMPFAIL);
+    assert.equal(taken, 0);
+  });
+
+  it('a reply in the middle of DATA: the back end is dropped before the final dot, the client gets 451', async () => {
+    // The early 250 must not be taken for the answer to the dot; the real answer would have been 554.
+    backend.script = { duringData: '250 2.0.0 early\r\n', dot: '554 5.7.1 Rejected\r\n' };
+    const c = await client();
+    try {
+      assert.equal((await c.cmd('MAIL FROM:<a@example.org>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<b@example.com>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      const arrived = backend.dataArrives();
+      c.write('From: a@example.org\r\nSubject: t\r\n\r\nfirst line\r\n');
+      await arrived;
+      // Give the injected reply time to reach the edge before the client finishes.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      c.write('second line\r\n.\r\n');
+      assert.equal((await c.read()).line, TEMPFAIL);
+      assert.ok(!backend.connections.at(-1)?.data.includes('second line'), 'the back end got no final dot');
+      assert.equal((await c.cmd('RSET')).code, 250, 'the client session goes on');
+    } finally {
+      c.quit();
+    }
+  });
+
+  it('a partial unsolicited line (no CRLF yet) with nothing outstanding is also a protocol error', async () => {
+    backend.script = { rcpt: '250 2.1.5 Ok\r\n250 2.0.0 half' };
+    const { last, taken } = await transaction();
+    assert.equal(last, TEMPFAIL);
+    assert.equal(taken, 0);
+  });
+
+  it('a 3xx reply to MAIL FROM or RCPT TO, or to the final dot, is not passed on: 451', async () => {
+    backend.script = { mail: '354 go ahead\r\n' };
+    assert.equal((await transaction()).last, TEMPFAIL);
+    backend.script = { rcpt: '354 go ahead\r\n' };
+    assert.equal((await transaction()).last, TEMPFAIL);
+    backend.script = { dot: '354 more please\r\n' };
+    assert.equal((await transaction()).last, TEMPFAIL);
+  });
+
+  it('a multi-line reply whose lines disagree on the code is a protocol error', async () => {
+    backend.script = { dot: '554-5.7.1 Rejected\r\n250 2.0.0 Ok\r\n' };
+    const { last } = await transaction();
+    assert.equal(last, TEMPFAIL);
+  });
+
+  it('a reply code outside 2xx-5xx, or run into its text, is a protocol error', async () => {
+    backend.script = { dot: '650 2.0.0 Ok\r\n' };
+    assert.equal((await transaction()).last, TEMPFAIL);
+    backend.script = { dot: '2500 Ok\r\n' };
+    assert.equal((await transaction()).last, TEMPFAIL);
+  });
+
+  it('an over-long reply line is refused without waiting for its end', async () => {
+    backend.script = { dot: `250 ${'x'.repeat(100_000)}\r\n` };
+    assert.equal((await transaction()).last, TEMPFAIL);
+  });
+
+  it('the XFORWARD pipelined with MAIL FROM answered with two replies shifts nothing', async () => {
+    backend.script = { xforward: '250 2.0.0 Ok\r\n250 2.0.0 stray\r\n' };
+    const { last, taken } = await transaction();
+    assert.equal(last, TEMPFAIL);
+    assert.equal(taken, 0);
+  });
+});
