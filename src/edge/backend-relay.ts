@@ -16,7 +16,8 @@ import tls from 'node:tls';
 import type { Readable } from 'node:stream';
 import { DotStuffer } from './dot-stuffing.js';
 import { ReplyReader } from './backend-reply-reader.js';
-import { BackendUnavailable, type SmtpReply } from './smtp-reply.js';
+import { asciiAddress } from '../net/address.js';
+import { BackendUnavailable, reply, SmtpError, type SmtpReply } from './smtp-reply.js';
 import { xtext } from './xtext.js';
 
 /** Where the back end is and how long to wait on it. */
@@ -99,7 +100,7 @@ export class BackendSession {
    * them. A refused pipelined XFORWARD rejects with BackendUnavailable, as it would have in open().
    */
   async mailFrom(address: string, params: { body?: string; size?: number } = {}): Promise<SmtpReply> {
-    let cmd = `MAIL FROM:<${address}>`;
+    let cmd = `MAIL FROM:<${onWire(address)}>`;
     if (params.body && this.offers('8BITMIME')) cmd += ` BODY=${params.body.toUpperCase()}`;
     if (params.size !== undefined && this.offers('SIZE')) cmd += ` SIZE=${params.size}`;
     const forward = this.pendingForward;
@@ -115,8 +116,8 @@ export class BackendSession {
   }
 
   /** RCPT TO for one recipient. */
-  rcptTo(address: string): Promise<SmtpReply> {
-    return this.command(`RCPT TO:<${address}>`, 'RCPT TO');
+  async rcptTo(address: string): Promise<SmtpReply> {
+    return this.command(`RCPT TO:<${onWire(address)}>`, 'RCPT TO');
   }
 
   /**
@@ -344,6 +345,13 @@ export class BackendSession {
       socket.once('close', onClose);
     });
   }
+}
+
+/** The address as written to the back end: ASCII only, since the edge never asks for SMTPUTF8. */
+function onWire(address: string): string {
+  const ascii = asciiAddress(address);
+  if (ascii === undefined) throw new SmtpError(reply(553, '5.6.7', 'Non-ASCII addresses not permitted without SMTPUTF8'));
+  return ascii;
 }
 
 function isSuccess(code: number): boolean {

@@ -12,7 +12,8 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
-import { classDefault, fromServerLines, replyTexts, type SmtpReply } from './smtp-reply.js';
+import { isHeloName } from '../net/helo-name.js';
+import { classDefault, fromServerLines, reply, replyTexts, type SmtpReply } from './smtp-reply.js';
 
 /** Told about every command line read and every reply written, for the protocol log and metrics. */
 export interface WireObserver {
@@ -94,6 +95,26 @@ export function libraryReply(code: number, data: string | string[] | null | unde
   return { code, enhanced: enhanced ?? classDefault(code), lines: texts };
 }
 
+/**
+ * What the edge would pass on but a client must not be able to write, refused before smtp-server takes
+ * it: a HELO/EHLO argument that is no host name or address literal (it goes into XFORWARD and
+ * `Received:`), and any 8-bit byte in MAIL FROM or RCPT TO, since SMTPUTF8 is not offered (RFC 6531
+ * 3.4). `line` is the command's bytes as Latin-1, so each byte is one character.
+ */
+function refuseArgument(line: string): SmtpReply | undefined {
+  const [verb = '', ...args] = line.split(/[ \t]+/).filter((w) => w !== '');
+  const command = verb.toUpperCase();
+  // Only printable ASCII: smtp-server would split on Unicode white space and keep the rest.
+  const printable = /^[\t\x20-\x7e]*$/.test(line);
+  if ((command === 'HELO' || command === 'EHLO') && (!printable || (args.length === 1 && !isHeloName(args[0] ?? '')))) {
+    return reply(501, '5.5.4', 'Invalid domain name or address literal');
+  }
+  if ((command === 'MAIL' || command === 'RCPT') && /[\x80-\xff]/.test(line)) {
+    return reply(553, '5.6.7', 'Non-ASCII addresses not permitted without SMTPUTF8');
+  }
+  return undefined;
+}
+
 /** One client connection; see the module comment for why `send` is overridden. */
 class EdgeConnection extends SMTPConnection {
   constructor(
@@ -140,6 +161,12 @@ class EdgeConnection extends SMTPConnection {
     // header is binary and already fails as unrecognised commands.
     if (/^PROXY /i.test(line)) {
       this.send(421, '4.7.0 PROXY header not accepted from this address');
+      return;
+    }
+    const refusal = this._ready && !this._upgrading ? refuseArgument(line) : undefined;
+    if (refusal) {
+      this.send(refusal.code, replyTexts(refusal), false);
+      setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
       return;
     }
     super._onCommand(command, callback);

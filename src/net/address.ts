@@ -1,3 +1,5 @@
+import { domainToASCII } from 'node:url';
+
 /**
  * Mail addresses as the filters compare them. The domain is case-insensitive (DNS). An unquoted
  * local part is compared case-insensitively too, as every mail administrator expects. A quoted local
@@ -9,6 +11,19 @@ export function normalizeAddress(s: string): string {
   const parts = splitAddress(bare);
   if (!parts) return bare.toLowerCase();
   return `${canonicalLocal(parts.local)}@${parts.domain.toLowerCase()}`;
+}
+
+/**
+ * The address with its domain in ASCII (A-labels), as it may go to a server that did not offer
+ * SMTPUTF8: smtp-server hands `user@xn--bcher-kva.example` on as `user@bücher.example`. Undefined when
+ * it cannot be written in ASCII (a non-ASCII local part, a domain that is no valid IDN).
+ */
+export function asciiAddress(address: string): string | undefined {
+  if (ASCII.test(address)) return address;
+  const parts = splitAddress(address);
+  if (!parts || !ASCII.test(parts.local)) return undefined;
+  const domain = domainToASCII(parts.domain);
+  return domain ? `${parts.local}@${domain}` : undefined;
 }
 
 /** The address without surrounding white space and angle brackets: ` <a@b> ` → `a@b`. */
@@ -41,6 +56,9 @@ export function splitAddress(address: string): { local: string; domain: string }
 export function isQuotedLocal(local: string): boolean {
   return local.startsWith('"');
 }
+
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
 
 const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { BackendSession, parseBackendUrl, type BackendTarget, type ForwardedClient } from '../../src/edge/backend-relay.js';
-import { BackendUnavailable } from '../../src/edge/smtp-reply.js';
+import { BackendUnavailable, SmtpError } from '../../src/edge/smtp-reply.js';
 import { closedPort, startBackend, startBlackHole, type TestBackend } from '../support/backend-server.js';
 
 const client: ForwardedClient = { address: '192.0.2.7', hostname: 'mx.client.example', helo: 'client.example', proto: 'ESMTP' };
@@ -47,6 +47,25 @@ describe('BackendSession against a real SMTP back end', () => {
     assert.equal(got.xforward.HELO, 'client.example');
     assert.equal(got.xforward.NAME, 'mx.client.example');
     assert.equal(got.xforward.PROTO, 'ESMTP');
+  });
+
+  it('writes XFORWARD values as xtext, so `=` and `+` reach the back end as sent', async () => {
+    const odd: ForwardedClient = { ...client, helo: '[odd=helo+name]' };
+    const s = await BackendSession.open(target(backend.port), odd);
+    await s.mailFrom('a@example.org');
+    await s.rcptTo('b@example.com');
+    assert.equal((await s.data(Readable.from([message()]))).code, 250);
+    await s.quit();
+    const got = backend.messages.at(-1);
+    assert.equal(got?.xforward.HELO, '[odd=helo+name]');
+  });
+
+  it('writes an IDN address in ASCII (A-labels), never as 8-bit', async () => {
+    const s = await BackendSession.open(target(backend.port), client);
+    assert.equal((await s.mailFrom('a@b\u00fccher.example')).code, 250);
+    assert.equal(backend.mailFroms.at(-1), 'a@b\u00fccher.example', 'smtp-server decodes the A-label it was sent');
+    await assert.rejects(s.rcptTo('j\u00f6rg@example.com'), (e: unknown) => e instanceof SmtpError && e.reply.code === 553 && e.reply.enhanced === '5.6.7');
+    await s.quit();
   });
 
   it('passes 4xx and 5xx replies through with their own codes', async () => {
