@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { BackendSession, parseBackendUrl, type BackendTarget, type ForwardedClient } from '../../src/edge/backend-relay.js';
 import { BackendUnavailable, SmtpError } from '../../src/edge/smtp-reply.js';
 import { closedPort, startBackend, startBlackHole, type TestBackend } from '../support/backend-server.js';
+import { startScriptedBackend } from '../support/scripted-backend.js';
 
 const client: ForwardedClient = { address: '192.0.2.7', hostname: 'mx.client.example', helo: 'client.example', proto: 'ESMTP' };
 
@@ -186,6 +187,24 @@ describe('BackendSession failures', () => {
       assert.ok(took >= 400 - 50 && took < 400 + 1500, `took ${took} ms`);
     } finally {
       await hole.close();
+    }
+  });
+
+  it('a reply injected after the 220 to STARTTLS, before the handshake, ends the session at once', async () => {
+    const scripted = await startScriptedBackend({
+      ehlo: '250-scripted.test\r\n250 STARTTLS\r\n',
+      starttls: '220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected in plain text\r\n',
+    });
+    try {
+      const t0 = Date.now();
+      const err = await BackendSession.open(target(scripted.port, { starttls: true, tlsRejectUnauthorized: false, timeoutMs: 10_000 }), client).then(
+        () => assert.fail('should fail'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof BackendUnavailable, String(err));
+      assert.ok(Date.now() - t0 < 3000, 'not left to the time-out');
+    } finally {
+      await scripted.close();
     }
   });
 

@@ -146,6 +146,14 @@ describe('hostile back end: reply accounting', () => {
     assert.equal((await transaction()).last, TEMPFAIL);
   });
 
+  it('without PIPELINING, a stray reply after XFORWARD ends the back-end session before MAIL FROM', async () => {
+    backend.script = { ehlo: '250-scripted.test\r\n250 XFORWARD NAME ADDR PROTO HELO\r\n', xforward: '250 2.0.0 Ok\r\n250 2.0.0 stray\r\n' };
+    const { last, taken } = await transaction();
+    assert.equal(last, TEMPFAIL);
+    assert.equal(taken, 0);
+    assert.ok(!backend.connections.at(-1)?.commands.some((l) => l.startsWith('MAIL')), 'MAIL FROM never sent');
+  });
+
   it('the XFORWARD pipelined with MAIL FROM answered with two replies shifts nothing', async () => {
     backend.script = { xforward: '250 2.0.0 Ok\r\n250 2.0.0 stray\r\n' };
     const { last, taken } = await transaction();

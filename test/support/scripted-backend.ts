@@ -11,6 +11,8 @@ export interface Script {
   greeting?: string;
   ehlo?: string;
   xforward?: string;
+  /** The reply to STARTTLS; no handshake follows (the edge must give up on a bad reply first). */
+  starttls?: string;
   mail?: string;
   rcpt?: string;
   /** The reply to DATA; the server reads message data only if it starts with `354`. */
@@ -42,7 +44,7 @@ export interface ScriptedBackend {
   close(): Promise<void>;
 }
 
-const DEFAULTS: Required<Omit<Script, 'duringData'>> = {
+const DEFAULTS: Required<Omit<Script, 'duringData' | 'starttls'>> = {
   greeting: '220 scripted.test ESMTP\r\n',
   ehlo: '250-scripted.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250 ENHANCEDSTATUSCODES\r\n',
   xforward: '250 2.0.0 Ok\r\n',
@@ -99,6 +101,7 @@ export async function startScriptedBackend(script: Script = {}): Promise<Scripte
         const verb = line.split(' ')[0]?.toUpperCase() ?? '';
         if (verb === 'EHLO') socket.write(reply('ehlo'));
         else if (verb === 'XFORWARD') socket.write(reply('xforward'));
+        else if (verb === 'STARTTLS') socket.write(state.script.starttls ?? '454 4.7.0 TLS not available\r\n');
         else if (verb === 'MAIL') socket.write(reply('mail'));
         else if (verb === 'RCPT') socket.write(reply('rcpt'));
         else if (verb === 'DATA') {
