@@ -9,7 +9,9 @@
  *
  * Every write is a system call that also wakes the back end, and they dominate the edge's cost per
  * message; so where PIPELINING allows, commands whose order is fixed anyway share one write: XFORWARD
- * goes with MAIL FROM, and QUIT with the final dot (the session always ends after DATA).
+ * goes with MAIL FROM, and QUIT with the final dot (the session always ends after DATA). The reader
+ * still counts each of them as a command owed its own reply, so a back end's stray or early reply can
+ * never be taken for the answer to a later command (see backend-reply-reader.ts).
  */
 import net from 'node:net';
 import tls from 'node:tls';
