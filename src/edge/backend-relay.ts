@@ -58,8 +58,10 @@ export function parseBackendUrl(url: string): { host: string; port: number } {
 /** An open back-end session; every method resolves with the back end's own reply. */
 export class BackendSession {
   private extensions = new Map<string, string>();
-  private reader = new ReplyReader(() => this.abandon(), { greeting: true });
+  private reader = new ReplyReader((err) => this.brokeProtocol(err), { greeting: true });
   private closed = false;
+  /** Why the back end was dropped for breaking the protocol: what later writes fail with. */
+  private protocolError: BackendUnavailable | undefined;
   /** XFORWARD waiting to go out with MAIL FROM (when the back end offers PIPELINING). */
   private pendingForward: string | undefined;
   /** QUIT already went out with the final dot; its reply is read by quit(). */
@@ -174,6 +176,11 @@ export class BackendSession {
     this.socket.destroy();
   }
 
+  private brokeProtocol(err: BackendUnavailable): void {
+    this.protocolError = err;
+    this.abandon();
+  }
+
   private async handshake(client: ForwardedClient): Promise<void> {
     const deadline = Date.now() + this.target.timeoutMs;
     const left = (): number => Math.max(1, deadline - Date.now());
@@ -234,7 +241,7 @@ export class BackendSession {
 
   private upgrade(timeoutMs: number): Promise<void> {
     // Bytes after the 220 to STARTTLS (a reply injected before the handshake) ended the session.
-    if (this.closed) return Promise.reject(new BackendUnavailable('connection closed before the TLS handshake'));
+    if (this.closed) return Promise.reject(this.protocolError ?? new BackendUnavailable('connection closed before the TLS handshake'));
     const plain = this.socket;
     plain.removeAllListeners('data');
     return new Promise((resolve, reject) => {
@@ -250,7 +257,7 @@ export class BackendSession {
       secure.once('secureConnect', () => {
         clearTimeout(timer);
         this.socket = secure;
-        this.reader = new ReplyReader(() => this.abandon(), { greeting: false });
+        this.reader = new ReplyReader((err) => this.brokeProtocol(err), { greeting: false });
         this.attach(secure);
         resolve();
       });
@@ -273,7 +280,7 @@ export class BackendSession {
 
   /** Writes `commands` (CRLF-separated lines) that are owed one reply each. */
   private write(lines: string, commands = 1): void {
-    if (this.closed) throw new BackendUnavailable('connection closed');
+    if (this.closed) throw this.protocolError ?? new BackendUnavailable('connection closed');
     this.reader.expect(commands);
     this.socket.write(`${lines}\r\n`);
   }
@@ -307,7 +314,7 @@ export class BackendSession {
    * more than its high-water mark: then it is flushed now and the caller waits for drained().
    */
   private gather(pieces: Buffer[]): boolean {
-    if (this.closed) throw new BackendUnavailable('connection closed during DATA');
+    if (this.closed) throw this.protocolError ?? new BackendUnavailable('connection closed during DATA');
     const socket = this.socket;
     if (!this.corked) {
       socket.cork();
@@ -341,7 +348,7 @@ export class BackendSession {
         else resolve();
       };
       const onDrain = (): void => settle();
-      const onClose = (): void => settle(new BackendUnavailable('connection closed during DATA'));
+      const onClose = (): void => settle(this.protocolError ?? new BackendUnavailable('connection closed during DATA'));
       const timer = setTimeout(() => settle(new BackendUnavailable(`back end took no data for ${timeoutMs} ms`)), timeoutMs);
       socket.once('drain', onDrain);
       socket.once('close', onClose);

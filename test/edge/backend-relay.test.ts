@@ -202,6 +202,7 @@ describe('BackendSession failures', () => {
         (e: unknown) => e,
       );
       assert.ok(err instanceof BackendUnavailable, String(err));
+      assert.match(err.message, /reply with no command outstanding/, 'the reason is the protocol error');
       assert.ok(Date.now() - t0 < 3000, 'not left to the time-out');
     } finally {
       await scripted.close();
