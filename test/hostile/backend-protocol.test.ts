@@ -55,11 +55,20 @@ describe('hostile back end: reply accounting', () => {
     assert.equal(taken, 1);
   });
 
-  it('DATA answered 250 instead of 354: the client gets 451 4.7.0, not 250', async () => {
+  /** The edge's portcullis_relay_total for one outcome. */
+  async function relays(outcome: string): Promise<number> {
+    const m = new RegExp(`^portcullis_relay_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(await h.metrics.render());
+    return Number(m?.[1] ?? 0);
+  }
+
+  it('DATA answered 250 instead of 354: the client gets 451 4.7.0, not 250, and the relay counts as failed', async () => {
     backend.script = { data: '250 2.0.0 Ok\r\n' };
+    const [failed, delivered] = [await relays('failed'), await relays('delivered')];
     const { last, taken } = await transaction();
     assert.equal(last, TEMPFAIL);
     assert.equal(taken, 0);
+    assert.equal(await relays('failed'), failed + 1);
+    assert.equal(await relays('delivered'), delivered);
   });
 
   it('DATA answered with a 3xx other than 354: 451 4.7.0', async () => {
@@ -110,6 +119,13 @@ describe('hostile back end: reply accounting', () => {
     } finally {
       c.quit();
     }
+  });
+
+  it('a reply glued to the 354 (before any message byte was sent) is not the answer to the final dot', async () => {
+    backend.script = { data: '354 go ahead\r\n250 2.0.0 Ok\r\n', dot: '554 5.7.1 Rejected\r\n' };
+    const { last, taken } = await transaction();
+    assert.equal(last, TEMPFAIL);
+    assert.equal(taken, 0);
   });
 
   it('a partial unsolicited line (no CRLF yet) with nothing outstanding is also a protocol error', async () => {
