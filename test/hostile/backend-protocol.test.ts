@@ -12,6 +12,19 @@ import { sendMail, type RawSmtpClient } from '../support/smtp-client.js';
 const MESSAGE = 'From: a@example.org\r\nTo: b@example.com\r\nSubject: t\r\n\r\nbody\r\n';
 const TEMPFAIL = '451 4.7.0 Temporary server error. Please try again later.';
 
+/** `p`, or a failure naming `what` after `ms`. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 describe('hostile back end: reply accounting', () => {
   let backend: ScriptedBackend;
   let h: Harness;
@@ -110,8 +123,10 @@ describe('hostile back end: reply accounting', () => {
       const arrived = backend.dataArrives();
       c.write('From: a@example.org\r\nSubject: t\r\n\r\nfirst line\r\n');
       await arrived;
-      // Give the injected reply time to reach the edge before the client finishes.
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The edge drops the back end as soon as the stray reply arrives, while the client is still sending.
+      const dropped = backend.connections.at(-1)?.closed;
+      assert.ok(dropped);
+      await within(dropped, 5000, 'the back end dropped mid-DATA');
       c.write('second line\r\n.\r\n');
       assert.equal((await c.read()).line, TEMPFAIL);
       assert.ok(!backend.connections.at(-1)?.data.includes('second line'), 'the back end got no final dot');

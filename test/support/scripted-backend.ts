@@ -30,6 +30,8 @@ export interface ScriptedConnection {
   commands: string[];
   /** Message bytes received after 354, up to and excluding the final dot (dot-stuffed as on the wire). */
   data: string;
+  /** Resolves once the connection is closed (by either side). */
+  closed: Promise<void>;
 }
 
 /** The running back end. */
@@ -63,9 +65,17 @@ export async function startScriptedBackend(script: Script = {}): Promise<Scripte
   const reply = (key: keyof typeof DEFAULTS): string => state.script[key] ?? DEFAULTS[key];
   const server = net.createServer((socket) => {
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    const conn: ScriptedConnection = { commands: [], data: '' };
+    const conn: ScriptedConnection = {
+      commands: [],
+      data: '',
+      closed: new Promise((resolve) =>
+        socket.on('close', () => {
+          sockets.delete(socket);
+          resolve();
+        }),
+      ),
+    };
     state.connections.push(conn);
     let buffer = '';
     let inData = false;
