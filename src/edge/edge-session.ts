@@ -113,7 +113,9 @@ export class EdgeSession {
   }
 
   /** RCPT TO: relay protection, steps 9-12, harvest protection, then the back end's answer. */
-  async rcptTo(address: string): Promise<Outcome> {
+  async rcptTo(written: string): Promise<Outcome> {
+    // `postmaster` and U-label domains are judged and relayed in the form any back end can route.
+    const address = this.policy.recipient(written);
     this.address = address;
     const v = await this.policy.rcptTo(address);
     if (v.delayMs) {

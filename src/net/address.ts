@@ -1,5 +1,8 @@
+import { canonicalDomain } from './domain.js';
+
 /**
- * Mail addresses as the filters compare them. The domain is case-insensitive (DNS). An unquoted
+ * Mail addresses as the filters compare them. The domain is case-insensitive (DNS) and in its
+ * canonical (A-label) form, so an IDN matches whichever form it was written in. An unquoted
  * local part is compared case-insensitively too, as every mail administrator expects. A quoted local
  * part is compared exactly as written, unless its quotes are needless (`"ted"` is the RFC 5321 dot-atom
  * `ted`), in which case they are dropped so that quoting cannot dodge a pattern.
@@ -8,7 +11,7 @@ export function normalizeAddress(s: string): string {
   const bare = stripBrackets(s);
   const parts = splitAddress(bare);
   if (!parts) return bare.toLowerCase();
-  return `${canonicalLocal(parts.local)}@${parts.domain.toLowerCase()}`;
+  return `${canonicalLocal(parts.local)}@${canonicalDomain(parts.domain)}`;
 }
 
 /** The address without surrounding white space and angle brackets: ` <a@b> ` → `a@b`. */

@@ -4,7 +4,7 @@ import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import type { Rules } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Clock } from '../policy/interfaces.js';
-import { domainOf } from './address-space.js';
+import { domainOf } from '../net/domain.js';
 import { categorize, countHops, outboundRecipient } from './categorizer.js';
 import type { DirectoryModel } from '../directory/directory-model.js';
 import { buildDsn, type DsnRecipient } from './dsn.js';
