@@ -54,7 +54,7 @@ interface Running {
  * One generation of the edge. A reload whose `dns` settings are unchanged keeps the DNSBL cache and
  * zone health of `previous` (answers within their TTL stay good), checking only zones it adds.
  */
-async function build(rules: Rules, clock: Clock, metrics: Metrics, previous?: Running): Promise<Running> {
+async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
   const { host, port } = parseBackendUrl(rules.backend.url);
   let dnsbl: DnsblRuntime;
@@ -66,7 +66,11 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, previous?: Ru
       clock,
       periodic: true,
       onLookup: (zone, outcome, seconds, cached) => metrics.dnsblLookup(zone, outcome, seconds, cached),
-      onZoneChange: (zone, healthy) => metrics.zoneHealth(zone, healthy),
+      onZoneChange: (zone, state, reason) => {
+        metrics.zoneHealth(zone, state);
+        if (state === 'healthy') logger.info({ zone, state, reason }, 'DNSBL zone health');
+        else logger.warn({ zone, state, reason }, 'DNSBL zone health');
+      },
     });
   }
   const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health });
@@ -95,7 +99,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger({ level: rules.log.level });
   const metrics = options.metrics ?? new Metrics({ processMetrics: true });
-  let current = await build(rules, clock, metrics);
+  let current = await build(rules, clock, metrics, logger);
   const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
   const services = { logger, metrics, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
   const listeners: EdgeListener[] = [];
@@ -118,7 +122,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
     async reload() {
       let next: Running;
       try {
-        next = await build(await source.load(), clock, metrics, current);
+        next = await build(await source.load(), clock, metrics, logger, current);
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'reload refused: the rule set is not valid; the old one stays');
         throw err;
