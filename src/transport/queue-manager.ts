@@ -30,7 +30,8 @@ export interface QueueManagerOptions {
   rules: Rules;
   store: QueueStore;
   clock: Clock;
-  directory: DirectoryModel;
+  /** The directory in force now: a reload of the rule set replaces it between messages. */
+  directory: () => DirectoryModel;
   router: Router;
   remote: RemoteDelivery;
   mailboxRoot: string;
@@ -227,7 +228,7 @@ export class QueueManager {
 
   /** Resolves the recipients and splits the message into a local part and one remote part per domain. */
   private async categorizeMessage(m: QueuedMessage): Promise<void> {
-    const { rules, store, directory } = this.o;
+    const { rules, store } = this.o;
     let header: string;
     try {
       header = await readHeaderBlock(store.contentPath(m.contentId));
@@ -242,7 +243,7 @@ export class QueueManager {
       this.o.metrics?.transportRetry('failed-retry');
       return;
     }
-    const c = categorize(m.envelope, { hopCount: countHops(header) }, directory, rules);
+    const c = categorize(m.envelope, { hopCount: countHops(header) }, this.o.directory(), rules);
     for (const e of c.expansions) this.track('expanded', m, e.members, `group ${e.group} expanded to ${e.members.length} member(s)`);
 
     const parts: { queue: string; kind: 'local' | 'remote'; domain?: string; deliveries: Delivery[] }[] = [];
