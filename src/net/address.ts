@@ -14,6 +14,18 @@ export function normalizeAddress(s: string): string {
   return `${canonicalLocal(parts.local)}@${canonicalDomain(parts.domain)}`;
 }
 
+/**
+ * The address with its domain in A-labels and the local part as written: smtp-server hands us the
+ * U-label form of a punycode domain, and this is what the client wrote (or, if it wrote U-labels,
+ * the form every back end can take without SMTPUTF8). Domain literals and addresses without a domain
+ * (the blank sender, `postmaster`) are returned unchanged.
+ */
+export function withCanonicalDomain(address: string): string {
+  const parts = splitAddress(address);
+  if (!parts || parts.domain.startsWith('[')) return address;
+  return `${parts.local}@${canonicalDomain(parts.domain)}`;
+}
+
 /** The address without surrounding white space and angle brackets: ` <a@b> ` → `a@b`. */
 export function stripBrackets(s: string): string {
   const t = s.trim();

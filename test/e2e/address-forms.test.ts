@@ -1,7 +1,7 @@
 /**
- * Recipient forms RFC 5321 and IDN allow, through the real edge to Postfix's smtp-sink (which logs
- * the RCPT TO argument exactly as it came on the wire): `postmaster` with no domain, and a domain
- * written as punycode or as Unicode, on either side (the client or the rule set).
+ * Envelope address forms RFC 5321 and IDN allow, through the real edge to Postfix's smtp-sink (which
+ * logs the MAIL FROM and RCPT TO arguments exactly as they came on the wire): `postmaster` with no
+ * domain, and a domain written as punycode or as Unicode, on either side (the client or the rule set).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,16 +18,16 @@ async function greeted(h: Harness): Promise<RawSmtpClient> {
   return c;
 }
 
-/** The RCPT TO arguments of each transaction smtp-sink has dumped, once `count` are there (bounded wait). */
-async function sinkRecipients(sink: SmtpSink, count: number): Promise<string[][]> {
+/** The MAIL FROM and RCPT TO arguments of each transaction smtp-sink has dumped, once `count` are there (bounded wait). */
+async function sinkEnvelopes(sink: SmtpSink, count: number): Promise<string[][]> {
   for (let i = 0; ; i++) {
-    const all = (await sink.transactions()).map((t) => [...t.matchAll(/^X-Rcpt-Args: <([^>]*)>/gm)].map((m) => m[1] as string));
+    const all = (await sink.transactions()).map((t) => [...t.matchAll(/^X-(?:Mail|Rcpt)-Args: <([^>]*)>/gm)].map((m) => m[1] as string));
     if (all.length >= count || i === 100) return all;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-describe('recipient forms: postmaster without a domain, IDN domains in either form', () => {
+describe('envelope address forms: postmaster without a domain, IDN domains in either form', () => {
   let h: Harness;
   let sink: SmtpSink;
   before(async () => {
@@ -51,16 +51,19 @@ describe('recipient forms: postmaster without a domain, IDN domains in either fo
     assert.equal(r.rcpts[0]?.line, '250 2.1.5 Ok');
     assert.equal(r.end?.code, 250);
     c.quit();
-    assert.deepEqual(await sinkRecipients(sink, 1), [['postmaster@xn--bcher-kva.test']]);
+    assert.deepEqual(await sinkEnvelopes(sink, 1), [['alice@example.org', 'postmaster@xn--bcher-kva.test']]);
   });
 
   it('a punycode recipient of a domain configured in Unicode (and the reverse) is local: found in the directory, relayed as punycode', async () => {
     const c = await greeted(h);
-    const r = await sendMail(c, 'alice@example.org', ['user@xn--bcher-kva.test', 'anna@XN--MLLER-KVA.test'], MSG);
+    const r = await sendMail(c, 'Alice@XN--BCHER-KVA.test', ['user@xn--bcher-kva.test', 'anna@XN--MLLER-KVA.test'], MSG);
     assert.deepEqual(r.rcpts.map((x) => x.code), [250, 250]);
     assert.equal(r.end?.code, 250);
     c.quit();
-    assert.ok((await sinkRecipients(sink, 2)).some((t) => t.join() === 'user@xn--bcher-kva.test,anna@xn--mller-kva.test'));
+    // Not the UTF-8 smtp-server decoded them to: a back end without SMTPUTF8 could take neither. Local parts as written.
+    const expected = ['Alice@xn--bcher-kva.test', 'user@xn--bcher-kva.test', 'anna@xn--mller-kva.test'];
+    const envelopes = await sinkEnvelopes(sink, 2);
+    assert.ok(envelopes.some((e) => JSON.stringify(e) === JSON.stringify(expected)), JSON.stringify(envelopes));
   });
 
   it('an unknown punycode recipient of an accepted IDN domain is refused by the directory (5.1.1), not as a relay', async () => {
