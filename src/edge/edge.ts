@@ -105,7 +105,7 @@ const STARTUP_KEYS = ['listen', 'limits', 'tls', 'proxyProtocol', 'reverseDns'] 
  * removed, or with other start-up settings would leave a socket without rules (every connection
  * `421`) or with rules it does not follow, so such a reload is refused, naming the key.
  */
-export function listenerMismatch(running: readonly ListenerConfig[], next: Rules): string | undefined {
+function listenerMismatch(running: readonly ListenerConfig[], next: Rules): string | undefined {
   const byName = new Map(running.map((l) => [l.name, l]));
   const names = running.map((l) => `'${l.name}'`).join(', ');
   for (const [i, l] of next.listeners.entries()) {
