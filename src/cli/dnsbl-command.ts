@@ -2,22 +2,17 @@ import { isIP } from 'node:net';
 import type { Rules } from '../config/schema.js';
 import { loadRules } from '../config/load.js';
 import { checkZones, reportAddress, type DnsblAddressReport } from '../dns/dnsbl-report.js';
-import type { ZoneStatus } from '../dns/zone-health.js';
+import { zoneStateWord, type ZoneStatus } from '../dns/zone-health.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
 const usage = 'usage: portcullis dnsbl IP [--config FILE] [--json]\n       portcullis dnsbl --health [--config FILE] [--json]\n';
 
-function healthWord(s: ZoneStatus): string {
-  if (s.healthy === undefined) return 'unknown';
-  return s.healthy ? 'healthy' : 'UNHEALTHY';
-}
-
 function renderHealth(zones: Record<string, ZoneStatus>): string {
   const names = Object.keys(zones);
   if (names.length === 0) return 'no DNSBL rules configured\n';
   const width = Math.max(...names.map((z) => z.length));
-  return `${names.map((z) => `${z.padEnd(width)}  ${healthWord(zones[z] as ZoneStatus).padEnd(9)}  ${(zones[z] as ZoneStatus).reason}`).join('\n')}\n`;
+  return `${names.map((z) => `${z.padEnd(width)}  ${zoneStateWord((zones[z] as ZoneStatus).state).padEnd(11)}  ${(zones[z] as ZoneStatus).reason}`).join('\n')}\n`;
 }
 
 function renderAddress(r: DnsblAddressReport): string {
@@ -33,7 +28,7 @@ function renderAddress(r: DnsblAddressReport): string {
       `  TXT          ${x.txt ?? '(none)'}`,
       `  match        ${x.match}: ${x.matches ? 'MATCHES' : 'no match'} — ${x.why}`,
       `  report only  ${x.reportOnly ? 'yes' : 'no'}    on error: ${x.onError}`,
-      `  zone health  ${healthWord(x.zoneHealth)} (${x.zoneHealth.reason})`,
+      `  zone health  ${zoneStateWord(x.zoneHealth.state)} (${x.zoneHealth.reason})`,
     );
     if (x.reply) out.push(`  reply        ${x.reply}${x.enforced ? '' : ' (would give; not enforced)'}`);
   }

@@ -28,9 +28,16 @@ export const serveCommand: Command = {
     const engine = usesBundledEngine(first) ? await startTransportEngine(first, { metrics }) : undefined;
     const load = async () => (engine ? withBundledBackend(await loadRules(config), engine) : loadRules(config));
     const starting = startEdge({ load }, { metrics });
+    // One generation for edge and engine: the engine takes the directory of exactly the rule set the
+    // edge has put in force, and nothing from one it refused. Reloads run one after another.
+    let reloads: Promise<unknown> = Promise.resolve();
     process.on('SIGHUP', () => {
-      // reload() has already logged why a rule set was refused; the old one stays in force.
-      starting.then((e) => e.reload()).catch(() => undefined);
+      reloads = reloads
+        .then(() => starting)
+        .then((e) => e.reload())
+        .then((rules) => engine?.useDirectoryOf(rules))
+        // reload() has already logged why a rule set was refused; the old one stays in force for both.
+        .catch(() => undefined);
     });
     let edge: Awaited<typeof starting>;
     try {

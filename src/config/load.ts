@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import { AddressList } from '../net/address-pattern.js';
 import { AmbiguousAddressError, DirectoryModel } from '../directory/directory-model.js';
 import { normalizeAddress, splitAddress } from '../net/address.js';
+import { canonicalDomain } from '../net/domain.js';
 import { IpList } from '../net/ip-list.js';
 import { ConfigError, keyOf, type ConfigProblem } from './config-error.js';
 import { expandListFiles, type ListOrigins, type Origin } from './list-files.js';
@@ -137,7 +138,7 @@ function semanticProblems(rules: Rules): Finding[] {
     if (l.proxyProtocol) out.push(...ipListProblems([...base, 'proxyProtocol', 'from'], l.proxyProtocol.from));
   });
   rules.acceptedDomains.forEach((d, i) => {
-    if (!DOMAIN.test(d)) out.push([['acceptedDomains', i], `'${d}' is not a domain name`]);
+    if (!DOMAIN.test(canonicalDomain(d))) out.push([['acceptedDomains', i], `'${d}' is not a domain name`]);
   });
   const cf = rules.connectionFilter;
   out.push(...ipListProblems(['connectionFilter', 'accept'], cf.accept));

@@ -1,7 +1,7 @@
 import type { Rules } from '../config/schema.js';
 import type { Directory } from '../policy/interfaces.js';
 import { normalizeAddress } from '../net/address.js';
-import { domainOf, normalizeDomain } from '../transport/address-space.js';
+import { canonicalDomain, domainOf } from '../net/domain.js';
 
 /** What a directory address resolves to. */
 export type DirectoryEntry =
@@ -51,7 +51,7 @@ export class DirectoryModel implements Directory {
     }
     for (const a of d.aliases) add(a.address, { kind: 'alias', address: normalizeAddress(a.address), forwardTo: a.forwardTo.map(normalizeAddress) });
     for (const g of d.groups) add(g.address, { kind: 'group', address: normalizeAddress(g.address), members: g.members.map(normalizeAddress) });
-    return new DirectoryModel(entries, new Set(rules.acceptedDomains.map(normalizeDomain)), d.forwardUnresolvedTo);
+    return new DirectoryModel(entries, new Set(rules.acceptedDomains.map(canonicalDomain)), d.forwardUnresolvedTo);
   }
 
   /** The entry that owns an address, if any. */

@@ -45,7 +45,7 @@ export interface DnsblAddressReport {
 }
 
 function healthOf(status: Record<string, ZoneStatus>, zone: string): ZoneStatus {
-  return status[zone.replace(/\.$/, '').toLowerCase()] ?? { healthy: undefined, reason: 'not checked' };
+  return status[zone.replace(/\.$/, '').toLowerCase()] ?? { state: undefined, reason: 'not checked' };
 }
 
 /** Run the RFC 5782 checks of every zone the rules use, once. */
@@ -67,12 +67,12 @@ export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddr
   const answers = new Map<string, Promise<DnsblAnswer>>();
   for (const zone of dnsblZones(rules)) answers.set(zone, lookup.lookup(zone, clientIp));
   const status = await checkZones(rules);
-  const health = { isHealthy: (zone: string) => healthOf(status, zone).healthy !== false };
+  const health = { isEnforced: (zone: string) => healthOf(status, zone).state !== 'unhealthy' };
   const reports: DnsblRuleReport[] = [];
   for (const rule of dnsblRules) {
     const a = await (answers.get(rule.zone) as Promise<DnsblAnswer>);
     const zoneHealth = healthOf(status, rule.zone);
-    const judged = judgeRule(rule, a, zoneHealth.healthy !== false, clientIp);
+    const judged = judgeRule(rule, a, zoneHealth.state !== 'unhealthy', clientIp);
     const provider = rule.provider ?? rule.zone;
     const report: DnsblRuleReport = {
       rule: rule.name,

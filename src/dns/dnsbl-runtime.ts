@@ -3,7 +3,7 @@ import { dnsblZones } from '../policy/compiled-rules.js';
 import type { Clock } from '../policy/interfaces.js';
 import { DnsClient } from './client.js';
 import { CachedDnsblLookup, type OnDnsblLookup } from './dnsbl-lookup.js';
-import { ZoneHealthMonitor, type OnZoneHealthChange } from './zone-health.js';
+import { ZoneHealthMonitor, zoneStateWord, type OnZoneHealthChange } from './zone-health.js';
 
 /** The DNS side of the engine for one rule set: client, cached lookups and zone health. */
 export interface DnsblRuntime {
@@ -46,7 +46,7 @@ export async function openDnsbl(rules: Rules, options: DnsblRuntimeOptions): Pro
     lookup,
     health,
     describeHealth: () =>
-      Object.entries(health.status()).map(([zone, s]) => `${zone}: ${s.healthy === false ? 'UNHEALTHY' : s.healthy ? 'healthy' : 'not checked'} (${s.reason})`),
+      Object.entries(health.status()).map(([zone, s]) => `${zone}: ${zoneStateWord(s.state)} (${s.reason})`),
     close: () => health.stop(),
   };
 }

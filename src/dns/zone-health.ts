@@ -4,16 +4,29 @@ import type { Clock, ZoneHealth } from '../policy/interfaces.js';
 import { systemClock } from '../policy/interfaces.js';
 import type { DnsClient } from './client.js';
 
-/** One zone's health as last checked. `healthy` is undefined until the first check completes. */
+/**
+ * What a zone's last RFC 5782 check found: it answers as it should, it answers wrongly (127.0.0.2
+ * not listed, 127.0.0.1 listed, error codes), or the check could not be completed (time-out,
+ * SERVFAIL, REFUSED, resolver down). Only a zone that answers wrongly stops being enforced: one that
+ * cannot be reached says nothing about the zone, its lookups fail too, and its rule's `onError` decides.
+ */
+export type ZoneState = 'healthy' | 'unhealthy' | 'unreachable';
+
+/** A state as `check`, `dnsbl --health` and the logs print it: the states that need attention in capitals. */
+export function zoneStateWord(state: ZoneState | undefined): string {
+  return state === undefined ? 'not checked' : state === 'healthy' ? state : state.toUpperCase();
+}
+
+/** One zone's health as last checked. `state` is undefined until the first check completes. */
 export interface ZoneStatus {
-  healthy: boolean | undefined;
+  state: ZoneState | undefined;
   /** Clock time (ms) of the last completed check. */
   checkedAt?: number;
   reason: string;
 }
 
-/** Called whenever a zone's health changes (including its first result). */
-export type OnZoneHealthChange = (zone: string, healthy: boolean, reason: string) => void;
+/** Called whenever a zone's state changes (including its first result). */
+export type OnZoneHealthChange = (zone: string, state: ZoneState, reason: string) => void;
 
 export interface ZoneHealthMonitorOptions {
   client: DnsClient;
@@ -26,44 +39,47 @@ export interface ZoneHealthMonitorOptions {
 
 /** Result of one RFC 5782 check of one zone. */
 export interface ZoneCheck {
-  healthy: boolean;
+  state: ZoneState;
   reason: string;
 }
 
 /**
  * RFC 5782 test points: 127.0.0.2 must be listed, 127.0.0.1 must not. The client is used directly
- * (never the lookup cache), so each round sees the zone as it is now.
+ * (never the lookup cache), so each round sees the zone as it is now. A wrong answer from either
+ * test point outweighs a failure of the other: it is evidence about the zone itself.
  */
 export async function checkZone(client: DnsClient, zone: string): Promise<ZoneCheck> {
   const [positive, negative] = await Promise.all([probe(client, zone, '127.0.0.2'), probe(client, zone, '127.0.0.1')]);
-  if (positive.kind === 'failed') return { healthy: false, reason: `test point 127.0.0.2: ${positive.detail}` };
-  if (negative.kind === 'failed') return { healthy: false, reason: `test point 127.0.0.1: ${negative.detail}` };
-  if (positive.kind !== 'listed') return { healthy: false, reason: 'test point 127.0.0.2 is not listed (zone empty or dead)' };
+  if (positive.kind === 'error-codes') return { state: 'unhealthy', reason: `test point 127.0.0.2: ${positive.detail}` };
+  if (negative.kind === 'error-codes') return { state: 'unhealthy', reason: `test point 127.0.0.1: ${negative.detail}` };
+  if (positive.kind === 'not-listed') return { state: 'unhealthy', reason: 'test point 127.0.0.2 is not listed (zone empty or dead)' };
   if (negative.kind === 'listed') {
-    return { healthy: false, reason: `test point 127.0.0.1 is listed (${negative.detail}): the zone lists everything` };
+    return { state: 'unhealthy', reason: `test point 127.0.0.1 is listed (${negative.detail}): the zone lists everything` };
   }
-  return { healthy: true, reason: `127.0.0.2 listed (${positive.detail}), 127.0.0.1 not listed` };
+  if (positive.kind === 'unreachable') return { state: 'unreachable', reason: `test point 127.0.0.2: ${positive.detail}` };
+  if (negative.kind === 'unreachable') return { state: 'unreachable', reason: `test point 127.0.0.1: ${negative.detail}` };
+  return { state: 'healthy', reason: `127.0.0.2 listed (${positive.detail}), 127.0.0.1 not listed` };
 }
 
-type Probe = { kind: 'listed' | 'not-listed' | 'failed'; detail: string };
+type Probe = { kind: 'listed' | 'not-listed' | 'error-codes' | 'unreachable'; detail: string };
 
 async function probe(client: DnsClient, zone: string, ip: string): Promise<Probe> {
   try {
     const r = await client.query(dnsblQueryName(ip, zone), 'A');
     if (r.rcode === 'NXDOMAIN') return { kind: 'not-listed', detail: 'NXDOMAIN' };
-    if (r.rcode !== 'NOERROR') return { kind: 'failed', detail: `${r.rcode} from ${r.server}` };
+    if (r.rcode !== 'NOERROR') return { kind: 'unreachable', detail: `${r.rcode} from ${r.server}` };
     const { codes, errorCodes } = classifyCodes(r.answers.filter((a) => a.type === 'A').map((a) => String(a.data)));
     if (codes.length) return { kind: 'listed', detail: codes.join(', ') };
-    if (errorCodes.length) return { kind: 'failed', detail: `error codes ${errorCodes.join(', ')}` };
+    if (errorCodes.length) return { kind: 'error-codes', detail: `error codes ${errorCodes.join(', ')}` };
     return { kind: 'not-listed', detail: 'no A record' };
   } catch (err) {
-    return { kind: 'failed', detail: err instanceof Error ? err.message : String(err) };
+    return { kind: 'unreachable', detail: err instanceof Error ? err.message : String(err) };
   }
 }
 
 /**
  * Keeps every configured zone's health: one round at start-up (awaited), then one every
- * `intervalSec`. A zone never checked yet counts as healthy: `start()` is awaited before any
+ * `intervalSec`. A zone never checked yet is enforced: `start()` is awaited before any
  * traffic, so that only covers callers that skip health checks on purpose (or a zone just added
  * by a reload, which is checked at once) — disabling every rule then would silently remove all
  * DNSBL protection, which is the worse failure.
@@ -119,9 +135,9 @@ export class ZoneHealthMonitor implements ZoneHealth {
     return this.round;
   }
 
-  /** Whether `zone`'s rule may reject: false only after a failed check. */
-  isHealthy(zone: string): boolean {
-    return this.zones.get(key(zone))?.healthy !== false;
+  /** Whether `zone`'s rule is enforced: false only while its last check found it answering wrongly. */
+  isEnforced(zone: string): boolean {
+    return this.zones.get(key(zone))?.state !== 'unhealthy';
   }
 
   /** Every zone's last result, by zone name. */
@@ -133,8 +149,8 @@ export class ZoneHealthMonitor implements ZoneHealth {
     const result = await checkZone(this.client, zone);
     const before = this.zones.get(zone);
     if (!before) return; // Removed by a reload while the check ran.
-    this.zones.set(zone, { healthy: result.healthy, checkedAt: this.clock.now(), reason: result.reason });
-    if (before.healthy !== result.healthy) this.onChange?.(zone, result.healthy, result.reason);
+    this.zones.set(zone, { state: result.state, checkedAt: this.clock.now(), reason: result.reason });
+    if (before.state !== result.state) this.onChange?.(zone, result.state, result.reason);
   }
 }
 
@@ -143,5 +159,5 @@ function key(zone: string): string {
 }
 
 function unchecked(): ZoneStatus {
-  return { healthy: undefined, reason: 'not checked yet' };
+  return { state: undefined, reason: 'not checked yet' };
 }

@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
 import type { ListenerConfig } from '../config/schema.js';
+import { withCanonicalDomain } from '../net/address.js';
 import { logDecision, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PolicyEngine } from '../policy/policy-engine.js';
@@ -76,7 +77,9 @@ export class EdgeSession {
   }
 
   /** MAIL FROM: limits, steps 5-7, then the back end's own answer to the sender. */
-  async mailFrom(address: string, params: { body?: string; size?: number }): Promise<Outcome> {
+  async mailFrom(written: string, params: { body?: string; size?: number }): Promise<Outcome> {
+    // Relayed with the domain as the client wrote it in ASCII, not as smtp-server decoded it.
+    const address = withCanonicalDomain(written);
     this.endTransaction();
     const limits = this.listener.limits;
     if (this.messages >= limits.maxMessagesPerConnection) {
@@ -113,7 +116,9 @@ export class EdgeSession {
   }
 
   /** RCPT TO: relay protection, steps 9-12, harvest protection, then the back end's answer. */
-  async rcptTo(address: string): Promise<Outcome> {
+  async rcptTo(written: string): Promise<Outcome> {
+    // `postmaster` and U-label domains are judged and relayed in the form any back end can route.
+    const address = this.policy.recipient(written);
     this.address = address;
     const v = await this.policy.rcptTo(address);
     if (v.delayMs) {

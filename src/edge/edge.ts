@@ -2,7 +2,7 @@
  * The edge as a whole: every listener of the rule set, the current rule set (swapped on reload while
  * sessions in flight keep theirs), and an orderly shutdown. `serve` runs it; tests run it in-process.
  */
-import type { Rules } from '../config/schema.js';
+import type { ListenerConfig, Rules } from '../config/schema.js';
 import { openDnsbl, type DnsblRuntime } from '../dns/dnsbl-runtime.js';
 import { dnsblZones } from '../policy/compiled-rules.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -34,8 +34,11 @@ export interface Edge {
   /** The `/metrics` address, when `metrics.listen` is configured. */
   metricsAddress?: string;
   metrics: Metrics;
-  /** Loads and validates the rule set again; a bad one is refused (logged, rethrown) and the old one stays. */
-  reload(): Promise<void>;
+  /**
+   * Loads and validates the rule set again and resolves with it once it is in force; a bad one, or
+   * one that changes a listener's start-up settings, is refused (logged, rethrown) and the old one stays.
+   */
+  reload(): Promise<Rules>;
   /**
    * Stops accepting, lets sessions finish for up to `graceMs`, then answers the rest
    * `421 4.3.2 Service shutting down` and closes them.
@@ -54,7 +57,7 @@ interface Running {
  * One generation of the edge. A reload whose `dns` settings are unchanged keeps the DNSBL cache and
  * zone health of `previous` (answers within their TTL stay good), checking only zones it adds.
  */
-async function build(rules: Rules, clock: Clock, metrics: Metrics, previous?: Running): Promise<Running> {
+async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
   const { host, port } = parseBackendUrl(rules.backend.url);
   let dnsbl: DnsblRuntime;
@@ -66,7 +69,11 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, previous?: Ru
       clock,
       periodic: true,
       onLookup: (zone, outcome, seconds, cached) => metrics.dnsblLookup(zone, outcome, seconds, cached),
-      onZoneChange: (zone, healthy) => metrics.zoneHealth(zone, healthy),
+      onZoneChange: (zone, state, reason) => {
+        metrics.zoneHealth(zone, state);
+        if (state === 'healthy') logger.info({ zone, state, reason }, 'DNSBL zone health');
+        else logger.warn({ zone, state, reason }, 'DNSBL zone health');
+      },
     });
   }
   const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health });
@@ -89,13 +96,40 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, previous?: Ru
   };
 }
 
+/** The listener settings a socket is opened with: a reload cannot change them. */
+const STARTUP_KEYS = ['listen', 'limits', 'tls', 'proxyProtocol', 'reverseDns'] as const;
+
+/**
+ * Why `next` cannot apply to the running listeners, if it cannot. Each running listener is found in
+ * `next` by its name, which every session uses to find its policy; a listener renamed, added,
+ * removed, or with other start-up settings would leave a socket without rules (every connection
+ * `421`) or with rules it does not follow, so such a reload is refused, naming the key.
+ */
+function listenerMismatch(running: readonly ListenerConfig[], next: Rules): string | undefined {
+  const byName = new Map(running.map((l) => [l.name, l]));
+  const names = running.map((l) => `'${l.name}'`).join(', ');
+  for (const [i, l] of next.listeners.entries()) {
+    const old = byName.get(l.name);
+    if (!old) return `listeners[${i}].name: '${l.name}' is not a running listener (running: ${names}); a reload cannot add or rename listeners, restart to change them`;
+    for (const key of STARTUP_KEYS) {
+      if (JSON.stringify(old[key]) !== JSON.stringify(l[key])) {
+        return `listeners[${i}].${key}: changed for listener '${l.name}'; a listener's ${STARTUP_KEYS.join(', ')} are read at start-up only, restart to change them`;
+      }
+    }
+    byName.delete(l.name);
+  }
+  const [gone] = byName.keys();
+  if (gone !== undefined) return `listeners: the running listener '${gone}' is missing; a reload cannot remove listeners, restart to change them`;
+  return undefined;
+}
+
 /** Loads the rules, opens every listener (port 0 allowed) and the metrics endpoint. */
 export async function startEdge(source: RulesSource, options: EdgeOptions = {}): Promise<Edge> {
   const rules = await source.load();
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger({ level: rules.log.level });
   const metrics = options.metrics ?? new Metrics({ processMetrics: true });
-  let current = await build(rules, clock, metrics);
+  let current = await build(rules, clock, metrics, logger);
   const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
   const services = { logger, metrics, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
   const listeners: EdgeListener[] = [];
@@ -117,10 +151,14 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
     ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
     async reload() {
       let next: Running;
+      let loaded: Rules;
       try {
-        next = await build(await source.load(), clock, metrics, current);
+        loaded = await source.load();
+        const mismatch = listenerMismatch(rules.listeners, loaded);
+        if (mismatch !== undefined) throw new Error(mismatch);
+        next = await build(loaded, clock, metrics, logger, current);
       } catch (err) {
-        logger.error({ err: (err as Error).message }, 'reload refused: the rule set is not valid; the old one stays');
+        logger.error({ err: (err as Error).message }, 'reload refused: the rule set cannot be applied; the old one stays');
         throw err;
       }
       // Sessions in flight hold the old generation; a replaced DNSBL cache still answers them, only
@@ -128,6 +166,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       if (next.dnsbl !== current.dnsbl) current.dnsbl.close();
       current = next;
       logger.info('rule set reloaded');
+      return loaded;
     },
     async close(graceMs = rules.shutdownGraceMs) {
       for (const l of listeners) l.stopAccepting();

@@ -127,7 +127,8 @@ function parseV1(buf: Buffer, socket?: net.Socket): Parsed {
   const [, proto, src, dst, sport, dport] = fields as [string, string, string, string, string, string];
   const family = proto === 'TCP4' ? 4 : proto === 'TCP6' ? 6 : 0;
   if (family === 0) throw new ProxyProtocolError(`Unsupported PROXY v1 protocol '${proto}'`);
-  if (net.isIP(src) !== family || net.isIP(dst) !== family) {
+  // node:net takes a zone (`fe80::1%eth0`); a zone names one of the balancer's interfaces, never a client.
+  if (net.isIP(src) !== family || net.isIP(dst) !== family || `${src}${dst}`.includes('%')) {
     throw new ProxyProtocolError(`Malformed ${proto} address in PROXY v1 header`);
   }
   return {

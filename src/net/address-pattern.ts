@@ -1,4 +1,5 @@
 import { isQuotedLocal, normalizeAddress, splitAddress } from './address.js';
+import { canonicalDomain } from './domain.js';
 
 /** A sender or recipient pattern that does not parse, with where it stood. */
 export class AddressPatternError extends Error {
@@ -47,14 +48,14 @@ export class AddressList {
       const domainPart = entry.startsWith('@') ? entry.slice(1) : entry.startsWith('*@') ? entry.slice(2) : undefined;
       if (domainPart !== undefined) {
         const wild = domainPart.startsWith('*.');
-        const domain = (wild ? domainPart.slice(2) : domainPart).replace(/\.$/, '').toLowerCase();
+        const domain = canonicalDomain(wild ? domainPart.slice(2) : domainPart);
         if (!DOMAIN.test(domain) && !(DOMAIN_LITERAL.test(domain) && !wild)) fail(`'${domainPart}' is not a domain; ${FORMS}`);
         put(wild ? subdomains : domains, domain, entry);
         return;
       }
       const parts = splitAddress(entry);
       if (!parts) return fail(FORMS);
-      if (!DOMAIN.test(parts.domain) && !DOMAIN_LITERAL.test(parts.domain)) {
+      if (!DOMAIN.test(canonicalDomain(parts.domain)) && !DOMAIN_LITERAL.test(parts.domain)) {
         fail(parts.domain.includes('*') ? `a wildcard domain needs a wildcard local part: *@${parts.domain}` : `'${parts.domain}' is not a domain; ${FORMS}`);
       }
       if (!isQuotedLocal(parts.local)) {

@@ -1,7 +1,8 @@
-import { domainToASCII } from 'node:url';
+import { canonicalDomain } from './domain.js';
 
 /**
- * Mail addresses as the filters compare them. The domain is case-insensitive (DNS). An unquoted
+ * Mail addresses as the filters compare them. The domain is case-insensitive (DNS) and in its
+ * canonical (A-label) form, so an IDN matches whichever form it was written in. An unquoted
  * local part is compared case-insensitively too, as every mail administrator expects. A quoted local
  * part is compared exactly as written, unless its quotes are needless (`"ted"` is the RFC 5321 dot-atom
  * `ted`), in which case they are dropped so that quoting cannot dodge a pattern.
@@ -10,7 +11,19 @@ export function normalizeAddress(s: string): string {
   const bare = stripBrackets(s);
   const parts = splitAddress(bare);
   if (!parts) return bare.toLowerCase();
-  return `${canonicalLocal(parts.local)}@${parts.domain.toLowerCase()}`;
+  return `${canonicalLocal(parts.local)}@${canonicalDomain(parts.domain)}`;
+}
+
+/**
+ * The address with its domain in A-labels and the local part as written: smtp-server hands us the
+ * U-label form of a punycode domain, and this is what the client wrote (or, if it wrote U-labels,
+ * the form every back end can take without SMTPUTF8). Domain literals and addresses without a domain
+ * (the blank sender, `postmaster`) are returned unchanged.
+ */
+export function withCanonicalDomain(address: string): string {
+  const parts = splitAddress(address);
+  if (!parts || parts.domain.startsWith('[')) return address;
+  return `${parts.local}@${canonicalDomain(parts.domain)}`;
 }
 
 /**
@@ -22,8 +35,8 @@ export function asciiAddress(address: string): string | undefined {
   if (ASCII.test(address)) return address;
   const parts = splitAddress(address);
   if (!parts || !ASCII.test(parts.local)) return undefined;
-  const domain = domainToASCII(parts.domain);
-  return domain ? `${parts.local}@${domain}` : undefined;
+  const domain = canonicalDomain(parts.domain);
+  return ASCII.test(domain) ? `${parts.local}@${domain}` : undefined;
 }
 
 /** The address without surrounding white space and angle brackets: ` <a@b> ` → `a@b`. */

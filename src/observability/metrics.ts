@@ -10,6 +10,8 @@ import type { Verdict } from '../policy/verdict.js';
 export type DnsblOutcome = 'listed' | 'not-listed' | 'error' | 'timeout';
 export type RelayOutcome = 'delivered' | 'rejected' | 'tempfail' | 'failed';
 export type HarvestEvent = 'delayed' | 'disconnected';
+export const ZONE_STATES = ['healthy', 'unhealthy', 'unreachable'] as const;
+export type ZoneHealthState = (typeof ZONE_STATES)[number];
 
 export interface MetricsOptions {
   /** Also export the process's CPU, memory, event-loop and GC metrics (`portcullis_process_*`, `portcullis_nodejs_*`). */
@@ -79,10 +81,12 @@ export class Metrics {
     buckets: DNS_BUCKETS,
     registers: [this.registry],
   });
-  private readonly zoneHealthy = new Gauge({
-    name: 'portcullis_dnsbl_zone_healthy',
-    help: 'RFC 5782 health of each DNSBL zone at its last check: 1 healthy, 0 failing (its rule does not reject).',
-    labelNames: ['zone'] as const,
+  private readonly zoneState = new Gauge({
+    name: 'portcullis_dnsbl_zone_health',
+    help:
+      'RFC 5782 health of each DNSBL zone at its last check, one series per state, 1 for the state it is in: healthy; ' +
+      'unhealthy (answers wrongly: its rule rejects nothing); unreachable (the check could not complete: its rule is enforced, onError decides).',
+    labelNames: ['zone', 'state'] as const,
     registers: [this.registry],
   });
   private readonly relays = new Counter({
@@ -186,9 +190,10 @@ export class Metrics {
     this.dnsblSeconds.observe({ zone: z, cached: String(cached) }, seconds);
   }
 
-  /** A zone's RFC 5782 health check concluded. */
-  zoneHealth(zone: string, healthy: boolean): void {
-    this.zoneHealthy.set({ zone: safeLabel(zone) }, healthy ? 1 : 0);
+  /** A zone's RFC 5782 health check concluded in a new state. */
+  zoneHealth(zone: string, state: ZoneHealthState): void {
+    const z = safeLabel(zone);
+    for (const s of ZONE_STATES) this.zoneState.set({ zone: z, state: s }, s === state ? 1 : 0);
   }
 
   /** A back-end transaction ended. */

@@ -1,5 +1,6 @@
 import type { DnsblRuleConfig, ListenerConfig, Rules } from '../config/schema.js';
 import { AddressList } from '../net/address-pattern.js';
+import { canonicalDomain } from '../net/domain.js';
 import { IpList } from '../net/ip-list.js';
 
 /** A listener's settings with its address lists parsed once, at load. */
@@ -43,7 +44,7 @@ export function compileRules(rules: Rules): CompiledRules {
     exceptions: AddressList.parse(cf.exceptions),
     blockedSenders: AddressList.parse(rules.senderFilter.blocked),
     blockedRecipients: AddressList.parse(rules.recipientFilter.blocked),
-    acceptedDomains: new Set(rules.acceptedDomains.map((d) => d.toLowerCase().replace(/\.$/, ''))),
+    acceptedDomains: new Set(rules.acceptedDomains.map(canonicalDomain)),
     dnsblRules: cf.rules,
     dnsblZones: dnsblZones(rules),
   };

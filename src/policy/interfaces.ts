@@ -24,7 +24,8 @@ export interface DnsblLookup {
 
 /** RFC 5782 zone health, as last checked. */
 export interface ZoneHealth {
-  isHealthy(zone: string): boolean;
+  /** False only while the zone's last check found it answering wrongly (unhealthy); an unreachable zone is enforced. */
+  isEnforced(zone: string): boolean;
 }
 
 /** Who exists: the directory the edge checks at step 12. */

@@ -7,6 +7,7 @@ import { exceptionEntry } from './exceptions.js';
 import { HarvestGuard } from './harvest.js';
 import type { DnsblAnswer, Directory, DnsblLookup, ZoneHealth } from './interfaces.js';
 import { checkIpRestrictions } from './ip-restrictions.js';
+import { recipientAddress } from './recipient-address.js';
 import { checkBlockedRecipient } from './recipient-filter.js';
 import { checkRelay } from './relay-protection.js';
 import { checkSender } from './sender-filter.js';
@@ -90,9 +91,14 @@ export class SessionPolicy {
     return this.decide(verdict('accept', 250, '2.1.0', `<${address}>...Sender OK`, 7, 'sender filter (envelope sender)'));
   }
 
-  /** Relay protection, then steps 9-12 for one recipient, then harvest protection. */
+  /** The recipient as RCPT TO judges it and the back end should be offered it (see recipientAddress). */
+  recipient(address: string): string {
+    return recipientAddress(this.rules, address);
+  }
+
+  /** Relay protection, then steps 9-12 for one recipient (in the form `recipient` gives), then harvest protection. */
   async rcptTo(address: string): Promise<Verdict> {
-    return this.decide(this.harvest.apply(await this.recipientVerdict(address), this.trace));
+    return this.decide(this.harvest.apply(await this.recipientVerdict(this.recipient(address)), this.trace));
   }
 
   /** Step 15: the blocked-senders filter on the message's header `From:` address. */

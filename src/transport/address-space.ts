@@ -1,15 +1,5 @@
-/** Address and domain helpers shared by the directory model, the categorizer and the router. */
-
-/** The domain part of an address (after the last `@`), normalised; '' when there is none. */
-export function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at < 0 ? '' : normalizeDomain(address.slice(at + 1));
-}
-
-/** Lower-cases a domain and strips a trailing dot. */
-export function normalizeDomain(domain: string): string {
-  return domain.trim().replace(/\.$/, '').toLowerCase();
-}
+/** Address helpers shared by the categorizer and the router. */
+import { canonicalDomain } from '../net/domain.js';
 
 /** Whether an envelope address has the shape local@domain with nothing unsafe in it (else 5.1.3). */
 export function isValidAddress(address: string): boolean {
@@ -24,8 +14,8 @@ export function isValidAddress(address: string): boolean {
  * wildcard that also covers that domain.
  */
 export function addressSpaceScore(space: string, domain: string): number | null {
-  const d = normalizeDomain(domain);
-  const s = normalizeDomain(space);
+  const d = canonicalDomain(domain);
+  const s = canonicalDomain(space);
   if (s === '*') return 0;
   if (s.startsWith('*.')) {
     const suffix = s.slice(2);

@@ -60,6 +60,11 @@ export interface TransportEngine {
   store: QueueStore;
   tracking: TrackingLog;
   metrics: Metrics;
+  /**
+   * Categorizes by the directory (and accepted domains) of `rules` from now on: the composition root
+   * hands it each rule set the edge has put in force, so edge and engine judge recipients alike.
+   */
+  useDirectoryOf(rules: Rules): void;
   /** Stops listening, lets the work in progress finish, and flushes the tracking log. */
   close(): Promise<void>;
 }
@@ -88,12 +93,13 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     requireTls: t.remote.requireTls,
     port: t.remote.port,
   });
+  let directory = DirectoryModel.fromRules(rules);
   const onError = (err: Error, context: string): void => logger.error({ component: 'transport', context, err: err.message }, 'transport engine error');
   const manager = new QueueManager({
     rules,
     store,
     clock,
-    directory: DirectoryModel.fromRules(rules),
+    directory: () => directory,
     router,
     remote,
     mailboxRoot: paths.mailboxDir,
@@ -142,6 +148,10 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     store,
     tracking,
     metrics,
+    useDirectoryOf(next) {
+      directory = DirectoryModel.fromRules(next);
+      logger.info({ component: 'transport' }, 'directory reloaded');
+    },
     close: async () => {
       await receive.close();
       await manager.stop();

@@ -4,7 +4,7 @@ import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import type { Rules } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Clock } from '../policy/interfaces.js';
-import { domainOf } from './address-space.js';
+import { domainOf } from '../net/domain.js';
 import { categorize, countHops, outboundRecipient } from './categorizer.js';
 import type { DirectoryModel } from '../directory/directory-model.js';
 import { buildDsn, type DsnRecipient } from './dsn.js';
@@ -30,7 +30,8 @@ export interface QueueManagerOptions {
   rules: Rules;
   store: QueueStore;
   clock: Clock;
-  directory: DirectoryModel;
+  /** The directory in force now: a reload of the rule set replaces it between messages. */
+  directory: () => DirectoryModel;
   router: Router;
   remote: RemoteDelivery;
   mailboxRoot: string;
@@ -227,7 +228,7 @@ export class QueueManager {
 
   /** Resolves the recipients and splits the message into a local part and one remote part per domain. */
   private async categorizeMessage(m: QueuedMessage): Promise<void> {
-    const { rules, store, directory } = this.o;
+    const { rules, store } = this.o;
     let header: string;
     try {
       header = await readHeaderBlock(store.contentPath(m.contentId));
@@ -242,7 +243,7 @@ export class QueueManager {
       this.o.metrics?.transportRetry('failed-retry');
       return;
     }
-    const c = categorize(m.envelope, { hopCount: countHops(header) }, directory, rules);
+    const c = categorize(m.envelope, { hopCount: countHops(header) }, this.o.directory(), rules);
     for (const e of c.expansions) this.track('expanded', m, e.members, `group ${e.group} expanded to ${e.members.length} member(s)`);
 
     const parts: { queue: string; kind: 'local' | 'remote'; domain?: string; deliveries: Delivery[] }[] = [];

@@ -1,6 +1,7 @@
 import type { ConnectorConfig, Rules } from '../config/schema.js';
 import { systemClock, type Clock } from '../policy/interfaces.js';
-import { addressSpaceScore, normalizeDomain } from './address-space.js';
+import { canonicalDomain } from '../net/domain.js';
+import { addressSpaceScore } from './address-space.js';
 import type { RecipientResult } from './types.js';
 
 /** Where mail for one domain goes next. */
@@ -27,13 +28,13 @@ export class Router {
 
   constructor(rules: Rules, private readonly clock: Clock = systemClock) {
     this.connectors = rules.transport.connectors.filter((c) => c.enabled);
-    this.accepted = new Set(rules.acceptedDomains.map(normalizeDomain));
+    this.accepted = new Set(rules.acceptedDomains.map(canonicalDomain));
     this.forwardUnresolvedTo = rules.directory.forwardUnresolvedTo;
   }
 
   /** The route for a recipient domain, now. */
   route(domain: string): Route {
-    const d = normalizeDomain(domain);
+    const d = canonicalDomain(domain);
     if (this.forwardUnresolvedTo !== undefined && this.accepted.has(d)) {
       return { kind: 'smarthost', connector: FORWARD_UNRESOLVED_CONNECTOR, hosts: [this.forwardUnresolvedTo] };
     }

@@ -63,7 +63,7 @@ test('check --json: a listed client reaches only the exception recipient, with r
   assert.deepEqual(r.data, { action: 'relay', step: 15, check: 'sender filter (header From:)' });
   const trace = r.trace as { step: number; check: string; outcome: string }[];
   assert.ok(trace.some((t) => t.step === 9 && /127\.0\.0\.2 matches any/.test(t.outcome)));
-  assert.equal((r.zones as Record<string, { healthy: boolean }>)['bl.example.net']!.healthy, true);
+  assert.equal((r.zones as Record<string, { state: string }>)['bl.example.net']!.state, 'healthy');
 });
 
 test('check --json: a refused client stops at connect; later stages are null', async () => {

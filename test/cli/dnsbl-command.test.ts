@@ -94,10 +94,11 @@ describe('portcullis dnsbl (subprocess, real DNS on loopback)', () => {
     const [dead, quiet, mask, good] = out.rules as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>];
     assert.equal(dead.matches, true);
     assert.equal(dead.enforced, false);
-    assert.equal((dead.zoneHealth as { healthy: boolean }).healthy, false);
+    assert.equal((dead.zoneHealth as { state: string }).state, 'unhealthy');
     assert.match(String(dead.why), /127\.0\.0\.2 matches, but zone dead\.test is unhealthy: not enforced/);
     assert.equal(quiet.status, 'timeout');
     assert.equal(quiet.reportOnly, true);
+    assert.equal((quiet.zoneHealth as { state: string }).state, 'unreachable');
     assert.equal(mask.matches, false);
     assert.match(String(mask.why), /listed 127\.0\.0\.2, 127\.0\.0\.4 \(66\.2\.0\.192\.good\.test\) but no code matches mask 0\.0\.0\.6/);
     assert.equal(good.queryName, '66.2.0.192.good.test');
@@ -105,7 +106,7 @@ describe('portcullis dnsbl (subprocess, real DNS on loopback)', () => {
     assert.equal(good.txt, 'Spam source, see http://good.test/?192.0.2.66');
     assert.equal(good.matchedCode, '127.0.0.4');
     assert.equal(good.enforced, true);
-    assert.equal((good.zoneHealth as { healthy: boolean }).healthy, true);
+    assert.equal((good.zoneHealth as { state: string }).state, 'healthy');
     const reply = '550 5.7.1 The IP address 192.0.2.66 was rejected by block list provider Good Provider: Spam source, see http://good.test/?192.0.2.66';
     assert.equal(good.reply, reply);
     assert.deepEqual(out.decision, { action: 'reject', rule: 'Good BL', reply });
@@ -141,16 +142,17 @@ describe('portcullis dnsbl (subprocess, real DNS on loopback)', () => {
   it('--health: each zone\'s RFC 5782 result', async () => {
     const r = await portcullis(['--health', '--config', config, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { zones: Record<string, { healthy: boolean; reason: string }> };
+    const out = JSON.parse(r.stdout) as { zones: Record<string, { state: string; reason: string }> };
     assert.deepEqual(Object.keys(out.zones).sort(), ['dead.test', 'good.test', 'quiet.test']);
-    assert.equal(out.zones['good.test']?.healthy, true);
-    assert.equal(out.zones['dead.test']?.healthy, false);
-    assert.equal(out.zones['quiet.test']?.healthy, false);
+    assert.equal(out.zones['good.test']?.state, 'healthy');
+    assert.equal(out.zones['dead.test']?.state, 'unhealthy');
+    assert.equal(out.zones['quiet.test']?.state, 'unreachable', 'a zone that never answers is unreachable, not unhealthy');
     assert.match(out.zones['quiet.test']?.reason ?? '', /within 400 ms/);
     const text = await portcullis(['--health', '--config', config]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^good\.test\s+healthy\s+127\.0\.0\.2 listed/m);
     assert.match(text.stdout, /^dead\.test\s+UNHEALTHY\s+test point 127\.0\.0\.1 is listed/m);
+    assert.match(text.stdout, /^quiet\.test\s+UNREACHABLE\s+test point 127\.0\.0\.2: .*within 400 ms/m);
   });
 
   it('usage errors exit 2', async () => {

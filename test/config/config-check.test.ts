@@ -50,3 +50,15 @@ test('portcullis config check: the default rule set passes; a YAML error and a m
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /usage: portcullis config check/);
 });
+
+test('portcullis config check: an IDN domain may be written in Unicode or punycode, and both forms are one domain', async () => {
+  const idn = GOOD.replace('acceptedDomains: [example.test]', 'acceptedDomains: [bücher.test, xn--mller-kva.test]');
+  const d = await folder({ 'rules.yaml': `${idn}directory: { addresses: [user@xn--bcher-kva.test, anna@müller.test] }\n`, 'lists/deny.txt': DENY_TXT });
+  const ok = await cli('--config', join(d, 'rules.yaml'));
+  assert.match(ok.stdout, /^OK: .* 2 directory addresses, 2 accepted domains\n$/);
+  const clash = `${idn}directory:\n  addresses: [user@xn--bcher-kva.test]\n  aliases: [{ address: user@Bücher.test, forwardTo: [x@example.test] }]\n`;
+  const e = await folder({ 'rules.yaml': clash, 'lists/deny.txt': DENY_TXT });
+  const bad = await failed(cli('--config', join(e, 'rules.yaml')));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /directory\.aliases\[0\]\.address: ambiguous address user@xn--bcher-kva\.test/);
+});

@@ -15,6 +15,8 @@ describe('dnsbl address report against a real loopback DNS server', () => {
         '2.0.0.127.off.test': { mode: 'servfail' },
         '1.0.0.127.off.test': { mode: 'servfail' },
         '9.2.0.192.off.test': { mode: 'servfail' },
+        // An empty zone (unhealthy) whose lookup of the client fails too.
+        '9.2.0.192.empty.test': { mode: 'servfail' },
       },
     });
   });
@@ -28,6 +30,7 @@ describe('dnsbl address report against a real loopback DNS server', () => {
       connectionFilter: {
         rules: [
           { name: 'Trial', zone: 'bl.test', reportOnly: true },
+          { name: 'Empty', zone: 'empty.test', onError: 'tempfail' },
           { name: 'Closed', zone: 'off.test', onError: 'tempfail' },
           { name: 'Main', zone: 'bl.test' },
         ],
@@ -35,28 +38,32 @@ describe('dnsbl address report against a real loopback DNS server', () => {
       dns: { servers: [dns.address], timeoutMs: 500 },
     });
 
-  it('judges every rule and gives the engine\'s decision: a failing lookup on an unhealthy zone does not fail closed', async () => {
+  it('judges every rule and gives the engine\'s decision: a failing lookup fails closed on an unreachable zone, not on an unhealthy one', async () => {
     const r = await reportAddress(rules(), '::ffff:192.0.2.9');
     assert.equal(r.ip, '192.0.2.9');
-    const [trial, closed, main] = r.rules;
+    const [trial, empty, closed, main] = r.rules;
     assert.equal(trial?.matches, true);
     assert.match(trial?.why ?? '', /report only/);
     assert.equal(trial?.reply, '550 5.7.1 192.0.2.9 has been blocked by Trial');
     assert.deepEqual(trial?.errorCodes, ['127.255.255.254']);
     assert.equal(trial?.txt, 'why');
+    assert.equal(empty?.status, 'error');
+    assert.equal(empty?.zoneHealth.state, 'unhealthy');
+    assert.match(empty?.why ?? '', /SERVFAIL.*not a listing, and zone empty\.test is unhealthy: not enforced/);
     assert.equal(closed?.status, 'error');
-    assert.match(closed?.why ?? '', /SERVFAIL.*not a listing, and zone off\.test is unhealthy: not enforced/);
+    assert.equal(closed?.zoneHealth.state, 'unreachable');
+    assert.match(closed?.why ?? '', /SERVFAIL.*rule fails closed/);
     assert.equal(main?.matches, true);
-    assert.equal(r.decision.action, 'reject');
-    assert.equal(r.decision.rule, 'Main');
-    assert.match(r.decision.reply ?? '', /^550 5\.7\.1 /);
+    // Closed comes before Main: an unreachable zone is a lookup failure, and onError: tempfail decides.
+    assert.deepEqual(r.decision, { action: 'tempfail', rule: 'Closed', reply: '451 4.7.1 Block list lookup failed (Closed), try again later' });
   });
 
   it('checkZones reports each zone once', async () => {
     const zones = await checkZones(rules());
-    assert.deepEqual(Object.keys(zones).sort(), ['bl.test', 'off.test']);
-    assert.equal(zones['bl.test']?.healthy, true);
-    assert.equal(zones['off.test']?.healthy, false);
+    assert.deepEqual(Object.keys(zones).sort(), ['bl.test', 'empty.test', 'off.test']);
+    assert.equal(zones['bl.test']?.state, 'healthy');
+    assert.equal(zones['empty.test']?.state, 'unhealthy');
+    assert.equal(zones['off.test']?.state, 'unreachable');
   });
 
   it('describes match modes as the docs write them', () => {

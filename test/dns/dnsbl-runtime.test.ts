@@ -32,11 +32,11 @@ describe('openDnsbl from the rules', () => {
     const svc = await openDnsbl(rules, {
       clock: systemClock,
       onLookup: (zone, outcome, _s, cached) => lookups.push(`${zone} ${outcome} ${cached}`),
-      onZoneChange: (zone, healthy) => changes.push(`${zone} ${healthy}`),
+      onZoneChange: (zone, state) => changes.push(`${zone} ${state}`),
     });
     svc.close();
     assert.deepEqual(Object.keys(svc.health.status()).sort(), ['bl.test', 'dead.test']);
-    assert.deepEqual(changes.sort(), ['bl.test true', 'dead.test false'], 'the start-up round ran before openDnsbl resolved');
+    assert.deepEqual(changes.sort(), ['bl.test healthy', 'dead.test unhealthy'], 'the start-up round ran before openDnsbl resolved');
     assert.deepEqual(svc.describeHealth().sort(), [
       'bl.test: healthy (127.0.0.2 listed (127.0.0.2), 127.0.0.1 not listed)',
       'dead.test: UNHEALTHY (test point 127.0.0.1 is listed (127.0.0.2): the zone lists everything)',

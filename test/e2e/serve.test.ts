@@ -142,6 +142,61 @@ describe('portcullis serve', () => {
     assert.equal(await s.exited, 0);
   });
 
+  it('SIGHUP with the bundled engine: a recipient the reload adds is delivered, not bounced; a refused reload changes neither edge nor engine', async () => {
+    const config = path.join(dir, 'bundled.yaml');
+    const data = path.join(dir, 'bundled-data');
+    const rules = (addresses: string[], listener = 'main'): string =>
+      JSON.stringify({
+        hostname: 'edge.test',
+        acceptedDomains: ['example.com'],
+        listeners: [{ name: listener, listen: '127.0.0.1:0' }],
+        recipientFilter: { rejectUnknown: true },
+        directory: { addresses },
+        dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
+        transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir: data, fsync: false },
+        log: { level: 'info' },
+        shutdownGraceMs: 500,
+      });
+    /** How many messages are in the mailbox once `count` are there, or after a bounded wait. */
+    const delivered = async (mailbox: string, count: number): Promise<number> => {
+      const newDir = path.join(data, 'mailboxes', mailbox, 'new');
+      for (let i = 0; ; i++) {
+        const n = fs.existsSync(newDir) ? fs.readdirSync(newDir).length : 0;
+        if (n >= count || i === 100) return n;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const send = async (port: number, to: string): Promise<void> => {
+      const c = await greeted(port);
+      assert.equal((await c.cmd('MAIL FROM:<sender@example.org>')).code, 250);
+      assert.equal((await c.cmd(`RCPT TO:<${to}>`)).code, 250, `the edge accepts ${to}`);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      c.write('Subject: reload\r\n\r\nbody\r\n.\r\n');
+      assert.equal((await c.read()).code, 250);
+      c.quit();
+    };
+    fs.writeFileSync(config, rules(['alice@example.com']));
+    const s = await serve(config);
+    try {
+      fs.writeFileSync(config, rules(['alice@example.com', 'bob@example.com']));
+      s.child.kill('SIGHUP');
+      await s.waitLog((l) => l.msg === 'rule set reloaded');
+      await send(s.port, 'bob@example.com');
+      assert.equal(await delivered('bob@example.com', 1), 1, 'the engine delivers the recipient the reload added');
+      // Valid on its own, but it renames the running listener: refused, so bob stays in both directories.
+      fs.writeFileSync(config, rules(['alice@example.com'], 'renamed'));
+      s.child.kill('SIGHUP');
+      const refused = await s.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('reload refused'));
+      assert.match(String(refused.err), /^listeners\[0\]\.name: 'renamed' is not a running listener/);
+      await send(s.port, 'bob@example.com');
+      assert.equal(await delivered('bob@example.com', 2), 2);
+      assert.equal(s.lines.filter((l) => l.msg === 'directory reloaded').length, 1, 'the engine took no directory from the refused rule set');
+    } finally {
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 0);
+    }
+  });
+
   it('a listener port already taken: the error is printed and the process exits 1, bundled engine and all', async () => {
     const taken = net.createServer();
     taken.listen(0, '127.0.0.1');

@@ -95,16 +95,16 @@ describe('interop: DNSBL against rbldnsd', () => {
       client: new DnsClient({ servers: [server], timeoutMs: 1500 }),
       zones: ['bl.rbl.test', 'dead.rbl.test', 'empty.rbl.test'],
       intervalSec: 0,
-      onChange: (zone, healthy) => changes.push(`${zone}=${healthy}`),
+      onChange: (zone, state) => changes.push(`${zone}=${state}`),
     });
     await monitor.start();
     const s = monitor.status();
-    assert.equal(s['bl.rbl.test']?.healthy, true, s['bl.rbl.test']?.reason);
-    assert.equal(s['dead.rbl.test']?.healthy, false);
+    assert.equal(s['bl.rbl.test']?.state, 'healthy', s['bl.rbl.test']?.reason);
+    assert.equal(s['dead.rbl.test']?.state, 'unhealthy');
     assert.match(s['dead.rbl.test']?.reason ?? '', /127\.0\.0\.1 is listed/);
-    assert.equal(s['empty.rbl.test']?.healthy, false);
+    assert.equal(s['empty.rbl.test']?.state, 'unhealthy');
     assert.match(s['empty.rbl.test']?.reason ?? '', /127\.0\.0\.2 is not listed/);
-    assert.deepEqual(changes.sort(), ['bl.rbl.test=true', 'dead.rbl.test=false', 'empty.rbl.test=false']);
+    assert.deepEqual(changes.sort(), ['bl.rbl.test=healthy', 'dead.rbl.test=unhealthy', 'empty.rbl.test=unhealthy']);
   });
 
   it('portcullis dnsbl (subprocess) reports the listing, the TXT and zone health from rbldnsd', async () => {
@@ -134,15 +134,15 @@ describe('interop: DNSBL against rbldnsd', () => {
         );
       });
       const report = JSON.parse(stdout) as {
-        rules: { rule: string; matches: boolean; enforced: boolean; txt?: string; zoneHealth: { healthy: boolean } }[];
+        rules: { rule: string; matches: boolean; enforced: boolean; txt?: string; zoneHealth: { state: string } }[];
         decision: { action: string; rule?: string; reply?: string };
       };
       const [dead, rbl] = report.rules;
       assert.equal(dead?.matches, true);
       assert.equal(dead?.enforced, false, 'a zone listing everything rejects nothing');
-      assert.equal(dead?.zoneHealth.healthy, false);
+      assert.equal(dead?.zoneHealth.state, 'unhealthy');
       assert.equal(rbl?.txt, 'Dial-up range 192.0.2.67');
-      assert.equal(rbl?.zoneHealth.healthy, true);
+      assert.equal(rbl?.zoneHealth.state, 'healthy');
       assert.deepEqual(report.decision, {
         action: 'reject',
         rule: 'RBL',

@@ -203,7 +203,8 @@ test('after the matrix: /metrics, the decision log and the protocol log tell the
   assert.equal(sample(text, 'portcullis_verdicts_total', { rule: 'Interop BL', action: 'reject' }), 2);
   assert.equal(sample(text, 'portcullis_verdicts_total', { step: '6', action: 'drop' }), 2);
   assert.ok(sample(text, 'portcullis_dnsbl_lookups_total', { zone: 'bl.interop.test', outcome: 'listed' }) >= 1);
-  assert.equal(sample(text, 'portcullis_dnsbl_zone_healthy', { zone: 'bl.interop.test' }), 1);
+  assert.equal(sample(text, 'portcullis_dnsbl_zone_health', { zone: 'bl.interop.test', state: 'healthy' }), 1);
+  assert.equal(sample(text, 'portcullis_dnsbl_zone_health', { zone: 'bl.interop.test', state: 'unreachable' }), 0);
   assert.equal(sample(text, 'portcullis_open_connections', { listener: 'edge' }), 0);
   for (const c of cases) {
     assert.equal(text.includes(c.client), false, `metrics mention client ${c.client}`);

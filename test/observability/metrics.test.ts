@@ -23,8 +23,10 @@ test('counters show up in the rendered text after calls', async () => {
   m.dnsblLookup('zen.example', 'listed', 0.012, false);
   m.dnsblLookup('zen.example', 'listed', 0.00001, true);
   m.dnsblLookup('zen.example', 'timeout', 1.5, false);
-  m.zoneHealth('zen.example', true);
-  m.zoneHealth('dead.example', false);
+  m.zoneHealth('zen.example', 'healthy');
+  m.zoneHealth('dead.example', 'unhealthy');
+  m.zoneHealth('down.example', 'unhealthy');
+  m.zoneHealth('down.example', 'unreachable');
   m.relay('delivered', 0.2);
   m.relay('tempfail', 5);
   m.badmail();
@@ -43,8 +45,12 @@ test('counters show up in the rendered text after calls', async () => {
   assert.match(text, /^portcullis_dnsbl_lookups_total\{zone="zen.example",outcome="listed",cached="true"\} 1$/m);
   assert.match(text, /^portcullis_dnsbl_lookups_total\{zone="zen.example",outcome="timeout",cached="false"\} 1$/m);
   assert.match(text, /^portcullis_dnsbl_lookup_seconds_count\{zone="zen.example",cached="false"\} 2$/m);
-  assert.match(text, /^portcullis_dnsbl_zone_healthy\{zone="zen.example"\} 1$/m);
-  assert.match(text, /^portcullis_dnsbl_zone_healthy\{zone="dead.example"\} 0$/m);
+  assert.match(text, /^portcullis_dnsbl_zone_health\{zone="zen.example",state="healthy"\} 1$/m);
+  assert.match(text, /^portcullis_dnsbl_zone_health\{zone="zen.example",state="unhealthy"\} 0$/m);
+  assert.match(text, /^portcullis_dnsbl_zone_health\{zone="dead.example",state="healthy"\} 0$/m);
+  assert.match(text, /^portcullis_dnsbl_zone_health\{zone="dead.example",state="unhealthy"\} 1$/m);
+  assert.match(text, /^portcullis_dnsbl_zone_health\{zone="down.example",state="unhealthy"\} 0$/m);
+  assert.match(text, /^portcullis_dnsbl_zone_health\{zone="down.example",state="unreachable"\} 1$/m);
   assert.match(text, /^portcullis_relay_total\{outcome="delivered"\} 1$/m);
   assert.match(text, /^portcullis_relay_seconds_bucket\{le="5",outcome="tempfail"\} 1$/m);
   assert.match(text, /^portcullis_badmail_total 1$/m);
@@ -70,7 +76,7 @@ test('labels never contain an address or a mailbox, whatever the callers pass', 
     m.verdict(verdict('reject', 550, '5.1.0', 'Sender Denied', 7, 'sender filter', leak));
     m.sessionOpened(leak);
     m.dnsblLookup(leak, 'error', 0.1, false);
-    m.zoneHealth(leak, false);
+    m.zoneHealth(leak, 'unhealthy');
   }
   const text = await m.render();
   for (const value of labelValues(text)) assert.equal(isAddressLike(value), false, `label value '${value}' leaks an address`);

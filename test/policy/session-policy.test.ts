@@ -14,7 +14,7 @@ const DENIED = '203.0.113.9';
 const ACCEPTED = '203.0.113.5';
 const BOTH = '203.0.113.77';
 
-const healthy: ZoneHealth = { isHealthy: () => true };
+const healthy: ZoneHealth = { isEnforced: () => true };
 
 function rules(over: Record<string, unknown> = {}): Rules {
   return RulesSchema.parse({
@@ -245,7 +245,7 @@ describe('step 9: DNSBL rules at RCPT TO', () => {
   });
 
   test('an unhealthy zone rejects nothing', async () => {
-    const sick: ZoneHealth = { isHealthy: (zone) => zone !== 'bl.example.net' };
+    const sick: ZoneHealth = { isEnforced: (zone) => zone !== 'bl.example.net' };
     const s = engine(rules(), sick).session('internet', LISTED);
     s.connect();
     s.mailFrom('a@example.org');
@@ -267,7 +267,7 @@ describe('step 9: DNSBL rules at RCPT TO', () => {
     closed.connect();
     closed.mailFrom('a@example.org');
     expect(await closed.rcptTo('alice@example.test'), 'tempfail', 451, '4.7.1', 9);
-    const unhealthy = engine(r, { isHealthy: () => false }).session('internet', LISTED);
+    const unhealthy = engine(r, { isEnforced: () => false }).session('internet', LISTED);
     unhealthy.connect();
     unhealthy.mailFrom('a@example.org');
     expect(await unhealthy.rcptTo('alice@example.test'), 'accept', 250, '2.1.5');

@@ -28,19 +28,20 @@ export interface RuleJudgement {
 const CHECK = 'DNSBL rules';
 
 /** One rule against its zone's answer: the single place a DNSBL rule is judged. */
-export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneHealthy: boolean, ip: string): RuleJudgement {
+export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneEnforced: boolean, ip: string): RuleJudgement {
   const where = `${answer.queryName}${answer.cached ? ' (cached)' : ''}`;
   if (answer.status === 'error' || answer.status === 'timeout') {
     const why = `${answer.status}${answer.detail ? `: ${answer.detail}` : ''}`;
-    // An unhealthy zone's rule holds nothing back, not even by failing closed (every lookup fails then).
-    if (rule.onError === 'tempfail' && !rule.reportOnly && zoneHealthy) {
+    // An unhealthy zone's rule holds nothing back, not even by failing closed. An unreachable zone's
+    // rule does fail closed: that is what `tempfail` is for, even if no lookup has worked since start-up.
+    if (rule.onError === 'tempfail' && !rule.reportOnly && zoneEnforced) {
       return {
         effect: 'tempfail',
         verdict: verdict('tempfail', 451, '4.7.1', `Block list lookup failed (${rule.name}), try again later`, 9, CHECK, rule.name),
         outcome: `lookup ${why} (${where}); rule fails closed`,
       };
     }
-    const unhealthy = zoneHealthy ? '' : `, and zone ${rule.zone} is unhealthy: not enforced`;
+    const unhealthy = zoneEnforced ? '' : `, and zone ${rule.zone} is unhealthy: not enforced`;
     return { effect: 'pass', outcome: `lookup ${why} (${where}); not a listing${unhealthy}` };
   }
   const errors = answer.errorCodes.length ? `; ignored error codes ${answer.errorCodes.join(', ')}` : '';
@@ -51,7 +52,7 @@ export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneHealth
   }
   const text = formatDnsblMessage(rule.message, { ip, ruleName: rule.name, provider: rule.provider ?? rule.zone, txt: answer.txt });
   const v = verdict('reject', 550, '5.7.1', text, 9, CHECK, rule.name);
-  if (!zoneHealthy) return { effect: 'pass', matchedCode: code, verdict: v, outcome: `${code} matches, but zone ${rule.zone} is unhealthy: not enforced` };
+  if (!zoneEnforced) return { effect: 'pass', matchedCode: code, verdict: v, outcome: `${code} matches, but zone ${rule.zone} is unhealthy: not enforced` };
   if (rule.reportOnly) {
     return { effect: 'report', matchedCode: code, verdict: v, outcome: `${code} matches ${describeMatch(rule.match)} (${where}); report only, not enforced` };
   }
@@ -73,7 +74,7 @@ export async function evaluateDnsbl(
   for (const rule of rules) {
     const pending = answers.get(rule.zone);
     if (!pending) continue;
-    const j = judgeRule(rule, await pending, health.isHealthy(rule.zone), ip);
+    const j = judgeRule(rule, await pending, health.isEnforced(rule.zone), ip);
     trace.push({ step: 9, check: CHECK, outcome: `${rule.name}: ${j.outcome}`, rule: rule.name });
     if (j.effect === 'report' && j.verdict) reportOnly.push({ ...j.verdict, reportOnly: true });
     if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace };

@@ -1,0 +1,22 @@
+import { domainToASCII } from 'node:url';
+
+/**
+ * The one form in which a domain is compared everywhere (rule validation, relay protection, the
+ * directory, the engine's routing): lower case, no trailing dot, internationalised labels as
+ * A-labels, so `Bücher.test`, `bücher.test.` and `xn--bcher-kva.test` are one domain. smtp-server
+ * hands us the U-label form of what a client wrote as punycode, and an administrator may write
+ * either. A name that is not a valid IDN stays as written (lower-cased), so validation still refuses
+ * it and it can never equal a valid domain.
+ */
+export function canonicalDomain(domain: string): string {
+  const d = domain.trim().replace(/\.$/, '');
+  // An ASCII name is already in A-label form; converting it would only cost time on every lookup.
+  if (!/[^\p{ASCII}]/u.test(d)) return d.toLowerCase();
+  return domainToASCII(d) || d.toLowerCase();
+}
+
+/** The canonical domain of an address (after its last `@`); '' when there is none. */
+export function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : canonicalDomain(address.slice(at + 1));
+}
