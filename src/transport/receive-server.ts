@@ -6,7 +6,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMT
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { boundAddress } from '../net/bound.js';
 import type { IpList } from '../net/ip-list.js';
-import type { Clock } from '../policy/interfaces.js';
+import type { Clock } from '../runtime/clock.js';
 import { rfc5322Date } from './dsn.js';
 import { newQueueId, type QueuedMessage, QueueStorageError, type QueueStore } from './queue-store.js';
 import type { Envelope, EnvelopeRecipient } from './types.js';

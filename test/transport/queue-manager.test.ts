@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -300,5 +301,94 @@ test('an unexpected error is retried until the message expires, then its recipie
     assert.match(ndr ?? '', /last error: 4\.3\.0 queue store: moving /);
   } finally {
     await engine.close();
+  }
+});
+
+/** A smart host that takes each connection and drops it before the greeting: it answers nobody, and counts the tries. */
+async function startDeadHost(): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
+  let connections = 0;
+  const server = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('a dead primary connector is passed over at once for the backup; it is tried again only at its own retry time; with every route down, mail waits in unreachable until one is back', async () => {
+  const clock = new ManualClock();
+  const primary = await startDeadHost();
+  let backup = await startRemotePeer(() => 'accept');
+  const backupPort = backup.port;
+  const engine = await startEngine(
+    engineRules(path.join(dir, 'failover'), {}, {
+      connectors: [
+        { name: 'primary', addressSpaces: ['*'], cost: 1, smartHost: `127.0.0.1:${primary.port}` },
+        { name: 'backup', addressSpaces: ['*'], cost: 5, smartHost: `127.0.0.1:${backupPort}` },
+      ],
+    }),
+    { clock },
+  );
+  try {
+    const t0 = clock.now();
+    const send = async (subject: string): Promise<string> =>
+      queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['carol@remote.test'], content: message(subject) })).at(-1)!);
+
+    const first = await send('First');
+    await waitFor(() => backup.messages.length === 1, 10_000, 'the backup takes the first message without waiting for a retry');
+    assert.equal(primary.connections(), 1);
+    await settle(engine);
+    assert.equal(engine.store.all().length, 0);
+    await engine.tracking.flush();
+    const events = await searchTrackingLog(engine.paths.trackingLog, { id: first });
+    assert.deepEqual(events.map((e) => e.event), ['received', 'submitted', 'deferred', 'transferred']);
+    assert.match(events[2]?.reason ?? '', /^451 4\.4\.1 No answer from any host/);
+
+    clock.t = t0 + 5 * MINUTE;
+    await send('Second');
+    await waitFor(() => backup.messages.length === 2, 10_000, 'the second message');
+    assert.equal(primary.connections(), 1, 'a connector that is down is not tried before its retry time');
+
+    clock.t = t0 + 10 * MINUTE;
+    await send('Third');
+    await waitFor(() => backup.messages.length === 3, 10_000, 'the third message');
+    assert.equal(primary.connections(), 2, 'at its retry time the primary is tried again, and found still down');
+
+    // The backup dies too: every route is down, so the message waits in `unreachable`, not in a remote queue.
+    await backup.close();
+    clock.t = t0 + 15 * MINUTE;
+    const fourth = await send('Fourth');
+    await waitFor(() => engine.manager.messages('unreachable').length === 1, 10_000, 'the fourth message in unreachable');
+    assert.equal(primary.connections(), 2);
+    assert.deepEqual(engine.manager.messages('remote-delivery/remote.test'), []);
+    const [waiting] = engine.manager.messages('unreachable');
+    assert.equal(waiting?.id, `${fourth}-1`);
+    // The primary is back (or tried again) at t0 + 20 min, its second failure's 10 minutes after t0 + 10 min.
+    assert.equal(waiting?.nextAttempt, new Date(t0 + 20 * MINUTE).toISOString());
+    assert.match(waiting?.status ?? '', /^451 4\.4\.1 No answer from any host/);
+
+    backup = await startRemotePeer(() => 'accept', { port: backupPort });
+    clock.t = t0 + 20 * MINUTE - 1;
+    await settle(engine);
+    assert.equal(backup.messages.length, 0, 'nothing before a route is due back');
+    clock.t = t0 + 20 * MINUTE;
+    await settle(engine);
+    assert.equal(primary.connections(), 3, 'the primary, due back first, is tried');
+    assert.equal(backup.messages.length, 0, 'the backup is not known to be back before its own retry time');
+    assert.equal(engine.manager.messages('unreachable')[0]?.nextAttempt, new Date(t0 + 25 * MINUTE).toISOString());
+    clock.t = t0 + 25 * MINUTE;
+    await settle(engine);
+    assert.equal(primary.connections(), 3, 'the primary stays down until t0 + 30 min');
+    assert.equal(backup.messages.length, 1, 'the backup, back in routing, takes the message');
+    assert.match(backup.messages[0]!.content, /Subject: Fourth/);
+    assert.equal(engine.store.all().length, 0);
+  } finally {
+    await engine.close();
+    await backup.close();
+    await primary.close();
   }
 });
