@@ -3,6 +3,7 @@
  * restart, size limit and DSNs, expiry of mail that cannot be worked on, queue metrics.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,6 +62,11 @@ test('a remote host answering 4xx then 250: retried on the schedule (10, 10 minu
     clock.advance(9 * MINUTE);
     await settle(engine);
     assert.equal(peer.rcpts.length, 1, 'no attempt before the interval');
+    const stuck = await engine.metrics.render();
+    assert.match(stuck, /^portcullis_transport_queue_oldest_message_age_seconds\{queue="remote-delivery"\} 540$/m, 'the age of the oldest message, per state');
+    assert.match(stuck, new RegExp(`^portcullis_transport_queue_next_retry_timestamp_seconds\\{queue="remote-delivery"\\} ${(t0 + 10 * MINUTE) / 1000}$`, 'm'));
+    assert.doesNotMatch(stuck, /^portcullis_transport_queue_oldest_message_age_seconds\{queue="local-delivery"\}/m, 'no age for an empty state');
+    assert.doesNotMatch(stuck, /queue="remote-delivery\//, 'no label per destination domain');
     clock.advance(1 * MINUTE);
     await settle(engine);
     assert.equal(peer.rcpts.length, 2);
@@ -390,5 +396,102 @@ test('a dead primary connector is passed over at once for the backup; it is trie
     await engine.close();
     await backup.close();
     await primary.close();
+  }
+});
+
+/** What a mail client sees in a DSN, parsed by Python's email package: subject, and each recipient's Action and Status. */
+function parseDsn(text: string): { subject: string; recipients: { action: string; status: string; finalRecipient: string }[]; returned: string } {
+  const script = `
+import email, json, sys
+msg = email.message_from_bytes(sys.stdin.buffer.read())
+parts = msg.get_payload()
+status = parts[1].get_payload()
+print(json.dumps({
+  'subject': msg['Subject'],
+  'recipients': [{'action': s['Action'], 'status': s['Status'], 'finalRecipient': s['Final-Recipient']} for s in status[1:]],
+  'returned': parts[2].get_content_type(),
+}))
+`;
+  return JSON.parse(execFileSync('python3', ['-c', script], { input: Buffer.from(text, 'utf8'), encoding: 'utf8' })) as ReturnType<typeof parseDsn>;
+}
+
+test('NOTIFY=SUCCESS to a next hop without DSN gets a relayed report; to one with DSN the NOTIFY goes on and we report nothing', async () => {
+  const clock = new ManualClock();
+  const plain = await startRemotePeer(() => 'accept');
+  const withDsn = await startRemotePeer(() => 'accept', { dsn: true });
+  const engine = await startEngine(
+    engineRules(path.join(dir, 'relayed'), {}, {
+      connectors: [
+        { name: 'plain', addressSpaces: ['plain.test'], smartHost: `127.0.0.1:${plain.port}` },
+        { name: 'dsn', addressSpaces: ['dsn.test'], smartHost: `127.0.0.1:${withDsn.port}` },
+      ],
+    }),
+    { clock },
+  );
+  try {
+    await sendMessage(engine.address.port, {
+      from: 'alice@example.test', to: ['carol@plain.test', 'dan@plain.test', 'erin@dsn.test'], rcptArgs: ['NOTIFY=SUCCESS', '', 'NOTIFY=SUCCESS'], content: message('Tell me'),
+    });
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the relayed report');
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+    assert.deepEqual(plain.rcpts.sort(), ['carol@plain.test', 'dan@plain.test']);
+    assert.deepEqual(withDsn.notify, ['SUCCESS'], 'the host that offers DSN got the NOTIFY');
+    const reports = await mailboxTexts(engine, 'alice@example.test');
+    assert.equal(reports.length, 1, 'one report: carol only (dan asked for none, erin\'s host reports itself)');
+    const dsn = parseDsn(reports[0]!);
+    assert.equal(dsn.subject, 'Relayed: Tell me');
+    assert.deepEqual(dsn.recipients, [{ action: 'relayed', status: '2.6.0', finalRecipient: 'rfc822; carol@plain.test' }], 'the status the next hop gave');
+    assert.equal(dsn.returned, 'text/rfc822-headers');
+    assert.match(await engine.metrics.render(), /^portcullis_transport_dsns_total\{action="relayed"\} 1$/m);
+  } finally {
+    await engine.close();
+    await plain.close();
+    await withDsn.close();
+  }
+});
+
+test('relayed mail keeps its local part as given: recipients differing only in case stay two, a forward target keeps its case; our mailboxes match in any case', async () => {
+  const clock = new ManualClock();
+  const peer = await startRemotePeer(() => 'accept');
+  const engine = await startEngine(
+    engineRules(path.join(dir, 'case'), {
+      directory: {
+        mailboxes: [{ address: 'alice@example.test' }, { address: 'bob@example.test' }],
+        aliases: [{ address: 'sales@example.test', forwardTo: ['Jane.Doe@Partner.test'] }],
+      },
+    }, { connectors: [{ name: 'outbound', addressSpaces: ['*'], smartHost: `127.0.0.1:${peer.port}` }] }),
+    { clock },
+  );
+  try {
+    await sendMessage(engine.address.port, {
+      from: 'alice@example.test', to: ['John.Smith@remote.test', 'john.smith@remote.test', 'Sales@Example.test', 'BOB@example.test'], content: message('Case'),
+    });
+    await waitFor(() => peer.messages.length === 2, 10_000, 'one transaction per remote domain');
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'bob@example.test')).length === 1, 10_000, 'local delivery to bob');
+    assert.deepEqual(peer.rcpts.sort(), ['Jane.Doe@partner.test', 'John.Smith@remote.test', 'john.smith@remote.test']);
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+  } finally {
+    await engine.close();
+    await peer.close();
+  }
+});
+
+test('the hop limit counts the Received: fields a message arrived with, not ours: at the limit it is delivered, over it fails 4.4.6', async () => {
+  const clock = new ManualClock();
+  const engine = await startEngine(engineRules(path.join(dir, 'hops')), { clock });
+  try {
+    const withHops = (n: number, subject: string): string =>
+      Array.from({ length: n }, (_, i) => `Received: from hop${i}.remote.test by hop${i + 1}.remote.test; Mon, 1 Jan 2024 00:00:00 +0000\r\n`).join('') + message(subject);
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: withHops(15, 'Fifteen hops') });
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: withHops(16, 'Sixteen hops') });
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'bob@example.test')).length === 1, 10_000, 'the one at the limit');
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the NDR of the one over it');
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+    assert.match((await mailboxTexts(engine, 'bob@example.test'))[0]!, /Subject: Fifteen hops/);
+    const ndr = parseDsn((await mailboxTexts(engine, 'alice@example.test'))[0]!);
+    assert.equal(ndr.subject, 'Undeliverable: Sixteen hops');
+    assert.deepEqual(ndr.recipients.map((r) => r.status), ['4.4.6']);
+  } finally {
+    await engine.close();
   }
 });
