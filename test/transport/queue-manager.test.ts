@@ -3,7 +3,8 @@
  * restart, size limit and DSNs, expiry of mail that cannot be worked on, queue metrics.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { mailboxDir } from '../../src/transport/maildir.js';
 import { searchTrackingLog } from '../../src/transport/tracking-log.js';
 import { engineRules, HOUR, MINUTE, ManualClock, maildirFiles, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
 import { startRemotePeer, type RemotePeer } from './remote-peer.js';
+import { startSmtpSink } from '../support/smtp-sink.js';
 
 let dir: string;
 before(async () => {
@@ -491,6 +493,59 @@ test('the hop limit counts the Received: fields a message arrived with, not ours
     const ndr = parseDsn((await mailboxTexts(engine, 'alice@example.test'))[0]!);
     assert.equal(ndr.subject, 'Undeliverable: Sixteen hops');
     assert.deepEqual(ndr.recipients.map((r) => r.status), ['4.4.6']);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('Postfix peers: a smart host that hangs up at connect (smtp-sink -q CONNECT) is passed over for a backup without DSN (smtp-sink -N), which gets the recipient as written; NOTIFY=SUCCESS is answered relayed', async () => {
+  const clock = new ManualClock();
+  const dead = await startSmtpSink(['-q', 'CONNECT']);
+  const backup = await startSmtpSink(['-N']);
+  const engine = await startEngine(
+    engineRules(path.join(dir, 'postfix-peers'), {}, {
+      connectors: [
+        { name: 'primary', addressSpaces: ['remote.test'], cost: 1, smartHost: `127.0.0.1:${dead.port}` },
+        { name: 'backup', addressSpaces: ['remote.test'], cost: 2, smartHost: `127.0.0.1:${backup.port}` },
+      ],
+    }),
+    { clock },
+  );
+  try {
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['John.Smith@remote.test'], rcptArgs: ['NOTIFY=SUCCESS'], content: message('Via Postfix') });
+    await waitFor(async () => (await backup.transactions()).length === 1, 10_000, 'the backup smtp-sink has the message, with no retry waited for');
+    const [got] = await backup.transactions();
+    assert.match(got!, /^X-Rcpt-Args: <John\.Smith@remote\.test>$/m, 'the local part as given, and no NOTIFY to a host without DSN');
+    assert.match(got!, /Subject: Via Postfix/);
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the relayed report');
+    const dsn = parseDsn((await mailboxTexts(engine, 'alice@example.test'))[0]!);
+    assert.deepEqual(dsn.recipients.map((r) => [r.action, r.finalRecipient]), [['relayed', 'rfc822; John.Smith@remote.test']]);
+    assert.deepEqual(await dead.transactions(), []);
+  } finally {
+    await engine.close();
+    await backup.stop();
+    await dead.stop();
+  }
+});
+
+test('an NDR returns the message as received: 8-bit Latin-1 sent by Python smtplib comes back byte for byte', async () => {
+  const clock = new ManualClock();
+  const engine = await startEngine(engineRules(path.join(dir, 'latin1')), { clock });
+  try {
+    const body = Buffer.from('Gr\xfc\xdfe aus K\xf6ln, \xe0 bient\xf4t\r\n', 'latin1');
+    const content = Buffer.concat([Buffer.from('From: alice@example.test\r\nTo: nobody@example.test\r\nSubject: Latin-1\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'), body]);
+    const script = 'import smtplib, sys\ns = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)\ns.sendmail("alice@example.test", ["nobody@example.test"], sys.stdin.buffer.read())\ns.quit()';
+    // Not execFileSync: the engine answering smtplib runs in this process.
+    const python = spawn('python3', ['-c', script, String(engine.address.port)], { stdio: ['pipe', 'ignore', 'inherit'], timeout: 20_000 });
+    python.stdin.end(content);
+    const [code] = (await once(python, 'exit')) as [number | null];
+    assert.equal(code, 0, 'smtplib sent the message');
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the NDR');
+    const [file] = await maildirFiles(engine.paths.mailboxDir, 'alice@example.test');
+    const ndr = await readFile(path.join(mailboxDir(engine.paths.mailboxDir, 'alice@example.test'), 'new', file!));
+    // Maildir files hold LF line ends.
+    assert.ok(ndr.includes(Buffer.from(body.toString('latin1').replace(/\r\n/g, '\n'), 'latin1')), 'the 8-bit body is returned unaltered');
+    assert.equal(ndr.includes(Buffer.from('\ufffd', 'utf8')), false, 'no replacement characters');
   } finally {
     await engine.close();
   }
