@@ -1,6 +1,6 @@
 import { loadRules } from '../config/load.js';
 import { adminRequest } from '../transport/admin-client.js';
-import type { MessageSummary, QueueSummary } from '../transport/queue-manager.js';
+import type { DeleteNotice, MessageSummary, QueueSummary } from '../transport/queue-manager.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
@@ -12,6 +12,13 @@ const usage = `usage: portcullis queue list                  [--admin HOST:PORT 
        portcullis queue retry QUEUE|ID
        portcullis queue delete ID [--ndr]
 `;
+
+/** What `queue delete` says about the report of the undelivered recipients. */
+const DELETE_NOTICES: Record<DeleteNotice, string> = {
+  ndr: 'NDR sent to the sender',
+  badmail: 'a bounce is never bounced: kept in Badmail',
+  none: 'no NDR',
+};
 
 /** Table rows padded to the widest cell of each column. */
 export function table(header: string[], rows: string[][]): string {
@@ -99,7 +106,7 @@ export const queueCommand: Command = {
         break;
       case 'delete':
         answer = await adminRequest(admin, 'POST', '/delete', { id: t, ndr: values.ndr });
-        text = `deleted ${t} (${values.ndr ? 'NDR sent to the sender' : 'no NDR'})\n`;
+        text = `deleted ${t} (${DELETE_NOTICES[(answer as { notice: DeleteNotice }).notice] ?? 'no NDR'})\n`;
         break;
       case 'retry': {
         answer = await adminRequest(admin, 'POST', '/retry', { target: t });

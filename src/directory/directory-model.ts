@@ -49,8 +49,9 @@ export class DirectoryModel implements Directory {
       const entry: DirectoryEntry = { kind: 'mailbox', mailbox: normalizeAddress(m.address), quotaBytes: m.quotaBytes };
       for (const a of [m.address, ...m.proxyAddresses]) add(a, entry);
     }
-    for (const a of d.aliases) add(a.address, { kind: 'alias', address: normalizeAddress(a.address), forwardTo: a.forwardTo.map(normalizeAddress) });
-    for (const g of d.groups) add(g.address, { kind: 'group', address: normalizeAddress(g.address), members: g.members.map(normalizeAddress) });
+    // Targets stay as written: one outside our domains is relayed with its local part as given (RFC 5321 2.4).
+    for (const a of d.aliases) add(a.address, { kind: 'alias', address: normalizeAddress(a.address), forwardTo: [...a.forwardTo] });
+    for (const g of d.groups) add(g.address, { kind: 'group', address: normalizeAddress(g.address), members: [...g.members] });
     return new DirectoryModel(entries, new Set(rules.acceptedDomains.map(canonicalDomain)), d.forwardUnresolvedTo);
   }
 

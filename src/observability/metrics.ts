@@ -13,6 +13,14 @@ export type HarvestEvent = 'delayed' | 'disconnected';
 export const ZONE_STATES = ['healthy', 'unhealthy', 'unreachable'] as const;
 export type ZoneHealthState = (typeof ZONE_STATES)[number];
 
+/** One queue state as the transport engine's metrics show it. */
+export interface TransportQueueStats {
+  count: number;
+  oldestAgeSeconds?: number;
+  /** Earliest scheduled retry of a message in the state (ms epoch). */
+  nextRetryAt?: number;
+}
+
 export interface MetricsOptions {
   /** Also export the process's CPU, memory, event-loop and GC metrics (`portcullis_process_*`, `portcullis_nodejs_*`). */
   processMetrics?: boolean;
@@ -126,6 +134,18 @@ export class Metrics {
     labelNames: ['queue'] as const,
     registers: [this.registry],
   });
+  private readonly transportQueueOldest = new Gauge({
+    name: 'portcullis_transport_queue_oldest_message_age_seconds',
+    help: 'Transport engine: age of the oldest message in each queue state that holds any (since it was received), as of the last queue run.',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
+  private readonly transportQueueNextRetry = new Gauge({
+    name: 'portcullis_transport_queue_next_retry_timestamp_seconds',
+    help: 'Transport engine: when the next retry of a message waiting in each queue state is due (Unix time); one in the past means mail nobody is working on.',
+    labelNames: ['queue'] as const,
+    registers: [this.registry],
+  });
   private readonly transportDeliveries = new Counter({
     name: 'portcullis_transport_deliveries_total',
     help: 'Transport engine: delivery attempts per recipient copy, by outcome (delivered locally, transferred to a remote host, deferred, failed).',
@@ -141,7 +161,7 @@ export class Metrics {
   });
   private readonly transportDsns = new Counter({
     name: 'portcullis_transport_dsns_total',
-    help: 'Transport engine: delivery status notifications generated, by action (failed, delayed, delivered), and bounces sent to Badmail (badmail).',
+    help: 'Transport engine: delivery status notifications generated, by action (failed, delayed, delivered, relayed), and bounces sent to Badmail (badmail).',
     labelNames: ['action'] as const,
     registers: [this.registry],
   });
@@ -217,10 +237,20 @@ export class Metrics {
     this.transportReceived.inc({ outcome });
   }
 
-  /** The transport engine's queue lengths, by queue state (a bounded set of labels); states not listed are dropped. */
-  transportQueues(lengths: Record<string, number>): void {
+  /**
+   * The transport engine's queues by queue state (a bounded set of labels): length, age of the oldest
+   * message and the next retry (each only for a state that has one); states not listed are dropped.
+   */
+  transportQueues(stats: Record<string, TransportQueueStats>): void {
     this.transportQueueLength.reset();
-    for (const [queue, n] of Object.entries(lengths)) this.transportQueueLength.set({ queue: safeLabel(queue) }, n);
+    this.transportQueueOldest.reset();
+    this.transportQueueNextRetry.reset();
+    for (const [queue, q] of Object.entries(stats)) {
+      const labels = { queue: safeLabel(queue) };
+      this.transportQueueLength.set(labels, q.count);
+      if (q.oldestAgeSeconds !== undefined) this.transportQueueOldest.set(labels, q.oldestAgeSeconds);
+      if (q.nextRetryAt !== undefined) this.transportQueueNextRetry.set(labels, q.nextRetryAt / 1000);
+    }
   }
 
   /** One recipient copy's delivery attempt ended; `seconds` (since receipt) for final deliveries. */
@@ -230,7 +260,7 @@ export class Metrics {
   }
 
   /** The transport engine generated a DSN (or sent a failed bounce to Badmail). */
-  transportDsn(action: 'failed' | 'delayed' | 'delivered' | 'badmail'): void {
+  transportDsn(action: 'failed' | 'delayed' | 'delivered' | 'relayed' | 'badmail'): void {
     this.transportDsns.inc({ action });
   }
 

@@ -33,9 +33,5 @@ export interface Directory {
   has(address: string): boolean;
 }
 
-/** The clock, so tests can move time without waiting. */
-export interface Clock {
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
+// One clock for the whole process; the policy takes it through its ports like everything else.
+export { systemClock, type Clock } from '../runtime/clock.js';

@@ -1,6 +1,7 @@
 import type { Rules } from '../config/schema.js';
-import { normalizeAddress } from '../net/address.js';
+import { normalizeAddress, splitAddress } from '../net/address.js';
 import { isValidAddress } from './address-space.js';
+import { canonicalDomain } from '../net/domain.js';
 import type { DirectoryModel } from '../directory/directory-model.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
 
@@ -35,7 +36,9 @@ export function outboundRecipient(item: { recipient: EnvelopeRecipient; address:
 }
 
 /**
- * Resolves each recipient against the directory: mailboxes (by any proxy address) are local; aliases
+ * Resolves each recipient against the directory, whose addresses compare case-insensitively; an
+ * address the directory does not own goes on with its local part as given. Mailboxes (by any proxy
+ * address) are local; aliases
  * and contacts forward (a chain that comes back to itself fails 5.4.6); groups expand once per message,
  * a group met again is not expanded again, and every final destination gets one copy. A local address
  * nobody owns fails 5.1.1 unless `forwardUnresolvedTo` is set, when it goes remote (the router sends
@@ -71,9 +74,11 @@ export function categorize(env: Envelope, headers: { hopCount: number }, dir: Di
         out.failed.push({ recipient, result: failure(key, 550, '5.1.1', `Recipient not found: ${key}`) });
         return true;
       }
-      if (!delivered.has(key)) {
-        delivered.add(key);
-        out.remote.push({ recipient, address: key });
+      // Mail we pass on keeps its local part as given (RFC 5321 2.4): only the next hop may fold its case.
+      const onward = relayAddress(address);
+      if (!delivered.has(onward)) {
+        delivered.add(onward);
+        out.remote.push({ recipient, address: onward });
       }
       return true;
     }
@@ -120,6 +125,12 @@ export function categorize(env: Envelope, headers: { hopCount: number }, dir: Di
     }
   }
   return out;
+}
+
+/** An address to relay: the local part exactly as given, the domain (case-insensitive by DNS) normalised. */
+function relayAddress(address: string): string {
+  const parts = splitAddress(address.trim());
+  return parts ? `${parts.local}@${canonicalDomain(parts.domain)}` : address.trim();
 }
 
 /** The failure every recipient gets when the message as a whole breaks a limit, if it does. */

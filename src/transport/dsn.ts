@@ -33,17 +33,23 @@ const CRLF = '\r\n';
  * delay/success reports only the header. The report goes to the original envelope sender; the caller
  * sends it with the blank sender <> and never sends one to <>.
  */
-export async function buildDsn(opts: DsnOptions): Promise<string> {
+export async function buildDsn(opts: DsnOptions): Promise<Buffer> {
   const { original, results, now } = opts;
-  // Read as UTF-8 so the report is ordinary text the caller can write as UTF-8; 8-bit mail is almost always UTF-8.
-  const raw = toCrlf(await readFile(opts.originalContentPath, 'utf8'));
+  // Latin-1 maps each byte to one character and back, so the returned message is the bytes we received, whatever their charset.
+  const raw = toCrlf(await readFile(opts.originalContentPath, 'latin1'));
   const headerEnd = raw.indexOf(CRLF + CRLF);
   const headerBlock = headerEnd < 0 ? raw : raw.slice(0, headerEnd + 2);
   const anyFailed = results.some((r) => r.action === 'failed');
   const full = original.ret === 'FULL' || (original.ret === undefined && anyFailed);
   const boundary = `=_portcullis_${randomBytes(12).toString('hex')}`;
   const subject = originalSubject(headerBlock);
-  const kind = anyFailed ? 'Undeliverable' : results.some((r) => r.action === 'delayed') ? 'Delivery delayed' : 'Delivered';
+  const kind = anyFailed
+    ? 'Undeliverable'
+    : results.some((r) => r.action === 'delayed')
+      ? 'Delivery delayed'
+      : results.some((r) => r.action === 'relayed')
+        ? 'Relayed'
+        : 'Delivered';
 
   const header = [
     `From: ${oneLine(opts.from)}`,
@@ -56,18 +62,25 @@ export async function buildDsn(opts: DsnOptions): Promise<string> {
     `Content-Type: multipart/report; report-type=delivery-status;${CRLF}\tboundary="${boundary}"`,
   ];
 
-  const parts = [
-    ['Content-Type: text/plain; charset=us-ascii', '', ...humanReadable(opts, kind)].join(CRLF) + CRLF,
-    ['Content-Type: message/delivery-status', '', deliveryStatus(opts)].join(CRLF),
-    full
-      ? `Content-Type: message/rfc822${CRLF}${is7bit(raw) ? '' : `Content-Transfer-Encoding: 8bit${CRLF}`}${CRLF}${raw}`
-      : `Content-Type: text/rfc822-headers${CRLF}${is7bit(headerBlock) ? '' : `Content-Transfer-Encoding: 8bit${CRLF}`}${CRLF}${headerBlock}`,
+  const returned = full ? raw : headerBlock;
+  const parts: { text: string; bytes?: string }[] = [
+    { text: ['Content-Type: text/plain; charset=us-ascii', '', ...humanReadable(opts, kind)].join(CRLF) + CRLF },
+    { text: ['Content-Type: message/delivery-status', '', deliveryStatus(opts)].join(CRLF) },
+    {
+      text: `Content-Type: ${full ? 'message/rfc822' : 'text/rfc822-headers'}${CRLF}${is7bit(returned) ? '' : `Content-Transfer-Encoding: 8bit${CRLF}`}${CRLF}`,
+      bytes: returned,
+    },
   ];
 
-  let body = `This is a MIME-encapsulated delivery status notification.${CRLF}`;
-  for (const part of parts) body += `${CRLF}--${boundary}${CRLF}${part.endsWith(CRLF) ? part : part + CRLF}`;
-  body += `${CRLF}--${boundary}--${CRLF}`;
-  return header.join(CRLF) + CRLF + CRLF + body;
+  // What we write is UTF-8 (an address may be); what we return is written back byte for byte.
+  const chunks = [Buffer.from(`${header.join(CRLF)}${CRLF}${CRLF}This is a MIME-encapsulated delivery status notification.${CRLF}`, 'utf8')];
+  for (const part of parts) {
+    chunks.push(Buffer.from(`${CRLF}--${boundary}${CRLF}${part.text}`, 'utf8'));
+    if (part.bytes !== undefined) chunks.push(Buffer.from(part.bytes, 'latin1'));
+    if (!(part.text + (part.bytes ?? '')).endsWith(CRLF)) chunks.push(Buffer.from(CRLF));
+  }
+  chunks.push(Buffer.from(`${CRLF}--${boundary}--${CRLF}`));
+  return Buffer.concat(chunks);
 }
 
 /** The `message/delivery-status` body: per-message fields, then one block per recipient. */
@@ -106,7 +119,9 @@ function humanReadable(opts: DsnOptions, kind: string): string[] {
       ? 'Your message could not be delivered to one or more recipients.'
       : kind === 'Delivery delayed'
         ? 'Your message has not been delivered yet. The mail system will keep trying; no action is needed.'
-        : 'Your message was delivered to the recipients below.',
+        : kind === 'Relayed'
+          ? 'Your message was passed on to a mail system that does not report delivery, so no further notice will follow.'
+          : 'Your message was delivered to the recipients below.',
     '',
   ];
   for (const r of opts.results) {

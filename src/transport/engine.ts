@@ -5,7 +5,7 @@ import { IpList } from '../net/ip-list.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { parseListen } from '../observability/http.js';
-import { systemClock, type Clock } from '../policy/interfaces.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 import { startAdminServer } from './admin.js';
 import { DirectoryModel } from '../directory/directory-model.js';
 import { QueueManager } from './queue-manager.js';

@@ -2,8 +2,8 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import type { Rules } from '../config/schema.js';
-import type { Metrics } from '../observability/metrics.js';
-import type { Clock } from '../policy/interfaces.js';
+import type { Metrics, TransportQueueStats } from '../observability/metrics.js';
+import type { Clock } from '../runtime/clock.js';
 import { domainOf } from '../net/domain.js';
 import { categorize, countHops, outboundRecipient } from './categorizer.js';
 import type { DirectoryModel } from '../directory/directory-model.js';
@@ -72,6 +72,9 @@ export interface MessageSummary {
   /** `4.3.2 ...` when frozen, else the last error, else `ready`. */
   status: string;
 }
+
+/** Where the report of a deleted message's undelivered recipients went. */
+export type DeleteNotice = 'ndr' | 'badmail' | 'none';
 
 /** A queue-viewer request that cannot be done; the admin interface answers it with `status`. */
 export class QueueCommandError extends Error {
@@ -143,7 +146,7 @@ export class QueueManager {
       } while (this.again);
     })().finally(() => {
       this.running = null;
-      this.publishQueueLengths();
+      this.publishQueueStats();
     });
     return this.running;
   }
@@ -243,7 +246,9 @@ export class QueueManager {
       this.o.metrics?.transportRetry('failed-retry');
       return;
     }
-    const c = categorize(m.envelope, { hopCount: countHops(header) }, this.o.directory(), rules);
+    // The hop count the message arrived with: our own Received: field (on received mail, which `sentSize` marks) is not one.
+    const ownField = m.envelope.sentSize !== undefined ? 1 : 0;
+    const c = categorize(m.envelope, { hopCount: countHops(header) - ownField }, this.o.directory(), rules);
     for (const e of c.expansions) this.track('expanded', m, e.members, `group ${e.group} expanded to ${e.members.length} member(s)`);
 
     const parts: { queue: string; kind: 'local' | 'remote'; domain?: string; deliveries: Delivery[] }[] = [];
@@ -322,26 +327,51 @@ export class QueueManager {
     await this.afterAttempt({ ...m, deliveries }, 'deferred');
   }
 
-  /** One attempt at the pending remote copies, by whatever route the router gives now. */
+  /**
+   * One attempt at the pending remote copies, by whatever route the router gives now. A smart-host
+   * connector that answers nobody is marked down until its own retry time, and the copies go at once
+   * by the next route; when every route is down they wait in `unreachable` until the first is back.
+   */
   private async deliverRemotePart(m: QueuedMessage): Promise<void> {
+    const { router } = this.o;
     const domain = m.domain ?? domainOf(m.deliveries[0]?.address ?? '');
-    const route = this.o.router.route(domain);
     const deliveries = m.deliveries.map((d) => ({ ...d }));
-    const pending = deliveries.filter((d) => d.status === 'pending');
-    if (route.kind === 'none' && route.result.outcome === 'deferred') {
-      for (const d of pending) d.result = { ...route.result, address: d.address };
-      this.track('deferred', m, pending.map((d) => d.address), `${route.result.code ?? ''} ${route.result.enhanced} ${route.result.text}`.trim());
-      await this.afterAttempt({ ...m, deliveries }, 'unreachable');
-      return;
+    const tried = new Set<string>();
+    for (let route = router.route(domain); ; route = router.route(domain)) {
+      const pending = deliveries.filter((d) => d.status === 'pending');
+      if (route.kind === 'none' && route.result.outcome === 'deferred') {
+        // A route tried in this attempt left a better reason (its hosts' answers) than "connectors down".
+        if (tried.size === 0) {
+          for (const d of pending) d.result = { ...route.result, address: d.address };
+          this.track('deferred', m, pending.map((d) => d.address), resultText(route.result));
+        }
+        await this.afterAttempt({ ...m, deliveries }, 'unreachable', router.backAt(domain));
+        return;
+      }
+      if (route.kind !== 'none' && route.connector !== null && tried.has(route.connector)) break;
+      const results = await this.o.remote.deliver(route, m.envelope, pending.map((d) => d.outbound ?? d.recipient), this.o.store.contentPath(m.contentId));
+      this.recordRemoteResults(m, pending, results);
+      if (route.kind === 'none' || route.connector === null || route.connector === FORWARD_UNRESOLVED_CONNECTOR) break;
+      const unanswered = route.kind === 'smarthost' && results.length > 0 && results.every((r) => r.enhanced === '4.4.1');
+      if (!unanswered) {
+        if (results.some((r) => r.outcome === 'delivered')) router.markUp(route.connector);
+        break;
+      }
+      router.markFailed(route.connector);
+      tried.add(route.connector);
     }
-    const results = await this.o.remote.deliver(route, m.envelope, pending.map((d) => d.outbound ?? d.recipient), this.o.store.contentPath(m.contentId));
-    const now = this.o.clock.now();
+    await this.afterAttempt({ ...m, deliveries }, remoteQueue(domain));
+  }
+
+  /** Takes one attempt's per-recipient results into the pending copies (matched by the exact address sent). */
+  private recordRemoteResults(m: QueuedMessage, pending: Delivery[], results: RecipientResult[]): void {
     for (const [i, d] of pending.entries()) {
-      const r: RecipientResult = results.find((x) => x.address.toLowerCase() === d.address.toLowerCase()) ?? results[i] ?? {
+      const sent = (d.outbound ?? d.recipient).address;
+      const r: RecipientResult = results.find((x) => x.address === sent) ?? results[i] ?? {
         address: d.address, outcome: 'deferred', code: 451, enhanced: '4.3.0', text: 'No result from remote delivery',
       };
       d.result = { ...r, address: d.address };
-      const reason = `${r.code ?? ''} ${r.enhanced} ${r.text}`.trim();
+      const reason = resultText(r);
       if (r.outcome === 'delivered') {
         d.status = 'delivered';
         this.track('transferred', m, [d.address], `${reason}${r.remoteMta ? ` (${r.remoteMta})` : ''}`);
@@ -353,15 +383,13 @@ export class QueueManager {
         this.o.metrics?.transportDelivery('deferred');
       }
     }
-    // A smart host that answers nobody is passed over until the next retry, so another connector can take the mail.
-    if (route.kind === 'smarthost' && route.connector !== FORWARD_UNRESOLVED_CONNECTOR && results.length > 0 && results.every((r) => r.enhanced === '4.4.1')) {
-      this.o.router.markDown(route.connector, now + retryDelayMs(1, this.retry));
-    }
-    await this.afterAttempt({ ...m, deliveries }, remoteQueue(domain));
   }
 
-  /** After an attempt: finished → report and remove; else expire (4.4.7), send the delay DSN once, or schedule the retry. */
-  private async afterAttempt(m: QueuedMessage, retryQueue: string): Promise<void> {
+  /**
+   * After an attempt: finished → report and remove; else expire (4.4.7), send the delay DSN once, or
+   * schedule the retry (on the retry schedule, or at `retryAt` when the caller knows better).
+   */
+  private async afterAttempt(m: QueuedMessage, retryQueue: string, retryAt?: number): Promise<void> {
     const now = this.o.clock.now();
     let pending = m.deliveries.filter((d) => d.status === 'pending');
     if (pending.length > 0 && isExpired(m.envelope.receivedAt, now, this.retry)) {
@@ -386,7 +414,7 @@ export class QueueManager {
     const next: QueuedMessage = {
       ...m,
       attempts,
-      nextAttemptAt: now + retryDelayMs(attempts, this.retry),
+      nextAttemptAt: retryAt ?? now + retryDelayMs(attempts, this.retry),
       ...(first ? { lastError: `${first.code ?? ''} ${first.enhanced} ${first.text}`.trim() } : {}),
     };
     this.o.metrics?.transportRetry(queueState(retryQueue));
@@ -425,8 +453,9 @@ export class QueueManager {
 
   /**
    * Reports every copy that ended and was not yet reported: failures by NDR (to Badmail for a bounce,
-   * which is never bounced), successes by DSN when NOTIFY=SUCCESS asked for one (local delivery only:
-   * remote hosts got the NOTIFY and report themselves). Marks them reported in `m` (the caller saves).
+   * which is never bounced), successes when NOTIFY=SUCCESS asked for one: `delivered` for local
+   * delivery, `relayed` for a next hop that does not offer DSN (RFC 3461 4.2.2; one that does got the
+   * NOTIFY and reports itself). Marks them reported in `m` (the caller saves).
    */
   private async report(m: QueuedMessage): Promise<void> {
     const ended = m.deliveries.filter((d) => d.status !== 'pending' && !d.reported);
@@ -453,14 +482,16 @@ export class QueueManager {
     } else if (failed.length > 0) {
       await this.sendDsn(m, failed.filter((d) => notifyAllows(d.recipient, 'FAILURE')), 'failed');
     }
-    if (!isBounce && m.kind === 'local') {
-      await this.sendDsn(m, ended.filter((d) => d.status === 'delivered' && notifyAllows(d.recipient, 'SUCCESS')), 'delivered');
+    if (!isBounce) {
+      const successes = ended.filter((d) => d.status === 'delivered' && notifyAllows(d.recipient, 'SUCCESS'));
+      if (m.kind === 'local') await this.sendDsn(m, successes, 'delivered');
+      else await this.sendDsn(m, successes.filter((d) => d.result?.nextHopDsn === false), 'relayed');
     }
     for (const d of ended) d.reported = true;
   }
 
   /** Queues one DSN about some copies of a message, as a new message from <> in `dsn-pending`. */
-  private async sendDsn(m: QueuedMessage, about: Delivery[], action: 'failed' | 'delayed' | 'delivered'): Promise<void> {
+  private async sendDsn(m: QueuedMessage, about: Delivery[], action: DsnRecipient['action']): Promise<void> {
     if (about.length === 0 || m.envelope.mailFrom === '' || m.envelope.isDsn) return;
     const { rules, store, clock } = this.o;
     const now = clock.now();
@@ -470,7 +501,7 @@ export class QueueManager {
       const enhanced = action === 'delayed' && !base.enhanced.startsWith('4') ? '4.0.0' : base.enhanced;
       return { ...base, address: d.address, enhanced, action, ...(orcpt !== undefined ? { orcpt } : {}) };
     });
-    const text = await buildDsn({
+    const report = await buildDsn({
       reportingMta: rules.hostname,
       original: m.envelope,
       originalContentPath: store.contentPath(m.contentId),
@@ -480,11 +511,11 @@ export class QueueManager {
       ...(action === 'delayed' ? { willRetryUntil: new Date(m.envelope.receivedAt + this.retry.expireHours * 3_600_000) } : {}),
     });
     const id = newQueueId(now);
-    const size = await store.writeContent(id, text);
+    const size = await store.writeContent(id, report);
     const recipients = [{ address: m.envelope.mailFrom, notify: ['NEVER' as const] }];
     const copyTo = rules.transport.dsn.copyNdrTo;
     if (action === 'failed' && copyTo !== undefined) recipients.push({ address: copyTo, notify: ['NEVER' as const] });
-    const dsnMessageId = /^Message-ID:\s*(\S+)/im.exec(text)?.[1];
+    const dsnMessageId = /^Message-ID:\s*(\S+)/im.exec(report.toString('latin1'))?.[1];
     await store.add('dsn-pending', {
       envelope: { id, mailFrom: '', recipients, size, receivedAt: now, isDsn: true },
       contentId: id,
@@ -523,16 +554,22 @@ export class QueueManager {
     );
   }
 
-  private publishQueueLengths(): void {
+  private publishQueueStats(): void {
     if (!this.o.metrics) return;
-    const lengths: Record<string, number> = {};
-    for (const q of QUEUE_STATES) lengths[q] = 0;
+    const now = this.o.clock.now();
+    const stats: Record<string, TransportQueueStats> = {};
+    for (const q of QUEUE_STATES) stats[q] = { count: 0 };
     // By state: one label per destination domain would grow without bound.
     for (const s of this.o.store.all()) {
-      const state = queueState(s.queue);
-      lengths[state] = (lengths[state] ?? 0) + 1;
+      const q = (stats[queueState(s.queue)] ??= { count: 0 });
+      const m = s.message;
+      q.count++;
+      const age = Math.max(0, (now - m.envelope.receivedAt) / 1000);
+      if (q.oldestAgeSeconds === undefined || age > q.oldestAgeSeconds) q.oldestAgeSeconds = age;
+      // A retry scheduled, not one made due at once (0) by the administrator.
+      if (m.attempts > 0 && m.nextAttemptAt > 0 && (q.nextRetryAt === undefined || m.nextAttemptAt < q.nextRetryAt)) q.nextRetryAt = m.nextAttemptAt;
     }
-    this.o.metrics.transportQueues(lengths);
+    this.o.metrics.transportQueues(stats);
   }
 
   // ---- the queue viewer's operations ----
@@ -599,7 +636,8 @@ export class QueueManager {
       size: m.envelope.size,
       receivedAt: new Date(m.envelope.receivedAt).toISOString(),
       attempts: m.attempts,
-      ...(m.attempts > 0 ? { nextAttempt: new Date(m.nextAttemptAt).toISOString() } : {}),
+      // Due at once (0, as after `queue retry`) reads as now: frozen, it goes as soon as it is unfrozen.
+      ...(m.attempts > 0 ? { nextAttempt: new Date(Math.max(m.nextAttemptAt, this.o.clock.now())).toISOString() } : {}),
       frozen,
       status: frozen ? FROZEN_STATUS : (m.lastError ?? 'ready'),
     };
@@ -639,14 +677,21 @@ export class QueueManager {
     return { target, count };
   }
 
-  /** Deletes a message; with `ndr`, its undelivered recipients get an NDR first (never for a bounce). */
-  async delete(id: string, ndr: boolean): Promise<{ id: string; ndr: boolean }> {
-    await this.exclusive(id, (m) => this.deleteNow(m, ndr));
+  /**
+   * Deletes a message; with `ndr`, its undelivered recipients are reported first, as any failure is:
+   * `notice` says where that went (an NDR to the sender; Badmail for a bounce; nowhere when NOTIFY
+   * asked for no failure report or nothing was left undelivered).
+   */
+  async delete(id: string, ndr: boolean): Promise<{ id: string; ndr: boolean; notice: DeleteNotice }> {
+    let notice: DeleteNotice = 'none';
+    await this.exclusive(id, async (m) => {
+      notice = await this.deleteNow(m, ndr);
+    });
     this.kick();
-    return { id, ndr };
+    return { id, ndr, notice };
   }
 
-  private async deleteNow(m: QueuedMessage, ndr: boolean): Promise<void> {
+  private async deleteNow(m: QueuedMessage, ndr: boolean): Promise<DeleteNotice> {
     const id = m.envelope.id;
     const deliveries = copiesOf(m);
     const pending = deliveries.filter((d) => d.status === 'pending');
@@ -655,9 +700,16 @@ export class QueueManager {
       d.result = { ...DELETED_RESULT, address: d.address };
       if (!ndr) d.reported = true;
     }
-    if (ndr) await this.report({ ...m, deliveries });
-    else this.track('failed', m, pending.map((d) => d.address), 'deleted from the queue by the administrator (no NDR)');
+    let notice: DeleteNotice = 'none';
+    if (ndr) {
+      await this.report({ ...m, deliveries });
+      if (m.envelope.isDsn === true || m.envelope.mailFrom === '') notice = pending.length > 0 ? 'badmail' : 'none';
+      else notice = pending.some((d) => notifyAllows(d.recipient, 'FAILURE')) ? 'ndr' : 'none';
+    } else {
+      this.track('failed', m, pending.map((d) => d.address), 'deleted from the queue by the administrator (no NDR)');
+    }
     await this.o.store.remove(id);
+    return notice;
   }
 
   /**

@@ -148,10 +148,10 @@ export class QueueStore {
   }
 
   /** Writes a message's content from a stream, fsynced; resolves to its size in bytes. */
-  async writeContent(contentId: string, source: Readable | string): Promise<number> {
+  async writeContent(contentId: string, source: Readable | Buffer | string): Promise<number> {
     const target = this.contentPath(contentId);
     try {
-      if (typeof source === 'string') {
+      if (typeof source === 'string' || Buffer.isBuffer(source)) {
         await writeFile(target, source, { flag: 'wx' });
       } else {
         await pipeline(source, createWriteStream(target, { flags: 'wx' }));

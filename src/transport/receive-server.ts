@@ -6,7 +6,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMT
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { boundAddress } from '../net/bound.js';
 import type { IpList } from '../net/ip-list.js';
-import type { Clock } from '../policy/interfaces.js';
+import type { Clock } from '../runtime/clock.js';
 import { rfc5322Date } from './dsn.js';
 import { newQueueId, type QueuedMessage, QueueStorageError, type QueueStore } from './queue-store.js';
 import type { Envelope, EnvelopeRecipient } from './types.js';
@@ -109,6 +109,9 @@ function recipientOf(a: { address: string; dsn?: { notify?: string[]; orcpt?: st
  * `pre-submission/` with that directory fsynced. A write that fails is answered 452 4.3.1.
  */
 export async function startReceiveServer(opts: ReceiveServerOptions): Promise<ReceiveServer> {
+  // smtp-server merges recipients that differ only in case; a relay must keep their local parts apart
+  // (RFC 5321 2.4), so each transaction's recipients are kept here, keyed by its envelope object.
+  const recipients = new WeakMap<SMTPServerSession['envelope'], EnvelopeRecipient[]>();
   const serverOptions: SMTPServerOptions = {
     name: opts.hostname,
     banner: 'Portcullis transport ready',
@@ -133,6 +136,15 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
     onMailFrom(address, session, cb) {
       const size = typeof address.args === 'object' && address.args.SIZE ? Number(address.args.SIZE) : 0;
       if (size > opts.maxMessageSize) return cb(new ReplyError(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`));
+      cb();
+    },
+    onRcptTo(address, session, cb) {
+      const list = recipients.get(session.envelope) ?? [];
+      // The same address again (exactly) replaces the earlier one, as smtp-server does.
+      const i = list.findIndex((r) => r.address === address.address);
+      if (i >= 0) list[i] = recipientOf(address);
+      else list.push(recipientOf(address));
+      recipients.set(session.envelope, list);
       cb();
     },
     onData(stream, session, cb) {
@@ -165,7 +177,7 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
     const envelope: Envelope = {
       id,
       mailFrom: env.mailFrom === false ? '' : env.mailFrom.address,
-      recipients: env.rcptTo.map(recipientOf),
+      recipients: recipients.get(env) ?? env.rcptTo.map(recipientOf),
       size,
       // smtp-server counted these bytes against the SIZE limit; the categorizer must judge the same ones.
       sentSize: stream.byteLength,

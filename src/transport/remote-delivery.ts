@@ -100,7 +100,9 @@ export class RemoteDelivery {
         }
       }
       try {
-        return await this.transact(conn, target, env, recipients, contentPath);
+        const results = await this.transact(conn, target, env, recipients, contentPath);
+        const nextHopDsn = offersDsn(conn);
+        return results.map((r) => (r.outcome === 'delivered' ? { ...r, nextHopDsn } : r));
       } finally {
         conn.quit();
         conn.close();
@@ -137,7 +139,12 @@ export class RemoteDelivery {
         reject(err);
       };
       conn.on('error', onError);
-      conn.connect(() => {
+      conn.connect((err?: Error) => {
+        // A host that closes before its greeting comes here with an error, not as 'error': no session.
+        if (err) {
+          onError(err);
+          return;
+        }
         conn.off('error', onError);
         // Errors after the handshake reach the send/reset callbacks; this keeps them from being unhandled.
         conn.on('error', () => undefined);
@@ -195,9 +202,10 @@ export class RemoteDelivery {
       conn.send(envelope, createReadStream(contentPath), (err, info) => {
         const state = (conn as unknown as { _envelope?: { rejectedErrors?: NodemailerLikeError[] } })._envelope;
         if (!err && info) {
-          const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient?.toLowerCase() ?? '', e]));
+          // Keyed by the address exactly as sent: two recipients may differ only in the case of the local part.
+          const rejected = new Map((info.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e]));
           resolve({ results: batch.map((r) => {
-            const e = rejected.get(r.address.toLowerCase());
+            const e = rejected.get(r.address);
             return e ? fromReply(r.address, e.response, e.responseCode, target) : fromReply(r.address, info.response, undefined, target);
           }) });
           return;
@@ -216,10 +224,10 @@ export class RemoteDelivery {
         // nodemailer reports refusals at RCPT on the connection's envelope only, so read them there
         // when the message itself was refused afterwards.
         const perRecipient = new Map(
-          (e.rejectedErrors ?? state?.rejectedErrors ?? []).map((x) => [x.recipient?.toLowerCase() ?? '', x]),
+          (e.rejectedErrors ?? state?.rejectedErrors ?? []).map((x) => [x.recipient ?? '', x]),
         );
         resolve({ results: batch.map((r) => {
-          const x = perRecipient.get(r.address.toLowerCase());
+          const x = perRecipient.get(r.address);
           return x ? fromReply(r.address, x.response, x.responseCode, target) : fromReply(r.address, e.response, e.responseCode, target);
         }) });
       });
@@ -334,6 +342,11 @@ function fromReply(address: string, reply: string | undefined, code: number | un
   const rest = text.replace(/^\d{3}[ -]?/, '').replace(/^[245]\.\d{1,3}\.\d{1,3}\s*/, '');
   const outcome = cls === 2 ? 'delivered' : cls === 5 ? 'failed' : 'deferred';
   return { address, outcome, code: c, enhanced, text: rest || text, remoteMta: target.name };
+}
+
+/** Whether the server offered DSN in its EHLO reply (nodemailer keeps the extensions it found there). */
+function offersDsn(conn: SMTPConnection): boolean {
+  return (conn as unknown as { _supportedExtensions?: string[] })._supportedExtensions?.includes('DSN') === true;
 }
 
 /** The result for a recipient whose transaction was cut off. */

@@ -1,7 +1,8 @@
 import type { ConnectorConfig, Rules } from '../config/schema.js';
-import { systemClock, type Clock } from '../policy/interfaces.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 import { canonicalDomain } from '../net/domain.js';
 import { addressSpaceScore } from './address-space.js';
+import { retryDelayMs } from './retry-schedule.js';
 import type { RecipientResult } from './types.js';
 
 /** Where mail for one domain goes next. */
@@ -25,8 +26,12 @@ export class Router {
   private readonly accepted: Set<string>;
   private readonly forwardUnresolvedTo: string | undefined;
   private readonly downUntil = new Map<string, number>();
+  /** Failed attempts through each connector since it last worked: they set its own retry time. */
+  private readonly failures = new Map<string, number>();
+  private readonly retry: Rules['transport']['retry'];
 
   constructor(rules: Rules, private readonly clock: Clock = systemClock) {
+    this.retry = rules.transport.retry;
     this.connectors = rules.transport.connectors.filter((c) => c.enabled);
     this.accepted = new Set(rules.acceptedDomains.map(canonicalDomain));
     this.forwardUnresolvedTo = rules.directory.forwardUnresolvedTo;
@@ -65,9 +70,36 @@ export class Router {
     this.downUntil.set(connector, until);
   }
 
-  /** Puts a connector marked down back into routing at once. */
+  /**
+   * A connector answered nobody: out of routing until its own retry time, which follows the retry
+   * schedule by its consecutive failures (10, 10, 10, then 15 minutes by default), whatever the
+   * schedule of the messages that found it down. Attempts already under way when it went down add no
+   * failure. Returns the time it comes back.
+   */
+  markFailed(connector: string): number {
+    const now = this.clock.now();
+    const until = this.downUntil.get(connector);
+    if (until !== undefined && until > now) return until;
+    const failures = (this.failures.get(connector) ?? 0) + 1;
+    this.failures.set(connector, failures);
+    const back = now + retryDelayMs(failures, this.retry);
+    this.markDown(connector, back);
+    return back;
+  }
+
+  /** Puts a connector back into routing at once (it delivered, or the administrator said so). */
   markUp(connector: string): void {
     this.downUntil.delete(connector);
+    this.failures.delete(connector);
+  }
+
+  /** When the first connector for a domain whose every connector is down comes back; undefined if one is up or none matches. */
+  backAt(domain: string): number | undefined {
+    const route = this.route(domain);
+    if (route.kind !== 'none' || route.result.outcome !== 'deferred') return undefined;
+    const d = canonicalDomain(domain);
+    const times = this.connectors.filter((c) => bestScore(c, d) !== null).map((c) => this.downUntil.get(c.name) ?? 0);
+    return times.length > 0 ? Math.min(...times) : undefined;
   }
 
   /** Whether a connector is currently marked down. */

@@ -44,4 +44,6 @@ export interface RecipientResult {
   enhanced: string;
   text: string;
   remoteMta?: string;
+  /** Remote delivery: whether the host that took the message offered DSN, so NOTIFY went on with it. */
+  nextHopDsn?: boolean;
 }

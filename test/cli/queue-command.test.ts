@@ -1,7 +1,7 @@
 /** `portcullis queue` and `portcullis track` as subprocesses against a running engine's admin interface. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -131,4 +131,23 @@ test('queue with an unknown action, or without the id it needs, says what is wro
     assert.match(err.stderr, why);
     assert.match(err.stderr, /usage: portcullis queue list/);
   }
+});
+
+test('queue retry on a frozen message lists its next attempt as now, not 1970; queue delete --ndr of a bounce says it went to Badmail', async () => {
+  accept = false;
+  const id = queuedId((await sendMessage(engine.address.port, { from: '', to: ['frank@remote.test'], content: message('A bounce') })).at(-1)!);
+  const part = `${id}-1`;
+  await waitFor(() => engine.store.get(part)?.message.attempts === 1, 10_000, 'first attempt of the bounce');
+  await queue('freeze', part);
+  await queue('retry', part);
+  const listed = JSON.parse(await queue('messages', 'remote-delivery/remote.test', '--json')) as { messages: MessageSummary[] };
+  assert.equal(listed.messages.find((m) => m.id === part)?.nextAttempt, new Date(clock.now()).toISOString());
+  assert.doesNotMatch(await queue('show', part), /1970-/);
+
+  assert.match(await queue('delete', part, '--ndr'), new RegExp(`^deleted ${part} \\(a bounce is never bounced: kept in Badmail\\)$`, 'm'));
+  const entries = (await readdir(engine.paths.badmailDir)).filter((d) => !d.startsWith('.'));
+  assert.equal(entries.length, 1);
+  const record = JSON.parse(await readFile(path.join(engine.paths.badmailDir, entries[0]!, 'envelope.json'), 'utf8')) as { source: string; reason: string };
+  assert.equal(record.source, 'undeliverable-bounce');
+  assert.match(record.reason, /deleted from the queue by the administrator/);
 });

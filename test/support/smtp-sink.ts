@@ -39,12 +39,15 @@ async function waitForListener(port: number, child: ChildProcess): Promise<void>
   throw new Error(`smtp-sink did not listen on ${port}`);
 }
 
-/** Starts /usr/sbin/smtp-sink on 127.0.0.1 (the unprivileged user when run as root). */
-export async function startSmtpSink(): Promise<SmtpSink> {
+/**
+ * Starts /usr/sbin/smtp-sink on 127.0.0.1 (the unprivileged user when run as root); `flags` are more of
+ * its options, e.g. `-N` (no DSN) or `-q CONNECT` (hang up on every client before the greeting).
+ */
+export async function startSmtpSink(flags: string[] = []): Promise<SmtpSink> {
   const dir = await mkdtemp(path.join(tmpdir(), 'portcullis-sink-'));
   await chmod(dir, 0o777);
   const port = await freePort();
-  const args = [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), '-d', `${dir}/%s.`, `127.0.0.1:${port}`, '50'];
+  const args = [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), ...flags, '-d', `${dir}/%s.`, `127.0.0.1:${port}`, '50'];
   const child = spawn('/usr/sbin/smtp-sink', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   await waitForListener(port, child);
   return {

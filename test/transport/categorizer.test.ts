@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { RulesSchema, type Rules } from '../../src/config/schema.js';
 import { categorize, countHops, outboundRecipient } from '../../src/transport/categorizer.js';
 import { AmbiguousAddressError, DirectoryModel } from '../../src/directory/directory-model.js';
@@ -180,4 +181,37 @@ test('has() is false exactly for the addresses categorize fails with 5.1.1', () 
       assert.equal(dir.has(address), !unknown, `${address} with forwardUnresolvedTo=${String(forwardUnresolvedTo)}`);
     }
   }
+});
+
+test('an address we relay keeps its local part exactly as given (only the domain is folded); case twins stay two', () => {
+  const r = rules(directory);
+  const dir = DirectoryModel.fromRules(r);
+  const atom = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}$/);
+  const localPart = fc.oneof(
+    fc.array(atom, { minLength: 1, maxLength: 3 }).map((a) => a.join('.')),
+    atom.map((a) => `"${a}..x"`),
+  );
+  const domain = fc.constantFrom('Remote.TEST', 'remote.test', 'Sub.Partner.test.');
+  fc.assert(
+    fc.property(localPart, domain, (local, dom) => {
+      const twin = local === local.toLowerCase() ? local.toUpperCase() : local.toLowerCase();
+      const c = categorize(envelope([`${local}@${dom}`, `${twin}@${dom}`]), { hopCount: 0 }, dir, r);
+      const folded = dom.replace(/\.$/, '').toLowerCase();
+      const expected = local === twin ? [`${local}@${folded}`] : [`${local}@${folded}`, `${twin}@${folded}`];
+      assert.deepEqual(c.remote.map((x) => x.address), expected);
+      assert.deepEqual(c.failed, []);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('an alias or group target outside our domains keeps its case; one of ours still matches in any case', () => {
+  const r = rules({
+    mailboxes: [{ address: 'alice@example.com' }],
+    aliases: [{ address: 'sales@example.com', forwardTo: ['Jane.Doe@Partner.test', 'ALICE@example.com'] }],
+    groups: [{ address: 'team@example.com', members: ['John.Smith@remote.test', 'sales@example.com'] }],
+  });
+  const c = categorize(envelope(['team@example.com']), { hopCount: 0 }, DirectoryModel.fromRules(r), r);
+  assert.deepEqual(c.remote.map((x) => x.address), ['John.Smith@remote.test', 'Jane.Doe@partner.test']);
+  assert.deepEqual(c.local.map((l) => l.mailbox), ['alice@example.com']);
 });

@@ -27,12 +27,12 @@ interface Parsed {
   parts: string[];
   perMessage: Record<string, string>;
   perRecipient: Record<string, string>[];
-  returned: { type: string; subject: string | null; messageId: string | null; body: string | null };
+  returned: { type: string; subject: string | null; messageId: string | null; body: string | null; bodyHex: string | null };
   defects: number;
 }
 
 /** Parses a report with Python's email package and returns what a mail client would see. */
-function parseWithPython(message: string): Parsed {
+function parseWithPython(message: Buffer): Parsed {
   const script = `
 import email, json, sys
 from email import policy
@@ -42,11 +42,12 @@ status = parts[1].get_payload()
 ret = parts[2]
 if ret.get_content_type() == 'message/rfc822':
     inner = ret.get_payload()[0]
-    returned = {'type': 'message/rfc822', 'subject': inner['Subject'], 'messageId': inner['Message-ID'], 'body': inner.get_payload(decode=True).decode('utf-8')}
+    body = inner.get_payload(decode=True)
+    returned = {'type': 'message/rfc822', 'subject': inner['Subject'], 'messageId': inner['Message-ID'], 'body': body.decode('utf-8', errors='replace'), 'bodyHex': body.hex()}
 else:
     text = ret.get_payload()
     inner = email.message_from_string(text if isinstance(text, str) else text[0].as_string())
-    returned = {'type': ret.get_content_type(), 'subject': inner['Subject'], 'messageId': inner['Message-ID'], 'body': None}
+    returned = {'type': ret.get_content_type(), 'subject': inner['Subject'], 'messageId': inner['Message-ID'], 'body': None, 'bodyHex': None}
 defects = len(msg.defects) + sum(len(p.defects) for p in msg.walk())
 print(json.dumps({
   'contentType': msg.get_content_type(),
@@ -59,7 +60,7 @@ print(json.dumps({
   'defects': defects,
 }))
 `;
-  return JSON.parse(execFileSync('python3', ['-c', script], { input: Buffer.from(message, 'utf8'), encoding: 'utf8' })) as Parsed;
+  return JSON.parse(execFileSync('python3', ['-c', script], { input: message, encoding: 'utf8' })) as Parsed;
 }
 
 function envelope(extra: Partial<Envelope> = {}): Envelope {
@@ -131,4 +132,37 @@ test('a delay report says delayed with a 4.x.x status and returns headers only b
   assert.equal(p.perRecipient[0]!['Will-Retry-Until'], 'Wed, 25 Nov 2026 09:30:00 +0000');
   assert.equal(p.parts[2], 'text/rfc822-headers');
   assert.equal(p.perMessage['Received-From-MTA'], undefined);
+});
+
+test('the returned message is the bytes received: an 8-bit Latin-1 body and header come back unaltered, in full and as headers', async () => {
+  const latin1 = Buffer.from('From: s@remote.test\r\nSubject: Latin-1\r\nX-Note: na\xefve caf\xe9\r\nMessage-ID: <l1@remote.test>\r\n\r\nGr\xfc\xdfe aus K\xf6ln\r\n', 'latin1');
+  const file = path.join(dir, 'latin1.eml');
+  await writeFile(file, latin1);
+  const failed: DsnRecipient = { address: 'ghost@example.com', outcome: 'failed', code: 550, enhanced: '5.1.1', text: 'nope', action: 'failed' };
+  for (const ret of ['FULL', 'HDRS'] as const) {
+    const dsn = await buildDsn({
+      reportingMta: 'mx.example.com', original: envelope({ ret }), originalContentPath: file,
+      results: [failed], from: 'MAILER-DAEMON@mx.example.com', now: new Date(),
+    });
+    const returned = ret === 'FULL' ? latin1 : latin1.subarray(0, latin1.indexOf('\r\n\r\n') + 2);
+    assert.ok(dsn.includes(returned), `RET=${ret}: the returned part holds the original bytes`);
+    assert.equal(dsn.includes(Buffer.from('\ufffd', 'utf8')), false, `RET=${ret}: no replacement character`);
+    const p = parseWithPython(dsn);
+    assert.equal(p.defects, 0);
+    assert.equal(p.returned.messageId, '<l1@remote.test>');
+    if (ret === 'FULL') assert.equal(p.returned.bodyHex, Buffer.from('Gr\xfc\xdfe aus K\xf6ln\r\n', 'latin1').toString('hex'));
+  }
+});
+
+test('a relayed report (NOTIFY=SUCCESS to a next hop without DSN) says relayed with a 2.x.x status and returns headers only', async () => {
+  const dsn = await buildDsn({
+    reportingMta: 'mx.example.com', original: envelope(), originalContentPath: contentPath,
+    results: [{ address: 'far@remote.test', outcome: 'delivered', code: 250, enhanced: '2.0.0', text: 'OK', action: 'relayed', remoteMta: 'smart.remote.test' }],
+    from: 'MAILER-DAEMON@mx.example.com', now: new Date(),
+  });
+  const p = parseWithPython(dsn);
+  assert.equal(p.defects, 0);
+  assert.equal(p.subject, 'Relayed: Quarterly numbers');
+  assert.deepEqual([p.perRecipient[0]!['Action'], p.perRecipient[0]!['Status'], p.perRecipient[0]!['Remote-MTA']], ['relayed', '2.0.0', 'dns; smart.remote.test']);
+  assert.equal(p.parts[2], 'text/rfc822-headers');
 });

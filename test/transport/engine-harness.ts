@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { RulesSchema, type Rules } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
-import type { Clock } from '../../src/policy/interfaces.js';
+import type { Clock } from '../../src/runtime/clock.js';
 import { startTransportEngine, type TransportEngine, type TransportEngineOptions } from '../../src/transport/engine.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
 

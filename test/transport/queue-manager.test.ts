@@ -3,7 +3,10 @@
  * restart, size limit and DSNs, expiry of mail that cannot be worked on, queue metrics.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -13,6 +16,7 @@ import { mailboxDir } from '../../src/transport/maildir.js';
 import { searchTrackingLog } from '../../src/transport/tracking-log.js';
 import { engineRules, HOUR, MINUTE, ManualClock, maildirFiles, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
 import { startRemotePeer, type RemotePeer } from './remote-peer.js';
+import { startSmtpSink } from '../support/smtp-sink.js';
 
 let dir: string;
 before(async () => {
@@ -60,6 +64,11 @@ test('a remote host answering 4xx then 250: retried on the schedule (10, 10 minu
     clock.advance(9 * MINUTE);
     await settle(engine);
     assert.equal(peer.rcpts.length, 1, 'no attempt before the interval');
+    const stuck = await engine.metrics.render();
+    assert.match(stuck, /^portcullis_transport_queue_oldest_message_age_seconds\{queue="remote-delivery"\} 540$/m, 'the age of the oldest message, per state');
+    assert.match(stuck, new RegExp(`^portcullis_transport_queue_next_retry_timestamp_seconds\\{queue="remote-delivery"\\} ${(t0 + 10 * MINUTE) / 1000}$`, 'm'));
+    assert.doesNotMatch(stuck, /^portcullis_transport_queue_oldest_message_age_seconds\{queue="local-delivery"\}/m, 'no age for an empty state');
+    assert.doesNotMatch(stuck, /queue="remote-delivery\//, 'no label per destination domain');
     clock.advance(1 * MINUTE);
     await settle(engine);
     assert.equal(peer.rcpts.length, 2);
@@ -298,6 +307,245 @@ test('an unexpected error is retried until the message expires, then its recipie
     const [ndr] = await mailboxTexts(engine, 'alice@example.test');
     assert.match(ndr ?? '', /Status: 4\.4\.7/);
     assert.match(ndr ?? '', /last error: 4\.3\.0 queue store: moving /);
+  } finally {
+    await engine.close();
+  }
+});
+
+/** A smart host that takes each connection and drops it before the greeting: it answers nobody, and counts the tries. */
+async function startDeadHost(): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
+  let connections = 0;
+  const server = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+test('a dead primary connector is passed over at once for the backup; it is tried again only at its own retry time; with every route down, mail waits in unreachable until one is back', async () => {
+  const clock = new ManualClock();
+  const primary = await startDeadHost();
+  let backup = await startRemotePeer(() => 'accept');
+  const backupPort = backup.port;
+  const engine = await startEngine(
+    engineRules(path.join(dir, 'failover'), {}, {
+      connectors: [
+        { name: 'primary', addressSpaces: ['*'], cost: 1, smartHost: `127.0.0.1:${primary.port}` },
+        { name: 'backup', addressSpaces: ['*'], cost: 5, smartHost: `127.0.0.1:${backupPort}` },
+      ],
+    }),
+    { clock },
+  );
+  try {
+    const t0 = clock.now();
+    const send = async (subject: string): Promise<string> =>
+      queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['carol@remote.test'], content: message(subject) })).at(-1)!);
+
+    const first = await send('First');
+    await waitFor(() => backup.messages.length === 1, 10_000, 'the backup takes the first message without waiting for a retry');
+    assert.equal(primary.connections(), 1);
+    await settle(engine);
+    assert.equal(engine.store.all().length, 0);
+    await engine.tracking.flush();
+    const events = await searchTrackingLog(engine.paths.trackingLog, { id: first });
+    assert.deepEqual(events.map((e) => e.event), ['received', 'submitted', 'deferred', 'transferred']);
+    assert.match(events[2]?.reason ?? '', /^451 4\.4\.1 No answer from any host/);
+
+    clock.t = t0 + 5 * MINUTE;
+    await send('Second');
+    await waitFor(() => backup.messages.length === 2, 10_000, 'the second message');
+    assert.equal(primary.connections(), 1, 'a connector that is down is not tried before its retry time');
+
+    clock.t = t0 + 10 * MINUTE;
+    await send('Third');
+    await waitFor(() => backup.messages.length === 3, 10_000, 'the third message');
+    assert.equal(primary.connections(), 2, 'at its retry time the primary is tried again, and found still down');
+
+    // The backup dies too: every route is down, so the message waits in `unreachable`, not in a remote queue.
+    await backup.close();
+    clock.t = t0 + 15 * MINUTE;
+    const fourth = await send('Fourth');
+    await waitFor(() => engine.manager.messages('unreachable').length === 1, 10_000, 'the fourth message in unreachable');
+    assert.equal(primary.connections(), 2);
+    assert.deepEqual(engine.manager.messages('remote-delivery/remote.test'), []);
+    const [waiting] = engine.manager.messages('unreachable');
+    assert.equal(waiting?.id, `${fourth}-1`);
+    // The primary is back (or tried again) at t0 + 20 min, its second failure's 10 minutes after t0 + 10 min.
+    assert.equal(waiting?.nextAttempt, new Date(t0 + 20 * MINUTE).toISOString());
+    assert.match(waiting?.status ?? '', /^451 4\.4\.1 No answer from any host/);
+
+    backup = await startRemotePeer(() => 'accept', { port: backupPort });
+    clock.t = t0 + 20 * MINUTE - 1;
+    await settle(engine);
+    assert.equal(backup.messages.length, 0, 'nothing before a route is due back');
+    clock.t = t0 + 20 * MINUTE;
+    await settle(engine);
+    assert.equal(primary.connections(), 3, 'the primary, due back first, is tried');
+    assert.equal(backup.messages.length, 0, 'the backup is not known to be back before its own retry time');
+    assert.equal(engine.manager.messages('unreachable')[0]?.nextAttempt, new Date(t0 + 25 * MINUTE).toISOString());
+    clock.t = t0 + 25 * MINUTE;
+    await settle(engine);
+    assert.equal(primary.connections(), 3, 'the primary stays down until t0 + 30 min');
+    assert.equal(backup.messages.length, 1, 'the backup, back in routing, takes the message');
+    assert.match(backup.messages[0]!.content, /Subject: Fourth/);
+    assert.equal(engine.store.all().length, 0);
+  } finally {
+    await engine.close();
+    await backup.close();
+    await primary.close();
+  }
+});
+
+/** What a mail client sees in a DSN, parsed by Python's email package: subject, and each recipient's Action and Status. */
+function parseDsn(text: string): { subject: string; recipients: { action: string; status: string; finalRecipient: string }[]; returned: string } {
+  const script = `
+import email, json, sys
+msg = email.message_from_bytes(sys.stdin.buffer.read())
+parts = msg.get_payload()
+status = parts[1].get_payload()
+print(json.dumps({
+  'subject': msg['Subject'],
+  'recipients': [{'action': s['Action'], 'status': s['Status'], 'finalRecipient': s['Final-Recipient']} for s in status[1:]],
+  'returned': parts[2].get_content_type(),
+}))
+`;
+  return JSON.parse(execFileSync('python3', ['-c', script], { input: Buffer.from(text, 'utf8'), encoding: 'utf8' })) as ReturnType<typeof parseDsn>;
+}
+
+test('NOTIFY=SUCCESS to a next hop without DSN gets a relayed report; to one with DSN the NOTIFY goes on and we report nothing', async () => {
+  const clock = new ManualClock();
+  const plain = await startRemotePeer(() => 'accept');
+  const withDsn = await startRemotePeer(() => 'accept', { dsn: true });
+  const engine = await startEngine(
+    engineRules(path.join(dir, 'relayed'), {}, {
+      connectors: [
+        { name: 'plain', addressSpaces: ['plain.test'], smartHost: `127.0.0.1:${plain.port}` },
+        { name: 'dsn', addressSpaces: ['dsn.test'], smartHost: `127.0.0.1:${withDsn.port}` },
+      ],
+    }),
+    { clock },
+  );
+  try {
+    await sendMessage(engine.address.port, {
+      from: 'alice@example.test', to: ['carol@plain.test', 'dan@plain.test', 'erin@dsn.test'], rcptArgs: ['NOTIFY=SUCCESS', '', 'NOTIFY=SUCCESS'], content: message('Tell me'),
+    });
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the relayed report');
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+    assert.deepEqual(plain.rcpts.sort(), ['carol@plain.test', 'dan@plain.test']);
+    assert.deepEqual(withDsn.notify, ['SUCCESS'], 'the host that offers DSN got the NOTIFY');
+    const reports = await mailboxTexts(engine, 'alice@example.test');
+    assert.equal(reports.length, 1, 'one report: carol only (dan asked for none, erin\'s host reports itself)');
+    const dsn = parseDsn(reports[0]!);
+    assert.equal(dsn.subject, 'Relayed: Tell me');
+    assert.deepEqual(dsn.recipients, [{ action: 'relayed', status: '2.6.0', finalRecipient: 'rfc822; carol@plain.test' }], 'the status the next hop gave');
+    assert.equal(dsn.returned, 'text/rfc822-headers');
+    assert.match(await engine.metrics.render(), /^portcullis_transport_dsns_total\{action="relayed"\} 1$/m);
+  } finally {
+    await engine.close();
+    await plain.close();
+    await withDsn.close();
+  }
+});
+
+test('relayed mail keeps its local part as given: recipients differing only in case stay two, a forward target keeps its case; our mailboxes match in any case', async () => {
+  const clock = new ManualClock();
+  const peer = await startRemotePeer(() => 'accept');
+  const engine = await startEngine(
+    engineRules(path.join(dir, 'case'), {
+      directory: {
+        mailboxes: [{ address: 'alice@example.test' }, { address: 'bob@example.test' }],
+        aliases: [{ address: 'sales@example.test', forwardTo: ['Jane.Doe@Partner.test'] }],
+      },
+    }, { connectors: [{ name: 'outbound', addressSpaces: ['*'], smartHost: `127.0.0.1:${peer.port}` }] }),
+    { clock },
+  );
+  try {
+    await sendMessage(engine.address.port, {
+      from: 'alice@example.test', to: ['John.Smith@remote.test', 'john.smith@remote.test', 'Sales@Example.test', 'BOB@example.test'], content: message('Case'),
+    });
+    await waitFor(() => peer.messages.length === 2, 10_000, 'one transaction per remote domain');
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'bob@example.test')).length === 1, 10_000, 'local delivery to bob');
+    assert.deepEqual(peer.rcpts.sort(), ['Jane.Doe@partner.test', 'John.Smith@remote.test', 'john.smith@remote.test']);
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+  } finally {
+    await engine.close();
+    await peer.close();
+  }
+});
+
+test('the hop limit counts the Received: fields a message arrived with, not ours: at the limit it is delivered, over it fails 4.4.6', async () => {
+  const clock = new ManualClock();
+  const engine = await startEngine(engineRules(path.join(dir, 'hops')), { clock });
+  try {
+    const withHops = (n: number, subject: string): string =>
+      Array.from({ length: n }, (_, i) => `Received: from hop${i}.remote.test by hop${i + 1}.remote.test; Mon, 1 Jan 2024 00:00:00 +0000\r\n`).join('') + message(subject);
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: withHops(15, 'Fifteen hops') });
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: withHops(16, 'Sixteen hops') });
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'bob@example.test')).length === 1, 10_000, 'the one at the limit');
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the NDR of the one over it');
+    await waitFor(() => engine.store.all().length === 0, 10_000, 'empty queue');
+    assert.match((await mailboxTexts(engine, 'bob@example.test'))[0]!, /Subject: Fifteen hops/);
+    const ndr = parseDsn((await mailboxTexts(engine, 'alice@example.test'))[0]!);
+    assert.equal(ndr.subject, 'Undeliverable: Sixteen hops');
+    assert.deepEqual(ndr.recipients.map((r) => r.status), ['4.4.6']);
+  } finally {
+    await engine.close();
+  }
+});
+
+test('Postfix peers: a smart host that hangs up at connect (smtp-sink -q CONNECT) is passed over for a backup without DSN (smtp-sink -N), which gets the recipient as written; NOTIFY=SUCCESS is answered relayed', async () => {
+  const clock = new ManualClock();
+  const dead = await startSmtpSink(['-q', 'CONNECT']);
+  const backup = await startSmtpSink(['-N']);
+  const engine = await startEngine(
+    engineRules(path.join(dir, 'postfix-peers'), {}, {
+      connectors: [
+        { name: 'primary', addressSpaces: ['remote.test'], cost: 1, smartHost: `127.0.0.1:${dead.port}` },
+        { name: 'backup', addressSpaces: ['remote.test'], cost: 2, smartHost: `127.0.0.1:${backup.port}` },
+      ],
+    }),
+    { clock },
+  );
+  try {
+    await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['John.Smith@remote.test'], rcptArgs: ['NOTIFY=SUCCESS'], content: message('Via Postfix') });
+    await waitFor(async () => (await backup.transactions()).length === 1, 10_000, 'the backup smtp-sink has the message, with no retry waited for');
+    const [got] = await backup.transactions();
+    assert.match(got!, /^X-Rcpt-Args: <John\.Smith@remote\.test>$/m, 'the local part as given, and no NOTIFY to a host without DSN');
+    assert.match(got!, /Subject: Via Postfix/);
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the relayed report');
+    const dsn = parseDsn((await mailboxTexts(engine, 'alice@example.test'))[0]!);
+    assert.deepEqual(dsn.recipients.map((r) => [r.action, r.finalRecipient]), [['relayed', 'rfc822; John.Smith@remote.test']]);
+    assert.deepEqual(await dead.transactions(), []);
+  } finally {
+    await engine.close();
+    await backup.stop();
+    await dead.stop();
+  }
+});
+
+test('an NDR returns the message as received: 8-bit Latin-1 sent by Python smtplib comes back byte for byte', async () => {
+  const clock = new ManualClock();
+  const engine = await startEngine(engineRules(path.join(dir, 'latin1')), { clock });
+  try {
+    const body = Buffer.from('Gr\xfc\xdfe aus K\xf6ln, \xe0 bient\xf4t\r\n', 'latin1');
+    const content = Buffer.concat([Buffer.from('From: alice@example.test\r\nTo: nobody@example.test\r\nSubject: Latin-1\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'), body]);
+    const script = 'import smtplib, sys\ns = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)\ns.sendmail("alice@example.test", ["nobody@example.test"], sys.stdin.buffer.read())\ns.quit()';
+    // Not execFileSync: the engine answering smtplib runs in this process.
+    const python = spawn('python3', ['-c', script, String(engine.address.port)], { stdio: ['pipe', 'ignore', 'inherit'], timeout: 20_000 });
+    python.stdin.end(content);
+    const [code] = (await once(python, 'exit')) as [number | null];
+    assert.equal(code, 0, 'smtplib sent the message');
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the NDR');
+    const [file] = await maildirFiles(engine.paths.mailboxDir, 'alice@example.test');
+    const ndr = await readFile(path.join(mailboxDir(engine.paths.mailboxDir, 'alice@example.test'), 'new', file!));
+    // Maildir files hold LF line ends.
+    assert.ok(ndr.includes(Buffer.from(body.toString('latin1').replace(/\r\n/g, '\n'), 'latin1')), 'the 8-bit body is returned unaltered');
+    assert.equal(ndr.includes(Buffer.from('\ufffd', 'utf8')), false, 'no replacement characters');
   } finally {
     await engine.close();
   }

@@ -209,6 +209,45 @@ test('nobody listening: deferred 4.4.1 after trying every smart host', async () 
   assert.match(r[0]!.text, new RegExp(`${dead1}.*${dead2}`));
 });
 
+test('a host that closes the connection before its greeting is no session: the next smart host takes the message', async () => {
+  const mute = net.createServer((s) => s.destroy());
+  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+  const server = await startServer({ onData(stream, _s, cb) { stream.resume(); stream.on('end', () => cb()); } });
+  try {
+    const mutePort = (mute.address() as net.AddressInfo).port;
+    const route: Route = { kind: 'smarthost', connector: 'peer', hosts: [`127.0.0.1:${mutePort}`, `127.0.0.1:${server.port}`] };
+    const r = await delivery().deliver(route, envelope([{ address: 'a@dest.test' }]), [{ address: 'a@dest.test' }], contentPath);
+    assert.deepEqual([r[0]!.outcome, r[0]!.code], ['delivered', 250]);
+    const alone = await delivery().deliver({ ...route, hosts: [`127.0.0.1:${mutePort}`] }, envelope([{ address: 'a@dest.test' }]), [{ address: 'a@dest.test' }], contentPath);
+    assert.deepEqual([alone[0]!.outcome, alone[0]!.enhanced], ['deferred', '4.4.1'], 'alone, it is a host that answers nobody');
+  } finally {
+    await server.close();
+    await new Promise<void>((resolve) => mute.close(() => resolve()));
+  }
+});
+
+test('an accepted recipient says whether the host offered DSN (so NOTIFY went on with it); refusals keep the exact address sent', async () => {
+  const plain = await startServer({ onData(stream, _s, cb) { stream.resume(); stream.on('end', () => cb()); } });
+  const withDsn = await startServer({ hideDSN: false, onData(stream, _s, cb) { stream.resume(); stream.on('end', () => cb()); } });
+  const picky = await startServer({
+    onRcptTo(a, _s, cb) { cb(a.address === 'Jo@dest.test' ? Object.assign(new Error('No such user'), { responseCode: 550 }) : undefined); },
+    onData(stream, _s, cb) { stream.resume(); stream.on('end', () => cb()); },
+  });
+  try {
+    const to = [{ address: 'a@dest.test', notify: ['SUCCESS' as const] }];
+    const route = (port: number): Route => ({ kind: 'smarthost', connector: 'peer', hosts: [`127.0.0.1:${port}`] });
+    assert.equal((await delivery().deliver(route(plain.port), envelope(to), to, contentPath))[0]?.nextHopDsn, false);
+    assert.equal((await delivery().deliver(route(withDsn.port), envelope(to), to, contentPath))[0]?.nextHopDsn, true);
+    const twins = [{ address: 'Jo@dest.test' }, { address: 'jo@dest.test' }];
+    const r = await delivery().deliver(route(picky.port), envelope(twins), twins, contentPath);
+    assert.deepEqual(r.map((x) => [x.address, x.outcome]), [['Jo@dest.test', 'failed'], ['jo@dest.test', 'delivered']]);
+  } finally {
+    await plain.close();
+    await withDsn.close();
+    await picky.close();
+  }
+});
+
 test('connection dropped in the middle of DATA: deferred 4.4.2', async () => {
   const server = net.createServer((socket) => {
     socket.write('220 dropper ESMTP\r\n');

@@ -10,23 +10,34 @@ export interface RemotePeer {
   port: number;
   /** RCPT TO commands seen, in order. */
   rcpts: string[];
+  /** The NOTIFY of each RCPT TO, in order (`-` without one); only when the peer offers DSN. */
+  notify: string[];
   /** Messages accepted (the raw content). */
   messages: { from: string; to: string[]; content: string }[];
   close(): Promise<void>;
 }
 
-/** Starts the peer on 127.0.0.1 with a free port; `answer(n)` decides the n-th RCPT (0-based). */
-export async function startRemotePeer(answer: (n: number, rcpt: string) => PeerAnswer): Promise<RemotePeer> {
+/**
+ * Starts the peer on 127.0.0.1 (a free port unless `port` is given); `answer(n)` decides the n-th RCPT
+ * (0-based). It offers DSN only with `dsn: true`, and then records each RCPT's NOTIFY in `notify`.
+ */
+export async function startRemotePeer(
+  answer: (n: number, rcpt: string) => PeerAnswer,
+  opts: { port?: number; dsn?: boolean } = {},
+): Promise<RemotePeer> {
   const rcpts: string[] = [];
+  const notify: string[] = [];
   const messages: RemotePeer['messages'] = [];
   const server = new SMTPServer({
     logger: false,
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],
     hideENHANCEDSTATUSCODES: false,
+    hideDSN: opts.dsn !== true,
     onRcptTo(address, _session, cb) {
       const a = answer(rcpts.length, address.address);
       rcpts.push(address.address);
+      if (opts.dsn === true) notify.push([address.dsn?.notify ?? []].flat().join(',') || '-');
       if (a === 'accept') return cb();
       cb(Object.assign(new Error(a.text), { responseCode: a.code }));
     },
@@ -43,11 +54,12 @@ export async function startRemotePeer(answer: (n: number, rcpt: string) => PeerA
       });
     },
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(opts.port ?? 0, '127.0.0.1');
   await once(server.server, 'listening');
   return {
     port: (server.server.address() as net.AddressInfo).port,
     rcpts,
+    notify,
     messages,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

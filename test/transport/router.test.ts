@@ -70,3 +70,29 @@ test('a local domain goes to forwardUnresolvedTo when set', () => {
   const router = new Router(rules(connectors, { forwardUnresolvedTo: '127.0.0.1:2700' }));
   assert.deepEqual(router.route('example.com'), { kind: 'smarthost', connector: FORWARD_UNRESOLVED_CONNECTOR, hosts: ['127.0.0.1:2700'] });
 });
+
+test("a connector that failed is down until its own retry time (the schedule by its consecutive failures); backAt says when a domain's first route is back", () => {
+  let now = 0;
+  const router = new Router(rules([
+    { name: 'primary', addressSpaces: ['*'], cost: 1, smartHost: '127.0.0.1:2601' },
+    { name: 'backup', addressSpaces: ['*'], cost: 5, smartHost: '127.0.0.1:2602' },
+  ]), { now: () => now });
+  const MIN = 60_000;
+  assert.equal(router.markFailed('primary'), 10 * MIN);
+  assert.equal(router.markFailed('primary'), 10 * MIN, 'attempts under way when it went down add no failure');
+  assert.equal((router.route('remote.test') as { connector: string }).connector, 'backup');
+  assert.equal(router.backAt('remote.test'), undefined, 'a route is up');
+  now = 10 * MIN;
+  assert.equal((router.route('remote.test') as { connector: string }).connector, 'primary', 'back at its retry time');
+  assert.equal(router.markFailed('primary'), 20 * MIN);
+  now = 20 * MIN;
+  assert.equal(router.markFailed('primary'), 30 * MIN);
+  now = 30 * MIN;
+  assert.equal(router.markFailed('primary'), 45 * MIN, 'then every 15 minutes');
+  assert.equal(router.markFailed('backup'), 40 * MIN);
+  assert.equal(router.route('remote.test').kind, 'none');
+  assert.equal(router.backAt('remote.test'), 40 * MIN, 'the first of the routes to come back');
+  router.markUp('primary');
+  assert.equal((router.route('remote.test') as { connector: string }).connector, 'primary');
+  assert.equal(router.markFailed('primary'), 40 * MIN, 'a connector that worked starts its schedule again');
+});
