@@ -12,6 +12,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { EdgeSmtpStream } from './edge-smtp-stream.js';
 import { classDefault, fromServerLines, replyTexts, type SmtpReply } from './smtp-reply.js';
 
 /** Told about every command line read and every reply written, for the protocol log and metrics. */
@@ -130,6 +131,14 @@ class EdgeConnection extends SMTPConnection {
    */
   override init(): void {
     this._setListeners(() => this.connectionReady());
+  }
+
+  /** smtp-server's parser wiring, with the edge's DATA decoding (edge-smtp-stream.ts). */
+  override _createParser(): EdgeSmtpStream {
+    const parser = new EdgeSmtpStream({ maxCommandLength: this._server.options.maxCommandLength });
+    parser.oncommand = (command, callback) => this._onCommand(command, callback);
+    parser.on('error', (err: Error) => this.send(421, `Error: ${err.message}`));
+    return parser;
   }
 
   override _onCommand(command: Buffer, callback?: () => void): void {
