@@ -37,51 +37,53 @@ export class DataDecoder {
     this.carry = undefined;
     const byteBefore = (i: number): number => (i >= 1 ? (input[i - 1] as number) : this.before1);
     const twoBefore = (i: number): number => (i >= 2 ? (input[i - 2] as number) : i === 1 ? this.before1 : this.before2);
-    /** Offsets of dropped escape dots, in order. */
-    const dropped: number[] = [];
+    const out = new Unstuffed(input);
     let end = input.length;
     let rest: Buffer | undefined;
     // A plain loop, not indexOf: one native call per line would make short lines (bare LFs) the dear case.
     for (let i = 0; i < input.length; i++) {
-      if (input[i] === DOT && byteBefore(i) === LF) {
-        const next = input[i + 1];
-        if (next === undefined) {
-          end = i;
-          break;
-        }
-        if (next === DOT) {
-          dropped.push(i);
-        } else if (next === CR && byteBefore(i) === LF && twoBefore(i) === CR) {
-          const after = input[i + 2];
-          if (after === undefined) {
-            end = i;
-            break;
-          }
-          if (after === LF) {
-            end = i;
-            rest = input.subarray(i + 3);
-            break;
-          }
-        }
+      if (input[i] !== DOT || byteBefore(i) !== LF) continue;
+      const next = input[i + 1];
+      if (next === DOT) {
+        out.drop(i);
+        continue;
+      }
+      const ending = next === CR && byteBefore(i) === LF && twoBefore(i) === CR;
+      if (next === undefined || (ending && input[i + 2] === undefined)) {
+        // Undecided until the next chunk: an escape, the end, or a plain dot.
+        end = i;
+        this.carry = Buffer.from(input.subarray(i));
+        break;
+      }
+      if (ending && input[i + 2] === LF) {
+        end = i;
+        rest = input.subarray(i + 3);
+        break;
       }
     }
-    if (rest === undefined && end < input.length) this.carry = Buffer.from(input.subarray(end));
     [this.before1, this.before2] = [byteBefore(end), twoBefore(end)];
-    const data = withoutDropped(input, end, dropped);
+    const data = out.upTo(end);
     return rest === undefined ? { data } : { data, rest };
   }
 }
 
-/** `input` up to `end` without the bytes at `dropped`: a slice when nothing is dropped, else one copy. */
-function withoutDropped(input: Buffer, end: number, dropped: number[]): Buffer {
-  if (dropped.length === 0) return input.subarray(0, end);
-  const out = Buffer.allocUnsafe(end - dropped.length);
-  let at = 0;
-  let from = 0;
-  for (const d of dropped) {
-    at += input.copy(out, at, from, d);
-    from = d + 1;
+/** A chunk with escape dots dropped: a slice of it when none were, else one copy made as they are found. */
+class Unstuffed {
+  private copy: Buffer | undefined;
+  private at = 0;
+  private from = 0;
+
+  constructor(private readonly input: Buffer) {}
+
+  drop(i: number): void {
+    this.copy ??= Buffer.allocUnsafe(this.input.length);
+    this.at += this.input.copy(this.copy, this.at, this.from, i);
+    this.from = i + 1;
   }
-  input.copy(out, at, from, end);
-  return out;
+
+  upTo(end: number): Buffer {
+    if (!this.copy) return this.input.subarray(0, end);
+    this.at += this.input.copy(this.copy, this.at, this.from, end);
+    return this.copy.subarray(0, this.at);
+  }
 }
