@@ -76,14 +76,23 @@ class Unstuffed {
   constructor(private readonly input: Buffer) {}
 
   drop(i: number): void {
-    this.copy ??= Buffer.allocUnsafe(this.input.length);
-    this.at += this.input.copy(this.copy, this.at, this.from, i);
+    this.run(i);
     this.from = i + 1;
   }
 
   upTo(end: number): Buffer {
     if (!this.copy) return this.input.subarray(0, end);
-    this.at += this.input.copy(this.copy, this.at, this.from, end);
+    this.run(end);
     return this.copy.subarray(0, this.at);
+  }
+
+  /** Copies input[from, to); short runs (dot lines) byte by byte, as a native copy per run costs more. */
+  private run(to: number): void {
+    const copy = (this.copy ??= Buffer.allocUnsafe(this.input.length));
+    if (to - this.from > 64) {
+      this.at += this.input.copy(copy, this.at, this.from, to);
+      return;
+    }
+    for (let k = this.from; k < to; k++) copy[this.at++] = this.input[k] as number;
   }
 }
