@@ -16,6 +16,9 @@ import { launch, startSmtpSink, tempDir, waitForPorts, writeRules, type Running,
 const BODY_BYTES = 8 * MIB;
 /** Measured after the fix: a few MiB for every kind; before it, bare LF alone took hundreds. */
 const MAX_GROWTH_MIB = 32;
+/** Sessions relaying at once, and the bound on the edge's growth for all of them (before the fix: ~35 MiB per session). */
+const CONCURRENT = 20;
+const MAX_CONCURRENT_GROWTH_MIB = 64;
 
 /** Each body kind: the unit its body repeats. */
 const KINDS: { name: string; unit: string }[] = [
@@ -103,4 +106,15 @@ describe('hostile: bodies that used to cost more than their bytes, through portc
       else assert.ok(cpu < 4 * plainCpu + 1, `CPU ${cpu.toFixed(2)} s against plain text's ${plainCpu.toFixed(2)} s`);
     });
   }
+
+  it(`${CONCURRENT} clients at once, each sending 1 MiB of bare LF: the edge's peak RSS grows by a few chunks per session`, async (t) => {
+    const pid = edge.child.pid as number;
+    await resetPeak(pid);
+    const baseline = await statusKiB(pid, 'VmRSS');
+    const ends = await Promise.all(Array.from({ length: CONCURRENT }, () => sendBulk(port, { bytes: MIB, unit: Buffer.from('\n') }, 60_000)));
+    const growthMiB = ((await statusKiB(pid, 'VmHWM')) - baseline) / 1024;
+    t.diagnostic(`${CONCURRENT} x 1 MiB of bare LF: peak RSS growth ${growthMiB.toFixed(1)} MiB`);
+    for (const end of ends) assert.match(end, /^250 /);
+    assert.ok(growthMiB < MAX_CONCURRENT_GROWTH_MIB, `edge peak RSS grew ${growthMiB.toFixed(1)} MiB (bound ${MAX_CONCURRENT_GROWTH_MIB})`);
+  });
 });
