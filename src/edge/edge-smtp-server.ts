@@ -7,6 +7,8 @@
  * connection is a subclass whose `send` (a) writes the reply a handler queued with `queueReply`, or
  * (b) gives smtp-server's own replies (syntax, order, size, time-outs) the contract's enhanced codes.
  * The server subclass only swaps in that connection class, the way `SMTPServer.connect` builds its own.
+ * The connection also decodes DATA with the edge's own decoder (edge-smtp-stream.ts) and keeps the
+ * session's deadlines (session-deadlines.ts), which no byte a client trickles in extends.
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
