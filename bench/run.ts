@@ -5,6 +5,7 @@
  *  (c) time to the client's 451 with the back end down (port closed) and black-holed
  *  (d) the DNSBL engineer's cached-verdict benchmark (bench/dnsbl-cache.ts)
  *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
+ *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { startSmtpSink, startServe, writeRules, smtpSource, tempDir, pause, type
 import { probeTransaction } from './smtp-probe.js';
 import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
+import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -225,7 +227,8 @@ function table(results: Record<string, Record<string, unknown>>): string {
     ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
-  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+  const framing = framingTable(results.framing as unknown as FramingCost);
+  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}`;
 }
 
 async function main(): Promise<void> {
@@ -244,6 +247,8 @@ async function main(): Promise<void> {
     results.dnsblCache = { ...(await dnsblCache()) };
     process.stdout.write('(e) transport engine ...\n');
     results.engine = { ...(await engineThroughput()) };
+    process.stdout.write('(f) framing cost per body kind ...\n');
+    results.framing = { ...(await framingCost(ROOT)) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

@@ -20,6 +20,7 @@ export const ListenerLimitsSchema = z
     maxSessionSize: z.number().int().positive().default(100 * 1024 * 1024),
     idleTimeoutMs: z.number().int().positive().default(300_000),
     dataTimeoutMs: z.number().int().positive().default(600_000),
+    maxSessionMs: z.number().int().positive().default(900_000),
     maxConnections: z.number().int().positive().default(1000),
     maxConnectionsPerClient: z.number().int().positive().default(20),
   })
@@ -31,6 +32,7 @@ export const ListenerLimitsSchema = z
     maxSessionSize: 100 * 1024 * 1024,
     idleTimeoutMs: 300_000,
     dataTimeoutMs: 600_000,
+    maxSessionMs: 900_000,
     maxConnections: 1000,
     maxConnectionsPerClient: 20,
   });

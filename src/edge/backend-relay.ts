@@ -139,7 +139,7 @@ export class BackendSession {
     const stuffer = new DotStuffer();
     try {
       for await (const chunk of message as AsyncIterable<Buffer>) {
-        if (!this.gather(stuffer.push(chunk))) await this.drained();
+        if (!this.gather([stuffer.push(chunk)])) await this.drained();
       }
       const last = [stuffer.end()];
       if (this.offers('PIPELINING')) {

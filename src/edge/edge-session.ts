@@ -41,6 +41,17 @@ export interface SessionServices {
 /** The header section is judged on at most this much; longer header sections are judged on their start. */
 const HEADER_SECTION_MAX = 256 * 1024;
 
+/**
+ * A message whose first line opens with a space or tab would continue the edge's own Received: field,
+ * making the client's text part of the trace the edge vouches for. No header section may open with a
+ * continuation line (RFC 5322 2.2.3), so such a message is refused rather than repaired.
+ */
+const CONTINUATION_REFUSED = reply(554, '5.6.0', 'Message header section must not open with white space');
+
+function opensWithContinuation(head: Buffer): boolean {
+  return head[0] === 0x20 || head[0] === 0x09;
+}
+
 function fromVerdict(v: Verdict): SmtpReply {
   return reply(v.code, v.enhanced, v.text);
 }
@@ -197,6 +208,11 @@ export class EdgeSession {
   private async judgeAndSend(source: AsyncIterator<Buffer>, count: (c: Buffer) => void): Promise<Outcome> {
     const section = await readHeaderSection(source, HEADER_SECTION_MAX, count);
     this.address = undefined;
+    if (opensWithContinuation(section.head)) {
+      this.abandonBackend();
+      this.services.logger.info({ session: this.smtp.id }, 'message refused: its first line continues the Received: field');
+      return { reply: CONTINUATION_REFUSED };
+    }
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
     const v = this.policy.headerFrom(headerFromAddress(section.head));

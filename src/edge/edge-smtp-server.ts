@@ -7,12 +7,16 @@
  * connection is a subclass whose `send` (a) writes the reply a handler queued with `queueReply`, or
  * (b) gives smtp-server's own replies (syntax, order, size, time-outs) the contract's enhanced codes.
  * The server subclass only swaps in that connection class, the way `SMTPServer.connect` builds its own.
+ * The connection also decodes DATA with the edge's own decoder (edge-smtp-stream.ts) and keeps the
+ * session's deadlines (session-deadlines.ts), which no byte a client trickles in extends.
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { isHeloName } from '../net/helo-name.js';
+import { EdgeSmtpStream } from './edge-smtp-stream.js';
+import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
 import { classDefault, fromServerLines, reply, replyTexts, type SmtpReply } from './smtp-reply.js';
 
 /** Told about every command line read and every reply written, for the protocol log and metrics. */
@@ -117,14 +121,22 @@ function refuseArgument(line: string): SmtpReply | undefined {
 
 /** One client connection; see the module comment for why `send` is overridden. */
 class EdgeConnection extends SMTPConnection {
+  private readonly deadlines: SessionDeadlines;
+
   constructor(
     server: EdgeSmtpServer,
     socket: net.Socket | tls.TLSSocket,
     options: SMTPConnectionOptions | null,
     private readonly observer: WireObserver,
+    limits: DeadlineLimits,
   ) {
     super(server, socket, options);
     connections.set(this.session, this);
+    this.deadlines = new SessionDeadlines(limits, {
+      waitingOnUs: () => this._handlerPending || (!!this._dataStream && !!this._parser && !this._parser._dataMode),
+      expire: (what) =>
+        this.send(421, what === 'command' ? '4.4.2 Timeout waiting for a command, closing connection' : '4.4.2 Session time limit reached, closing connection'),
+    });
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
@@ -142,6 +154,17 @@ class EdgeConnection extends SMTPConnection {
     this.observer.reply(this.session, r);
     super.send(r.code, replyTexts(r), false);
     if (close) this.close();
+    this.deadlines.replied(!!this._parser && this._parser._dataMode);
+  }
+
+  override close(): void {
+    this.deadlines.stop();
+    super.close();
+  }
+
+  override _onClose(): void {
+    this.deadlines.stop();
+    super._onClose();
   }
 
   /**
@@ -153,7 +176,16 @@ class EdgeConnection extends SMTPConnection {
     this._setListeners(() => this.connectionReady());
   }
 
+  /** smtp-server's parser wiring, with the edge's DATA decoding (edge-smtp-stream.ts). */
+  override _createParser(): EdgeSmtpStream {
+    const parser = new EdgeSmtpStream({ maxCommandLength: this._server.options.maxCommandLength });
+    parser.oncommand = (command, callback) => this._onCommand(command, callback);
+    parser.on('error', (err: Error) => this.send(421, `Error: ${err.message}`));
+    return parser;
+  }
+
   override _onCommand(command: Buffer, callback?: () => void): void {
+    this.deadlines.commandRead();
     const line = command.toString('latin1');
     this.observer.command(this.session, line);
     // A PROXY v1 header reaching the SMTP dialogue came from an address that is not a configured
@@ -178,12 +210,13 @@ export class EdgeSmtpServer extends SMTPServer {
   constructor(
     options: SMTPServerOptions,
     private readonly observer: WireObserver,
+    private readonly deadlines: DeadlineLimits,
   ) {
     super(options);
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
-    const connection = new EdgeConnection(this, socket, socketOptions ?? null, this.observer);
+    const connection = new EdgeConnection(this, socket, socketOptions ?? null, this.observer, this.deadlines);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this.emit('error', err));
     connection.on('connect', (data: unknown) => this.emit('connect', data));

@@ -180,6 +180,7 @@ export class EdgeListener {
           this.services.protocolLog?.line(session.id, 'out', formatReply(r));
         },
       },
+      { commandMs: c.limits.idleTimeoutMs, sessionMs: c.limits.maxSessionMs },
     );
   }
 

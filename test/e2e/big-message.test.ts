@@ -6,53 +6,17 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { startBackend, type TestBackend } from '../support/backend-server.js';
-import { RawSmtpClient } from '../support/smtp-client.js';
+import { BULK_HEADER, MIB, resetPeak, sendBulk, statusKiB } from '../support/bulk-message.js';
 import { launch, tempDir, waitForPorts, writeRules, type Running } from '../interop/peers.js';
 
-const MIB = 1024 * 1024;
 const MESSAGE_BYTES = 50 * MIB;
 /** Measured: ~6 MiB with the relay as it is; ~33 MiB when dead buffers were left to V8's own pace. */
 const MAX_GROWTH_MIB = 20;
 /** The back end takes DATA at this rate, a fraction of what loopback carries. */
 const BACKEND_BYTES_PER_SECOND = 25 * MIB;
-
-async function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(await fs.readFile(`/proc/${pid}/status`, 'utf8'));
-  assert.ok(m, `no ${field} for ${pid}`);
-  return Number(m[1]);
-}
-
-/** One transaction; the body is streamed with the client's own back-pressure (write, then wait for drain). */
-async function send(port: number, body: { bytes: number; line: Buffer }): Promise<string> {
-  const c = await RawSmtpClient.connect(port);
-  try {
-    assert.equal((await c.read()).code, 220);
-    assert.equal((await c.cmd('EHLO client.example')).code, 250);
-    assert.equal((await c.cmd('MAIL FROM:<big@example.org>')).code, 250);
-    assert.equal((await c.cmd('RCPT TO:<bob@example.com>')).code, 250);
-    assert.equal((await c.cmd('DATA')).code, 354);
-    const chunk = Buffer.concat(Array.from({ length: Math.ceil((64 * 1024) / body.line.length) }, () => body.line));
-    c.write('From: big@example.org\r\nSubject: big\r\n\r\n');
-    let left = body.bytes;
-    let last = chunk;
-    while (left > 0) {
-      last = left >= chunk.length ? chunk : chunk.subarray(0, left);
-      left -= last.length;
-      if (!c.socket.write(last)) await once(c.socket, 'drain');
-    }
-    // The body may stop mid-line; the end-of-data dot must open a line of its own.
-    c.write(last.at(-1) === 0x0a ? '.\r\n' : '\r\n.\r\n');
-    const end = await c.read(120_000);
-    c.send('QUIT');
-    return end.line;
-  } finally {
-    c.quit();
-  }
-}
 
 describe('a 50 MB message through portcullis serve', () => {
   let backend: TestBackend;
@@ -86,19 +50,19 @@ describe('a 50 MB message through portcullis serve', () => {
     const pid = edge.child.pid as number;
     const line = Buffer.from(`${'x'.repeat(76)}\r\n`);
     backend.behaviour = { discardData: true };
-    assert.match(await send(port, { bytes: 64 * 1024, line }), /^250 /);
+    assert.match(await sendBulk(port, { bytes: 64 * 1024, unit: line }), /^250 /);
     backend.behaviour = { discardData: true, dataBytesPerSecond: BACKEND_BYTES_PER_SECOND };
     // From here VmHWM is the peak of the big transaction alone.
-    await fs.writeFile(`/proc/${pid}/clear_refs`, '5');
+    await resetPeak(pid);
     const baseline = await statusKiB(pid, 'VmRSS');
 
-    const end = await send(port, { bytes: MESSAGE_BYTES, line });
+    const end = await sendBulk(port, { bytes: MESSAGE_BYTES, unit: line });
 
     const growthMiB = ((await statusKiB(pid, 'VmHWM')) - baseline) / 1024;
     assert.match(end, /^250 2\.6\.0 Ok: queued as Q2$/, "the client got the back end's own 250");
     const got = backend.messages.at(-1);
     assert.ok(got);
-    const header = 'From: big@example.org\r\nSubject: big\r\n\r\n'.length;
+    const header = BULK_HEADER.length;
     const received = got.size - header - MESSAGE_BYTES;
     assert.ok(received > 0 && received < 512, `the back end got the message and the edge's Received: field only (${received} bytes over)`);
     t.diagnostic(`edge peak RSS growth relaying ${MESSAGE_BYTES / MIB} MiB: ${growthMiB.toFixed(1)} MiB`);

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { libraryReply } from '../../src/edge/edge-smtp-server.js';
 import { headerFromAddress, readHeaderSection } from '../../src/edge/header-from.js';
 import { receivedHeader } from '../../src/edge/received-header.js';
@@ -18,6 +19,24 @@ describe('header section and From:', () => {
     assert.equal(s.rest.toString(), 'body\r\n');
     assert.equal(headerFromAddress(s.head), 'ted@contoso.com');
     assert.equal((await it.next()).value?.toString(), 'more\r\n', 'the rest is still to be read');
+  });
+
+  it('property: any message, cut into any chunks, splits where it does in one piece', async () => {
+    const text = fc.array(fc.constantFrom('\r', '\n', '\r\n', 'From: a@b.example', ' ', 'x'), { maxLength: 40 }).map((p) => p.join(''));
+    await fc.assert(
+      fc.asyncProperty(text, fc.array(fc.nat(), { maxLength: 8 }), fc.integer({ min: 1, max: 64 }), async (message, cuts, max) => {
+        const at = [...new Set(cuts.map((c) => c % (message.length + 1)))].sort((a, b) => a - b);
+        const pieces = [0, ...at].map((from, k) => message.slice(from, [...at, message.length][k]));
+        const whole = await readHeaderSection(chunks(message), max, () => undefined);
+        const cut = await readHeaderSection(chunks(...pieces), max, () => undefined);
+        // A cap hit mid-chunk keeps that whole chunk in the head; without a cap hit the split is the same.
+        if (whole.head.length < max && cut.head.length < max) {
+          assert.equal(cut.head.toString('latin1'), whole.head.toString('latin1'));
+          assert.equal(Buffer.concat([cut.head, cut.rest]).toString('latin1'), message.slice(0, cut.head.length + cut.rest.length));
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('folded From:, a group, no From:, and a message that is all header', async () => {

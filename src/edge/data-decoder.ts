@@ -1,0 +1,98 @@
+/**
+ * The client's DATA as it arrives, un-stuffed (RFC 5321 4.5.2), up to the end-of-data line.
+ *
+ * The end is `CRLF . CRLF` only (a message may also open with `. CRLF`), never a dot line after a
+ * bare LF or CR: that is what the edge and every back end agree on, so nothing can be smuggled past
+ * the end of a message. A dot opening a line (after any LF, or at the start) followed by another dot
+ * is an escape and is dropped.
+ *
+ * Cost follows bytes whatever the bytes are: each chunk becomes at most one output buffer (the chunk
+ * itself, a slice of it, or one copy when escape dots are dropped), and at most the two bytes of an
+ * undecided `.` or `.CR` at a chunk's end are carried to the next chunk. smtp-server's own decoder
+ * yielded to the event loop and wrote a separate buffer, ignoring back-pressure, for every escape dot.
+ */
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+
+/** What one chunk of input gave. */
+export interface Decoded {
+  /** Message bytes, un-stuffed; may be empty. */
+  data: Buffer;
+  /** Present once the end-of-data line was read: the input that followed it (the next commands). */
+  rest?: Buffer;
+}
+
+/** Decodes one message's DATA, chunk by chunk. */
+export class DataDecoder {
+  /** Input bytes not yet decided on: a line-opening `.` or `.CR` at the end of the last chunk. */
+  private carry: Buffer | undefined;
+  /** The two input bytes before the next undecided one; the start of the data counts as after CRLF. */
+  private before1 = LF;
+  private before2 = CR;
+
+  push(chunk: Buffer): Decoded {
+    const input = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+    this.carry = undefined;
+    const byteBefore = (i: number): number => (i >= 1 ? (input[i - 1] as number) : this.before1);
+    const twoBefore = (i: number): number => (i >= 2 ? (input[i - 2] as number) : i === 1 ? this.before1 : this.before2);
+    const out = new Unstuffed(input);
+    let end = input.length;
+    let rest: Buffer | undefined;
+    // A plain loop, not indexOf: one native call per line would make short lines (bare LFs) the dear case.
+    for (let i = 0; i < input.length; i++) {
+      if (input[i] !== DOT || byteBefore(i) !== LF) continue;
+      const next = input[i + 1];
+      if (next === DOT) {
+        out.drop(i);
+        continue;
+      }
+      const ending = next === CR && byteBefore(i) === LF && twoBefore(i) === CR;
+      if (next === undefined || (ending && input[i + 2] === undefined)) {
+        // Undecided until the next chunk: an escape, the end, or a plain dot.
+        end = i;
+        this.carry = Buffer.from(input.subarray(i));
+        break;
+      }
+      if (ending && input[i + 2] === LF) {
+        end = i;
+        rest = input.subarray(i + 3);
+        break;
+      }
+    }
+    [this.before1, this.before2] = [byteBefore(end), twoBefore(end)];
+    const data = out.upTo(end);
+    return rest === undefined ? { data } : { data, rest };
+  }
+}
+
+/** A chunk with escape dots dropped: a slice of it when none were, else one copy made as they are found. */
+class Unstuffed {
+  private copy: Buffer | undefined;
+  private at = 0;
+  private from = 0;
+
+  constructor(private readonly input: Buffer) {}
+
+  drop(i: number): void {
+    this.run(i);
+    this.from = i + 1;
+  }
+
+  upTo(end: number): Buffer {
+    if (!this.copy) return this.input.subarray(0, end);
+    this.run(end);
+    return this.copy.subarray(0, this.at);
+  }
+
+  /** Copies input[from, to); short runs (dot lines) byte by byte, as a native copy per run costs more. */
+  private run(to: number): void {
+    const copy = (this.copy ??= Buffer.allocUnsafe(this.input.length));
+    if (to - this.from > 64) {
+      this.at += this.input.copy(copy, this.at, this.from, to);
+      return;
+    }
+    for (let k = this.from; k < to; k++) copy[this.at++] = this.input[k] as number;
+  }
+}
