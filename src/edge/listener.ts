@@ -123,14 +123,31 @@ export class EdgeListener {
     }
     this.perClient.set(client, count);
     this.services.metrics.sessionOpened(this.config.name);
-    socket.once('close', () => {
+    this.releaseSlotWhenSessionEnds(socket, client);
+    socket.once('close', () => this.services.metrics.sessionClosed(this.config.name));
+    if (socket.destroyed) return;
+    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
+  }
+
+  /**
+   * Gives the client's slot back as soon as its session is over: the edge has finished writing its
+   * side (after `221` or a closing `421`) or the client has hung up. A sender reconnects the moment
+   * it has read `221`, before the socket's `close` event, so holding the slot until `close` refused
+   * senders that never exceeded the limit. The socket itself still counts against `maxConnections`
+   * until it is gone (smtp-server destroys a half-closed one within seconds).
+   */
+  private releaseSlotWhenSessionEnds(socket: net.Socket, client: string): void {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
       const left = (this.perClient.get(client) ?? 1) - 1;
       if (left > 0) this.perClient.set(client, left);
       else this.perClient.delete(client);
-      this.services.metrics.sessionClosed(this.config.name);
-    });
-    if (socket.destroyed) return;
-    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
+    };
+    socket.once('finish', release);
+    socket.once('end', release);
+    socket.once('close', release);
   }
 
   /** Writes a refusal before any SMTP session exists, then closes. */
