@@ -13,6 +13,7 @@ import { parseListen } from '../observability/http.js';
 import type { ProtocolLog } from '../observability/protocol-log.js';
 import { EdgeSession, type Generation, type Outcome, type SessionServices } from './edge-session.js';
 import { EdgeSmtpServer, queueReply, sendNow } from './edge-smtp-server.js';
+import { answerHealthCheck, isHealthCheck } from './health-check.js';
 import { ProxyProtocolError, readProxyHeader } from './proxy-protocol.js';
 import { formatReply, reply, replyTexts, SmtpError, type SmtpReply } from './smtp-reply.js';
 
@@ -39,7 +40,7 @@ export class EdgeListener {
 
   private constructor(
     readonly config: ListenerConfig,
-    hostname: string,
+    private readonly hostname: string,
     private readonly services: ListenerServices,
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
@@ -107,6 +108,11 @@ export class EdgeListener {
     if (this.balancers?.match(peer) !== undefined) {
       try {
         const info = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
+        // Before any policy: a balancer's check must be answered even where the listener denies its address.
+        if (isHealthCheck(info, socket)) {
+          this.services.metrics.healthCheck(this.config.name);
+          return answerHealthCheck(socket, this.hostname);
+        }
         if (!info.local) {
           client = normalizeIp(info.sourceAddress);
           clientPort = info.sourcePort;
