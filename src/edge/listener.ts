@@ -14,7 +14,7 @@ import type { ProtocolLog } from '../observability/protocol-log.js';
 import { EdgeSession, type Generation, type Outcome, type SessionServices } from './edge-session.js';
 import { EdgeSmtpServer, queueReply, sendNow } from './edge-smtp-server.js';
 import { answerHealthCheck, isHealthCheck } from './health-check.js';
-import { ProxyProtocolError, readProxyHeader } from './proxy-protocol.js';
+import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
 import { formatReply, reply, replyTexts, SmtpError, type SmtpReply } from './smtp-reply.js';
 
 /** What a listener needs from the process around it. */
@@ -106,21 +106,22 @@ export class EdgeListener {
     let client = peer;
     let clientPort = socket.remotePort ?? 0;
     if (this.balancers?.match(peer) !== undefined) {
+      let info: ProxyInfo;
       try {
-        const info = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
-        // Before any policy: a balancer's check must be answered even where the listener denies its address.
-        if (isHealthCheck(info, socket)) {
-          this.services.metrics.healthCheck(this.config.name);
-          return answerHealthCheck(socket, this.hostname);
-        }
-        if (!info.local) {
-          client = normalizeIp(info.sourceAddress);
-          clientPort = info.sourcePort;
-        }
+        info = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
       } catch (err) {
         const r = err instanceof ProxyProtocolError ? err.reply : reply(421, '4.7.0', 'PROXY header expected');
         this.services.logger.info({ listener: this.config.name, peer, err: (err as Error).message }, 'PROXY header refused');
         return this.refuse(socket, r);
+      }
+      // Before any policy: a balancer's check must be answered even where the listener denies its address.
+      if (isHealthCheck(info, socket)) {
+        this.services.metrics.healthCheck(this.config.name);
+        return answerHealthCheck(socket, this.hostname);
+      }
+      if (!info.local) {
+        client = normalizeIp(info.sourceAddress);
+        clientPort = info.sourcePort;
       }
     }
     const count = (this.perClient.get(client) ?? 0) + 1;
