@@ -13,7 +13,8 @@ import { parseListen } from '../observability/http.js';
 import type { ProtocolLog } from '../observability/protocol-log.js';
 import { EdgeSession, type Generation, type Outcome, type SessionServices } from './edge-session.js';
 import { EdgeSmtpServer, queueReply, sendNow } from './edge-smtp-server.js';
-import { ProxyProtocolError, readProxyHeader } from './proxy-protocol.js';
+import { answerHealthCheck, isHealthCheck } from './health-check.js';
+import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
 import { formatReply, reply, replyTexts, SmtpError, type SmtpReply } from './smtp-reply.js';
 
 /** What a listener needs from the process around it. */
@@ -39,7 +40,7 @@ export class EdgeListener {
 
   private constructor(
     readonly config: ListenerConfig,
-    hostname: string,
+    private readonly hostname: string,
     private readonly services: ListenerServices,
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
@@ -105,16 +106,22 @@ export class EdgeListener {
     let client = peer;
     let clientPort = socket.remotePort ?? 0;
     if (this.balancers?.match(peer) !== undefined) {
+      let info: ProxyInfo;
       try {
-        const info = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
-        if (!info.local) {
-          client = normalizeIp(info.sourceAddress);
-          clientPort = info.sourcePort;
-        }
+        info = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
       } catch (err) {
         const r = err instanceof ProxyProtocolError ? err.reply : reply(421, '4.7.0', 'PROXY header expected');
         this.services.logger.info({ listener: this.config.name, peer, err: (err as Error).message }, 'PROXY header refused');
         return this.refuse(socket, r);
+      }
+      // Before any policy: a balancer's check must be answered even where the listener denies its address.
+      if (isHealthCheck(info, socket)) {
+        this.services.metrics.healthCheck(this.config.name);
+        return answerHealthCheck(socket, this.hostname);
+      }
+      if (!info.local) {
+        client = normalizeIp(info.sourceAddress);
+        clientPort = info.sourcePort;
       }
     }
     const count = (this.perClient.get(client) ?? 0) + 1;
@@ -123,14 +130,31 @@ export class EdgeListener {
     }
     this.perClient.set(client, count);
     this.services.metrics.sessionOpened(this.config.name);
-    socket.once('close', () => {
+    this.releaseSlotWhenSessionEnds(socket, client);
+    socket.once('close', () => this.services.metrics.sessionClosed(this.config.name));
+    if (socket.destroyed) return;
+    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
+  }
+
+  /**
+   * Gives the client's slot back as soon as its session is over: the edge has finished writing its
+   * side (after `221` or a closing `421`) or the client has hung up. A sender reconnects the moment
+   * it has read `221`, before the socket's `close` event, so holding the slot until `close` refused
+   * senders that never exceeded the limit. The socket itself still counts against `maxConnections`
+   * until it is gone (smtp-server destroys a half-closed one within seconds).
+   */
+  private releaseSlotWhenSessionEnds(socket: net.Socket, client: string): void {
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
       const left = (this.perClient.get(client) ?? 1) - 1;
       if (left > 0) this.perClient.set(client, left);
       else this.perClient.delete(client);
-      this.services.metrics.sessionClosed(this.config.name);
-    });
-    if (socket.destroyed) return;
-    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
+    };
+    socket.once('finish', release);
+    socket.once('end', release);
+    socket.once('close', release);
   }
 
   /** Writes a refusal before any SMTP session exists, then closes. */

@@ -18,6 +18,8 @@ export interface ProxyInfo {
    * than TCP over IPv4/IPv6): the connection's own endpoints stand for the client.
    */
   local: boolean;
+  /** Set for a v2 `LOCAL` header: the balancer opened this connection itself (its health checks), relaying no client. */
+  command?: 'LOCAL';
 }
 
 /** A PROXY header that was malformed, oversized, or did not arrive in time, with the reply it becomes. */
@@ -164,7 +166,7 @@ function parseV2(buf: Buffer, socket?: net.Socket): Parsed {
   const length = V2_FIXED_LENGTH + payloadLength;
   if (buf.length < length) return 'incomplete';
   // LOCAL: the balancer's own health check; the address block, if any, is to be ignored.
-  if (command === 0) return { info: localInfo(socket), length };
+  if (command === 0) return { info: { ...localInfo(socket), command: 'LOCAL' }, length };
 
   const family = familyProtocol >> 4;
   const transport = familyProtocol & 0x0f;

@@ -64,6 +64,12 @@ export class Metrics {
     labelNames: ['listener'] as const,
     registers: [this.registry],
   });
+  private readonly healthChecks = new Counter({
+    name: 'portcullis_health_checks_total',
+    help: "Load-balancer health checks answered (PROXY v2 LOCAL, or a v1 header describing the balancer's own connection), by listener; never counted as sessions.",
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
   private readonly replies = new Counter({
     name: 'portcullis_replies_total',
     help: 'Replies written to SMTP clients, by code class (2xx, 3xx, 4xx, 5xx).',
@@ -185,6 +191,11 @@ export class Metrics {
   /** A client connection on a listener ended, for whatever reason. */
   sessionClosed(listener: string): void {
     this.openConnections.dec({ listener: safeLabel(listener) });
+  }
+
+  /** A balancer's health check was answered on a listener. */
+  healthCheck(listener: string): void {
+    this.healthChecks.inc({ listener: safeLabel(listener) });
   }
 
   /** A reply went to a client; counted by its class only. */

@@ -22,6 +22,7 @@ describe('limits', () => {
           limits: { maxMessageSize: 2000, maxRecipients: 2, maxMessagesPerConnection: 2, maxSessionSize: 3000, idleTimeoutMs: 600 },
         },
         { name: 'conn', listen: '127.0.0.1:0', limits: { maxConnectionsPerClient: 3 } },
+        { name: 'reconnect', listen: '127.0.0.1:0', limits: { maxConnectionsPerClient: 3 } },
         { name: 'slowdata', listen: '127.0.0.1:0', limits: { dataTimeoutMs: 400 } },
       ];
       r.recipientFilter = { rejectUnknown: true };
@@ -117,6 +118,27 @@ describe('limits', () => {
       const fourth = await h.connect('conn');
       assert.match((await fourth.read()).line, /^421 4\.7\.0 /);
       assert.equal(await fourth.closedByServer(), true);
+    } finally {
+      for (const c of open) c.quit();
+    }
+  });
+
+  it('a client that has read 221 has its slot back at once, before it closes its side', async () => {
+    const open: RawSmtpClient[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await RawSmtpClient.connect(h.port('reconnect'), '127.0.0.1', { halfOpen: true });
+        assert.equal((await c.read()).code, 220);
+        open.push(c);
+      }
+      // Like smtp-source -s 20: the session is over at 221, and the next one starts before the old socket is closed.
+      assert.equal((await open[0]!.cmd('QUIT')).code, 221);
+      assert.equal(await open[0]!.closedByServer(), true);
+      const next = await RawSmtpClient.connect(h.port('reconnect'));
+      open.push(next);
+      assert.equal((await next.read()).code, 220);
+      const over = await RawSmtpClient.connect(h.port('reconnect'));
+      assert.match((await over.read()).line, /^421 4\.7\.0 /, 'the limit still holds for sessions in progress');
     } finally {
       for (const c of open) c.quit();
     }

@@ -163,6 +163,7 @@ test('v2 IPv6 PROXY command, and an IPv4-mapped client becomes the IPv4 address'
 test('v2 LOCAL command (balancer health check) reports local', async () => {
   const out = await exchange([Buffer.concat([v2(0, 0x00, Buffer.alloc(0)), v1('QUIT\r\n')])]);
   assert.equal(out.info?.local, true);
+  assert.equal(out.info?.command, 'LOCAL');
   assert.equal(out.info?.sourceAddress, out.peer.address);
   assert.equal(out.rest, 'QUIT\r\n');
 });

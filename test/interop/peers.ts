@@ -1,10 +1,13 @@
 /**
  * Real third-party peers for the interop suite: Postfix's smtp-sink (back end) and smtp-source
  * (load), rbldnsd (DNSBL), swaks and Python's smtplib (clients). Each server is started on port 0;
- * the port it got is read from /proc, so no test ever guesses a free port.
+ * the port it got is read from /proc. HAProxy and a Postfix master cannot bind port 0 and say so:
+ * they get a port `freePort` found free a moment before (haproxy.ts, postfix.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -65,6 +68,8 @@ export function run(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A command that exits without reading its input (an error) is reported by its exit code and output.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
@@ -439,4 +444,17 @@ export async function writeRules(dir: string, rules: Record<string, unknown>, na
   const file = path.join(dir, name);
   await fs.writeFile(file, `${JSON.stringify(rules, null, 2)}\n`);
   return file;
+}
+
+/**
+ * A loopback TCP port that was free a moment ago, for peers that cannot bind port 0 and report it
+ * (HAProxy, a Postfix master.cf): bound, read and released, so a rare collision is possible.
+ */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
 }

@@ -24,6 +24,7 @@ import {
   type SessionReplies,
   type SmtpSink,
 } from './peers.js';
+import { sample } from '../support/metrics-text.js';
 
 interface Stage {
   action: string;
@@ -180,18 +181,6 @@ for (const c of cases) {
       assert.ok(msg.content.toLowerCase().includes(p.client.toLowerCase()), `client address in the relayed header${where}\n${msg.content}`);
     }
   });
-}
-
-/** The value of every sample of `metric` whose labels include all of `labels`, summed. */
-function sample(text: string, metric: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== metric) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
 }
 
 test('after the matrix: /metrics, the decision log and the protocol log tell the same story', async () => {

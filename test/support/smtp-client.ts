@@ -36,10 +36,13 @@ export class RawSmtpClient {
     socket.on('error', () => undefined);
   }
 
-  /** Connects to host:port (127.0.0.1 by default). */
-  static connect(port: number, host = '127.0.0.1'): Promise<RawSmtpClient> {
+  /**
+   * Connects to host:port (127.0.0.1 by default). With `halfOpen`, the client keeps its side open
+   * after the server's FIN until `quit()`, as MTAs that reconnect before closing the old socket do.
+   */
+  static connect(port: number, host = '127.0.0.1', options: { halfOpen?: boolean } = {}): Promise<RawSmtpClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host }, () => resolve(new RawSmtpClient(s)));
+      const s = net.connect({ port, host, allowHalfOpen: options.halfOpen === true }, () => resolve(new RawSmtpClient(s)));
       s.once('error', reject);
     });
   }

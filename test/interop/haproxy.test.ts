@@ -1,0 +1,89 @@
+/**
+ * HAProxy in front of `portcullis serve`, as an operator runs it: `option smtpchk` health checks over
+ * PROXY v2 (`LOCAL`) and v1 (a header describing the check connection itself), every 100 ms, on
+ * listeners that deny every address. The checks must keep both servers UP and stay out of the
+ * decision log, the protocol log and the session metrics; a client relayed by HAProxy is still a
+ * session, under the listener's policy.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { sample } from '../support/metrics-text.js';
+import { RawSmtpClient } from '../support/smtp-client.js';
+import { startHaproxy, waitForStats } from './haproxy.js';
+import { freePort, launch, tempDir, waitForPorts, writeRules } from './peers.js';
+
+test('HAProxy health checks (send-proxy-v2 and send-proxy) are answered on deny listeners, counted apart, logged nowhere', async () => {
+  const dir = await tempDir('portcullis-haproxy-edge-');
+  const ports = { v2: await freePort(), v1: await freePort(), metrics: await freePort() };
+  const protocolLog = path.join(dir, 'smtp.log');
+  const config = await writeRules(dir, {
+    hostname: 'edge.interop.test',
+    acceptedDomains: ['example.test'],
+    listeners: [
+      { name: 'lb-v2', listen: `127.0.0.1:${ports.v2}`, proxyProtocol: { from: ['127.0.0.1'] }, ipRestrictions: { default: 'deny' } },
+      { name: 'lb-v1', listen: `127.0.0.1:${ports.v1}`, proxyProtocol: { from: ['127.0.0.1'] }, ipRestrictions: { default: 'deny' } },
+    ],
+    // Every client is refused at the greeting, so no back end is ever reached.
+    backend: { url: 'smtp://127.0.0.1:9' },
+    dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
+    badmail: path.join(dir, 'badmail'),
+    log: { level: 'info', protocolLog },
+    metrics: { listen: `127.0.0.1:${ports.metrics}` },
+  });
+  const edge = launch(process.execPath, ['--import', 'tsx', path.join(process.cwd(), 'src/cli/main.ts'), 'serve', '--config', config]);
+  try {
+    await waitForPorts(edge, 'tcp', 3, 30_000);
+    const haproxy = await startHaproxy([
+      { name: 'lb-v2', port: ports.v2, proxy: 'v2' },
+      { name: 'lb-v1', port: ports.v1, proxy: 'v1' },
+    ]);
+    try {
+      const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${ports.metrics}/metrics`)).text();
+      const checked = async (): Promise<boolean> => {
+        const text = await metrics();
+        return ['lb-v2', 'lb-v1'].every((listener) => sample(text, 'portcullis_health_checks_total', { listener }) >= 5);
+      };
+      // Until five checks were counted on each listener, or one failed.
+      const stats = await waitForStats(haproxy, async (s) => Object.values(s).some((x) => x.checkFailures > 0) || (await checked()));
+      for (const name of ['lb-v2', 'lb-v1']) {
+        assert.equal(stats[name]?.checkFailures, 0, `no check of ${name} ever failed: ${JSON.stringify(stats)}\n${haproxy.output()}`);
+        assert.equal(stats[name]?.status, 'UP', `${name} in HAProxy's pool`);
+        assert.equal(stats[name]?.checkStatus, 'L7OK', name);
+      }
+      assert.ok(await checked(), `five checks counted on each listener:\n${await metrics()}`);
+
+      // A real client through each frontend: a session, refused by the listener's deny-all policy.
+      for (const name of ['lb-v2', 'lb-v1']) {
+        const c = await RawSmtpClient.connect(haproxy.frontends[name] as number);
+        assert.equal((await c.read()).line, '554 5.7.1 Access denied', name);
+        assert.equal(await c.closedByServer(), true);
+      }
+
+      const text = await metrics();
+      for (const listener of ['lb-v2', 'lb-v1']) {
+        assert.equal(sample(text, 'portcullis_sessions_total', { listener }), 1, `only the relayed client is a session on ${listener}`);
+      }
+      assert.equal(sample(text, 'portcullis_verdicts_total'), 2, 'the policy ran for the two clients only');
+      assert.equal(sample(text, 'portcullis_replies_total'), 2, 'the two 554s are the only client replies');
+      const decisions = edge
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"event":"decision"'))
+        .map((l) => JSON.parse(l) as { client: string; listener: string; step: number; reply: string });
+      assert.deepEqual(
+        decisions.map((d) => `${d.listener} ${d.step} ${d.reply}`).sort(),
+        ['lb-v1 2 554 5.7.1 Access denied', 'lb-v2 2 554 5.7.1 Access denied'],
+      );
+      const transcript = await fs.readFile(protocolLog, 'utf8');
+      assert.equal(transcript.match(/\*\*\* connection from/g)?.length, 2, `two sessions in the protocol log:\n${transcript}`);
+      assert.doesNotMatch(transcript, /HELO localhost/, "no health check's dialogue");
+    } finally {
+      await haproxy.stop();
+    }
+  } finally {
+    await edge.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
