@@ -177,12 +177,14 @@ export class EdgeSession {
     try {
       outcome = await this.judgeAndSend(source, count);
     } catch (err) {
-      this.abandonBackend();
       if (err instanceof SmtpError) {
+        this.abandonBackend();
         outcome = { reply: err.reply, close: err.reply.code === 421 };
       } else {
-        // The client's stream failed: it went away mid-DATA. The back end was abandoned before its dot.
+        // The client's stream failed: it went away mid-DATA. The back end is abandoned before its dot.
         this.services.logger.info({ session: this.smtp.id, err: (err as Error).message }, 'client went away during DATA');
+        if (this.backend) this.services.metrics.relay('aborted', (Date.now() - this.backendOpenedAt) / 1000);
+        this.abandonBackend();
         outcome = { reply: TEMPORARY_SERVER_ERROR, close: true };
       }
     } finally {

@@ -8,7 +8,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Verdict } from '../policy/verdict.js';
 
 export type DnsblOutcome = 'listed' | 'not-listed' | 'error' | 'timeout';
-export type RelayOutcome = 'delivered' | 'rejected' | 'tempfail' | 'failed';
+/**
+ * How a back-end transaction ended: `delivered` (2xx after the dot), `tempfail` / `rejected` (the back
+ * end's own 4xx / 5xx, passed on), `failed` (the back end unreachable, silent or gone: the client got
+ * 451 4.7.0), `aborted` (the client went away mid-DATA: the back end never saw the dot).
+ */
+export type RelayOutcome = 'delivered' | 'tempfail' | 'rejected' | 'failed' | 'aborted';
 export type HarvestEvent = 'delayed' | 'disconnected';
 export const ZONE_STATES = ['healthy', 'unhealthy', 'unreachable'] as const;
 export type ZoneHealthState = (typeof ZONE_STATES)[number];
@@ -105,7 +110,7 @@ export class Metrics {
   });
   private readonly relays = new Counter({
     name: 'portcullis_relay_total',
-    help: 'Back-end relay transactions, by outcome (delivered, rejected, tempfail, failed).',
+    help: "Back-end relay transactions, by outcome: delivered, tempfail (the back end's 4xx), rejected (its 5xx), failed (back end unreachable or gone: 451 4.7.0 to the client), aborted (the client left mid-DATA).",
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

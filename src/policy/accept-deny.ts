@@ -6,7 +6,10 @@ export function acceptListEntry(rules: CompiledRules, ip: string): string | unde
   return rules.acceptList.match(ip);
 }
 
-/** Steps 5-6 at MAIL FROM: the accept list skips the deny list; the deny list drops the connection. */
+/**
+ * Steps 5-6 at MAIL FROM: the accept list skips the deny list (an `accept` verdict that writes no
+ * reply: the sender and recipient filters still decide); the deny list drops the connection.
+ */
 export function checkAcceptDeny(
   rules: CompiledRules,
   ip: string,
@@ -16,7 +19,7 @@ export function checkAcceptDeny(
   if (accepted !== undefined) {
     trace.push({ step: 5, check: 'global accept list', outcome: `listed (${accepted}): deny list and DNSBL rules skipped`, rule: accepted });
     trace.push({ step: 6, check: 'global deny list', outcome: 'skipped: client is on the accept list' });
-    return undefined;
+    return verdict('accept', 0, '', 'on the accept list: deny list and DNSBL rules skipped', 5, 'global accept list', accepted);
   }
   trace.push({ step: 5, check: 'global accept list', outcome: 'not listed' });
   const denied = rules.denyList.match(ip);

@@ -75,8 +75,10 @@ export class SessionPolicy {
   mailFrom(address: string): Verdict {
     this.resetTransaction();
     if (this.connectionFiltering) {
-      const denied = checkAcceptDeny(this.rules, this.clientIp, this.acceptedBy, this.trace);
-      if (denied) return this.decide(denied);
+      const decided = checkAcceptDeny(this.rules, this.clientIp, this.acceptedBy, this.trace);
+      if (decided?.action === 'drop') return this.decide(decided);
+      // An accept-list hit ends no transaction, but it is the decision that skips steps 6 and 9: logged and counted.
+      if (decided) this.observe(decided);
     } else {
       this.trace.push({ step: 5, check: 'global accept list', outcome: 'skipped: connection filtering is off on this listener' });
       this.trace.push({ step: 6, check: 'global deny list', outcome: 'skipped: connection filtering is off on this listener' });

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { closedPort, startBlackHole } from '../support/backend-server.js';
 import { startDnsServer } from '../support/dns-server.js';
 import { startHarness, type Harness } from '../support/edge-harness.js';
+import { sample } from '../support/metrics-text.js';
 import { sendMail } from '../support/smtp-client.js';
 
 const MSG = 'From: <alice@example.org>\r\nSubject: t\r\n\r\nbody\r\n';
@@ -36,6 +37,7 @@ describe('back end unavailable', () => {
       const took = Date.now() - t0;
       assert.ok(took < 3000, `took ${took} ms, not at once`);
       assert.equal((await c.cmd('NOOP')).code, 250, 'the client session goes on');
+      assert.equal(sample(await h.metrics.render(), 'portcullis_relay_total', { outcome: 'failed' }), 1, 'an unreachable back end is a failed relay');
     } finally {
       await h.close();
     }
@@ -128,6 +130,9 @@ describe('back end replies pass through at each stage', () => {
     for (let i = 0; i < 150 && h.backend.incomplete === incomplete; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(h.backend.incomplete, incomplete + 1, 'the back end transaction was abandoned');
     assert.equal(h.backend.messages.length, before, 'nothing delivered');
+    const aborted = async (): Promise<number> => sample(await h.metrics.render(), 'portcullis_relay_total', { outcome: 'aborted' });
+    for (let i = 0; i < 100 && (await aborted()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await aborted(), 1, 'the abandoned transaction is counted as aborted');
   });
 });
 

@@ -191,6 +191,8 @@ test('after the matrix: /metrics, the decision log and the protocol log tell the
   assert.equal(sample(text, 'portcullis_relay_total', { outcome: 'delivered' }), relayedSoFar);
   assert.equal(sample(text, 'portcullis_verdicts_total', { rule: 'Interop BL', action: 'reject' }), 2);
   assert.equal(sample(text, 'portcullis_verdicts_total', { step: '6', action: 'drop' }), 2);
+  // Step 5 decides nothing the client sees, but the accept-list hit is counted under its entry's redacted name.
+  assert.equal(sample(text, 'portcullis_verdicts_total', { step: '5', check: 'global accept list', rule: 'list-entry', action: 'accept' }), 1);
   assert.ok(sample(text, 'portcullis_dnsbl_lookups_total', { zone: 'bl.interop.test', outcome: 'listed' }) >= 1);
   assert.equal(sample(text, 'portcullis_dnsbl_zone_health', { zone: 'bl.interop.test', state: 'healthy' }), 1);
   assert.equal(sample(text, 'portcullis_dnsbl_zone_health', { zone: 'bl.interop.test', state: 'unreachable' }), 0);
@@ -210,6 +212,11 @@ test('after the matrix: /metrics, the decision log and the protocol log tell the
   assert.equal(listed.length, 2);
   for (const d of listed) assert.equal(d.reply, `550 5.7.1 ${LISTED} is listed by Interop BL`);
   assert.ok(decisions.some((d) => d.client === '203.0.113.5' && d.step === 2 && d.action === 'drop'));
+  const accepted = decisions.filter((d) => d.step === 5);
+  assert.deepEqual(
+    accepted.map((d) => [d.client, d.check, d.rule, d.action, d.reply]),
+    [['198.51.100.10', 'global accept list', '198.51.100.10', 'accept', '']],
+  );
 
   const log = await fs.readFile(path.join(dir, 'smtp.log'), 'utf8');
   const line = (text: string): RegExp => new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i');
