@@ -9,16 +9,29 @@ interface Panel {
   type: string;
   targets?: Array<{ expr?: string }>;
   panels?: Panel[];
+  fieldConfig?: { defaults?: { unit?: string } };
+}
+
+interface Variable {
+  name: string;
+  definition?: string;
 }
 
 const HISTOGRAM_SERIES = /_(bucket|sum|count)$/;
 
-async function dashboard(): Promise<{ panels: Panel[]; templating: { list: Array<{ definition?: string }> } }> {
+async function dashboard(): Promise<{ panels: Panel[]; templating: { list: Variable[] } }> {
   return JSON.parse(await fs.readFile('grafana/dashboard.json', 'utf8')) as {
     panels: Panel[];
-    templating: { list: Array<{ definition?: string }> };
+    templating: { list: Variable[] };
   };
 }
+
+/**
+ * Labels a panel may group by or show: each has a bounded set of values (configured names, fixed
+ * outcomes, histogram buckets, the scrape target). Anything else could carry an address or grow
+ * with traffic.
+ */
+const BOUNDED_LABELS = new Set(['instance', 'listener', 'class', 'step', 'check', 'rule', 'action', 'report_only', 'zone', 'outcome', 'cached', 'state', 'queue', 'event', 'le']);
 
 function flatten(panels: Panel[]): Panel[] {
   return panels.flatMap((p) => [p, ...flatten(p.panels ?? [])]);
@@ -31,8 +44,8 @@ function metricNames(expr: string, registered: Set<string>): string[] {
   );
 }
 
-test('every metric a dashboard panel queries is one the Metrics class registers', async () => {
-  const registered = new Set(new Metrics().names());
+test('every metric a dashboard panel queries is one the process exports', async () => {
+  const registered = new Set(new Metrics({ processMetrics: true }).names());
   const d = await dashboard();
   const exprs = flatten(d.panels).flatMap((p) => (p.targets ?? []).map((t) => t.expr ?? ''));
   exprs.push(...d.templating.list.map((v) => v.definition ?? ''));
@@ -65,4 +78,37 @@ test('provisioning files are valid YAML and point at the dashboard and a Prometh
   };
   assert.equal(boards.providers[0]?.type, 'file');
   assert.match(boards.providers[0]?.options.path ?? '', /^\/var\/lib\/grafana\/dashboards/);
+});
+
+test('a row per area, a unit on every panel, and every query scoped to the instance variable', async () => {
+  const d = await dashboard();
+  const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title ?? '');
+  for (const area of [/^Edge/, /^DNSBL/, /relay/, /engine/]) assert.ok(rows.some((r) => area.test(r)), `no row for ${area} in ${rows.join(', ')}`);
+  assert.equal(d.panels[0]?.type, 'row', 'every panel sits under a row');
+  for (const p of flatten(d.panels).filter((x) => x.type !== 'row')) {
+    assert.ok((p.fieldConfig?.defaults?.unit ?? '') !== '', `panel '${p.title}' has no unit`);
+    for (const t of p.targets ?? []) {
+      for (const [selector] of (t.expr ?? '').matchAll(/\bportcullis_[a-z0-9_]+(\{[^}]*\})?/g)) {
+        assert.match(selector, /instance=~"\$instance"/, `panel '${p.title}' queries ${selector} on every instance`);
+      }
+    }
+  }
+});
+
+test('the instance and listener variables exist, and the listener list follows the chosen instance', async () => {
+  const vars = new Map((await dashboard()).templating.list.map((v) => [v.name, v]));
+  assert.match(vars.get('instance')?.definition ?? '', /^label_values\(portcullis_sessions_total, instance\)$/);
+  assert.match(vars.get('listener')?.definition ?? '', /^label_values\(portcullis_sessions_total\{instance=~"\$instance"\}, listener\)$/);
+});
+
+test('no panel groups by or shows a label that can grow without bound', async () => {
+  for (const p of flatten((await dashboard()).panels)) {
+    for (const t of (p.targets ?? []) as Array<{ expr?: string; legendFormat?: string }>) {
+      const grouped = [...(t.expr ?? '').matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)].flatMap((m) => (m[1] ?? '').split(','));
+      const shown = [...(t.legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g)].map((m) => m[1] ?? '');
+      for (const label of [...grouped, ...shown].map((l) => l.trim()).filter((l) => l !== '')) {
+        assert.ok(BOUNDED_LABELS.has(label), `panel '${p.title}' uses the label '${label}'`);
+      }
+    }
+  }
 });
