@@ -3,7 +3,11 @@
  * PROXY v2 (`LOCAL`) and v1 (a header describing the check connection itself), every 100 ms, on
  * listeners that deny every address. The checks must keep both servers UP and stay out of the
  * decision log, the protocol log and the session metrics; a client relayed by HAProxy is still a
- * session, under the listener's policy.
+ * session, under the listener's policy. And clients on their own loopback addresses (127.0.0.2,
+ * 127.0.0.3) through HAProxy's `send-proxy-v2` and `send-proxy`: the rules, the edge's `Received:`
+ * field and the XFORWARD the back end records all see the client, never HAProxy's 127.0.0.1
+ * (smtp-sink accepts XFORWARD but records only its own peer, so the back end here is smtp-server;
+ * test/interop/postfix.test.ts checks XFORWARD against Postfix).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +16,8 @@ import path from 'node:path';
 import { sample } from '../support/metrics-text.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
 import { startHaproxy, waitForStats } from './haproxy.js';
-import { freePort, launch, tempDir, waitForPorts, writeRules } from './peers.js';
+import { startBackend } from '../support/backend-server.js';
+import { freePort, launch, pause, swaksSession, tempDir, waitForPorts, writeRules } from './peers.js';
 
 test('HAProxy health checks (send-proxy-v2 and send-proxy) are answered on deny listeners, counted apart, logged nowhere', async () => {
   const dir = await tempDir('portcullis-haproxy-edge-');
@@ -84,6 +89,71 @@ test('HAProxy health checks (send-proxy-v2 and send-proxy) are answered on deny 
     }
   } finally {
     await edge.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('through HAProxy (send-proxy-v2 and send-proxy), the rules, Received: and XFORWARD see the real client address', async () => {
+  const dir = await tempDir('portcullis-haproxy-client-');
+  const backend = await startBackend({ xforward: true });
+  const ports = { v2: await freePort(), v1: await freePort() };
+  const config = await writeRules(dir, {
+    hostname: 'edge.interop.test',
+    acceptedDomains: ['example.test'],
+    listeners: [
+      { name: 'lb-v2', listen: `127.0.0.1:${ports.v2}`, proxyProtocol: { from: ['127.0.0.1'] } },
+      { name: 'lb-v1', listen: `127.0.0.1:${ports.v1}`, proxyProtocol: { from: ['127.0.0.1'] } },
+    ],
+    // The deny list names the second client: only the address HAProxy reports can match it.
+    connectionFilter: { deny: ['127.0.0.3'] },
+    backend: { url: `smtp://127.0.0.1:${backend.port}`, timeoutMs: 10_000 },
+    dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
+    badmail: path.join(dir, 'badmail'),
+    log: { level: 'info' },
+  });
+  const edge = launch(process.execPath, ['--import', 'tsx', path.join(process.cwd(), 'src/cli/main.ts'), 'serve', '--config', config]);
+  try {
+    await waitForPorts(edge, 'tcp', 2, 30_000);
+    const haproxy = await startHaproxy(
+      [
+        { name: 'lb-v2', port: ports.v2, proxy: 'v2' },
+        { name: 'lb-v1', port: ports.v1, proxy: 'v1' },
+      ],
+      1000,
+    );
+    try {
+      await waitForStats(haproxy, (st) => ['lb-v2', 'lb-v1'].every((n) => st[n]?.status === 'UP'));
+      for (const name of ['lb-v2', 'lb-v1']) {
+        const input = { port: haproxy.frontends[name] as number, helo: 'client.interop.test', headerFrom: 'a@sender.test', to: ['user@example.test'] };
+        const good = await swaksSession({ ...input, localAddress: '127.0.0.2', from: 'good@sender.test', subject: `via ${name}` });
+        assert.equal(good.dataEnd?.code, 250, `${name}: ${JSON.stringify(good)}`);
+        const denied = await swaksSession({ ...input, localAddress: '127.0.0.3', from: 'bad@sender.test', subject: `denied via ${name}` });
+        assert.equal(denied.mail?.text, '550 5.7.1 127.0.0.3 is on the deny list', `${name}: the rules saw 127.0.0.3`);
+
+        let msg;
+        for (let i = 0; i < 100 && !msg; i++, await pause(20)) msg = backend.messages.find((m) => m.data.includes(`Subject: via ${name}`));
+        assert.ok(msg, `${name}: relayed to the back end`);
+        assert.equal(msg.xforward.ADDR, '127.0.0.2', `${name}: XFORWARD ADDR ${JSON.stringify(msg.xforward)}`);
+        assert.equal(msg.xforward.HELO, 'client.interop.test', `${name}: XFORWARD HELO`);
+        assert.match(msg.data.toString('latin1'), /^Received: from client\.interop\.test \(\[127\.0\.0\.2\]\)\r\n\s+by edge\.interop\.test/, `${name}: the edge's Received: on top`);
+      }
+      assert.equal(backend.messages.length, 2, 'the denied client reached nothing');
+      const decisions = edge
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"event":"decision"'))
+        .map((l) => JSON.parse(l) as { client: string; listener: string; step: number; action: string });
+      assert.deepEqual(
+        decisions.filter((d) => d.step === 6).map((d) => `${d.listener} ${d.client} ${d.action}`).sort(),
+        ['lb-v1 127.0.0.3 drop', 'lb-v2 127.0.0.3 drop'],
+      );
+      assert.ok(decisions.every((d) => d.client !== '127.0.0.1'), 'no decision about HAProxy itself');
+    } finally {
+      await haproxy.stop();
+    }
+  } finally {
+    await edge.stop();
+    await backend.close();
     await fs.rm(dir, { recursive: true, force: true });
   }
 });

@@ -100,7 +100,9 @@ async function showStat(socketPath: string): Promise<Record<string, ServerStat>>
     const row = line.split(',');
     const name = col(row, 'svname');
     if (name === 'FRONTEND' || name === 'BACKEND') continue;
-    out[name] = { status: col(row, 'status'), checkStatus: col(row, 'check_status'), checkFailures: Number(col(row, 'chkfail')) };
+    // A check in progress prefixes the last check's status with '* '.
+    const checkStatus = col(row, 'check_status').replace(/^\* /, '');
+    out[name] = { status: col(row, 'status'), checkStatus, checkFailures: Number(col(row, 'chkfail')) };
   }
   return out;
 }

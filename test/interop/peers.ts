@@ -268,6 +268,8 @@ export interface SessionInput {
   port: number;
   /** Sent as a PROXY v1/v2 header (the edge trusts 127.0.0.1 as its balancer). */
   proxy?: { version: 1 | 2; source: string };
+  /** Connect from this loopback address (e.g. 127.0.0.2) to tell the client apart from a balancer on 127.0.0.1. */
+  localAddress?: string;
   helo: string;
   from: string;
   to: string[];
@@ -287,7 +289,7 @@ out = {"rcpt": []}
 def rep(r): return {"code": r[0], "text": "%d %s" % (r[0], r[1].decode("latin1") if isinstance(r[1], bytes) else str(r[1]))}
 class Proxied(smtplib.SMTP):
     def _get_socket(self, host, port, timeout):
-        s = socket.create_connection((host, port), timeout)
+        s = socket.create_connection((host, port), timeout, (a["localAddress"], 0) if a.get("localAddress") else None)
         if a.get("proxy"):
             fam = "TCP6" if ":" in a["proxy"]["source"] else "TCP4"
             dst = "::1" if fam == "TCP6" else "127.0.0.1"
@@ -337,6 +339,7 @@ export async function swaksSession(input: SessionInput): Promise<SessionReplies>
     '--header', `From: ${input.headerFrom}`, '--header', `Subject: ${input.subject}`,
     '--body', 'interop body', '--timeout', '30',
   ];
+  if (input.localAddress !== undefined) args.push('--local-interface', input.localAddress);
   if (input.proxy) {
     const fam = input.proxy.source.includes(':') ? 'TCP6' : 'TCP4';
     args.push(
