@@ -108,8 +108,11 @@ async function startInstance(main: (dir: string) => string[], services: string[]
   return { ...master, dir, etc, log, stop };
 }
 
-/** Starts a back end: `domain` recipients are delivered, XFORWARD is allowed from loopback (the edge sends it). */
-export async function startPostfixBackend(domain = 'example.test'): Promise<PostfixBackend> {
+/**
+ * Starts a back end: `domain` recipients are delivered, XFORWARD is allowed from loopback (the edge
+ * sends it); `settings` are further main.cf lines (e.g. `smtpd_recipient_restrictions`).
+ */
+export async function startPostfixBackend(domain = 'example.test', settings: string[] = []): Promise<PostfixBackend> {
   const { uid, gid } = await postfixIds();
   const port = await freePort();
   const instance = await startInstance(
@@ -122,6 +125,7 @@ export async function startPostfixBackend(domain = 'example.test'): Promise<Post
       `virtual_gid_maps = static:${gid}`,
       `virtual_minimum_uid = ${Math.min(uid, 100)}`,
       'smtpd_authorized_xforward_hosts = 127.0.0.0/8',
+      ...settings,
     ],
     [`127.0.0.1:${port} inet n - n - - smtpd`, 'virtual unix - n n - - virtual'],
     true,
