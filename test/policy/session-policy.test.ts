@@ -135,6 +135,22 @@ describe('steps 5-6: accept and deny lists act at MAIL FROM', () => {
     assert.equal(dns.queries.filter((n) => n.startsWith(q(ACCEPTED, ''))).length, before);
   });
 
+  test('an accept-list hit is observed as a step 5 decision at each MAIL FROM (metrics and decision log), writing no reply', () => {
+    const seen: Verdict[] = [];
+    const s = engine(rules()).session('internet', ACCEPTED, (v) => seen.push(v));
+    s.connect();
+    expect(s.mailFrom('someone@example.org'), 'accept', 250, '2.1.0', 7);
+    s.mailFrom('other@example.org');
+    const step5 = seen.filter((v) => v.step === 5);
+    assert.equal(step5.length, 2);
+    assert.deepEqual({ ...step5[0] }, { action: 'accept', code: 0, enhanced: '', text: 'on the accept list: deny list and DNSBL rules skipped', step: 5, check: 'global accept list', rule: ACCEPTED });
+    const clean: Verdict[] = [];
+    const other = engine(rules()).session('internet', CLEAN, (v) => clean.push(v));
+    other.connect();
+    other.mailFrom('someone@example.org');
+    assert.equal(clean.filter((v) => v.step === 5).length, 0, 'a client not on the list decides nothing at step 5');
+  });
+
   test('sender and recipient filtering still apply to accept-listed clients', async () => {
     const s = engine(rules()).session('internet', ACCEPTED);
     s.connect();
