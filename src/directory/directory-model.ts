@@ -1,7 +1,11 @@
 import type { Rules } from '../config/schema.js';
-import type { Directory } from '../policy/interfaces.js';
 import { normalizeAddress } from '../net/address.js';
 import { canonicalDomain, domainOf } from '../net/domain.js';
+
+/** Who exists: the port step 12 checks. */
+export interface Directory {
+  has(address: string): boolean;
+}
 
 /** What a directory address resolves to. */
 export type DirectoryEntry =

@@ -1,5 +1,6 @@
 import type { DnsblRuleConfig, ListenerConfig, Rules } from '../config/schema.js';
 import { AddressList } from '../net/address-pattern.js';
+import { dnsblZones } from '../dns/dnsbl-runtime.js';
 import { canonicalDomain } from '../net/domain.js';
 import { IpList } from '../net/ip-list.js';
 
@@ -48,9 +49,4 @@ export function compileRules(rules: Rules): CompiledRules {
     dnsblRules: cf.rules,
     dnsblZones: dnsblZones(rules),
   };
-}
-
-/** Every zone the DNSBL rules ask, once. */
-export function dnsblZones(rules: Rules): string[] {
-  return [...new Set(rules.connectionFilter.rules.map((r) => r.zone))];
 }
