@@ -4,7 +4,7 @@
  */
 import type { DnsblRuleConfig, Rules } from '../../config/schema.js';
 import { describeMatch, type DnsblAnswer } from '../../dns/dnsbl-answer.js';
-import { dnsblZones, openDnsbl } from '../../dns/dnsbl-runtime.js';
+import { dnsblZones, openDnsbl, type DnsblRuntime } from '../../dns/dnsbl-runtime.js';
 import type { ZoneStatus } from '../../dns/zone-health.js';
 import { normalizeIp } from '../../net/ip.js';
 import { evaluateDnsbl, judgeRule } from '../../policy/dnsbl/evaluate.js';
@@ -50,18 +50,22 @@ function healthOf(status: Record<string, ZoneStatus>, zone: string): ZoneStatus 
   return status[zone.replace(/\.$/, '').toLowerCase()] ?? { state: undefined, reason: 'not checked' };
 }
 
-/** Run the RFC 5782 checks of every zone the rules use, once. */
-export async function checkZones(rules: Rules): Promise<Record<string, ZoneStatus>> {
+/** `serve`'s DNSBL runtime after its start-up round of zone checks; a command needs no periodic ones. */
+async function openOnce(rules: Rules): Promise<DnsblRuntime> {
   const dnsbl = await openDnsbl(rules, { clock: systemClock });
   dnsbl.close();
-  return dnsbl.health.status();
+  return dnsbl;
+}
+
+/** Run the RFC 5782 checks of every zone the rules use, once. */
+export async function checkZones(rules: Rules): Promise<Record<string, ZoneStatus>> {
+  return (await openOnce(rules)).health.status();
 }
 
 /** Check the zones' health, ask every rule's zone about `ip`, and judge each rule. */
 export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddressReport> {
   const clientIp = normalizeIp(ip);
-  const dnsbl = await openDnsbl(rules, { clock: systemClock });
-  dnsbl.close();
+  const dnsbl = await openOnce(rules);
   const dnsblRules = rules.connectionFilter.rules;
   const answers = new Map<string, Promise<DnsblAnswer>>();
   for (const zone of dnsblZones(rules)) answers.set(zone, dnsbl.lookup.lookup(zone, clientIp));
