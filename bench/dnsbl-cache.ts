@@ -5,7 +5,7 @@
 import { pathToFileURL } from 'node:url';
 import { DnsClient } from '../src/dns/client.js';
 import { CachedDnsblLookup } from '../src/dns/dnsbl-lookup.js';
-import { matchesRule } from '../src/policy/dnsbl/answer.js';
+import { matchesRule } from '../src/dns/dnsbl-answer.js';
 import { startDnsServer } from '../test/support/dns-server.js';
 
 export interface DnsblCacheBench {

@@ -8,11 +8,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Rules } from '../config/schema.js';
-import { reply, SmtpError } from '../edge/smtp-reply.js';
-import { fsyncDir } from '../transport/fs-sync.js';
+import { fsyncDir, publish, StorageError, writeNewFile } from '../storage/durable-write.js';
 
 /** What `envelope.json` holds: who sent the message, to whom, and why it is in Badmail. */
 export interface BadmailRecord {
@@ -30,10 +27,10 @@ export interface BadmailRecord {
   [detail: string]: unknown;
 }
 
-/** A Badmail write that failed: the client is told to retry (the engine retries on its own). */
-export class BadmailWriteError extends SmtpError {
-  constructor(detail: string) {
-    super(reply(452, '4.3.1', 'Insufficient system storage'), `badmail write failed: ${detail}`);
+/** A Badmail write that failed on the disk: the edge tells its client to retry, the engine retries on its own. */
+export class BadmailWriteError extends StorageError {
+  constructor(detail: string, options?: { cause?: unknown }) {
+    super(`badmail write failed: ${detail}`, options);
     this.name = 'BadmailWriteError';
   }
 }
@@ -70,32 +67,16 @@ export class BadmailWriter {
     };
     try {
       await fs.promises.mkdir(tmp, { recursive: true });
-      await this.writeFile(path.join(tmp, 'message.eml'), guarded());
-      await this.writeFile(path.join(tmp, 'envelope.json'), [Buffer.from(JSON.stringify(record, null, 2) + '\n')]);
+      await writeNewFile(path.join(tmp, 'message.eml'), guarded(), this.fsync);
+      await writeNewFile(path.join(tmp, 'envelope.json'), [Buffer.from(JSON.stringify(record, null, 2) + '\n')], this.fsync);
       // The entries of the temporary directory must be durable before the rename publishes it.
       if (this.fsync) await fsyncDir(tmp);
-      await fs.promises.rename(tmp, final);
-      if (this.fsync) await fsyncDir(this.dir);
+      await publish(tmp, final, this.fsync);
       return final;
     } catch (err) {
       await fs.promises.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       if (sourceError !== undefined) throw sourceError;
-      throw new BadmailWriteError(err instanceof Error ? err.message : String(err));
-    }
-  }
-
-  private async writeFile(file: string, data: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
-    const handle = await fs.promises.open(file, 'wx', 0o600);
-    try {
-      const sink = new Writable({
-        write(chunk: Buffer, _enc, done) {
-          handle.write(chunk).then(() => done(), done);
-        },
-      });
-      await pipeline(data, sink);
-      if (this.fsync) await handle.sync();
-    } finally {
-      await handle.close();
+      throw new BadmailWriteError(err instanceof Error ? err.message : String(err), { cause: err });
     }
   }
 }

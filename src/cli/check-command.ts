@@ -1,8 +1,9 @@
 import { loadRules } from '../config/load.js';
 import { normalizeIp } from '../net/ip.js';
+import { DirectoryModel } from '../directory/directory-model.js';
 import { openDnsbl } from '../dns/dnsbl-runtime.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
-import { systemClock } from '../policy/interfaces.js';
+import { systemClock } from '../runtime/clock.js';
 import { renderText } from './check/render.js';
 import { simulate } from './check/simulate.js';
 import { configOption, parseCommandArgs } from './args.js';
@@ -49,7 +50,7 @@ export const checkCommand: Command = {
     }
     const dnsbl = await openDnsbl(rules, { clock: systemClock });
     try {
-      const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health });
+      const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(rules) });
       const result = await simulate(engine, {
         ip: values.ip,
         listener,

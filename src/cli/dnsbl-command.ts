@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { Rules } from '../config/schema.js';
 import { loadRules } from '../config/load.js';
-import { checkZones, reportAddress, type DnsblAddressReport } from '../dns/dnsbl-report.js';
+import { checkZones, reportAddress, type DnsblAddressReport } from './dnsbl/report.js';
 import { zoneStateWord, type ZoneStatus } from '../dns/zone-health.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';

@@ -1,7 +1,11 @@
 import type { Rules } from '../config/schema.js';
-import type { Directory } from '../policy/interfaces.js';
 import { normalizeAddress } from '../net/address.js';
-import { canonicalDomain, domainOf } from '../net/domain.js';
+import { AcceptedDomains } from '../net/accepted-domains.js';
+
+/** Who exists: the port step 12 checks. */
+export interface Directory {
+  has(address: string): boolean;
+}
 
 /** What a directory address resolves to. */
 export type DirectoryEntry =
@@ -25,7 +29,7 @@ export class AmbiguousAddressError extends Error {
 export class DirectoryModel implements Directory {
   private constructor(
     private readonly entries: Map<string, DirectoryEntry>,
-    private readonly accepted: Set<string>,
+    private readonly accepted: AcceptedDomains,
     /** The smart host (host:port) that takes local addresses nobody owns, when one is set. */
     readonly forwardUnresolvedTo: string | undefined,
   ) {}
@@ -52,7 +56,7 @@ export class DirectoryModel implements Directory {
     // Targets stay as written: one outside our domains is relayed with its local part as given (RFC 5321 2.4).
     for (const a of d.aliases) add(a.address, { kind: 'alias', address: normalizeAddress(a.address), forwardTo: [...a.forwardTo] });
     for (const g of d.groups) add(g.address, { kind: 'group', address: normalizeAddress(g.address), members: [...g.members] });
-    return new DirectoryModel(entries, new Set(rules.acceptedDomains.map(canonicalDomain)), d.forwardUnresolvedTo);
+    return new DirectoryModel(entries, new AcceptedDomains(rules.acceptedDomains), d.forwardUnresolvedTo);
   }
 
   /** The entry that owns an address, if any. */
@@ -62,7 +66,7 @@ export class DirectoryModel implements Directory {
 
   /** Whether the address is in an accepted (authoritative) domain. */
   isLocal(address: string): boolean {
-    return this.accepted.has(domainOf(address));
+    return this.accepted.holds(address);
   }
 
   /**

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import dnsPacket from 'dns-packet';
+import { systemClock, type Timers } from '../runtime/clock.js';
 
 /** The record types this stub client asks for. */
 export type QueryType = 'A' | 'AAAA' | 'TXT' | 'MX' | 'SOA';
@@ -58,6 +59,8 @@ export interface DnsClientOptions {
   servers: string[];
   /** Hard limit for one whole `query` call, all servers included. */
   timeoutMs: number;
+  /** Where the deadline and the wait before the next server are set (the process's own timers). */
+  timers?: Timers;
 }
 
 export interface QueryOptions {
@@ -240,12 +243,14 @@ function isServerFailure(rcode: Rcode): boolean {
 export class DnsClient {
   private readonly servers: Server[];
   readonly timeoutMs: number;
+  private readonly timers: Timers;
 
   constructor(options: DnsClientOptions) {
     if (options.servers.length === 0) throw new Error('DnsClient needs at least one server');
     if (!(options.timeoutMs > 0)) throw new Error('DnsClient timeoutMs must be positive');
     this.servers = options.servers.map(parseServer);
     this.timeoutMs = options.timeoutMs;
+    this.timers = options.timers ?? systemClock;
   }
 
   /** Ask for `name`/`type`. Resolves with any DNS response; rejects with a DnsError. */
@@ -253,6 +258,7 @@ export class DnsClient {
     const budget = Math.min(this.timeoutMs, options.timeoutMs ?? this.timeoutMs);
     const servers = this.servers;
     const share = budget / servers.length;
+    const timers = this.timers;
     return new Promise<DnsResponse>((resolve, reject) => {
       const attempts: Attempt[] = [];
       let next = 0;
@@ -260,17 +266,17 @@ export class DnsClient {
       let settled = false;
       let lastFailure: DnsResponse | undefined;
       let lastError: DnsError | undefined;
-      let stagger: NodeJS.Timeout | undefined;
+      let stagger: unknown;
 
       const settle = (fn: () => void): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(deadline);
-        clearTimeout(stagger);
+        timers.clearTimeout(deadline);
+        timers.clearTimeout(stagger);
         for (const a of attempts) a.abandon();
         fn();
       };
-      const deadline = setTimeout(() => {
+      const deadline = timers.setTimeout(() => {
         settle(() => reject(new DnsError('timeout', `no answer for ${name} ${type} within ${budget} ms`)));
       }, budget);
 
@@ -285,7 +291,7 @@ export class DnsClient {
 
       const startNext = (): void => {
         if (settled) return;
-        clearTimeout(stagger);
+        timers.clearTimeout(stagger);
         if (next >= servers.length) {
           if (pending === 0) allFailed();
           return;
@@ -294,7 +300,7 @@ export class DnsClient {
         const attempt = new Attempt(server, name, type);
         attempts.push(attempt);
         pending++;
-        if (next < servers.length) stagger = setTimeout(startNext, share);
+        if (next < servers.length) stagger = timers.setTimeout(startNext, share);
         attempt.done.then(
           (response) => {
             pending--;

@@ -1,11 +1,16 @@
 import { LRUCache } from 'lru-cache';
-import { classifyCodes } from '../policy/dnsbl/answer.js';
-import { dnsblQueryName } from '../policy/dnsbl/query-name.js';
-import type { Clock, DnsblAnswer, DnsblLookup } from '../policy/interfaces.js';
-import { systemClock } from '../policy/interfaces.js';
-import { DnsClient, DnsError, type DnsResponse } from './client.js';
+import { classifyCodes } from './dnsbl-answer.js';
+import { dnsblQueryName } from './dnsbl-query-name.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
+import type { DnsblAnswer } from './dnsbl-answer.js';
+import { DnsError, type DnsClient, type DnsResponse } from './client.js';
 
 /** The outcome of one lookup, as counted in the metrics. */
+/** Asks a DNSBL zone about an address (cached, deadline-bounded): the port step 9 uses. */
+export interface DnsblLookup {
+  lookup(zone: string, ip: string): Promise<DnsblAnswer>;
+}
+
 export type DnsblOutcomeKind = DnsblAnswer['status'];
 
 /** Metrics hook: one call per `lookup()`, with the caller's wait in seconds. */
@@ -26,13 +31,6 @@ export interface CachedDnsblLookupOptions {
   errorTtlSec?: number;
   /** Upper bound on any cached TTL, in seconds, however long the zone says (1 day). */
   maxTtlSec?: number;
-}
-
-/** Config `dns:` section, as far as the lookup needs it. */
-export interface DnsSettings {
-  servers: string[];
-  timeoutMs: number;
-  cacheSize: number;
 }
 
 type Fresh = Omit<DnsblAnswer, 'cached'>;
@@ -66,15 +64,6 @@ export class CachedDnsblLookup implements DnsblLookup {
     this.onLookup = options.onLookup;
     this.errorTtlMs = (options.errorTtlSec ?? DEFAULT_ERROR_TTL_SEC) * 1000;
     this.maxTtlMs = (options.maxTtlSec ?? DEFAULT_MAX_TTL_SEC) * 1000;
-  }
-
-  /** Build one from the `dns:` section of the rules. */
-  static fromConfig(dns: DnsSettings, extra: Omit<CachedDnsblLookupOptions, 'client' | 'cacheSize'> = {}): CachedDnsblLookup {
-    return new CachedDnsblLookup({
-      ...extra,
-      client: new DnsClient({ servers: dns.servers, timeoutMs: dns.timeoutMs }),
-      cacheSize: dns.cacheSize,
-    });
   }
 
   /** Ask `zone` about `ip`; never rejects — failures come back as `error` / `timeout` answers. */

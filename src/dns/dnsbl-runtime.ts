@@ -1,6 +1,5 @@
 import type { Rules } from '../config/schema.js';
-import { dnsblZones } from '../policy/compiled-rules.js';
-import type { Clock } from '../policy/interfaces.js';
+import type { Clock } from '../runtime/clock.js';
 import { DnsClient } from './client.js';
 import { CachedDnsblLookup, type OnDnsblLookup } from './dnsbl-lookup.js';
 import { ZoneHealthMonitor, zoneStateWord, type OnZoneHealthChange } from './zone-health.js';
@@ -22,6 +21,11 @@ export interface DnsblRuntimeOptions {
   onZoneChange?: OnZoneHealthChange;
   /** Keep checking zone health every `dns.healthCheckIntervalSec` (a server); false checks once (a command). */
   periodic?: boolean;
+}
+
+/** Every zone the DNSBL rules ask, once. */
+export function dnsblZones(rules: Rules): string[] {
+  return [...new Set(rules.connectionFilter.rules.map((r) => r.zone))];
 }
 
 /** Build the DNSBL runtime from `rules.dns` and run the start-up zone health round. */

@@ -1,7 +1,6 @@
-import { classifyCodes } from '../policy/dnsbl/answer.js';
-import { dnsblQueryName } from '../policy/dnsbl/query-name.js';
-import type { Clock, ZoneHealth } from '../policy/interfaces.js';
-import { systemClock } from '../policy/interfaces.js';
+import { classifyCodes } from './dnsbl-answer.js';
+import { dnsblQueryName } from './dnsbl-query-name.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 import type { DnsClient } from './client.js';
 
 /**
@@ -10,6 +9,12 @@ import type { DnsClient } from './client.js';
  * SERVFAIL, REFUSED, resolver down). Only a zone that answers wrongly stops being enforced: one that
  * cannot be reached says nothing about the zone, its lookups fail too, and its rule's `onError` decides.
  */
+/** RFC 5782 zone health, as last checked: the port step 9 uses. */
+export interface ZoneHealth {
+  /** False only while the zone's last check found it answering wrongly (unhealthy); an unreachable zone is enforced. */
+  isEnforced(zone: string): boolean;
+}
+
 export type ZoneState = 'healthy' | 'unhealthy' | 'unreachable';
 
 /** A state as `check`, `dnsbl --health` and the logs print it: the states that need attention in capitals. */

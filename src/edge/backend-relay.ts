@@ -12,6 +12,10 @@
  * goes with MAIL FROM, and QUIT with the final dot (the session always ends after DATA). The reader
  * still counts each of them as a command owed its own reply, so a back end's stray or early reply can
  * never be taken for the answer to a later command (see backend-reply-reader.ts).
+ *
+ * Longer than 350 lines because the session's steps (connect, EHLO, STARTTLS, MAIL, RCPT, DATA,
+ * abandon) share one socket and one reply reader, and which writes may share a packet is only
+ * visible when they are read together.
  */
 import net from 'node:net';
 import tls from 'node:tls';

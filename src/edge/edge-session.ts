@@ -13,7 +13,7 @@ import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { SessionPolicy } from '../policy/session-policy.js';
 import { replyLine, type Verdict } from '../policy/verdict.js';
 import { BackendSession, type BackendTarget } from './backend-relay.js';
-import type { BadmailWriter } from '../badmail/badmail-writer.js';
+import { BadmailWriteError, type BadmailWriter } from '../badmail/badmail-writer.js';
 import { noteMessageBytes } from './gc-pacer.js';
 import { headerFromAddress, readHeaderSection } from './header-from.js';
 import { receivedHeader } from './received-header.js';
@@ -243,6 +243,9 @@ export class EdgeSession {
         step: why.step,
         check: why.check,
         ...(why.rule !== undefined ? { rule: why.rule } : {}),
+      }).catch((err: unknown) => {
+        // Our disk failed, not the client: it keeps the message and retries.
+        throw err instanceof BadmailWriteError ? new SmtpError(reply(452, '4.3.1', 'Insufficient system storage'), err.message) : err;
       });
       this.services.metrics.badmail();
       return { reply: fromVerdict(v) };

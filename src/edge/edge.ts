@@ -3,13 +3,13 @@
  * sessions in flight keep theirs), and an orderly shutdown. `serve` runs it; tests run it in-process.
  */
 import type { ListenerConfig, Rules } from '../config/schema.js';
-import { openDnsbl, type DnsblRuntime } from '../dns/dnsbl-runtime.js';
-import { dnsblZones } from '../policy/compiled-rules.js';
+import { DirectoryModel } from '../directory/directory-model.js';
+import { dnsblZones, openDnsbl, type DnsblRuntime } from '../dns/dnsbl-runtime.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { startMetricsServer, type MetricsServer } from '../observability/http.js';
 import { Metrics } from '../observability/metrics.js';
 import { ProtocolLog } from '../observability/protocol-log.js';
-import { systemClock, type Clock } from '../policy/interfaces.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
 import { parseBackendUrl } from './backend-relay.js';
 import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
@@ -76,7 +76,7 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
       },
     });
   }
-  const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health });
+  const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(rules) });
   return {
     dnsbl,
     dns: rules.dns,

@@ -1,5 +1,5 @@
 import { isQuotedLocal, normalizeAddress, splitAddress } from './address.js';
-import { canonicalDomain } from './domain.js';
+import { canonicalDomain, isDomainName } from './domain.js';
 
 /** A sender or recipient pattern that does not parse, with where it stood. */
 export class AddressPatternError extends Error {
@@ -13,7 +13,6 @@ export class AddressPatternError extends Error {
 }
 
 const FORMS = 'expected ted@contoso.com, "Ted Bremer"@contoso.com, *@contoso.com, @contoso.com or *@*.contoso.com';
-const DOMAIN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const DOMAIN_LITERAL = /^\[[0-9A-Fa-f:.]+\]$/;
 const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
 
@@ -49,13 +48,13 @@ export class AddressList {
       if (domainPart !== undefined) {
         const wild = domainPart.startsWith('*.');
         const domain = canonicalDomain(wild ? domainPart.slice(2) : domainPart);
-        if (!DOMAIN.test(domain) && !(DOMAIN_LITERAL.test(domain) && !wild)) fail(`'${domainPart}' is not a domain; ${FORMS}`);
+        if (!isDomainName(domain) && !(DOMAIN_LITERAL.test(domain) && !wild)) fail(`'${domainPart}' is not a domain; ${FORMS}`);
         put(wild ? subdomains : domains, domain, entry);
         return;
       }
       const parts = splitAddress(entry);
       if (!parts) return fail(FORMS);
-      if (!DOMAIN.test(canonicalDomain(parts.domain)) && !DOMAIN_LITERAL.test(parts.domain)) {
+      if (!isDomainName(canonicalDomain(parts.domain)) && !DOMAIN_LITERAL.test(parts.domain)) {
         fail(parts.domain.includes('*') ? `a wildcard domain needs a wildcard local part: *@${parts.domain}` : `'${parts.domain}' is not a domain; ${FORMS}`);
       }
       if (!isQuotedLocal(parts.local)) {

@@ -20,3 +20,10 @@ export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
   return at < 0 ? '' : canonicalDomain(address.slice(at + 1));
 }
+
+const DOMAIN_NAME = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+/** Whether a domain in its canonical form (see canonicalDomain) is a host or domain name: dot-separated labels of letters, digits, `-` and `_`. */
+export function isDomainName(canonical: string): boolean {
+  return DOMAIN_NAME.test(canonical);
+}

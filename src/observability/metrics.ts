@@ -5,7 +5,6 @@
  */
 import net from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Verdict } from '../policy/verdict.js';
 
 export type DnsblOutcome = 'listed' | 'not-listed' | 'error' | 'timeout';
 /**
@@ -15,6 +14,14 @@ export type DnsblOutcome = 'listed' | 'not-listed' | 'error' | 'timeout';
  */
 export type RelayOutcome = 'delivered' | 'tempfail' | 'rejected' | 'failed' | 'aborted';
 export type HarvestEvent = 'delayed' | 'disconnected';
+/** What the verdict counter labels a decision by: a policy Verdict fits it, without metrics depending on the policy. */
+export interface DecisionLabels {
+  step: number;
+  check: string;
+  rule?: string;
+  action: string;
+  reportOnly?: boolean;
+}
 export const ZONE_STATES = ['healthy', 'unhealthy', 'unreachable'] as const;
 export type ZoneHealthState = (typeof ZONE_STATES)[number];
 
@@ -209,7 +216,7 @@ export class Metrics {
   }
 
   /** A filter decided; the rule label is the configured rule's name, never an address. */
-  verdict(v: Verdict): void {
+  verdict(v: DecisionLabels): void {
     this.verdicts.inc({
       step: String(v.step),
       check: safeLabel(v.check),

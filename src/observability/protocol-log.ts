@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
-import { systemClock, type Clock } from '../policy/interfaces.js';
+import { systemClock, type Clock } from '../runtime/clock.js';
 
 /** `in`: what the client sent; `out`: what the edge replied. */
 export type Direction = 'in' | 'out';

@@ -1,6 +1,7 @@
 import type { DnsblRuleConfig, ListenerConfig, Rules } from '../config/schema.js';
 import { AddressList } from '../net/address-pattern.js';
-import { canonicalDomain } from '../net/domain.js';
+import { dnsblZones } from '../dns/dnsbl-runtime.js';
+import { AcceptedDomains } from '../net/accepted-domains.js';
 import { IpList } from '../net/ip-list.js';
 
 /** A listener's settings with its address lists parsed once, at load. */
@@ -19,7 +20,7 @@ export interface CompiledRules {
   exceptions: AddressList;
   blockedSenders: AddressList;
   blockedRecipients: AddressList;
-  acceptedDomains: Set<string>;
+  acceptedDomains: AcceptedDomains;
   dnsblRules: DnsblRuleConfig[];
   /** Distinct DNSBL zones in rule order: one lookup per zone per session. */
   dnsblZones: string[];
@@ -44,13 +45,8 @@ export function compileRules(rules: Rules): CompiledRules {
     exceptions: AddressList.parse(cf.exceptions),
     blockedSenders: AddressList.parse(rules.senderFilter.blocked),
     blockedRecipients: AddressList.parse(rules.recipientFilter.blocked),
-    acceptedDomains: new Set(rules.acceptedDomains.map(canonicalDomain)),
+    acceptedDomains: new AcceptedDomains(rules.acceptedDomains),
     dnsblRules: cf.rules,
     dnsblZones: dnsblZones(rules),
   };
-}
-
-/** Every zone the DNSBL rules ask, once. */
-export function dnsblZones(rules: Rules): string[] {
-  return [...new Set(rules.connectionFilter.rules.map((r) => r.zone))];
 }

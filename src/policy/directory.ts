@@ -1,6 +1,6 @@
 import type { Rules } from '../config/schema.js';
 import { normalizeAddress } from '../net/address.js';
-import type { Directory } from './interfaces.js';
+import type { Directory } from '../directory/directory-model.js';
 import { recipientNotFound } from './recipient-filter.js';
 import type { TraceEntry, Verdict } from './verdict.js';
 

@@ -1,5 +1,4 @@
 import { splitAddress } from '../net/address.js';
-import { canonicalDomain } from '../net/domain.js';
 import type { CompiledListener, CompiledRules } from './compiled-rules.js';
 import { verdict, type TraceEntry, type Verdict } from './verdict.js';
 
@@ -13,7 +12,7 @@ export function isLocalRecipient(rules: CompiledRules, address: string): boolean
   const parts = splitAddress(address);
   if (!parts) return false;
   if (/[%!@]/.test(parts.local)) return false;
-  return rules.acceptedDomains.has(canonicalDomain(parts.domain));
+  return rules.acceptedDomains.has(parts.domain);
 }
 
 /** Relay protection, before step 9: a recipient outside our domains needs a client that may relay. */

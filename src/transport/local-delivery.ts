@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { fsyncDir } from './fs-sync.js';
+import { publish, writeNewFile } from '../storage/durable-write.js';
 import { ensureMaildir, mailboxDir, maildirSize, uniqueName } from './maildir.js';
 
 /** A local delivery that did not happen, with the reply it becomes (4.2.2 quota, 4.3.1 disk full, 4.3.0 other). */
@@ -48,7 +48,7 @@ export async function deliverLocal(
   const tmpPath = path.join(dir, 'tmp', name);
   try {
     await ensureMaildir(dir, fsync);
-    const written = await writeLf(tmpPath, prepend, contentPath, fsync);
+    const written = await writeNewFile(tmpPath, withLf(prepend, contentPath), fsync);
     if (options.quotaBytes !== undefined) {
       const used = await maildirSize(dir);
       if (used + written > options.quotaBytes) {
@@ -56,8 +56,7 @@ export async function deliverLocal(
         throw new LocalDeliveryError(452, '4.2.2', `Mailbox ${mailbox} is over its storage quota (${used} + ${written} > ${options.quotaBytes} bytes)`);
       }
     }
-    await rename(tmpPath, path.join(dir, 'new', `${name},S=${written}`));
-    if (fsync) await fsyncDir(path.join(dir, 'new'));
+    await publish(tmpPath, path.join(dir, 'new', `${name},S=${written}`), fsync);
   } catch (err) {
     if (err instanceof LocalDeliveryError) throw err;
     await unlink(tmpPath).catch(() => undefined);
@@ -69,30 +68,17 @@ export async function deliverLocal(
   }
 }
 
-/** Writes prepend + content to a new file with CRLF turned into LF; returns the bytes written. */
-async function writeLf(target: string, prepend: string, contentPath: string, fsync: boolean): Promise<number> {
-  const handle = await open(target, 'wx', 0o600);
-  let written = 0;
-  try {
-    const write = async (text: string): Promise<void> => {
-      const bytes = Buffer.from(text, 'latin1');
-      await handle.write(bytes);
-      written += bytes.length;
-    };
-    await write(Buffer.from(prepend.replace(/\r\n/g, '\n'), 'utf8').toString('latin1'));
-    // latin1 maps bytes 1:1, so 8-bit content passes through unchanged; a CR at a chunk's end waits
-    // for the next chunk to see whether it starts an LF.
-    let carry = '';
-    for await (const chunk of createReadStream(contentPath)) {
-      let text = carry + (chunk as Buffer).toString('latin1');
-      carry = text.endsWith('\r') ? '\r' : '';
-      if (carry) text = text.slice(0, -1);
-      await write(text.replace(/\r\n/g, '\n'));
-    }
-    if (carry) await write(carry);
-    if (fsync) await handle.sync();
-  } finally {
-    await handle.close();
+/** prepend + content with CRLF turned into LF. */
+async function* withLf(prepend: string, contentPath: string): AsyncGenerator<Buffer> {
+  yield Buffer.from(prepend.replace(/\r\n/g, '\n'), 'utf8');
+  // latin1 maps bytes 1:1, so 8-bit content passes through unchanged; a CR at a chunk's end waits
+  // for the next chunk to see whether it starts an LF.
+  let carry = '';
+  for await (const chunk of createReadStream(contentPath)) {
+    let text = carry + (chunk as Buffer).toString('latin1');
+    carry = text.endsWith('\r') ? '\r' : '';
+    if (carry) text = text.slice(0, -1);
+    yield Buffer.from(text.replace(/\r\n/g, '\n'), 'latin1');
   }
-  return written;
+  if (carry) yield Buffer.from(carry, 'latin1');
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { fsyncDir } from './fs-sync.js';
+import { fsyncDir } from '../storage/durable-write.js';
 
 /** The Maildir of a mailbox under the store root; the address is escaped so it is one safe path segment. */
 export function mailboxDir(root: string, mailbox: string): string {

@@ -1,3 +1,8 @@
+/**
+ * The bundled engine's queue manager.
+ * Longer than 350 lines because it is being split by concern (issue #9, the queue-manager part);
+ * this header goes with that split.
+ */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';

@@ -4,7 +4,7 @@ import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'n
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fsyncDir } from './fs-sync.js';
+import { fsyncDir, writeDurably } from '../storage/durable-write.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -286,21 +286,11 @@ export class QueueStore {
     if (created !== undefined && this.fsync) await fsyncDir(path.dirname(dir));
   }
 
-  /** tmp file, fsync, rename over the target, fsync the target's directory. */
   private async writeAtomic(target: string, text: string): Promise<void> {
     const tmp = path.join(this.root, 'tmp', `${path.basename(target)}.${randomBytes(6).toString('hex')}`);
     try {
-      const handle = await open(tmp, 'wx', 0o600);
-      try {
-        await handle.writeFile(text, 'utf8');
-        if (this.fsync) await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, target);
-      if (this.fsync) await fsyncDir(path.dirname(target));
+      await writeDurably(tmp, target, [Buffer.from(text, 'utf8')], this.fsync);
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
       throw storageError(`writing ${path.relative(this.root, target)}`, err);
     }
   }

@@ -1,3 +1,8 @@
+/**
+ * Remote delivery: one attempt of a queued message to its destination's hosts in MX order.
+ * Longer than 350 lines because one class follows an attempt end to end (targets, connection,
+ * per-recipient results, DSN batching) through nodemailer's connection, whose errors it interprets.
+ */
 import { createReadStream } from 'node:fs';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';

@@ -1,5 +1,6 @@
 import type { ConnectorConfig, Rules } from '../config/schema.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
+import { AcceptedDomains } from '../net/accepted-domains.js';
 import { canonicalDomain } from '../net/domain.js';
 import { addressSpaceScore } from './address-space.js';
 import { retryDelayMs } from './retry-schedule.js';
@@ -23,7 +24,7 @@ export const FORWARD_UNRESOLVED_CONNECTOR = 'forward-unresolved';
  */
 export class Router {
   private readonly connectors: ConnectorConfig[];
-  private readonly accepted: Set<string>;
+  private readonly accepted: AcceptedDomains;
   private readonly forwardUnresolvedTo: string | undefined;
   private readonly downUntil = new Map<string, number>();
   /** Failed attempts through each connector since it last worked: they set its own retry time. */
@@ -33,7 +34,7 @@ export class Router {
   constructor(rules: Rules, private readonly clock: Clock = systemClock) {
     this.retry = rules.transport.retry;
     this.connectors = rules.transport.connectors.filter((c) => c.enabled);
-    this.accepted = new Set(rules.acceptedDomains.map(canonicalDomain));
+    this.accepted = new AcceptedDomains(rules.acceptedDomains);
     this.forwardUnresolvedTo = rules.directory.forwardUnresolvedTo;
   }
 

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BadmailWriteError, BadmailWriter, badmailDir } from '../../src/badmail/badmail-writer.js';
 import { RulesSchema } from '../../src/config/schema.js';
+import { StorageError } from '../../src/storage/durable-write.js';
 
 async function* chunks(...parts: string[]): AsyncGenerator<Buffer> {
   for (const p of parts) yield Buffer.from(p);
@@ -40,13 +41,16 @@ describe('Badmail', () => {
     }
   });
 
-  it('a directory it cannot write answers 452 4.3.1, so the client retries', async () => {
+  // The edge answers this 452 4.3.1 so the client retries: test/e2e/faults.test.ts, 'Badmail write failure'.
+  it('a directory it cannot write raises a storage error that carries no SMTP reply', async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'badmail-')), 'not-a-dir');
     fs.writeFileSync(file, '');
     try {
       const err = await new BadmailWriter(path.join(file, 'badmail')).write(chunks('x\r\n'), record).catch((e: unknown) => e);
       assert.ok(err instanceof BadmailWriteError);
-      assert.equal(`${err.reply.code} ${err.reply.enhanced}`, '452 4.3.1');
+      assert.ok(err instanceof StorageError);
+      assert.equal('reply' in err, false);
+      assert.match(err.message, /^badmail write failed: /);
     } finally {
       fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }

@@ -93,6 +93,33 @@ describe('DnsClient against a real loopback DNS server', () => {
     }
   });
 
+  it('sets its deadline and the wait before the next server through the timers it is given: a test fires them, nobody sleeps', async () => {
+    const dead = await startDnsServer({ mode: 'blackhole' });
+    const waits: { ms: number; fire: () => void; cleared: boolean }[] = [];
+    const timers = {
+      setTimeout: (fire: () => void, ms: number) => {
+        const w = { ms, fire, cleared: false };
+        waits.push(w);
+        return w;
+      },
+      clearTimeout: (w: unknown) => {
+        if (w) (w as { cleared: boolean }).cleared = true;
+      },
+    };
+    try {
+      const client = new DnsClient({ servers: [dead.address, dead.address], timeoutMs: 3_600_000, timers });
+      const t0 = performance.now();
+      const answer = client.query('x.bl.test', 'A');
+      assert.deepEqual(waits.map((w) => w.ms), [3_600_000, 1_800_000], 'the whole deadline, then half of it before the second server');
+      (waits[0] as { fire: () => void }).fire();
+      await assert.rejects(answer, (e: unknown) => e instanceof DnsError && e.kind === 'timeout');
+      assert.ok(performance.now() - t0 < 2000, 'an hour-long deadline passed without waiting for it');
+      assert.equal(waits[1]?.cleared, true, 'the wait for the second server ends with the query');
+    } finally {
+      await dead.close();
+    }
+  });
+
   it('fails fast on a refused port (ICMP port unreachable)', async () => {
     const port = await refusedPort();
     const client = new DnsClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 10_000 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DnsClient } from '../../src/dns/client.js';
 import { CachedDnsblLookup, type DnsblOutcomeKind } from '../../src/dns/dnsbl-lookup.js';
-import type { Clock } from '../../src/policy/interfaces.js';
+import type { Clock } from '../../src/runtime/clock.js';
 import { refusedPort, startDnsServer, type TestDnsServer } from '../support/dns-server.js';
 
 class ManualClock implements Clock {

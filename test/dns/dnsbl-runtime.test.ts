@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { RulesSchema } from '../../src/config/schema.js';
 import { openDnsbl } from '../../src/dns/dnsbl-runtime.js';
-import { systemClock } from '../../src/policy/interfaces.js';
+import { systemClock } from '../../src/runtime/clock.js';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
 
 describe('openDnsbl from the rules', () => {

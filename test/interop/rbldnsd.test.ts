@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { DnsClient } from '../../src/dns/client.js';
 import { CachedDnsblLookup } from '../../src/dns/dnsbl-lookup.js';
 import { ZoneHealthMonitor } from '../../src/dns/zone-health.js';
-import { matchesRule } from '../../src/policy/dnsbl/answer.js';
+import { matchesRule } from '../../src/dns/dnsbl-answer.js';
 import { formatDnsblMessage } from '../../src/policy/dnsbl/message.js';
 import { startRbldnsd, type Rbldnsd } from './peers.js';
 

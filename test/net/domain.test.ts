@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { domainToUnicode } from 'node:url';
 import fc from 'fast-check';
-import { canonicalDomain } from '../../src/net/domain.js';
+import { canonicalDomain, isDomainName } from '../../src/net/domain.js';
 import { normalizeAddress } from '../../src/net/address.js';
 
 test('canonicalDomain: Unicode, punycode, case and a trailing dot all give one A-label form', () => {
@@ -31,6 +31,27 @@ test('canonicalDomain: the Unicode form of a domain is the same domain as its pu
       assert.match(ascii, /^[a-z0-9.-]+$/);
       assert.equal(canonicalDomain(domainToUnicode(ascii)), ascii);
       assert.equal(canonicalDomain(ascii.toUpperCase()), ascii);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('isDomainName: the one syntax check for domains in canonical form (accepted domains, address patterns)', () => {
+  for (const d of ['example.test', 'xn--bcher-kva.test', 'mail_relay.example-1.test', 'localhost']) assert.equal(isDomainName(d), true, d);
+  for (const d of ['', '.example.test', 'example..test', 'example.test.', 'bü cher.test', 'a@b.test', '[192.0.2.1]']) assert.equal(isDomainName(d), false, d);
+  // One trailing dot is the root and canonicalDomain drops it; a second leaves no valid name.
+  assert.equal(isDomainName(canonicalDomain('Example.TEST.')), true);
+  assert.equal(isDomainName(canonicalDomain('example.test..')), false);
+});
+
+test('isDomainName: every IDN written with letters and dots is a domain name once canonical', () => {
+  const label = fc.stringMatching(/^[a-zA-Z0-9äöüß][a-zA-Z0-9äöüß_-]{0,10}$/).filter((l) => !l.endsWith('-'));
+  fc.assert(
+    fc.property(fc.array(label, { minLength: 1, maxLength: 4 }), fc.boolean(), (labels, dot) => {
+      const c = canonicalDomain(`${labels.join('.')}${dot ? '.' : ''}`);
+      // Node refuses some label shapes as IDNs (e.g. `--` in the 3rd and 4th places); those stay invalid on purpose.
+      if (/[^\p{ASCII}]/u.test(c)) return;
+      assert.equal(isDomainName(c), true, c);
     }),
     { numRuns: 300 },
   );

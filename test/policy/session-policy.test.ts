@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RulesSchema, type Rules } from '../../src/config/schema.js';
-import type { ZoneHealth } from '../../src/policy/interfaces.js';
+import type { ZoneHealth } from '../../src/dns/zone-health.js';
 import { PolicyEngine } from '../../src/policy/policy-engine.js';
 import type { Verdict } from '../../src/policy/verdict.js';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';

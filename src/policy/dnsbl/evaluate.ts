@@ -1,7 +1,8 @@
 import type { DnsblRuleConfig } from '../../config/schema.js';
-import type { DnsblAnswer, ZoneHealth } from '../interfaces.js';
+import type { DnsblAnswer } from '../../dns/dnsbl-answer.js';
+import type { ZoneHealth } from '../../dns/zone-health.js';
 import { verdict, type TraceEntry, type Verdict } from '../verdict.js';
-import { describeMatch, matchesRule } from './answer.js';
+import { describeMatch, matchesRule } from '../../dns/dnsbl-answer.js';
 import { formatDnsblMessage } from './message.js';
 
 /** What the DNSBL rules concluded for one session: the deciding verdict, and report-only matches. */

@@ -1,13 +1,15 @@
-import type { DnsblRuleConfig, Rules } from '../config/schema.js';
-import { describeMatch } from '../policy/dnsbl/answer.js';
-import { dnsblZones } from '../policy/compiled-rules.js';
-import { evaluateDnsbl, judgeRule } from '../policy/dnsbl/evaluate.js';
-import { normalizeIp } from '../net/ip.js';
-import type { DnsblAnswer } from '../policy/interfaces.js';
-import { replyLine } from '../policy/verdict.js';
-import { DnsClient } from './client.js';
-import { CachedDnsblLookup } from './dnsbl-lookup.js';
-import { ZoneHealthMonitor, type ZoneStatus } from './zone-health.js';
+/**
+ * What `portcullis dnsbl` prints, built on the same DNSBL runtime as `serve` (client, cache, zone
+ * health) and judged by the policy's own step 9.
+ */
+import type { DnsblRuleConfig, Rules } from '../../config/schema.js';
+import { describeMatch, type DnsblAnswer } from '../../dns/dnsbl-answer.js';
+import { dnsblZones, openDnsbl, type DnsblRuntime } from '../../dns/dnsbl-runtime.js';
+import type { ZoneStatus } from '../../dns/zone-health.js';
+import { normalizeIp } from '../../net/ip.js';
+import { evaluateDnsbl, judgeRule } from '../../policy/dnsbl/evaluate.js';
+import { replyLine } from '../../policy/verdict.js';
+import { systemClock } from '../../runtime/clock.js';
 
 /** What one DNSBL rule made of one address. */
 export interface DnsblRuleReport {
@@ -48,26 +50,26 @@ function healthOf(status: Record<string, ZoneStatus>, zone: string): ZoneStatus 
   return status[zone.replace(/\.$/, '').toLowerCase()] ?? { state: undefined, reason: 'not checked' };
 }
 
-/** Run the RFC 5782 checks of every zone the rules use, once. */
-export async function checkZones(rules: Rules): Promise<Record<string, ZoneStatus>> {
-  const monitor = new ZoneHealthMonitor({
-    client: new DnsClient({ servers: rules.dns.servers, timeoutMs: rules.dns.timeoutMs }),
-    zones: dnsblZones(rules),
-    intervalSec: 0,
-  });
-  await monitor.start();
-  return monitor.status();
+/** `serve`'s DNSBL runtime after its start-up round of zone checks; a command needs no periodic ones. */
+async function openOnce(rules: Rules): Promise<DnsblRuntime> {
+  const dnsbl = await openDnsbl(rules, { clock: systemClock });
+  dnsbl.close();
+  return dnsbl;
 }
 
-/** Ask every rule's zone about `ip`, check the zones' health, and judge each rule. */
+/** Run the RFC 5782 checks of every zone the rules use, once. */
+export async function checkZones(rules: Rules): Promise<Record<string, ZoneStatus>> {
+  return (await openOnce(rules)).health.status();
+}
+
+/** Check the zones' health, ask every rule's zone about `ip`, and judge each rule. */
 export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddressReport> {
   const clientIp = normalizeIp(ip);
-  const lookup = CachedDnsblLookup.fromConfig(rules.dns);
+  const dnsbl = await openOnce(rules);
   const dnsblRules = rules.connectionFilter.rules;
   const answers = new Map<string, Promise<DnsblAnswer>>();
-  for (const zone of dnsblZones(rules)) answers.set(zone, lookup.lookup(zone, clientIp));
-  const status = await checkZones(rules);
-  const health = { isEnforced: (zone: string) => healthOf(status, zone).state !== 'unhealthy' };
+  for (const zone of dnsblZones(rules)) answers.set(zone, dnsbl.lookup.lookup(zone, clientIp));
+  const status = dnsbl.health.status();
   const reports: DnsblRuleReport[] = [];
   for (const rule of dnsblRules) {
     const a = await (answers.get(rule.zone) as Promise<DnsblAnswer>);
@@ -98,7 +100,7 @@ export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddr
     }
     reports.push(report);
   }
-  const outcome = await evaluateDnsbl(dnsblRules, answers, health, clientIp);
+  const outcome = await evaluateDnsbl(dnsblRules, answers, dnsbl.health, clientIp);
   const d = outcome.decisive;
   const decision: DnsblAddressReport['decision'] =
     d && (d.action === 'reject' || d.action === 'tempfail')

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { classifyCodes, isListingCode, matchesRule } from '../../../src/policy/dnsbl/answer.js';
+import { classifyCodes, isListingCode, matchesRule } from '../../src/dns/dnsbl-answer.js';
 
 describe('DNSBL answer classification', () => {
   it('counts only 127/8 as listings', () => {

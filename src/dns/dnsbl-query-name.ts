@@ -1,4 +1,4 @@
-import { parseIp } from '../../net/ip.js';
+import { parseIp } from '../net/ip.js';
 
 /**
  * The name to ask a DNSBL zone about `ip` (RFC 5782): reversed octets for IPv4, the 32 nibbles of

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RulesSchema } from '../../src/config/schema.js';
-import { checkZones, reportAddress } from '../../src/dns/dnsbl-report.js';
-import { describeMatch } from '../../src/policy/dnsbl/answer.js';
-import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
+import { checkZones, reportAddress } from '../../../src/cli/dnsbl/report.js';
+import { RulesSchema } from '../../../src/config/schema.js';
+import { describeMatch } from '../../../src/dns/dnsbl-answer.js';
+import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
 
 describe('dnsbl address report against a real loopback DNS server', () => {
   let dns: TestDnsServer;

@@ -1,4 +1,21 @@
-import type { DnsblMatch } from '../../config/schema.js';
+import type { DnsblMatch } from '../config/schema.js';
+
+/** Result of asking one DNSBL zone about one address. */
+export interface DnsblAnswer {
+  /** listed: at least one A record in 127.0.0.0/8 that is not an operator error code. */
+  status: 'listed' | 'not-listed' | 'error' | 'timeout';
+  queryName: string;
+  /** Listing codes (dotted quads in 127/8, error codes excluded), in answer order. */
+  codes: string[];
+  /** A records that were errors, never listings (outside 127/8, 127.255.255.x, 127.0.1.255, 127.0.0.255). */
+  errorCodes: string[];
+  /** The provider's TXT record for the address, when it has one. */
+  txt?: string;
+  /** Human-readable reason for `error` / `timeout`. */
+  detail?: string;
+  /** Whether this answer came from the cache. */
+  cached: boolean;
+}
 
 /** A DNSBL answer's A records split into listing codes and error codes that are never listings. */
 export interface ClassifiedCodes {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { dnsblQueryName } from '../../../src/policy/dnsbl/query-name.js';
+import { dnsblQueryName } from '../../src/dns/dnsbl-query-name.js';
 
 describe('dnsblQueryName', () => {
   it('reverses IPv4 octets with one dot before the zone (the guide example)', () => {
