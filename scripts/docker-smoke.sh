@@ -43,6 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+[ "$(id -u)" = 0 ] || fail "run as root: it starts dockerd and sets up the base image with chroot"
 for port in 2525 2526 2527 9325; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then fail "port $port is taken on the host; the container uses the host network"; fi
 done
