@@ -27,7 +27,7 @@ started=$(date +%s)
 say() { echo "docker-smoke: $*"; }
 fail() {
   echo "docker-smoke: FAILED: $*" >&2
-  docker logs "$container" >&2 2>&1 || true
+  if docker inspect "$container" >/dev/null 2>&1; then docker logs "$container" >&2 2>&1; fi
   exit 1
 }
 dockerd_pid=""
