@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { loadRules } from '../config/load.js';
 import { startEdge } from '../edge/edge.js';
+import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { usesBundledEngine, withBundledBackend } from '../transport/bundled-backend.js';
 import { startTransportEngine } from '../transport/engine.js';
@@ -25,9 +26,10 @@ export const serveCommand: Command = {
     // process, started first, and every rule set loaded (also on SIGHUP) relays to it.
     const first = await loadRules(config);
     const metrics = new Metrics({ processMetrics: true });
-    const engine = usesBundledEngine(first) ? await startTransportEngine(first, { metrics }) : undefined;
+    const logger = createLogger({ level: first.log.level });
+    const engine = usesBundledEngine(first) ? await startTransportEngine(first, { metrics, logger }) : undefined;
     const load = async () => (engine ? withBundledBackend(await loadRules(config), engine) : loadRules(config));
-    const starting = startEdge({ load }, { metrics });
+    const starting = startEdge({ load }, { metrics, logger });
     // One generation for edge and engine: the engine takes the directory of exactly the rule set the
     // edge has put in force, and nothing from one it refused. Reloads run one after another.
     let reloads: Promise<unknown> = Promise.resolve();
@@ -47,9 +49,10 @@ export const serveCommand: Command = {
       await engine?.close();
       throw err;
     }
-    await stop;
-    await edge.close();
+    const [signal] = (await stop) as [NodeJS.Signals];
+    const drain = await edge.close();
     await engine?.close();
+    logger.info({ event: 'exit', signal, code: 0, sessions: drain.sessions, cut: drain.cut, drainMs: drain.ms }, `stopped on ${signal}`);
     return 0;
   },
 };

@@ -41,9 +41,19 @@ export interface Edge {
   reload(): Promise<Rules>;
   /**
    * Stops accepting, lets sessions finish for up to `graceMs`, then answers the rest
-   * `421 4.3.2 Service shutting down` and closes them.
+   * `421 4.3.2 Service shutting down` and closes them. Logs the drain as it starts.
    */
-  close(graceMs?: number): Promise<void>;
+  close(graceMs?: number): Promise<Drain>;
+}
+
+/** How a shutdown went, for the line `serve` logs as it exits. */
+export interface Drain {
+  /** Sessions open when the edge stopped accepting. */
+  sessions: number;
+  /** Sessions still open when the grace period ended, answered `421 4.3.2`. */
+  cut: number;
+  /** From stopping to accept until every socket was closed. */
+  ms: number;
 }
 
 interface Running {
@@ -169,11 +179,17 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       return loaded;
     },
     async close(graceMs = rules.shutdownGraceMs) {
+      const started = Date.now();
+      const open = (): number => listeners.reduce((n, l) => n + l.connectionCount, 0);
       for (const l of listeners) l.stopAccepting();
-      const deadline = Date.now() + graceMs;
-      while (Date.now() < deadline && listeners.some((l) => l.connectionCount > 0)) {
+      const sessions = open();
+      // The line an operator reads in `docker logs` or the journal while a stop seems to hang.
+      logger.info({ event: 'drain', sessions, graceMs }, `stopped accepting; waiting up to ${graceMs} ms for ${sessions} session(s) in flight`);
+      const deadline = started + graceMs;
+      while (Date.now() < deadline && open() > 0) {
         await new Promise((r) => setTimeout(r, 25));
       }
+      const cut = open();
       for (const l of listeners) l.shutDownSessions();
       const hard = Date.now() + 2000;
       while (Date.now() < hard && listeners.some((l) => l.connectionCount > 0)) {
@@ -183,6 +199,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       current.dnsbl.close();
       await metricsServer?.close();
       await protocolLog?.close();
+      return { sessions, cut, ms: Date.now() - started };
     },
   };
 }

@@ -121,25 +121,32 @@ describe('portcullis serve', () => {
     assert.equal((await busy.cmd('MAIL FROM:<alice@example.org>')).code, 250);
     assert.equal((await busy.cmd('RCPT TO:<bob@example.com>')).code, 250);
     s.child.kill('SIGTERM');
-    for (let i = 0; i < 50; i++) {
-      const refused = await RawSmtpClient.connect(s.port).then(
-        (c) => {
-          c.quit();
-          return false;
-        },
-        () => true,
-      );
-      if (refused) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // Logged once the listener is closed: from here on a connection is refused.
+    const drain = await s.waitLog((l) => l.event === 'drain');
     await assert.rejects(RawSmtpClient.connect(s.port), /ECONNREFUSED/);
     assert.equal((await busy.cmd('DATA')).code, 354);
     busy.write('Subject: in flight\r\n\r\nfinished during the grace period\r\n.\r\n');
     assert.equal((await busy.read()).code, 250);
     assert.equal(backend.messages.length, before + 1, 'the session in flight was delivered');
+    busy.quit();
     assert.equal((await idle.read(5000)).line, '421 4.3.2 Service shutting down');
     assert.equal(await idle.closedByServer(), true);
     assert.equal(await s.exited, 0);
+    // What an operator reads in `docker logs` or the journal: the drain as it starts, then the exit.
+    assert.equal(s.lines.filter((l) => l.event === 'drain').length, 1, JSON.stringify(s.lines));
+    assert.equal(drain.sessions, 2);
+    assert.equal(drain.graceMs, 1500);
+    assert.equal(drain.msg, 'stopped accepting; waiting up to 1500 ms for 2 session(s) in flight');
+    const last = s.lines.at(-1)!;
+    assert.equal(last.event, 'exit', JSON.stringify(s.lines));
+    assert.equal(last.msg, 'stopped on SIGTERM');
+    assert.equal(last.level, 'info');
+    assert.equal(last.signal, 'SIGTERM');
+    assert.equal(last.code, 0);
+    assert.equal(last.sessions, 2);
+    assert.equal(last.cut, 1, 'the idle session was still open when the grace period ended');
+    const drainMs = Number(last.drainMs);
+    assert.ok(drainMs >= 1500 && drainMs < 4000, `the drain lasted the grace period and then some: ${drainMs} ms`);
   });
 
   it('SIGHUP with the bundled engine: a recipient the reload adds is delivered, not bounced; a refused reload changes neither edge nor engine', async () => {
