@@ -8,8 +8,6 @@ const WORKERS = 8;
 /** A record as one write left it; stale once the store holds a later write or has dropped it. */
 interface Entry {
   at: number;
-  /** Order of writing, so records due at the same time go first come, first served. */
-  seq: number;
   queue: string;
   message: QueuedMessage;
 }
@@ -41,8 +39,8 @@ export class Scheduler {
   private readonly busy = new Map<string, Promise<void>>();
   /** Records a run passed over because they were busy: due again as soon as they are not. */
   private readonly passedOver = new Set<string>();
-  private readonly due = new MinHeap<Entry>((a, b) => a.at < b.at || (a.at === b.at && a.seq < b.seq));
-  private seq = 0;
+  // Records due at the same time go first come, first served: queue ids sort by time received, and a part's follows its message's.
+  private readonly due = new MinHeap<Entry>((a, b) => a.at < b.at || (a.at === b.at && a.message.envelope.id < b.message.envelope.id));
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -116,12 +114,12 @@ export class Scheduler {
   }
 
   private push(queue: string, message: QueuedMessage): void {
-    this.due.push({ at: message.nextAttemptAt, seq: this.seq++, queue, message });
+    this.due.push({ at: message.nextAttemptAt, queue, message });
   }
 
   private async drain(): Promise<void> {
     this.passedOver.clear();
-    this.due.reset(this.o.store.all().map((s) => ({ at: s.message.nextAttemptAt, seq: this.seq++, queue: s.queue, message: s.message })));
+    this.due.reset(this.o.store.all().map((s) => ({ at: s.message.nextAttemptAt, queue: s.queue, message: s.message })));
     // A record is worked on once per queue per run, so a run always ends.
     const done = new Set<string>();
     const take = (): StoredMessage | undefined => {
