@@ -7,7 +7,6 @@ const WORKERS = 8;
 
 /** A record as one write left it; stale once the store holds a later write or has dropped it. */
 interface Entry {
-  at: number;
   queue: string;
   message: QueuedMessage;
 }
@@ -40,7 +39,7 @@ export class Scheduler {
   /** Records a run passed over because they were busy: due again as soon as they are not. */
   private readonly passedOver = new Set<string>();
   // Records due at the same time go first come, first served: queue ids sort by time received, and a part's follows its message's.
-  private readonly due = new MinHeap<Entry>((a, b) => a.at < b.at || (a.at === b.at && a.message.envelope.id < b.message.envelope.id));
+  private readonly due = new MinHeap<Entry>(({ message: a }, { message: b }) => a.nextAttemptAt < b.nextAttemptAt || (a.nextAttemptAt === b.nextAttemptAt && a.envelope.id < b.envelope.id));
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -114,12 +113,12 @@ export class Scheduler {
   }
 
   private push(queue: string, message: QueuedMessage): void {
-    this.due.push({ at: message.nextAttemptAt, queue, message });
+    this.due.push({ queue, message });
   }
 
   private async drain(): Promise<void> {
     this.passedOver.clear();
-    this.due.reset(this.o.store.all().map((s) => ({ at: s.message.nextAttemptAt, queue: s.queue, message: s.message })));
+    this.due.reset(this.o.store.all().map((s) => ({ queue: s.queue, message: s.message })));
     // A record is worked on once per queue per run, so a run always ends.
     const done = new Set<string>();
     const take = (): StoredMessage | undefined => {
@@ -127,7 +126,7 @@ export class Scheduler {
       if (!e) return undefined;
       this.due.pop();
       done.add(`${e.message.envelope.id}@${e.queue}`);
-      return { queue: e.queue, message: e.message };
+      return e;
     };
     const worker = async (): Promise<void> => {
       for (let s = take(); s; s = take()) {
@@ -142,7 +141,7 @@ export class Scheduler {
   /** The first entry due now that may be worked on, left on the heap; the entries before it are dropped for this run. */
   private nextDue(done: Set<string>): Entry | undefined {
     const now = this.o.clock.now();
-    for (let e = this.due.peek(); e !== undefined && e.at <= now; e = this.due.peek()) {
+    for (let e = this.due.peek(); e !== undefined && e.message.nextAttemptAt <= now; e = this.due.peek()) {
       const id = e.message.envelope.id;
       const current = this.o.store.get(id);
       const workable =
