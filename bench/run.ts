@@ -5,6 +5,7 @@
  *  (c) time to the client's 451 with the back end down (port closed) and black-holed
  *  (d) the DNSBL engineer's cached-verdict benchmark (bench/dnsbl-cache.ts)
  *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
+ *  (f) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { startSmtpSink, startServe, writeRules, smtpSource, tempDir, pause, type
 import { probeTransaction } from './smtp-probe.js';
 import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
+import { run as queueBacklog } from './queue-backlog.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -210,6 +212,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
   const b = results.backendDown as { portClosed: Record<string, unknown>; blackHoled: Record<string, unknown>; backendTimeoutMs: number };
   const d = results.dnsblCache as { medianMicros: number; runs: number; iterations: number };
   const e = results.engine as { messagesPerSecond: number; receiveOnlyMessagesPerSecond: number; runs: number; messages: number; clients: number };
+  const q = results.queueBacklog as { backlog: number; fresh: number; deliverFreshMs: number; runs: number };
   const rows: Array<[string, string]> = [
     [`smtp-source -> smtp-sink (${t.sessions} sessions, ${t.messages} x ${t.messageBytes} B), median of ${t.runs}`, `${t.directMedian} msg/s`],
     ['smtp-source -> edge -> smtp-sink, same run', `${t.edgeMedian} msg/s`],
@@ -223,6 +226,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
     [`cached DNSBL verdict (median of ${d.runs} x ${d.iterations})`, `${round(d.medianMicros, 2)} µs`],
     [`transport engine, fsync on, ${e.clients} clients (median of ${e.runs} x ${e.messages}): accepted while delivering`, `${round(e.messagesPerSecond)} msg/s`],
     ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
+    [`transport engine, ${q.fresh} fresh messages delivered past ${q.backlog} waiting (median of ${q.runs}, fsync off)`, `${q.deliverFreshMs} ms`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
@@ -244,6 +248,8 @@ async function main(): Promise<void> {
     results.dnsblCache = { ...(await dnsblCache()) };
     process.stdout.write('(e) transport engine ...\n');
     results.engine = { ...(await engineThroughput()) };
+    process.stdout.write('(f) transport engine past a retry backlog ...\n');
+    results.queueBacklog = { ...(await queueBacklog()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,
