@@ -6,6 +6,7 @@
  *  (d) the DNSBL engineer's cached-verdict benchmark (bench/dnsbl-cache.ts)
  *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
  *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
+ *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -18,6 +19,7 @@ import { probeTransaction } from './smtp-probe.js';
 import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
 import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
+import { run as queueBacklog } from './queue-backlog.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -212,6 +214,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
   const b = results.backendDown as { portClosed: Record<string, unknown>; blackHoled: Record<string, unknown>; backendTimeoutMs: number };
   const d = results.dnsblCache as { medianMicros: number; runs: number; iterations: number };
   const e = results.engine as { messagesPerSecond: number; receiveOnlyMessagesPerSecond: number; runs: number; messages: number; clients: number };
+  const q = results.queueBacklog as { backlog: number; fresh: number; deliverFreshMs: number; runs: number };
   const rows: Array<[string, string]> = [
     [`smtp-source -> smtp-sink (${t.sessions} sessions, ${t.messages} x ${t.messageBytes} B), median of ${t.runs}`, `${t.directMedian} msg/s`],
     ['smtp-source -> edge -> smtp-sink, same run', `${t.edgeMedian} msg/s`],
@@ -225,6 +228,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
     [`cached DNSBL verdict (median of ${d.runs} x ${d.iterations})`, `${round(d.medianMicros, 2)} µs`],
     [`transport engine, fsync on, ${e.clients} clients (median of ${e.runs} x ${e.messages}): accepted while delivering`, `${round(e.messagesPerSecond)} msg/s`],
     ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
+    [`transport engine, ${q.fresh} fresh messages delivered past ${q.backlog} waiting (median of ${q.runs}, fsync off)`, `${q.deliverFreshMs} ms`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
@@ -249,6 +253,8 @@ async function main(): Promise<void> {
     results.engine = { ...(await engineThroughput()) };
     process.stdout.write('(f) framing cost per body kind ...\n');
     results.framing = { ...(await framingCost(ROOT)) };
+    process.stdout.write('(g) transport engine past a retry backlog ...\n');
+    results.queueBacklog = { ...(await queueBacklog()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

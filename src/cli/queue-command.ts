@@ -1,6 +1,7 @@
 import { loadRules } from '../config/load.js';
 import { adminRequest } from '../transport/admin-client.js';
-import type { DeleteNotice, MessageSummary, QueueSummary } from '../transport/queue-manager.js';
+import { formatResult } from '../transport/delivery-result.js';
+import type { DeleteNotice, MessageSummary, QueueSummary } from '../transport/admin-api.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
@@ -55,7 +56,7 @@ function renderMessage(m: MessageSummary & { record: { deliveries: { address: st
     `status       ${m.status}`,
   ];
   for (const d of m.record.deliveries) {
-    const r = d.result ? `  ${d.result.code ?? ''} ${d.result.enhanced} ${d.result.text}` : '';
+    const r = d.result ? `  ${formatResult(d.result)}` : '';
     lines.push(`  ${d.address}  ${d.status}${r}`);
   }
   return `${lines.join('\n')}\n`;

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import { boundAddress } from '../net/bound.js';
 import type { Metrics } from '../observability/metrics.js';
-import { QueueCommandError, type QueueManager } from './queue-manager.js';
+import { QueueCommandError } from './admin-api.js';
+import type { QueueManager } from './queue-manager.js';
 
 /** The running admin interface. */
 export interface AdminServer {

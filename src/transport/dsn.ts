@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { formatResult } from './delivery-result.js';
 import type { Envelope, RecipientResult } from './types.js';
 
 /** One recipient's line in a report. */
@@ -125,7 +126,7 @@ function humanReadable(opts: DsnOptions, kind: string): string[] {
     '',
   ];
   for (const r of opts.results) {
-    lines.push(`  <${oneLine(r.address)}>: ${r.action}, ${r.code ?? ''} ${r.enhanced} ${oneLine(r.text)}`.replace(/ {2,}/g, ' ').replace(/^ /, '  '));
+    lines.push(`  ${`<${oneLine(r.address)}>: ${r.action}, ${formatResult({ ...r, text: oneLine(r.text) })}`.replace(/ {2,}/g, ' ')}`);
   }
   return lines.map(asciiOnly);
 }

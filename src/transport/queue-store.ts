@@ -75,6 +75,13 @@ export class QueueStorageError extends Error {
   }
 }
 
+/** A record's copies, to change freely: before categorization, one pending copy per envelope recipient. */
+export function copiesOf(m: QueuedMessage): Delivery[] {
+  return m.kind === 'message'
+    ? m.envelope.recipients.map((r): Delivery => ({ address: r.address, recipient: r, status: 'pending' }))
+    : m.deliveries.map((d) => ({ ...d }));
+}
+
 /** The state part of a queue name (`remote-delivery/example.org` → `remote-delivery`). */
 export function queueState(queue: string): QueueState {
   const state = queue.split('/')[0] as QueueState;
@@ -103,6 +110,7 @@ const ENVELOPE_SUFFIX = '.json';
 export class QueueStore {
   private readonly index = new Map<string, StoredMessage>();
   private readonly frozenQueues = new Set<string>();
+  private readonly watchers: ((queue: string, message: QueuedMessage) => void)[] = [];
 
   constructor(
     readonly root: string,
@@ -185,6 +193,7 @@ export class QueueStore {
     if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
     await this.writeEnvelope(queue, message);
     this.index.set(message.envelope.id, { queue, message });
+    this.changed(queue, message);
   }
 
   /** Rewrites a record in place (atomically), e.g. with per-recipient progress. */
@@ -192,6 +201,7 @@ export class QueueStore {
     const stored = this.require(message.envelope.id);
     await this.writeEnvelope(stored.queue, message);
     stored.message = message;
+    this.changed(stored.queue, message);
   }
 
   /** Rewrites a record and moves it to another queue: two atomic steps, so a crash leaves one copy. */
@@ -199,6 +209,7 @@ export class QueueStore {
     const stored = this.require(message.envelope.id);
     await this.writeEnvelope(stored.queue, message);
     stored.message = message;
+    this.changed(stored.queue, message);
     if (stored.queue === queue) return;
     const from = stored.queue;
     try {
@@ -206,6 +217,7 @@ export class QueueStore {
       await rename(this.envelopePath(from, message.envelope.id), this.envelopePath(queue, message.envelope.id));
       // The file is in its new queue now, whether or not the syncs below succeed; later writes must go there.
       stored.queue = queue;
+      this.changed(queue, message);
       if (this.fsync) {
         await fsyncDir(path.join(this.root, queue));
         await fsyncDir(path.join(this.root, from));
@@ -234,6 +246,15 @@ export class QueueStore {
   /** Every record. */
   all(): StoredMessage[] {
     return [...this.index.values()];
+  }
+
+  /** Tells `listener` of each record added, rewritten or moved, as the index has it now (the scheduler orders due work by it). */
+  watch(listener: (queue: string, message: QueuedMessage) => void): void {
+    this.watchers.push(listener);
+  }
+
+  private changed(queue: string, message: QueuedMessage): void {
+    for (const w of this.watchers) w(queue, message);
   }
 
   /** Whether a queue is frozen by the administrator. */

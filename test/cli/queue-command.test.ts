@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { TransportEngine } from '../../src/transport/engine.js';
-import type { MessageSummary, QueueSummary } from '../../src/transport/queue-manager.js';
+import type { MessageSummary, QueueSummary } from '../../src/transport/admin-api.js';
 import type { TrackingEvent } from '../../src/transport/tracking-log.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
 import { engineRules, ManualClock, maildirFiles, message, queuedId, sendMessage, startEngine, waitFor } from '../transport/engine-harness.js';

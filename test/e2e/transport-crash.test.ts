@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { adminRequest } from '../../src/transport/admin-client.js';
-import type { QueueSummary } from '../../src/transport/queue-manager.js';
+import type { QueueSummary } from '../../src/transport/admin-api.js';
 import { freePort } from '../support/smtp-sink.js';
 import { RawSmtp, waitFor } from '../transport/engine-harness.js';
 

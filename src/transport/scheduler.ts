@@ -1,0 +1,159 @@
+import type { Clock } from '../runtime/clock.js';
+import { MinHeap } from './min-heap.js';
+import { queueState, type QueuedMessage, type QueueStore, type StoredMessage } from './queue-store.js';
+
+/** Records worked on at once: enough to overlap slow remote hosts; the remote delivery limits connections itself. */
+const WORKERS = 8;
+
+/** A record as one write left it; stale once the store holds a later write or has dropped it. */
+interface Entry {
+  queue: string;
+  message: QueuedMessage;
+}
+
+/** What the scheduler works with. */
+export interface SchedulerOptions {
+  store: QueueStore;
+  clock: Clock;
+  /** One attempt at a record; it handles its own failures (a rejection ends the run, reported by `kick`). */
+  attempt(s: StoredMessage): Promise<void>;
+  /** Called at the end of every run. */
+  afterRun(): void;
+  onError(err: Error, context: string): void;
+}
+
+/** Whether the administrator froze a queue, or the state it belongs to (`remote-delivery` holds every destination). */
+export function isQueueFrozen(store: QueueStore, queue: string): boolean {
+  return store.isFrozen(queue) || store.isFrozen(queueState(queue));
+}
+
+/**
+ * Runs the queues: works on every record that is due, several at once, until nothing due is left.
+ * The due order is a heap keyed by next attempt, fed by the store's writes and rebuilt at the start
+ * of each run (which finds again what a run set aside: frozen, busy, or already worked on), so taking
+ * the next due record costs O(log n) instead of a scan of the whole queue. Time comes only from the
+ * clock, so `runDue` after moving a test clock does exactly what the schedule says.
+ */
+export class Scheduler {
+  private readonly busy = new Map<string, Promise<void>>();
+  /** Records a run passed over because they were busy: due again as soon as they are not. */
+  private readonly passedOver = new Set<string>();
+  // Records due at the same time go first come, first served: queue ids sort by time received, and a part's follows its message's.
+  private readonly due = new MinHeap<Entry>(({ message: a }, { message: b }) => a.nextAttemptAt < b.nextAttemptAt || (a.nextAttemptAt === b.nextAttemptAt && a.envelope.id < b.envelope.id));
+  private running: Promise<void> | null = null;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: SchedulerOptions) {
+    o.store.watch((queue, message) => this.push(queue, message));
+  }
+
+  /** Starts looking for due work every `pollMs` (and at once). */
+  start(pollMs: number): void {
+    this.timer = setInterval(() => this.kick(), pollMs);
+    this.kick();
+  }
+
+  /** Stops the timer and waits for the work in progress. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    while (this.running) await this.running;
+  }
+
+  /** Asks for a run soon (new mail, an administrator's retry); errors are reported, not thrown. */
+  kick(): void {
+    this.runDue().catch((err: unknown) => this.o.onError(err as Error, 'queue run'));
+  }
+
+  /** Works on everything due now, including what that work makes due; resolves when nothing due is left. */
+  runDue(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.drain();
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+      this.o.afterRun();
+    });
+    return this.running;
+  }
+
+  /** Whether an attempt or an administrator's change is in progress on a record. */
+  isBusy(id: string): boolean {
+    return this.busy.has(id);
+  }
+
+  /**
+   * Runs an administrator's change to one record once no attempt is in flight for it, and holds the
+   * record as busy meanwhile, so no attempt starts from the record the change is about to replace.
+   */
+  async exclusive<T>(id: string, change: () => Promise<T>): Promise<T> {
+    // An attempt reports its own failure; here only its end matters.
+    for (let inFlight = this.busy.get(id); inFlight; inFlight = this.busy.get(id)) await inFlight.catch(() => undefined);
+    const run = change();
+    // The caller gets the change's own outcome from `run`; the busy mark only needs its end.
+    this.hold(id, run.then(() => undefined, () => undefined));
+    return run;
+  }
+
+  private hold(id: string, work: Promise<void>): Promise<void> {
+    const held = work.finally(() => {
+      this.busy.delete(id);
+      const s = this.o.store.get(id);
+      if (this.passedOver.delete(id) && s) this.push(s.queue, s.message);
+    });
+    this.busy.set(id, held);
+    return held;
+  }
+
+  private push(queue: string, message: QueuedMessage): void {
+    this.due.push({ queue, message });
+  }
+
+  private async drain(): Promise<void> {
+    this.passedOver.clear();
+    this.due.reset(this.o.store.all().map((s) => ({ queue: s.queue, message: s.message })));
+    // A record is worked on once per queue per run, so a run always ends.
+    const done = new Set<string>();
+    const take = (): StoredMessage | undefined => {
+      const e = this.nextDue(done);
+      if (!e) return undefined;
+      this.due.pop();
+      done.add(`${e.message.envelope.id}@${e.queue}`);
+      return e;
+    };
+    const worker = async (): Promise<void> => {
+      for (let s = take(); s; s = take()) {
+        await this.hold(s.message.envelope.id, this.o.attempt(s));
+      }
+    };
+    do {
+      await Promise.all(Array.from({ length: WORKERS }, worker));
+    } while (this.nextDue(done));
+  }
+
+  /** The first entry due now that may be worked on, left on the heap; the entries before it are dropped for this run. */
+  private nextDue(done: Set<string>): Entry | undefined {
+    const now = this.o.clock.now();
+    for (let e = this.due.peek(); e !== undefined && e.message.nextAttemptAt <= now; e = this.due.peek()) {
+      const id = e.message.envelope.id;
+      const current = this.o.store.get(id);
+      const workable =
+        current?.message === e.message &&
+        current.queue === e.queue &&
+        !e.message.frozen &&
+        !isQueueFrozen(this.o.store, e.queue) &&
+        !done.has(`${id}@${e.queue}`);
+      if (workable && !this.busy.has(id)) return e;
+      if (workable) this.passedOver.add(id);
+      this.due.pop();
+    }
+    return undefined;
+  }
+}
