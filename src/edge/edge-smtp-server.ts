@@ -18,10 +18,12 @@ import { DataDecoder } from './data-decoder.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
 import { classDefault, fromServerLines, reply, type SmtpReply } from './smtp-reply.js';
 
-/** Told about every command line read and every reply written, for the protocol log and metrics. */
+/** Told about every command line read and every reply written (for the protocol log and metrics), and every transaction reset. */
 export interface WireObserver {
   command(session: SMTPServerSession, line: string): void;
   reply(session: SMTPServerSession, reply: SmtpReply): void;
+  /** smtp-server forgot the transaction: RSET, HELO/EHLO, the end of DATA. */
+  reset(session: SMTPServerSession): void;
 }
 
 /**
@@ -131,6 +133,10 @@ class EdgeConnection extends AdaptedConnection {
 
   protected override writeOwnReply(code: number, data: string | string[] | null | undefined, context: string | false | undefined): void {
     this.writeReply(libraryReply(code, data, context), false);
+  }
+
+  protected override transactionReset(): void {
+    this.observer.reset(this.session);
   }
 
   protected override ending(): void {

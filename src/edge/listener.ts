@@ -206,6 +206,7 @@ export class EdgeListener {
           this.services.metrics.reply(r.code);
           this.services.protocolLog?.line(session.id, 'out', formatReply(r));
         },
+        reset: (session) => this.sessions.get(session)?.reset(),
       },
       { commandMs: c.limits.idleTimeoutMs, sessionMs: c.limits.maxSessionMs },
     );

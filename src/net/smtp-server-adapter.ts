@@ -9,7 +9,8 @@
  *   it (`answer`): smtp-server would derive the enhanced code from the reply code alone (a 550 from a
  *   handler always becomes 5.1.1) and writes fixed texts on success ("250 Accepted");
  * - smtp-server's own replies (syntax, order, size, time-outs) pass through `writeOwnReply`;
- * - each command line is seen, and may be refused, before smtp-server takes it (`commandRead`);
+ * - each command line is seen, and may be refused, before smtp-server takes it (`commandRead`), and
+ *   each reset of the transaction (RSET, HELO/EHLO, the end of DATA) is seen (`transactionReset`);
  * - replies are written outside any command (`sendNow`: time-outs, shutdown);
  * - the greeting goes out as soon as onConnect has answered (`greetAtOnce`), and DATA is decoded by
  *   the user's decoder (`decoder`).
@@ -39,6 +40,7 @@ export const SMTP_SERVER_INTERNALS = {
     _onCommand: 2,
     _onClose: 0,
     _whenWritable: 1,
+    _resetSession: 0,
     session: 'field',
     _server: 'field',
     _parser: 'field',
@@ -172,6 +174,9 @@ export class AdaptedConnection extends SMTPConnection {
     return undefined;
   }
 
+  /** smtp-server forgot the transaction: RSET, HELO/EHLO, STARTTLS, the end of DATA (and once as the connection gets ready). */
+  protected transactionReset(): void {}
+
   /** The connection is closing or closed (called more than once). */
   protected ending(): void {}
 
@@ -206,6 +211,11 @@ export class AdaptedConnection extends SMTPConnection {
     this.writeReply(refusal, false);
     if (refusal.code === 421) return;
     setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
+  }
+
+  override _resetSession(): void {
+    super._resetSession();
+    this.transactionReset();
   }
 
   override close(): void {

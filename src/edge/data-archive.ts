@@ -1,0 +1,31 @@
+/** A message whose transaction a step chose to archive goes to Badmail, with the envelope and why. */
+import type { BadmailWriter } from '../badmail/badmail-writer.js';
+import type { Verdict } from '../policy/verdict.js';
+
+/** Who sent the message and where it came in, as the Badmail entry records it. */
+export interface ArchivedEnvelope {
+  id: string;
+  sender: string;
+  recipients: readonly string[];
+  listener: string;
+  clientIp: string;
+  helo: string;
+}
+
+/** Writes `body` to Badmail as archived by `why` (the step that chose the archive). */
+export async function archiveMessage(badmail: BadmailWriter, body: AsyncIterable<Buffer>, envelope: ArchivedEnvelope, why: Verdict): Promise<void> {
+  await badmail.write(body, {
+    id: envelope.id,
+    time: new Date().toISOString(),
+    source: 'archive',
+    sender: envelope.sender,
+    recipients: [...envelope.recipients],
+    reason: `step ${why.step} ${why.check}${why.rule !== undefined ? `: ${why.rule}` : ''}`,
+    listener: envelope.listener,
+    clientIp: envelope.clientIp,
+    helo: envelope.helo,
+    step: why.step,
+    check: why.check,
+    ...(why.rule !== undefined ? { rule: why.rule } : {}),
+  });
+}
