@@ -113,7 +113,8 @@ export function sendNow(session: SMTPServerSession, reply: WireReply, close: boo
 /** One client connection of an AdaptedSmtpServer; subclasses shape it through the protected hooks. */
 export class AdaptedConnection extends SMTPConnection {
   /** The handler's answer while its callback runs: the reply smtp-server writes then is the answer. */
-  private answering: { reply: WireReply; close: boolean } | undefined;
+  private answering: WireReply | undefined;
+  private closeAfterAnswer = false;
 
   constructor(
     server: AdaptedSmtpServer,
@@ -134,7 +135,7 @@ export class AdaptedConnection extends SMTPConnection {
     const a = this.answering;
     if (a === undefined) return this.writeOwnReply(code, data, context);
     this.answering = undefined;
-    this.writeReply(a.reply, a.close);
+    this.writeReply(a, this.closeAfterAnswer);
   }
 
   /** Writes `r` exactly (smtp-server adds no enhanced code), then closes if asked; a 421 always closes. */
@@ -153,7 +154,8 @@ export class AdaptedConnection extends SMTPConnection {
       if (stream.readableFlowing === null) stream.resume();
       return;
     }
-    this.answering = { reply, close };
+    this.answering = reply;
+    this.closeAfterAnswer = close;
     try {
       callback(reply.code >= 400 ? refusalFor(reply) : null);
     } finally {
