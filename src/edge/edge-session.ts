@@ -13,10 +13,12 @@ import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { SessionPolicy } from '../policy/session-policy.js';
 import { replyLine, type Verdict } from '../policy/verdict.js';
 import { BackendSession, type BackendTarget } from './backend-relay.js';
-import { BadmailWriteError, type BadmailWriter } from '../badmail/badmail-writer.js';
-import { noteMessageBytes } from './gc-pacer.js';
-import { headerFromAddress, readHeaderSection } from './header-from.js';
-import { receivedHeader } from './received-header.js';
+import type { BadmailWriter } from '../badmail/badmail-writer.js';
+import { archiveMessage } from './data-archive.js';
+import { judgeHeaderSection } from './data-header.js';
+import { DataLimits } from './data-limits.js';
+import { relayMessage } from './data-relay.js';
+import { Transaction } from './transaction.js';
 import { BackendUnavailable, reply, SmtpError, TEMPORARY_SERVER_ERROR, type SmtpReply } from './smtp-reply.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
@@ -38,20 +40,6 @@ export interface SessionServices {
   metrics: Metrics;
 }
 
-/** The header section is judged on at most this much; longer header sections are judged on their start. */
-const HEADER_SECTION_MAX = 256 * 1024;
-
-/**
- * A message whose first line opens with a space or tab would continue the edge's own Received: field,
- * making the client's text part of the trace the edge vouches for. No header section may open with a
- * continuation line (RFC 5322 2.2.3), so such a message is refused rather than repaired.
- */
-const CONTINUATION_REFUSED = reply(554, '5.6.0', 'Message header section must not open with white space');
-
-function opensWithContinuation(head: Buffer): boolean {
-  return head[0] === 0x20 || head[0] === 0x09;
-}
-
 function fromVerdict(v: Verdict): SmtpReply {
   return reply(v.code, v.enhanced, v.text);
 }
@@ -60,13 +48,10 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/** The edge side of one client connection. */
+/** The edge side of one client connection; its mail transaction, while one is open, is a Transaction. */
 export class EdgeSession {
   readonly policy: SessionPolicy;
-  private backend: BackendSession | undefined;
-  private backendOpenedAt = 0;
-  private recipients: string[] = [];
-  private sender = '';
+  private transaction: Transaction | undefined;
   private messages = 0;
   private sessionBytes = 0;
   private heloSeen: string | undefined;
@@ -104,25 +89,25 @@ export class EdgeSession {
     const v = this.policy.mailFrom(address);
     if (v.action === 'reject') return { reply: fromVerdict(v) };
     if (v.action === 'drop') return { reply: fromVerdict(v), close: true };
-    this.sender = address;
+    const tx = (this.transaction = new Transaction(address));
     if (v.action === 'archive') return { reply: fromVerdict(v) };
     try {
-      this.backendOpenedAt = Date.now();
-      this.backend = await BackendSession.open(this.generation.backend, {
+      tx.backendOpenedAt = Date.now();
+      tx.backend = await BackendSession.open(this.generation.backend, {
         address: this.policy.clientIp,
         ...(this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[') ? { hostname: this.smtp.clientHostname } : {}),
         helo: this.smtp.hostNameAppearsAs || undefined,
         proto: this.smtp.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP',
       } as const);
-      const r = await this.backend.mailFrom(address, params);
+      const r = await tx.backend.mailFrom(address, params);
       if (r.code >= 400) {
-        this.finishRelay(r.code);
+        this.finishRelay(tx, r.code);
         // No transaction follows a refused MAIL FROM: free the back end now, not at the client's next command.
         this.endTransaction();
       }
       return { reply: r };
     } catch (err) {
-      return { reply: this.backendFailed(err) };
+      return { reply: this.backendFailed(tx, err) };
     }
   }
 
@@ -141,17 +126,18 @@ export class EdgeSession {
       return { reply: fromVerdict(v), close: true };
     }
     if (v.action !== 'accept') return { reply: fromVerdict(v) };
-    if (this.policy.archive) {
-      this.recipients.push(address);
+    const tx = this.transaction;
+    if (tx && this.policy.archive) {
+      tx.recipients.push(address);
       return { reply: fromVerdict(v) };
     }
-    if (!this.backend) return { reply: TEMPORARY_SERVER_ERROR };
+    if (!tx?.backend) return { reply: TEMPORARY_SERVER_ERROR };
     try {
-      const r = await this.backend.rcptTo(address);
-      if (r.code < 400) this.recipients.push(address);
+      const r = await tx.backend.rcptTo(address);
+      if (r.code < 400) tx.recipients.push(address);
       return { reply: r };
     } catch (err) {
-      return { reply: this.backendFailed(err) };
+      return { reply: this.backendFailed(tx, err) };
     }
   }
 
@@ -161,63 +147,61 @@ export class EdgeSession {
    * client before the reply, so a refusal never leaves body lines to be taken as commands.
    */
   async data(stream: Readable, onTimeout: (r: SmtpReply) => void): Promise<Outcome> {
-    const limits = this.listener.limits;
     const source = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    let bytes = 0;
-    let enforce = true;
-    const count = (chunk: Buffer): void => {
-      bytes += chunk.length;
-      noteMessageBytes(chunk.length);
-      if (!enforce) return;
-      if (bytes > limits.maxMessageSize) throw new SmtpError(reply(552, '5.3.4', 'Message size exceeds fixed maximum message size'));
-      if (this.sessionBytes + bytes > limits.maxSessionSize) throw new SmtpError(reply(421, '4.7.0', 'Session size limit reached, closing'));
-    };
-    const timer = setTimeout(() => onTimeout(reply(421, '4.4.2', 'Data timeout, closing connection')), limits.dataTimeoutMs);
+    const limits = new DataLimits(this.listener.limits, this.sessionBytes, onTimeout);
+    const tx = this.transaction;
     let outcome: Outcome;
     try {
-      outcome = await this.judgeAndSend(source, count);
+      outcome = tx ? await this.judgeAndSend(tx, source, limits.count) : { reply: TEMPORARY_SERVER_ERROR };
     } catch (err) {
       if (err instanceof SmtpError) {
-        this.abandonBackend();
+        tx?.abandonBackend();
         outcome = { reply: err.reply, close: err.reply.code === 421 };
       } else {
         // The client's stream failed: it went away mid-DATA. The back end is abandoned before its dot.
         this.services.logger.info({ session: this.smtp.id, err: (err as Error).message }, 'client went away during DATA');
-        if (this.backend) this.services.metrics.relay('aborted', (Date.now() - this.backendOpenedAt) / 1000);
-        this.abandonBackend();
+        if (tx?.backend) this.services.metrics.relay('aborted', (Date.now() - tx.backendOpenedAt) / 1000);
+        tx?.abandonBackend();
         outcome = { reply: TEMPORARY_SERVER_ERROR, close: true };
       }
     } finally {
-      enforce = false;
+      limits.stopEnforcing();
     }
     try {
-      for (let n = await source.next(); !n.done; n = await source.next()) count(n.value);
+      for (let n = await source.next(); !n.done; n = await source.next()) limits.count(n.value);
     } catch {
       // The client went away while the rest was drained; nobody is left to answer.
     }
-    clearTimeout(timer);
-    this.sessionBytes += bytes;
+    limits.done();
+    this.sessionBytes += limits.bytes;
     this.messages += 1;
     this.endTransaction();
     return outcome;
   }
 
-  /** The connection is gone: whatever transaction was open is abandoned. */
-  close(): void {
-    this.abandonBackend();
+  /** smtp-server forgot the transaction (RSET, HELO/EHLO): so does the edge, and the back end is told QUIT. */
+  reset(): void {
+    this.endTransaction();
   }
 
-  private async judgeAndSend(source: AsyncIterator<Buffer>, count: (c: Buffer) => void): Promise<Outcome> {
-    const section = await readHeaderSection(source, HEADER_SECTION_MAX, count);
-    this.address = undefined;
-    if (opensWithContinuation(section.head)) {
-      this.abandonBackend();
-      this.services.logger.info({ session: this.smtp.id }, 'message refused: its first line continues the Received: field');
-      return { reply: CONTINUATION_REFUSED };
-    }
+  /** The connection is gone: whatever transaction was open is abandoned. */
+  close(): void {
+    this.transaction?.abandonBackend();
+  }
+
+  /** Step 15, then Badmail, a refusal, or the back end. */
+  private async judgeAndSend(tx: Transaction, source: AsyncIterator<Buffer>, count: (c: Buffer) => void): Promise<Outcome> {
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
-    const v = this.policy.headerFrom(headerFromAddress(section.head));
+    this.address = undefined;
+    const judged = await judgeHeaderSection(source, count, this.policy);
+    const section = judged.section;
+    if ('refused' in judged) {
+      tx.abandonBackend();
+      this.services.logger.info({ session: this.smtp.id }, 'message refused: its first line continues the Received: field');
+      return { reply: judged.refused };
+    }
+    const v = judged.verdict;
     const body = async function* (): AsyncGenerator<Buffer> {
       yield section.head;
       if (section.rest.length) yield section.rest;
@@ -228,56 +212,32 @@ export class EdgeSession {
       }
     };
     if (v.action === 'archive') {
-      const why = archivedAt ?? v;
-      this.abandonBackend();
-      await this.generation.badmail.write(body(), {
-        id: this.smtp.id,
-        time: new Date().toISOString(),
-        source: 'archive',
-        sender: this.sender,
-        recipients: [...this.recipients],
-        reason: `step ${why.step} ${why.check}${why.rule !== undefined ? `: ${why.rule}` : ''}`,
-        listener: this.listener.name,
-        clientIp: this.policy.clientIp,
-        helo: this.smtp.hostNameAppearsAs || '',
-        step: why.step,
-        check: why.check,
-        ...(why.rule !== undefined ? { rule: why.rule } : {}),
-      }).catch((err: unknown) => {
-        // Our disk failed, not the client: it keeps the message and retries.
-        throw err instanceof BadmailWriteError ? new SmtpError(reply(452, '4.3.1', 'Insufficient system storage'), err.message) : err;
-      });
+      tx.abandonBackend();
+      const envelope = { id: this.smtp.id, sender: tx.sender, recipients: tx.recipients, listener: this.listener.name, clientIp: this.policy.clientIp, helo: this.smtp.hostNameAppearsAs || '' };
+      await archiveMessage(this.generation.badmail, body(), envelope, archivedAt ?? v);
       this.services.metrics.badmail();
       return { reply: fromVerdict(v) };
     }
     if (v.action !== 'relay') {
-      this.abandonBackend();
+      tx.abandonBackend();
       return { reply: fromVerdict(v), close: v.action === 'drop' };
     }
-    const backend = this.backend;
-    if (!backend) return { reply: TEMPORARY_SERVER_ERROR };
-    const received = Buffer.from(
-      receivedHeader({
+    if (!tx.backend) return { reply: TEMPORARY_SERVER_ERROR };
+    try {
+      const r = await relayMessage(tx.backend, body(), {
         helo: this.smtp.hostNameAppearsAs || undefined,
         ...(this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[') ? { clientHostname: this.smtp.clientHostname } : {}),
         clientIp: this.policy.clientIp,
         by: this.generation.engine.rules.hostname,
         id: this.smtp.id,
         protocol: this.smtp.transmissionType || 'ESMTP',
-        ...(this.recipients.length === 1 ? { recipient: this.recipients[0] } : {}),
+        ...(tx.recipients.length === 1 ? { recipient: tx.recipients[0] } : {}),
         date: new Date(),
-      }),
-    );
-    const withTrace = async function* (): AsyncGenerator<Buffer> {
-      yield received;
-      yield* body();
-    };
-    try {
-      const r = await backend.data(withTrace());
-      this.finishRelay(r.code);
+      });
+      this.finishRelay(tx, r.code);
       return { reply: r };
     } catch (err) {
-      if (err instanceof BackendUnavailable) return { reply: this.backendFailed(err) };
+      if (err instanceof BackendUnavailable) return { reply: this.backendFailed(tx, err) };
       throw err;
     }
   }
@@ -306,32 +266,24 @@ export class EdgeSession {
     this.policy.helo(helo);
   }
 
-  private backendFailed(err: unknown): SmtpReply {
+  private backendFailed(tx: Transaction, err: unknown): SmtpReply {
     this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'back end unavailable');
-    this.abandonBackend();
-    this.services.metrics.relay('failed', (Date.now() - this.backendOpenedAt) / 1000);
+    tx.abandonBackend();
+    this.services.metrics.relay('failed', (Date.now() - tx.backendOpenedAt) / 1000);
     if (err instanceof SmtpError) return err.reply;
     return TEMPORARY_SERVER_ERROR;
   }
 
-  private finishRelay(code: number): void {
+  private finishRelay(tx: Transaction, code: number): void {
     const outcome = code < 400 ? 'delivered' : code < 500 ? 'tempfail' : 'rejected';
-    this.services.metrics.relay(outcome, (Date.now() - this.backendOpenedAt) / 1000);
+    this.services.metrics.relay(outcome, (Date.now() - tx.backendOpenedAt) / 1000);
   }
 
-  private abandonBackend(): void {
-    this.backend?.abandon();
-    this.backend = undefined;
-  }
-
-  /** Ends the current transaction: the back end is told QUIT, the policy forgets the archive choice. */
+  /** Drops the current transaction: the back end is told QUIT, the policy forgets the archive choice. */
   private endTransaction(): void {
-    const backend = this.backend;
-    this.backend = undefined;
-    this.recipients = [];
-    this.sender = '';
+    const tx = this.transaction;
+    this.transaction = undefined;
     this.policy.resetTransaction();
-    // QUIT is a courtesy; the client's reply does not wait for it and it never throws.
-    if (backend) void backend.quit();
+    tx?.end();
   }
 }

@@ -1,58 +1,41 @@
 /**
- * smtp-server with every reply under the edge's control.
+ * smtp-server with every reply under the edge's control, through the one module that reaches into
+ * smtp-server's internals (net/smtp-server-adapter.ts).
  *
- * smtp-server derives the enhanced status code from the reply code alone (a 550 from a handler
- * always becomes 5.1.1) and writes fixed texts on success ("250 Accepted"). The edge needs its own
- * enhanced codes (reply-codes.md) and must pass the back end's own replies through. So each
- * connection is a subclass whose `send` (a) writes the reply a handler queued with `queueReply`, or
- * (b) gives smtp-server's own replies (syntax, order, size, time-outs) the contract's enhanced codes.
- * The server subclass only swaps in that connection class, the way `SMTPServer.connect` builds its own.
- * The connection also decodes DATA with the edge's own decoder (edge-smtp-stream.ts) and keeps the
- * session's deadlines (session-deadlines.ts), which no byte a client trickles in extends.
+ * Handlers answer their command with the edge's own reply (`answer`): its enhanced codes
+ * (reply-codes.md) and the back end's replies passed through. smtp-server's own replies (syntax,
+ * order, size, time-outs) get the contract's enhanced codes here (`libraryReply`). The connection
+ * also decodes DATA with the edge's own decoder (data-decoder.ts) and keeps the session's deadlines
+ * (session-deadlines.ts), which no byte a client trickles in extends.
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
-import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { isHeloName } from '../net/helo-name.js';
-import { EdgeSmtpStream } from './edge-smtp-stream.js';
+import { AdaptedConnection, AdaptedSmtpServer, type Adaptation } from '../net/smtp-server-adapter.js';
+import { DataDecoder } from './data-decoder.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
-import { classDefault, fromServerLines, reply, replyTexts, type SmtpReply } from './smtp-reply.js';
+import { classDefault, fromServerLines, reply, type SmtpReply } from './smtp-reply.js';
 
-/** Told about every command line read and every reply written, for the protocol log and metrics. */
+/** Told about every command line read and every reply written (for the protocol log and metrics), and every transaction reset. */
 export interface WireObserver {
   command(session: SMTPServerSession, line: string): void;
   reply(session: SMTPServerSession, reply: SmtpReply): void;
+  /** smtp-server forgot the transaction: RSET, HELO/EHLO, the end of DATA. */
+  reset(session: SMTPServerSession): void;
 }
-
-interface Queued {
-  reply: SmtpReply;
-  close: boolean;
-}
-
-const queued = new WeakMap<SMTPServerSession, Queued>();
-const connections = new WeakMap<SMTPServerSession, EdgeConnection>();
 
 /**
- * Makes `reply` the next reply with the same code written on this session (the one smtp-server writes
- * when the handler calls back); `close` closes the connection once it is written.
+ * smtp-server holds every greeting back a fixed 100 ms to catch early talkers. A sending MTA opens a
+ * connection per batch, so that pause capped the edge at ~10 connections/s per concurrent client; the
+ * edge greets as soon as the connect-time policy has answered.
  */
-export function queueReply(session: SMTPServerSession, reply: SmtpReply, close = false): void {
-  queued.set(session, { reply, close });
-}
+const EDGE_ADAPTATION: Adaptation = { greetAtOnce: true, decoder: () => new DataDecoder() };
 
-/** Writes a reply now, outside any command (time-outs, shutdown), and optionally closes. */
-export function sendNow(session: SMTPServerSession, reply: SmtpReply, close: boolean): void {
-  const conn = connections.get(session);
-  if (!conn) return;
-  queueReply(session, reply, close);
-  conn.send(reply.code, reply.lines);
-}
-
-/** Closes a session's connection (FIN after what was written). */
-export function closeSession(session: SMTPServerSession): void {
-  connections.get(session)?.close();
-}
+const COMMAND_TIMEOUT = reply(421, '4.4.2', 'Timeout waiting for a command, closing connection');
+const SESSION_TIME_LIMIT = reply(421, '4.4.2', 'Session time limit reached, closing connection');
+const PROXY_REFUSED = reply(421, '4.7.0', 'PROXY header not accepted from this address');
 
 const CONTEXT_CODES: Record<string, string> = {
   MAIL_FROM_OK: '2.1.0',
@@ -119,107 +102,62 @@ function refuseArgument(line: string): SmtpReply | undefined {
   return undefined;
 }
 
-/** One client connection; see the module comment for why `send` is overridden. */
-class EdgeConnection extends SMTPConnection {
+/** One client connection; see the module comment. */
+class EdgeConnection extends AdaptedConnection {
   private readonly deadlines: SessionDeadlines;
 
   constructor(
-    server: EdgeSmtpServer,
+    server: AdaptedSmtpServer,
     socket: net.Socket | tls.TLSSocket,
     options: SMTPConnectionOptions | null,
     private readonly observer: WireObserver,
     limits: DeadlineLimits,
   ) {
     super(server, socket, options);
-    connections.set(this.session, this);
     this.deadlines = new SessionDeadlines(limits, {
-      waitingOnUs: () => this._handlerPending || (!!this._dataStream && !!this._parser && !this._parser._dataMode),
+      waitingOnUs: () => this.owesReply,
       expire: (what) =>
-        this.send(421, what === 'command' ? '4.4.2 Timeout waiting for a command, closing connection' : '4.4.2 Session time limit reached, closing connection'),
+        this.writeReply(what === 'command' ? COMMAND_TIMEOUT : SESSION_TIME_LIMIT, false),
     });
   }
 
-  override send(code: number, data?: string | string[] | null, context?: string | false): void {
-    const q = queued.get(this.session);
-    let r: SmtpReply;
-    let close = false;
-    // A queued reply is meant for the very next reply only; a stale one must never leak into a later one.
-    if (q) queued.delete(this.session);
-    if (q && q.reply.code === code) {
-      r = q.reply;
-      close = q.close;
-    } else {
-      r = libraryReply(code, data, context);
-    }
+  protected override get adaptation(): Adaptation {
+    return EDGE_ADAPTATION;
+  }
+
+  override writeReply(r: SmtpReply, close: boolean): void {
     this.observer.reply(this.session, r);
-    super.send(r.code, replyTexts(r), false);
-    if (close) this.close();
-    this.deadlines.replied(!!this._parser && this._parser._dataMode);
+    super.writeReply(r, close);
+    this.deadlines.replied(this.inData);
   }
 
-  override close(): void {
+  protected override writeOwnReply(code: number, data: string | string[] | null | undefined, context: string | false | undefined): void {
+    this.writeReply(libraryReply(code, data, context), false);
+  }
+
+  protected override transactionReset(): void {
+    this.observer.reset(this.session);
+  }
+
+  protected override ending(): void {
     this.deadlines.stop();
-    super.close();
   }
 
-  override _onClose(): void {
-    this.deadlines.stop();
-    super._onClose();
-  }
-
-  /**
-   * smtp-server holds every greeting back a fixed 100 ms to catch early talkers. A sending MTA opens
-   * a connection per batch, so that pause capped the edge at ~10 connections/s per concurrent client;
-   * the edge greets as soon as the connect-time policy has answered.
-   */
-  override init(): void {
-    this._setListeners(() => this.connectionReady());
-  }
-
-  /** smtp-server's parser wiring, with the edge's DATA decoding (edge-smtp-stream.ts). */
-  override _createParser(): EdgeSmtpStream {
-    const parser = new EdgeSmtpStream({ maxCommandLength: this._server.options.maxCommandLength });
-    parser.oncommand = (command, callback) => this._onCommand(command, callback);
-    parser.on('error', (err: Error) => this.send(421, `Error: ${err.message}`));
-    return parser;
-  }
-
-  override _onCommand(command: Buffer, callback?: () => void): void {
+  protected override commandRead(command: Buffer, ready: boolean): SmtpReply | undefined {
     this.deadlines.commandRead();
     const line = command.toString('latin1');
     this.observer.command(this.session, line);
     // A PROXY v1 header reaching the SMTP dialogue came from an address that is not a configured
     // balancer (headers from balancers are consumed before the session starts): refuse it. A v2
     // header is binary and already fails as unrecognised commands.
-    if (/^PROXY /i.test(line)) {
-      this.send(421, '4.7.0 PROXY header not accepted from this address');
-      return;
-    }
-    const refusal = this._ready && !this._upgrading ? refuseArgument(line) : undefined;
-    if (refusal) {
-      this.send(refusal.code, replyTexts(refusal), false);
-      setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
-      return;
-    }
-    super._onCommand(command, callback);
+    if (/^PROXY /i.test(line)) return PROXY_REFUSED;
+    return ready ? refuseArgument(line) : undefined;
   }
 }
 
 /** An SMTPServer whose connections are EdgeConnections; sockets are handed to it with `connect`. */
-export class EdgeSmtpServer extends SMTPServer {
-  constructor(
-    options: SMTPServerOptions,
-    private readonly observer: WireObserver,
-    private readonly deadlines: DeadlineLimits,
-  ) {
-    super(options);
-  }
-
-  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
-    const connection = new EdgeConnection(this, socket, socketOptions ?? null, this.observer, this.deadlines);
-    this.connections.add(connection);
-    connection.on('error', (err: Error) => this.emit('error', err));
-    connection.on('connect', (data: unknown) => this.emit('connect', data));
-    connection.init();
+export class EdgeSmtpServer extends AdaptedSmtpServer {
+  constructor(options: SMTPServerOptions, observer: WireObserver, deadlines: DeadlineLimits) {
+    super(options, (server, socket, socketOptions) => new EdgeConnection(server, socket, socketOptions, observer, deadlines));
   }
 }

@@ -12,10 +12,11 @@ import { boundAddress } from '../net/bound.js';
 import { parseListen } from '../observability/http.js';
 import type { ProtocolLog } from '../observability/protocol-log.js';
 import { EdgeSession, type Generation, type Outcome, type SessionServices } from './edge-session.js';
-import { EdgeSmtpServer, queueReply, sendNow } from './edge-smtp-server.js';
+import { answer, sendNow } from '../net/smtp-server-adapter.js';
+import { EdgeSmtpServer } from './edge-smtp-server.js';
 import { answerHealthCheck, isHealthCheck } from './health-check.js';
 import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
-import { formatReply, reply, replyTexts, SmtpError, type SmtpReply } from './smtp-reply.js';
+import { formatReply, reply, type SmtpReply } from './smtp-reply.js';
 
 /** What a listener needs from the process around it. */
 export interface ListenerServices extends SessionServices {
@@ -28,6 +29,8 @@ export interface ListenerServices extends SessionServices {
 const PROXY_HEADER_TIMEOUT_MS = 5000;
 /** How long a refused client may keep its side open after the refusal was written. */
 const REFUSAL_LINGER_MS = 2000;
+
+const LOCAL_ERROR = reply(451, '4.3.0', 'Local error in processing');
 
 /** A running listener. */
 export class EdgeListener {
@@ -203,6 +206,7 @@ export class EdgeListener {
           this.services.metrics.reply(r.code);
           this.services.protocolLog?.line(session.id, 'out', formatReply(r));
         },
+        reset: (session) => this.sessions.get(session)?.reset(),
       },
       { commandMs: c.limits.idleTimeoutMs, sessionMs: c.limits.maxSessionMs },
     );
@@ -215,51 +219,34 @@ export class EdgeListener {
       edge = new EdgeSession(this.services.generation(), this.config, session, this.services);
     } catch (err) {
       this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'session could not start');
-      const r = reply(421, '4.3.0', 'Service not available, closing channel');
-      queueReply(session, r, true);
-      return cb(new SmtpError(r));
+      return answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
     }
     this.sessions.set(session, edge);
     const refused = edge.connect();
     if (!refused) return cb();
-    queueReply(session, refused.reply, true);
-    cb(new SmtpError(refused.reply));
+    answer(session, refused.reply, true, cb);
   }
 
   private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Promise<Outcome>): void {
     const edge = this.sessions.get(session);
-    if (!edge) return cb(new SmtpError(reply(421, '4.3.0', 'Session not available')));
+    if (!edge) return answer(session, reply(421, '4.3.0', 'Session not available'), false, cb);
     step(edge).then(
-      (o) => this.answer(session, o, cb),
+      (o) => answer(session, o.reply, o.close === true, cb),
       (err: unknown) => {
         this.services.logger.error({ session: session.id, err: (err as Error).message }, 'command failed');
-        this.answer(session, { reply: reply(451, '4.3.0', 'Local error in processing') }, cb);
+        answer(session, LOCAL_ERROR, false, cb);
       },
     );
   }
 
-  private answer(session: SMTPServerSession, o: Outcome, cb: (err?: Error | null) => void): void {
-    queueReply(session, o.reply, o.close === true);
-    if (o.reply.code < 400) cb();
-    else cb(new SmtpError(o.reply));
-  }
-
-  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
+  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const edge = this.sessions.get(session);
-    if (!edge) {
-      stream.resume();
-      return cb(new SmtpError(reply(451, '4.3.0', 'Session not available')));
-    }
+    if (!edge) return answer(session, reply(451, '4.3.0', 'Session not available'), false, cb);
     edge.data(stream, (r) => sendNow(session, r, true)).then(
-      (o) => {
-        queueReply(session, o.reply, o.close === true);
-        if (o.reply.code < 400) cb(null, replyTexts(o.reply)[0]);
-        else cb(new SmtpError(o.reply));
-      },
+      (o) => answer(session, o.reply, o.close === true, cb),
       (err: unknown) => {
         this.services.logger.error({ session: session.id, err: (err as Error).message }, 'DATA failed');
-        queueReply(session, reply(451, '4.3.0', 'Local error in processing'));
-        cb(new SmtpError(reply(451, '4.3.0', 'Local error in processing')));
+        answer(session, LOCAL_ERROR, false, cb);
       },
     );
   }

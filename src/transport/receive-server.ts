@@ -1,11 +1,9 @@
 import { open } from 'node:fs/promises';
-import type net from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
-import type tls from 'node:tls';
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { boundAddress } from '../net/bound.js';
 import type { IpList } from '../net/ip-list.js';
+import { AdaptedConnection, AdaptedSmtpServer } from '../net/smtp-server-adapter.js';
 import type { Clock } from '../runtime/clock.js';
 import { rfc5322Date } from './dsn.js';
 import { newQueueId, type QueuedMessage, QueueStorageError, type QueueStore } from './queue-store.js';
@@ -51,20 +49,10 @@ const ENHANCED_AT_START = /^[245]\.\d{1,3}\.\d{1,3} /;
  * smtp-server picks an enhanced code from the reply code alone (a 554 would say 5.6.0); a reply whose
  * text already starts with one is written as it is, every other reply keeps smtp-server's own code.
  */
-class ReceiveConnection extends SMTPConnection {
-  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+class ReceiveConnection extends AdaptedConnection {
+  protected override writeOwnReply(code: number, data: string | string[] | null | undefined, context: string | false | undefined): void {
     const first = Array.isArray(data) ? data[0] : data;
-    super.send(code, data, typeof first === 'string' && ENHANCED_AT_START.test(first) ? false : context);
-  }
-}
-
-class ReceiveSmtpServer extends SMTPServer {
-  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
-    const connection = new ReceiveConnection(this, socket, socketOptions ?? null);
-    this.connections.add(connection);
-    connection.on('error', (err: Error) => this.emit('error', err));
-    connection.on('connect', (data: unknown) => this.emit('connect', data));
-    connection.init();
+    super.writeOwnReply(code, data, typeof first === 'string' && ENHANCED_AT_START.test(first) ? false : context);
   }
 }
 
@@ -208,7 +196,7 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
     return reply;
   }
 
-  const server = new ReceiveSmtpServer(serverOptions);
+  const server = new AdaptedSmtpServer(serverOptions, (srv, socket, socketOptions) => new ReceiveConnection(srv, socket, socketOptions));
   server.listen(opts.port, opts.host);
   const bound = await boundAddress(server.server, server);
   // A client that drops mid-session is reported, and must not bring the listener down.

@@ -1,0 +1,292 @@
+/**
+ * The one place that reaches into smtp-server's private internals. It sits in the net layer so that
+ * both the edge (edge-smtp-server.ts) and the engine's receive server use it without importing each
+ * other. smtp-server is pinned to exactly SMTP_SERVER_VERSION in package.json, and
+ * test/net/smtp-server-internals.test.ts names any member below that an upgrade removes or reshapes.
+ *
+ * What smtp-server offers no public way to do, and users of this module get without its internals:
+ * - a handler answers its command with a whole reply (code, enhanced code, text) and may close after
+ *   it (`answer`): smtp-server would derive the enhanced code from the reply code alone (a 550 from a
+ *   handler always becomes 5.1.1) and writes fixed texts on success ("250 Accepted");
+ * - smtp-server's own replies (syntax, order, size, time-outs) pass through `writeOwnReply`;
+ * - each command line is seen, and may be refused, before smtp-server takes it (`commandRead`), and
+ *   each reset of the transaction (RSET, HELO/EHLO, the end of DATA) is seen (`transactionReset`);
+ * - replies are written outside any command (`sendNow`: time-outs, shutdown);
+ * - the greeting goes out as soon as onConnect has answered (`greetAtOnce`), and DATA is decoded by
+ *   the user's decoder (`decoder`).
+ */
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+
+/** The exact smtp-server release whose internals this module was written against. */
+export const SMTP_SERVER_VERSION = '3.21.6';
+
+/**
+ * The smtp-server members this module overrides or calls, with their arity (the number of declared
+ * parameters) for methods, or 'field' for instance state; the internals test checks each one.
+ */
+export const SMTP_SERVER_INTERNALS = {
+  SMTPServer: { connect: 2, connections: 'field' },
+  SMTPConnection: {
+    send: 3,
+    init: 0,
+    close: 0,
+    connectionReady: 1,
+    _setListeners: 1,
+    _createParser: 0,
+    _onCommand: 2,
+    _onClose: 0,
+    _whenWritable: 1,
+    _resetSession: 0,
+    session: 'field',
+    _server: 'field',
+    _parser: 'field',
+    _dataStream: 'field',
+    _handlerPending: 'field',
+    _ready: 'field',
+    _upgrading: 'field',
+  },
+  SMTPStream: {
+    oncommand: 2,
+    startDataMode: 1,
+    _feedDataStream: 2,
+    _countDataBytes: 1,
+    _endDataMode: 3,
+    _dataMode: 'field',
+    _dataStream: 'field',
+  },
+} as const;
+
+/** A reply as written: its code, RFC 3463 enhanced code ('' for none) and the text of each line. */
+export interface WireReply {
+  code: number;
+  enhanced: string;
+  lines: string[];
+}
+
+/** Un-stuffs one message's DATA chunk by chunk; `rest` (the input after the end-of-data line) ends it. */
+export interface DataDecoding {
+  push(chunk: Buffer): { data: Buffer; rest?: Buffer };
+}
+
+/** How an adapted connection departs from smtp-server's defaults. */
+export interface Adaptation {
+  /** Greet as soon as onConnect has answered, not after smtp-server's fixed 100 ms early-talker pause. */
+  greetAtOnce: boolean;
+  /** Decodes DATA instead of smtp-server's own decoder. */
+  decoder?: () => DataDecoding;
+}
+
+const SMTP_SERVER_DEFAULTS: Adaptation = { greetAtOnce: false };
+
+const connections = new WeakMap<SMTPServerSession, AdaptedConnection>();
+
+function wireTexts(r: WireReply): string[] {
+  const lines = r.lines.length > 0 ? r.lines : [''];
+  return lines.map((text) => (r.enhanced ? `${r.enhanced} ${text}`.trimEnd() : text));
+}
+
+/** What a handler's callback gets for a refusal: smtp-server reads only `responseCode` from it, the reply written is the answer. */
+function refusalFor(r: WireReply): Error {
+  return Object.assign(new Error(wireTexts(r).join(' / ')), { responseCode: r.code });
+}
+
+/**
+ * Answers the command a handler (onConnect, onMailFrom, onRcptTo, onData) was called for with `reply`,
+ * closing the connection after it when `close` is set: the one reply smtp-server writes for that
+ * command when `callback` runs is this reply, and no other reply is touched.
+ */
+export function answer(session: SMTPServerSession, reply: WireReply, close: boolean, callback: (err?: Error | null) => void): void {
+  const connection = connections.get(session);
+  if (connection) connection.answer(reply, close, callback);
+  else callback(reply.code >= 400 ? refusalFor(reply) : null);
+}
+
+/** Writes a reply now, outside any command (time-outs, shutdown), and optionally closes. */
+export function sendNow(session: SMTPServerSession, reply: WireReply, close: boolean): void {
+  connections.get(session)?.writeReply(reply, close);
+}
+
+/** One client connection of an AdaptedSmtpServer; subclasses shape it through the protected hooks. */
+export class AdaptedConnection extends SMTPConnection {
+  /** The handler's answer while its callback runs: the reply smtp-server writes then is the answer. */
+  private answering: WireReply | undefined;
+  private closeAfterAnswer = false;
+
+  constructor(
+    server: AdaptedSmtpServer,
+    socket: net.Socket | tls.TLSSocket,
+    options: SMTPConnectionOptions | null,
+  ) {
+    super(server, socket, options);
+    connections.set(this.session, this);
+  }
+
+  /** How this connection departs from smtp-server's defaults; a getter, as smtp-server's constructor already needs it. */
+  protected get adaptation(): Adaptation {
+    return SMTP_SERVER_DEFAULTS;
+  }
+
+  /** smtp-server writes every reply through here. */
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    const a = this.answering;
+    if (a === undefined) return this.writeOwnReply(code, data, context);
+    this.answering = undefined;
+    this.writeReply(a, this.closeAfterAnswer);
+  }
+
+  /** Writes `r` exactly (smtp-server adds no enhanced code), then closes if asked; a 421 always closes. */
+  writeReply(r: WireReply, close: boolean): void {
+    super.send(r.code, wireTexts(r), false);
+    if (close) this.close();
+  }
+
+  /** See `answer`. */
+  answer(reply: WireReply, close: boolean, callback: (err?: Error | null) => void): void {
+    const stream = this._dataStream;
+    // smtp-server answers DATA once the message stream has ended (draining it if nobody reads it):
+    // wait for that here, so that the reply written when the callback runs is the one for DATA.
+    if (stream && stream.readable) {
+      stream.once('end', () => this.answer(reply, close, callback));
+      if (stream.readableFlowing === null) stream.resume();
+      return;
+    }
+    this.answering = reply;
+    this.closeAfterAnswer = close;
+    try {
+      callback(reply.code >= 400 ? refusalFor(reply) : null);
+    } finally {
+      this.answering = undefined;
+    }
+  }
+
+  /** One of smtp-server's own replies (syntax, order, size, time-outs, a handler error given without an answer). */
+  protected writeOwnReply(code: number, data: string | string[] | null | undefined, context: string | false | undefined): void {
+    super.send(code, data, context);
+  }
+
+  /**
+   * A complete command line was read; a reply refuses it before smtp-server takes it (a 421 then
+   * closes the connection). `ready`: the greeting was sent and no TLS handshake is under way.
+   */
+  protected commandRead(_command: Buffer, _ready: boolean): WireReply | undefined {
+    return undefined;
+  }
+
+  /** smtp-server forgot the transaction: RSET, HELO/EHLO, STARTTLS, the end of DATA (and once as the connection gets ready). */
+  protected transactionReset(): void {}
+
+  /** The connection is closing or closed (called more than once). */
+  protected ending(): void {}
+
+  /** The client is waiting on the server: a handler is working, or the message was read and is not yet answered. */
+  protected get owesReply(): boolean {
+    return this._handlerPending || (!!this._dataStream && !!this._parser && !this._parser._dataMode);
+  }
+
+  /** The last reply opened the DATA phase: the client is sending the message. */
+  protected get inData(): boolean {
+    return !!this._parser && this._parser._dataMode;
+  }
+
+  override init(): void {
+    if (this.adaptation.greetAtOnce) this._setListeners(() => this.connectionReady());
+    else super.init();
+  }
+
+  override _createParser(): SMTPStream {
+    const decoder = this.adaptation.decoder;
+    if (!decoder) return super._createParser();
+    // smtp-server's own wiring of its parser, with the adapted decoder.
+    const parser = new DecodingSmtpStream(decoder, { maxCommandLength: this._server.options.maxCommandLength });
+    parser.oncommand = (command, callback) => this._onCommand(command, callback);
+    parser.on('error', (err: Error) => this.send(421, `Error: ${err.message}`));
+    return parser;
+  }
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    const refusal = this.commandRead(command, this._ready && !this._upgrading);
+    if (!refusal) return super._onCommand(command, callback);
+    this.writeReply(refusal, false);
+    if (refusal.code === 421) return;
+    setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
+  }
+
+  override _resetSession(): void {
+    super._resetSession();
+    this.transactionReset();
+  }
+
+  override close(): void {
+    this.ending();
+    super.close();
+  }
+
+  override _onClose(): void {
+    this.ending();
+    super._onClose();
+  }
+}
+
+/** An SMTPServer whose connections are AdaptedConnections, built by `connection`; sockets may be handed to it with `connect`. */
+export class AdaptedSmtpServer extends SMTPServer {
+  constructor(
+    options: SMTPServerOptions,
+    private readonly connection: (server: AdaptedSmtpServer, socket: net.Socket | tls.TLSSocket, options: SMTPConnectionOptions | null) => AdaptedConnection = (
+      server,
+      socket,
+      options,
+    ) => new AdaptedConnection(server, socket, options),
+  ) {
+    super(options);
+  }
+
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
+    const connection = this.connection(this, socket, socketOptions ?? null);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this.emit('error', err));
+    connection.on('connect', (data: unknown) => this.emit('connect', data));
+    connection.init();
+  }
+}
+
+/**
+ * smtp-server's input parser with another DATA decoder: smtp-server keeps reading command lines, and
+ * each input chunk of DATA becomes what the decoder makes of it, the next chunk being taken off the
+ * socket only once the message stream has drained, whatever the bytes are.
+ */
+class DecodingSmtpStream extends SMTPStream {
+  private decoder: DataDecoding;
+
+  constructor(
+    private readonly newDecoder: () => DataDecoding,
+    options: ConstructorParameters<typeof SMTPStream>[0],
+  ) {
+    super(options);
+    this.decoder = newDecoder();
+  }
+
+  override startDataMode(maxBytes?: number | string | null): SMTPServerDataStream {
+    this.decoder = this.newDecoder();
+    return super.startDataMode(maxBytes);
+  }
+
+  override _feedDataStream(chunk: Buffer, done: (err?: Error | null) => void): void {
+    const { data, rest } = this.decoder.push(chunk);
+    this._countDataBytes(data.length);
+    if (rest !== undefined) return this._endDataMode(data.length ? data : false, rest, done);
+    const stream = this._dataStream;
+    if (!data.length || !stream?.writable || stream.write(data) || stream.destroyed) return done();
+    // A stream the application destroys never drains, it only closes.
+    const go = (): void => {
+      stream.off('drain', go);
+      stream.off('close', go);
+      done();
+    };
+    stream.once('drain', go);
+    stream.once('close', go);
+  }
+}
