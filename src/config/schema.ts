@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HOST_PORT, SMTP_URL } from '../net/endpoint.js';
 
 /**
  * The rule set an administrator writes (rules/portcullis.yaml), as validated.
@@ -8,7 +9,7 @@ import { z } from 'zod';
 
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:25 or [::]:25');
+  .regex(HOST_PORT, 'expected host:port, e.g. 0.0.0.0:25 or [::]:25');
 
 const list = z.array(z.string()).default([]);
 
@@ -209,7 +210,7 @@ export const RulesSchema = z
     backend: z
       .object({
         /** `bundled` (as when `backend` is absent): `serve` starts the bundled transport engine and relays to it. */
-        url: z.union([z.literal('bundled'), z.string().regex(/^smtp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}\/?$/, 'expected smtp://host:port or bundled')]),
+        url: z.union([z.literal('bundled'), z.string().regex(SMTP_URL, 'expected smtp://host:port or bundled')]),
         timeoutMs: z.number().int().positive().default(5000),
         connectTimeoutMs: z.number().int().positive().optional(),
         starttls: z.boolean().default(false),

@@ -9,7 +9,7 @@ import type { ListenerConfig } from '../config/schema.js';
 import { IpList } from '../net/ip-list.js';
 import { normalizeIp } from '../net/ip.js';
 import { boundAddress } from '../net/bound.js';
-import { parseListen } from '../observability/http.js';
+import { parseEndpoint } from '../net/endpoint.js';
 import type { ProtocolLog } from '../observability/protocol-log.js';
 import { EdgeSession, type Generation, type Outcome, type SessionServices } from './edge-session.js';
 import { EdgeSmtpServer, queueReply, sendNow } from './edge-smtp-server.js';
@@ -58,7 +58,7 @@ export class EdgeListener {
   /** Opens the listener on its configured address (port 0 allowed). */
   static async start(config: ListenerConfig, hostname: string, services: ListenerServices): Promise<EdgeListener> {
     const l = new EdgeListener(config, hostname, services);
-    const { host, port } = parseListen(config.listen);
+    const { host, port } = parseEndpoint(config.listen, `listeners[${config.name}].listen`);
     l.tcp.listen(port, host);
     await boundAddress(l.tcp);
     // Once bound, accept failures (EMFILE when out of file descriptors) come here; the listener stays up.

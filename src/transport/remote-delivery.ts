@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { DnsClient } from '../dns/client.js';
+import { parseEndpoint } from '../net/endpoint.js';
 import type { Route } from './router.js';
 import { KeyedSemaphore, Semaphore } from './semaphore.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
@@ -240,8 +241,8 @@ export class RemoteDelivery {
     let temporary = '';
     let permanent = '';
     for (const spec of hosts) {
-      const { host, port } = splitHostPort(spec);
       try {
+        const { host, port } = parseEndpoint(spec, 'smartHost');
         for (const ip of await this.addressesOf(host)) targets.push({ name: host, ip, port });
       } catch (err) {
         if (err instanceof NoTargets && err.result.outcome === 'failed') permanent = err.result.text;
@@ -358,10 +359,4 @@ function dropped(address: string, target: Target, err: { message: string }): Rec
 function describe(err: unknown): string {
   const e = err as NodemailerLikeError;
   return (e.response ?? e.message).replace(/\r?\n/g, ' ');
-}
-
-/** Splits `host:port` / `[v6]:port`. */
-function splitHostPort(spec: string): { host: string; port: number } {
-  const i = spec.lastIndexOf(':');
-  return { host: spec.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(spec.slice(i + 1)) };
 }
