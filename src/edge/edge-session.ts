@@ -11,6 +11,7 @@ import { logDecision, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { SessionPolicy } from '../policy/session-policy.js';
+import { STEPS } from '../policy/steps.js';
 import { replyLine, type Verdict } from '../policy/verdict.js';
 import { BackendSession, type BackendTarget } from './backend-relay.js';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
@@ -137,7 +138,7 @@ export class EdgeSession {
       await sleep(v.delayMs);
     }
     if (v.action === 'drop') {
-      if (v.step === 13) this.services.metrics.harvest('disconnected');
+      if (v.step === STEPS.harvest.step) this.services.metrics.harvest('disconnected');
       return { reply: fromVerdict(v), close: true };
     }
     if (v.action !== 'accept') return { reply: fromVerdict(v) };
