@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Rules } from '../config/schema.js';
-import { reply, SmtpError } from '../edge/smtp-reply.js';
+import { reply, SmtpError } from '../net/smtp-reply.js';
 import { fsyncDir } from '../transport/fs-sync.js';
 
 /** What `envelope.json` holds: who sent the message, to whom, and why it is in Badmail. */

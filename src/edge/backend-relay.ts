@@ -19,7 +19,8 @@ import type { Readable } from 'node:stream';
 import { DotStuffer } from './dot-stuffing.js';
 import { ReplyReader } from './backend-reply-reader.js';
 import { asciiAddress } from '../net/address.js';
-import { BackendUnavailable, reply, SmtpError, type SmtpReply } from './smtp-reply.js';
+import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
+import { BackendUnavailable } from './backend-unavailable.js';
 import { xtext } from './xtext.js';
 
 /** Where the back end is and how long to wait on it. */

@@ -18,7 +18,8 @@ import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { noteMessageBytes } from './gc-pacer.js';
 import { headerFromAddress, readHeaderSection } from './header-from.js';
 import { receivedHeader } from './received-header.js';
-import { BackendUnavailable, reply, SmtpError, TEMPORARY_SERVER_ERROR, type SmtpReply } from './smtp-reply.js';
+import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
+import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {

@@ -17,7 +17,7 @@ import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp
 import { isHeloName } from '../net/helo-name.js';
 import { EdgeSmtpStream } from './edge-smtp-stream.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
-import { classDefault, fromServerLines, reply, replyTexts, type SmtpReply } from './smtp-reply.js';
+import { classDefault, fromServerLines, reply, replyTexts, type SmtpReply } from '../net/smtp-reply.js';
 
 /** Told about every command line read and every reply written, for the protocol log and metrics. */
 export interface WireObserver {

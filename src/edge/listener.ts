@@ -15,7 +15,7 @@ import { EdgeSession, type Generation, type Outcome, type SessionServices } from
 import { EdgeSmtpServer, queueReply, sendNow } from './edge-smtp-server.js';
 import { answerHealthCheck, isHealthCheck } from './health-check.js';
 import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
-import { formatReply, reply, replyTexts, SmtpError, type SmtpReply } from './smtp-reply.js';
+import { formatReply, reply, replyTexts, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 
 /** What a listener needs from the process around it. */
 export interface ListenerServices extends SessionServices {

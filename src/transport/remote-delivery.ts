@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { DnsClient } from '../dns/client.js';
 import { parseEndpoint } from '../net/endpoint.js';
+import { reply, SmtpError } from '../net/smtp-reply.js';
 import type { Route } from './router.js';
 import { KeyedSemaphore, Semaphore } from './semaphore.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
@@ -32,10 +33,15 @@ interface Target {
   port: number;
 }
 
-/** Why no host could be reached; becomes every recipient's result. */
-class NoTargets extends Error {
-  constructor(readonly result: Omit<RecipientResult, 'address'>) {
-    super(result.text);
+/** Why no host could be reached: its reply becomes every recipient's result (4xx deferred, 5xx failed). */
+class NoTargets extends SmtpError {
+  constructor(code: number, enhanced: string, text: string) {
+    super(reply(code, enhanced, text), text);
+    this.name = 'NoTargets';
+  }
+
+  get permanent(): boolean {
+    return this.reply.code >= 500;
   }
 }
 
@@ -66,7 +72,10 @@ export class RemoteDelivery {
       try {
         targets = route.kind === 'mx' ? await this.mxTargets(route.domain) : await this.smartHostTargets(route.hosts);
       } catch (err) {
-        if (err instanceof NoTargets) return recipients.map((r) => ({ ...err.result, address: r.address }));
+        if (err instanceof NoTargets) {
+          const { code, enhanced } = err.reply;
+          return recipients.map((r) => ({ address: r.address, outcome: err.permanent ? 'failed' : 'deferred', code, enhanced, text: err.message }));
+        }
         throw err;
       }
       return await this.tryTargets(targets, env, recipients, contentPath);
@@ -245,13 +254,13 @@ export class RemoteDelivery {
         const { host, port } = parseEndpoint(spec, 'smartHost');
         for (const ip of await this.addressesOf(host)) targets.push({ name: host, ip, port });
       } catch (err) {
-        if (err instanceof NoTargets && err.result.outcome === 'failed') permanent = err.result.text;
+        if (err instanceof NoTargets && err.permanent) permanent = err.message;
         else temporary = (err as Error).message;
       }
     }
     if (targets.length > 0) return targets;
-    if (temporary) throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `Smart host lookup failed: ${temporary}` });
-    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `Smart host does not resolve: ${permanent}` });
+    if (temporary) throw new NoTargets(451, '4.4.3', `Smart host lookup failed: ${temporary}`);
+    throw new NoTargets(550, '5.4.0', `Smart host does not resolve: ${permanent}`);
   }
 
   /** MX hosts by preference (equal ones shuffled), then their addresses; no MX: the domain's own A record. */
@@ -259,11 +268,11 @@ export class RemoteDelivery {
     const port = this.opts.port ?? 25;
     const answer = await this.query(domain, 'MX');
     if (answer.rcode === 'NXDOMAIN') {
-      throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `Domain ${domain} does not exist (NXDOMAIN)` });
+      throw new NoTargets(550, '5.4.0', `Domain ${domain} does not exist (NXDOMAIN)`);
     }
     const mx = answer.answers.flatMap((a) => (a.type === 'MX' ? [a.data] : []));
     if (mx.length === 1 && (mx[0]!.exchange === '' || mx[0]!.exchange === '.')) {
-      throw new NoTargets({ outcome: 'failed', code: 556, enhanced: '5.1.10', text: `Domain ${domain} accepts no mail (null MX)` });
+      throw new NoTargets(556, '5.1.10', `Domain ${domain} accepts no mail (null MX)`);
     }
     const hosts = mx.length === 0
       ? [domain]
@@ -274,12 +283,12 @@ export class RemoteDelivery {
       try {
         for (const ip of await this.addressesOf(host)) targets.push({ name: host, ip, port });
       } catch (err) {
-        if (!(err instanceof NoTargets && err.result.outcome === 'failed')) temporary = (err as Error).message;
+        if (!(err instanceof NoTargets && err.permanent)) temporary = (err as Error).message;
       }
     }
     if (targets.length > 0) return targets;
-    if (temporary) throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `Lookup of mail hosts for ${domain} failed: ${temporary}` });
-    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `No mail host for ${domain} resolves (${hosts.join(', ')})` });
+    if (temporary) throw new NoTargets(451, '4.4.3', `Lookup of mail hosts for ${domain} failed: ${temporary}`);
+    throw new NoTargets(550, '5.4.0', `No mail host for ${domain} resolves (${hosts.join(', ')})`);
   }
 
   /** Addresses of a host, A before AAAA; throws NoTargets (failed) when it has none, (deferred) when DNS fails. */
@@ -292,7 +301,7 @@ export class RemoteDelivery {
     if (ips.length > 0) return ips;
     const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
     if (failed) throw failed.reason;
-    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `${host} has no address` });
+    throw new NoTargets(550, '5.4.0', `${host} has no address`);
   }
 
   /** A DNS query whose failures (time-out, SERVFAIL) come back as temporary errors. */
@@ -301,10 +310,10 @@ export class RemoteDelivery {
     try {
       answer = await this.opts.dns.query(name, type);
     } catch (err) {
-      throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `DNS ${type} lookup of ${name} failed: ${(err as Error).message}` });
+      throw new NoTargets(451, '4.4.3', `DNS ${type} lookup of ${name} failed: ${(err as Error).message}`);
     }
     if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN') {
-      throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `DNS ${type} lookup of ${name} failed: ${answer.rcode}` });
+      throw new NoTargets(451, '4.4.3', `DNS ${type} lookup of ${name} failed: ${answer.rcode}`);
     }
     return answer;
   }

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { BackendSession, type BackendTarget, type ForwardedClient } from '../../src/edge/backend-relay.js';
-import { BackendUnavailable, SmtpError } from '../../src/edge/smtp-reply.js';
+import { BackendUnavailable } from '../../src/edge/backend-unavailable.js';
+import { SmtpError } from '../../src/net/smtp-reply.js';
 import { closedPort, startBackend, startBlackHole, type TestBackend } from '../support/backend-server.js';
 import { startScriptedBackend } from '../support/scripted-backend.js';
 
