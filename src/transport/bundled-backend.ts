@@ -1,4 +1,4 @@
-import type { Rules } from '../config/schema.js';
+import { BackendSchema, type Rules } from '../config/schema.js';
 import { formatEndpoint } from '../net/endpoint.js';
 
 /** Whether the rule set's back end is the bundled engine: no `backend` key, or `backend.url: bundled`. */
@@ -10,5 +10,6 @@ export function usesBundledEngine(rules: Rules): boolean {
 export function withBundledBackend(rules: Rules, engine: { address: { host: string; port: number } }): Rules {
   if (!usesBundledEngine(rules)) return rules;
   const url = `smtp://${formatEndpoint(engine.address)}`;
-  return { ...rules, backend: { timeoutMs: 5000, starttls: false, tlsRejectUnauthorized: true, ...rules.backend, url } };
+  // Through the schema, so that a rule set without `backend` gets the same defaults as one that has it.
+  return { ...rules, backend: BackendSchema.parse({ ...rules.backend, url }) };
 }

@@ -21,8 +21,8 @@ export interface RemoteDeliveryOptions {
   maxPerDomain: number;
   /** Refuse to send in plain text: no STARTTLS (or a failed one) defers with 4.7.10. */
   requireTls?: boolean;
-  /** SMTP port for MX delivery (`transport.remote.port`, default 25). */
-  port?: number;
+  /** SMTP port for MX delivery (`transport.remote.port`). */
+  port: number;
 }
 
 /** One host to try, in order. */
@@ -265,7 +265,7 @@ export class RemoteDelivery {
 
   /** MX hosts by preference (equal ones shuffled), then their addresses; no MX: the domain's own A record. */
   private async mxTargets(domain: string): Promise<Target[]> {
-    const port = this.opts.port ?? 25;
+    const { port } = this.opts;
     const answer = await this.query(domain, 'MX');
     if (answer.rcode === 'NXDOMAIN') {
       throw new NoTargets(550, '5.4.0', `Domain ${domain} does not exist (NXDOMAIN)`);
