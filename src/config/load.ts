@@ -7,7 +7,7 @@ import { AddressList } from '../net/address-pattern.js';
 import { AmbiguousAddressError, DirectoryModel } from '../directory/directory-model.js';
 import { normalizeAddress, splitAddress } from '../net/address.js';
 import { canonicalDomain } from '../net/domain.js';
-import { endpointProblems } from '../net/endpoint.js';
+import { endpointProblems, hostPortOfSmtpUrl } from '../net/endpoint.js';
 import { IpList } from '../net/ip-list.js';
 import { ConfigError, keyOf, type ConfigProblem } from './config-error.js';
 import { expandListFiles, type ListOrigins, type Origin } from './list-files.js';
@@ -170,7 +170,7 @@ function semanticProblems(rules: Rules): Finding[] {
   if (rules.metrics) out.push(...endpointFindings(['metrics', 'listen'], rules.metrics.listen, 'any'));
   const backendUrl = rules.backend?.url;
   if (backendUrl !== undefined && backendUrl !== 'bundled') {
-    out.push(...endpointFindings(['backend', 'url'], backendUrl.replace(/^smtp:\/\//, '').replace(/\/$/, ''), 'any'));
+    out.push(...endpointFindings(['backend', 'url'], hostPortOfSmtpUrl(backendUrl), 'any'));
   }
   const t = rules.transport;
   out.push(...endpointFindings(['transport', 'listen'], t.listen, 'any'));

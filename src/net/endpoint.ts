@@ -11,19 +11,15 @@ export interface Endpoint {
   port: number;
 }
 
-const HOST = String.raw`\[[0-9a-fA-F:.]+\]|[^:\s]+`;
-
-/** The syntax the schema checks: `host:port` or `[v6]:port`, at most five port digits. */
-export const HOST_PORT = new RegExp(String.raw`^(${HOST}):\d{1,5}$`);
+/** `host:port` or `[v6]:port`, at most five port digits: the shape the schema checks, and the parts read here. */
+export const HOST_PORT = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/;
 
 /** `smtp://host:port`, an optional trailing slash; the host holds no slash. */
-export const SMTP_URL = new RegExp(String.raw`^smtp://(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}/?$`);
-
-const PARTS = new RegExp(String.raw`^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$`);
+export const SMTP_URL = /^smtp:\/\/(?:\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}\/?$/;
 
 /** The endpoint `value` names, or undefined when it is not `host:port` with a port up to 65535. */
 export function endpointOf(value: string): Endpoint | undefined {
-  const m = PARTS.exec(value);
+  const m = HOST_PORT.exec(value);
   const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
   if (host === undefined || port > 65535) return undefined;
@@ -37,9 +33,14 @@ export function parseEndpoint(value: string, key: string): Endpoint {
   return endpoint;
 }
 
+/** The `host:port` of an `smtp://host:port/` URL. */
+export function hostPortOfSmtpUrl(url: string): string {
+  return url.replace(/^smtp:\/\//, '').replace(/\/$/, '');
+}
+
 /** The endpoint of an `smtp://host:port` URL (the `backend.url` key). */
 export function parseSmtpUrl(url: string, key: string): Endpoint {
-  const endpoint = SMTP_URL.test(url) ? endpointOf(url.slice('smtp://'.length).replace(/\/$/, '')) : undefined;
+  const endpoint = SMTP_URL.test(url) ? endpointOf(hostPortOfSmtpUrl(url)) : undefined;
   if (!endpoint) throw new Error(`${key}: expected smtp://host:port, got '${url}'`);
   return endpoint;
 }
@@ -54,7 +55,7 @@ export function formatEndpoint({ host, port }: Endpoint): string {
  * address literal, or (when only an IP will do, as for a DNS server) a name.
  */
 export function endpointProblems(value: string, hostKind: 'any' | 'ip'): string[] {
-  const m = PARTS.exec(value);
+  const m = HOST_PORT.exec(value);
   if (!m?.[3]) return [`expected host:port, got '${value}'`];
   const [, v6, name = '', port] = m;
   const out: string[] = [];
