@@ -8,7 +8,7 @@ export function exceptionEntry(rules: CompiledRules, address: string, trace: Tra
   trace.push(
     entry === undefined
       ? { ...STEPS.exceptions, outcome: 'not an exception' }
-      : { ...STEPS.exceptions, outcome: `exception (${entry}): accepted, steps 11-12 skipped`, rule: entry },
+      : { ...STEPS.exceptions, outcome: `exception (${entry}): accepted, steps ${STEPS.blockedRecipients.step}-${STEPS.directory.step} skipped`, rule: entry },
   );
   return entry;
 }
