@@ -1,5 +1,5 @@
 import type { CompiledRules } from './compiled-rules.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
 
 /** Step 5: whether the client is on the global accept list (the entry that matched, if any). */
@@ -15,16 +15,16 @@ export function checkAcceptDeny(
   trace: TraceEntry[],
 ): Verdict | undefined {
   if (accepted !== undefined) {
-    trace.push({ ...STEPS.acceptList, outcome: `listed (${accepted}): deny list and DNSBL rules skipped`, rule: accepted });
-    trace.push({ ...STEPS.denyList, outcome: 'skipped: client is on the accept list' });
+    trace.push(traceEntry(STEPS.acceptList, `listed (${accepted}): deny list and DNSBL rules skipped`, accepted));
+    trace.push(traceEntry(STEPS.denyList, 'skipped: client is on the accept list'));
     return undefined;
   }
-  trace.push({ ...STEPS.acceptList, outcome: 'not listed' });
+  trace.push(traceEntry(STEPS.acceptList, 'not listed'));
   const denied = rules.denyList.match(ip);
   if (denied === undefined) {
-    trace.push({ ...STEPS.denyList, outcome: 'not listed' });
+    trace.push(traceEntry(STEPS.denyList, 'not listed'));
     return undefined;
   }
-  trace.push({ ...STEPS.denyList, outcome: `listed (${denied}): connection dropped`, rule: denied });
+  trace.push(traceEntry(STEPS.denyList, `listed (${denied}): connection dropped`, denied));
   return verdict('drop', 550, '5.7.1', `${ip} is on the deny list`, STEPS.denyList, denied);
 }

@@ -2,7 +2,7 @@ import type { Rules } from '../config/schema.js';
 import { normalizeAddress } from '../net/address.js';
 import type { Directory } from './interfaces.js';
 import { recipientNotFound } from './recipient-filter.js';
-import type { TraceEntry, Verdict } from './verdict.js';
+import { traceEntry, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
 
 /** Step 12: with *reject recipients not in the directory* on, an unknown local recipient is refused. */
@@ -14,17 +14,17 @@ export function checkDirectory(
   trace: TraceEntry[],
 ): Verdict | undefined {
   if (!rules.recipientFilter.rejectUnknown) {
-    trace.push({ ...STEPS.directory, outcome: 'skipped: rejectUnknown is off' });
+    trace.push(traceEntry(STEPS.directory, 'skipped: rejectUnknown is off'));
     return undefined;
   }
   if (!local) {
-    trace.push({ ...STEPS.directory, outcome: 'skipped: recipient is not in an accepted domain' });
+    trace.push(traceEntry(STEPS.directory, 'skipped: recipient is not in an accepted domain'));
     return undefined;
   }
   if (directory.has(normalizeAddress(address))) {
-    trace.push({ ...STEPS.directory, outcome: 'found in the directory' });
+    trace.push(traceEntry(STEPS.directory, 'found in the directory'));
     return undefined;
   }
-  trace.push({ ...STEPS.directory, outcome: 'not in the directory' });
+  trace.push(traceEntry(STEPS.directory, 'not in the directory'));
   return recipientNotFound(address, STEPS.directory);
 }

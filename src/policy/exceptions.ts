@@ -1,5 +1,5 @@
 import type { CompiledRules } from './compiled-rules.js';
-import type { TraceEntry } from './verdict.js';
+import { traceEntry, type TraceEntry } from './verdict.js';
 import { STEPS } from './steps.js';
 
 /** Step 10: an exception recipient is accepted at once, whatever the DNSBL rules said. */
@@ -7,8 +7,8 @@ export function exceptionEntry(rules: CompiledRules, address: string, trace: Tra
   const entry = rules.exceptions.match(address);
   trace.push(
     entry === undefined
-      ? { ...STEPS.exceptions, outcome: 'not an exception' }
-      : { ...STEPS.exceptions, outcome: `exception (${entry}): accepted, steps ${STEPS.blockedRecipients.step}-${STEPS.directory.step} skipped`, rule: entry },
+      ? traceEntry(STEPS.exceptions, 'not an exception')
+      : traceEntry(STEPS.exceptions, `exception (${entry}): accepted, steps ${STEPS.blockedRecipients.step}-${STEPS.directory.step} skipped`, entry),
   );
   return entry;
 }

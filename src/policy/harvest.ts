@@ -1,5 +1,5 @@
 import type { Rules } from '../config/schema.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
 
 /**
@@ -16,11 +16,11 @@ export class HarvestGuard {
     if (v.code === 550 && v.enhanced === '5.1.1') this.invalid += 1;
     const { delayAfter, delayMs, disconnectAfter } = this.settings;
     if (this.invalid > disconnectAfter) {
-      trace.push({ ...STEPS.harvest, outcome: `${this.invalid} invalid recipients: disconnected` });
+      trace.push(traceEntry(STEPS.harvest, `${this.invalid} invalid recipients: disconnected`));
       return verdict('drop', 421, '4.7.0', 'Too many invalid recipients, closing connection', STEPS.harvest);
     }
     if (this.invalid > delayAfter && delayMs > 0) {
-      trace.push({ ...STEPS.harvest, outcome: `${this.invalid} invalid recipients: reply delayed ${delayMs} ms` });
+      trace.push(traceEntry(STEPS.harvest, `${this.invalid} invalid recipients: reply delayed ${delayMs} ms`));
       return { ...v, delayMs };
     }
     return v;

@@ -1,5 +1,5 @@
 import type { CompiledRules } from './compiled-rules.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
 
 /** The reply for a blocked or unknown recipient: the same for both, so blocking is not revealed. */
@@ -11,9 +11,9 @@ export function recipientNotFound(address: string, at: typeof STEPS.blockedRecip
 export function checkBlockedRecipient(rules: CompiledRules, address: string, trace: TraceEntry[]): Verdict | undefined {
   const entry = rules.blockedRecipients.match(address);
   if (entry === undefined) {
-    trace.push({ ...STEPS.blockedRecipients, outcome: 'not blocked' });
+    trace.push(traceEntry(STEPS.blockedRecipients, 'not blocked'));
     return undefined;
   }
-  trace.push({ ...STEPS.blockedRecipients, outcome: `blocked (${entry})`, rule: entry });
+  trace.push(traceEntry(STEPS.blockedRecipients, `blocked (${entry})`, entry));
   return recipientNotFound(address, STEPS.blockedRecipients, entry);
 }

@@ -1,7 +1,7 @@
 import { splitAddress } from '../net/address.js';
 import { canonicalDomain } from '../net/domain.js';
 import type { CompiledListener, CompiledRules } from './compiled-rules.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
 
 /**
@@ -26,14 +26,14 @@ export function checkRelay(
   trace: TraceEntry[],
 ): { verdict?: Verdict; local: boolean } {
   if (isLocalRecipient(rules, address)) {
-    trace.push({ ...STEPS.relayProtection, outcome: 'recipient in an accepted domain' });
+    trace.push(traceEntry(STEPS.relayProtection, 'recipient in an accepted domain'));
     return { local: true };
   }
   const relay = listener.relayFrom.match(ip);
   if (relay !== undefined) {
-    trace.push({ ...STEPS.relayProtection, outcome: `remote recipient; client may relay (${relay})`, rule: relay });
+    trace.push(traceEntry(STEPS.relayProtection, `remote recipient; client may relay (${relay})`, relay));
     return { local: false };
   }
-  trace.push({ ...STEPS.relayProtection, outcome: 'remote recipient and client may not relay: refused' });
+  trace.push(traceEntry(STEPS.relayProtection, 'remote recipient and client may not relay: refused'));
   return { local: false, verdict: verdict('reject', 550, '5.7.1', 'Unable to relay', STEPS.relayProtection) };
 }

@@ -1,6 +1,6 @@
 import type { CompiledRules } from './compiled-rules.js';
 import { STEPS } from './steps.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 
 /** Steps 7 and 15: the blocked-senders filter on the envelope sender or the header `From:`. */
 export function checkSender(
@@ -18,10 +18,10 @@ export function checkSender(
     entry = rules.blockedSenders.match(address);
   }
   if (entry === undefined) {
-    trace.push({ ...at, outcome: address === '' && !blankSender ? 'blank sender, not filtered' : 'not blocked' });
+    trace.push(traceEntry(at, address === '' && !blankSender ? 'blank sender, not filtered' : 'not blocked'));
     return undefined;
   }
-  trace.push({ ...at, outcome: `blocked (${entry}): action ${action}`, rule: entry });
+  trace.push(traceEntry(at, `blocked (${entry}): action ${action}`, entry));
   if (action === 'archive') {
     const envelope = at === STEPS.envelopeSender;
     return verdict('archive', 250, envelope ? '2.1.0' : '2.6.0', envelope ? `<${address}>...Sender OK` : 'Message accepted', at, entry);

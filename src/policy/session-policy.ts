@@ -11,7 +11,7 @@ import { recipientAddress } from './recipient-address.js';
 import { checkBlockedRecipient } from './recipient-filter.js';
 import { checkRelay } from './relay-protection.js';
 import { checkSender } from './sender-filter.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
 
 /** What a session needs from the outside world. */
@@ -68,7 +68,7 @@ export class SessionPolicy {
 
   /** Step 3: no filter runs on HELO/EHLO. */
   helo(name: string): Verdict {
-    this.trace.push({ ...STEPS.helo, outcome: `answered normally (${name})` });
+    this.trace.push(traceEntry(STEPS.helo, `answered normally (${name})`));
     return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo);
   }
 
@@ -79,15 +79,15 @@ export class SessionPolicy {
       const denied = checkAcceptDeny(this.rules, this.clientIp, this.acceptedBy, this.trace);
       if (denied) return this.decide(denied);
     } else {
-      this.trace.push({ ...STEPS.acceptList, outcome: 'skipped: connection filtering is off on this listener' });
-      this.trace.push({ ...STEPS.denyList, outcome: 'skipped: connection filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.acceptList, 'skipped: connection filtering is off on this listener'));
+      this.trace.push(traceEntry(STEPS.denyList, 'skipped: connection filtering is off on this listener'));
     }
     if (this.listener.config.filters.sender) {
       const blocked = checkSender(this.rules, address, STEPS.envelopeSender, this.trace);
       if (blocked?.action === 'archive') this.archiveVerdict = blocked;
       if (blocked) return this.decide(blocked);
     } else {
-      this.trace.push({ ...STEPS.envelopeSender, outcome: 'skipped: sender filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.envelopeSender, 'skipped: sender filtering is off on this listener'));
     }
     return this.decide(verdict('accept', 250, '2.1.0', `<${address}>...Sender OK`, STEPS.envelopeSender));
   }
@@ -105,9 +105,9 @@ export class SessionPolicy {
   /** Step 15: the blocked-senders filter on the message's header `From:` address. */
   headerFrom(address: string | undefined): Verdict {
     if (!this.listener.config.filters.sender) {
-      this.trace.push({ ...STEPS.headerFrom, outcome: 'skipped: sender filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.headerFrom, 'skipped: sender filtering is off on this listener'));
     } else if (address === undefined) {
-      this.trace.push({ ...STEPS.headerFrom, outcome: 'no From: address in the header' });
+      this.trace.push(traceEntry(STEPS.headerFrom, 'no From: address in the header'));
     } else {
       const blocked = checkSender(this.rules, address, STEPS.headerFrom, this.trace);
       if (blocked?.action === 'archive' && !this.archiveVerdict) this.archiveVerdict = blocked;
@@ -128,16 +128,16 @@ export class SessionPolicy {
 
     let listed: Verdict | undefined;
     if (!this.connectionFiltering) {
-      this.trace.push({ ...STEPS.dnsbl, outcome: 'skipped: connection filtering is off on this listener' });
-      this.trace.push({ ...STEPS.exceptions, outcome: 'skipped: connection filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.dnsbl, 'skipped: connection filtering is off on this listener'));
+      this.trace.push(traceEntry(STEPS.exceptions, 'skipped: connection filtering is off on this listener'));
     } else {
       if (this.acceptedBy !== undefined) {
-        this.trace.push({ ...STEPS.dnsbl, outcome: `skipped: client is on the accept list (${this.acceptedBy})` });
+        this.trace.push(traceEntry(STEPS.dnsbl, `skipped: client is on the accept list (${this.acceptedBy})`));
       } else {
         const lookedUp = this.dnsbl !== undefined;
         listed = (await this.dnsblOutcome()).decisive;
-        if (listed) this.trace.push({ ...STEPS.dnsbl, outcome: `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, rule: listed.rule });
-        else if (lookedUp) this.trace.push({ ...STEPS.dnsbl, outcome: 'session verdict: no enforced rule matches' });
+        if (listed) this.trace.push(traceEntry(STEPS.dnsbl, `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, listed.rule));
+        else if (lookedUp) this.trace.push(traceEntry(STEPS.dnsbl, 'session verdict: no enforced rule matches'));
       }
       const exception = exceptionEntry(this.rules, address, this.trace);
       if (exception !== undefined) {
@@ -152,8 +152,8 @@ export class SessionPolicy {
       const unknown = checkDirectory(this.rules.rules, this.deps.directory, address, relay.local, this.trace);
       if (unknown) return unknown;
     } else {
-      this.trace.push({ ...STEPS.blockedRecipients, outcome: 'skipped: recipient filtering is off on this listener' });
-      this.trace.push({ ...STEPS.directory, outcome: 'skipped: recipient filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.blockedRecipients, 'skipped: recipient filtering is off on this listener'));
+      this.trace.push(traceEntry(STEPS.directory, 'skipped: recipient filtering is off on this listener'));
     }
     return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, STEPS.recipientAccepted);
   }

@@ -1,6 +1,6 @@
 import type { DnsblRuleConfig } from '../../config/schema.js';
 import type { DnsblAnswer, ZoneHealth } from '../interfaces.js';
-import { verdict, type TraceEntry, type Verdict } from '../verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from '../verdict.js';
 import { describeMatch, matchesRule } from './answer.js';
 import { formatDnsblMessage } from './message.js';
 import { STEPS } from '../steps.js';
@@ -75,10 +75,10 @@ export async function evaluateDnsbl(
     const pending = answers.get(rule.zone);
     if (!pending) continue;
     const j = judgeRule(rule, await pending, health.isEnforced(rule.zone), ip);
-    trace.push({ ...STEPS.dnsbl, outcome: `${rule.name}: ${j.outcome}`, rule: rule.name });
+    trace.push(traceEntry(STEPS.dnsbl, `${rule.name}: ${j.outcome}`, rule.name));
     if (j.effect === 'report' && j.verdict) reportOnly.push({ ...j.verdict, reportOnly: true });
     if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace };
   }
-  if (rules.length === 0) trace.push({ ...STEPS.dnsbl, outcome: 'no DNSBL rules configured' });
+  if (rules.length === 0) trace.push(traceEntry(STEPS.dnsbl, 'no DNSBL rules configured'));
   return { reportOnly, trace };
 }
