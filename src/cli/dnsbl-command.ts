@@ -3,6 +3,7 @@ import type { Rules } from '../config/schema.js';
 import { loadRules } from '../config/load.js';
 import { checkZones, reportAddress, type DnsblAddressReport } from './dnsbl/report.js';
 import { zoneStateWord, type ZoneStatus } from '../dns/zone-health.js';
+import { STEPS } from '../policy/steps.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
@@ -33,11 +34,12 @@ function renderAddress(r: DnsblAddressReport): string {
     if (x.reply) out.push(`  reply        ${x.reply}${x.enforced ? '' : ' (would give; not enforced)'}`);
   }
   const d = r.decision;
+  const { dnsbl, exceptions, directory } = STEPS;
   out.push(
     '',
     d.action === 'accept'
-      ? 'step 9 decision: no enforced rule matches; RCPT TO goes on to steps 10-12'
-      : `step 9 decision: ${d.action} by "${d.rule ?? ''}": ${d.reply ?? ''} (an exception recipient is still accepted)`,
+      ? `step ${dnsbl.step} decision: no enforced rule matches; RCPT TO goes on to steps ${exceptions.step}-${directory.step}`
+      : `step ${dnsbl.step} decision: ${d.action} by "${d.rule ?? ''}": ${d.reply ?? ''} (an exception recipient is still accepted)`,
   );
   return `${out.join('\n')}\n`;
 }

@@ -5,7 +5,7 @@
  * share one finding shape and one path walk; the semantic checks are the part to move out next.
  */
 import { access, readFile } from 'node:fs/promises';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
@@ -13,6 +13,7 @@ import { AddressList } from '../net/address-pattern.js';
 import { AmbiguousAddressError, DirectoryModel } from '../directory/directory-model.js';
 import { normalizeAddress, splitAddress } from '../net/address.js';
 import { canonicalDomain, isDomainName } from '../net/domain.js';
+import { endpointProblems, hostPortOfSmtpUrl } from '../net/endpoint.js';
 import { IpList } from '../net/ip-list.js';
 import { ConfigError, keyOf, type ConfigProblem } from './config-error.js';
 import { expandListFiles, type ListOrigins, type Origin } from './list-files.js';
@@ -135,7 +136,7 @@ function semanticProblems(rules: Rules): Finding[] {
     const prior = listeners.get(l.name);
     if (prior !== undefined) out.push([[...base, 'name'], `duplicate listener name '${l.name}' (also listeners[${prior}])`]);
     else listeners.set(l.name, i);
-    out.push(...endpointProblems([...base, 'listen'], l.listen, 'any'));
+    out.push(...endpointFindings([...base, 'listen'], l.listen, 'any'));
     const other = endpoints.get(l.listen);
     if (other !== undefined) out.push([[...base, 'listen'], `${l.listen} is already the address of listener '${other}'`]);
     else endpoints.set(l.listen, l.name);
@@ -170,20 +171,20 @@ function semanticProblems(rules: Rules): Finding[] {
     if (reason) out.push([path, reason]);
   }
   if (!out.some(([path]) => path[0] === 'directory')) out.push(...directoryClashes(rules));
-  if (rules.directory.forwardUnresolvedTo) out.push(...endpointProblems(['directory', 'forwardUnresolvedTo'], rules.directory.forwardUnresolvedTo, 'any'));
-  rules.dns.servers.forEach((s, i) => out.push(...endpointProblems(['dns', 'servers', i], s, 'ip')));
-  if (rules.metrics) out.push(...endpointProblems(['metrics', 'listen'], rules.metrics.listen, 'any'));
+  if (rules.directory.forwardUnresolvedTo) out.push(...endpointFindings(['directory', 'forwardUnresolvedTo'], rules.directory.forwardUnresolvedTo, 'any'));
+  rules.dns.servers.forEach((s, i) => out.push(...endpointFindings(['dns', 'servers', i], s, 'ip')));
+  if (rules.metrics) out.push(...endpointFindings(['metrics', 'listen'], rules.metrics.listen, 'any'));
   const backendUrl = rules.backend?.url;
   if (backendUrl !== undefined && backendUrl !== 'bundled') {
-    out.push(...endpointProblems(['backend', 'url'], backendUrl.replace(/^smtp:\/\//, '').replace(/\/$/, ''), 'any'));
+    out.push(...endpointFindings(['backend', 'url'], hostPortOfSmtpUrl(backendUrl), 'any'));
   }
   const t = rules.transport;
-  out.push(...endpointProblems(['transport', 'listen'], t.listen, 'any'));
-  out.push(...endpointProblems(['transport', 'admin', 'listen'], t.admin.listen, 'any'));
+  out.push(...endpointFindings(['transport', 'listen'], t.listen, 'any'));
+  out.push(...endpointFindings(['transport', 'admin', 'listen'], t.admin.listen, 'any'));
   out.push(...ipListProblems(['transport', 'allowFrom'], t.allowFrom));
   t.connectors.forEach((c, i) => {
     const hosts = c.smartHost === undefined ? [] : Array.isArray(c.smartHost) ? c.smartHost : [c.smartHost];
-    hosts.forEach((h, j) => out.push(...endpointProblems(['transport', 'connectors', i, 'smartHost', ...(Array.isArray(c.smartHost) ? [j] : [])], h, 'any')));
+    hosts.forEach((h, j) => out.push(...endpointFindings(['transport', 'connectors', i, 'smartHost', ...(Array.isArray(c.smartHost) ? [j] : [])], h, 'any')));
   });
   return out;
 }
@@ -258,22 +259,6 @@ function exactAddressProblem(address: string): string | undefined {
   return undefined;
 }
 
-/** `host:port` with a port in range; `[...]` must hold IPv6; `ip` endpoints must be literal addresses. */
-function endpointProblems(path: Path, value: string, hostKind: 'any' | 'ip'): Finding[] {
-  const colon = value.lastIndexOf(':');
-  const host = value.slice(0, colon);
-  const port = Number(value.slice(colon + 1));
-  const out: Finding[] = [];
-  if (!(port >= 0 && port <= 65535)) out.push([path, `port ${value.slice(colon + 1)} is out of range (0-65535)`]);
-  if (host.startsWith('[')) {
-    if (!isIPv6(host.slice(1, -1))) out.push([path, `'${host}' is not an IPv6 address`]);
-  } else if (/^[\d.]+$/.test(host)) {
-    if (!isIPv4(host)) out.push([path, `'${host}' is not an IPv4 address`]);
-  } else if (hostKind === 'ip') {
-    out.push([path, `'${host}' must be an IP address (a DNS server cannot be found by name)`]);
-  }
-  return out;
-}
 
 /** A DNSBL match whose dotted quads are real addresses and can ever match a listing code. */
 function matchProblems(path: Path, match: Rules['connectionFilter']['rules'][number]['match']): Finding[] {
@@ -372,4 +357,9 @@ function pathOf(key: string): (string | number)[] {
     .split(/\.|\[(\d+)\]/)
     .filter((p) => p !== undefined && p !== '')
     .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+}
+
+/** The endpoint's problems, each at the key it was read from. */
+function endpointFindings(path: Path, value: string, hostKind: 'any' | 'ip'): Finding[] {
+  return endpointProblems(value, hostKind).map((problem): Finding => [path, problem]);
 }

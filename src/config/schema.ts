@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HOST_PORT, SMTP_URL } from '../net/endpoint.js';
 
 /**
  * The rule set an administrator writes (rules/portcullis.yaml), as validated.
@@ -8,7 +9,7 @@ import { z } from 'zod';
 
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:25 or [::]:25');
+  .regex(HOST_PORT, 'expected host:port, e.g. 0.0.0.0:25 or [::]:25');
 
 const list = z.array(z.string()).default([]);
 
@@ -25,17 +26,7 @@ export const ListenerLimitsSchema = z
     maxConnectionsPerClient: z.number().int().positive().default(20),
   })
   .strict()
-  .default({
-    maxMessageSize: 10 * 1024 * 1024,
-    maxRecipients: 5000,
-    maxMessagesPerConnection: 20,
-    maxSessionSize: 100 * 1024 * 1024,
-    idleTimeoutMs: 300_000,
-    dataTimeoutMs: 600_000,
-    maxSessionMs: 900_000,
-    maxConnections: 1000,
-    maxConnectionsPerClient: 20,
-  });
+  .prefault({});
 
 export const ListenerSchema = z
   .object({
@@ -44,7 +35,7 @@ export const ListenerSchema = z
     ipRestrictions: z
       .object({ default: z.enum(['grant', 'deny']).default('grant'), except: list })
       .strict()
-      .default({ default: 'grant', except: [] }),
+      .prefault({}),
     filters: z
       .object({
         connection: z.boolean().default(true),
@@ -52,7 +43,7 @@ export const ListenerSchema = z
         recipient: z.boolean().default(true),
       })
       .strict()
-      .default({ connection: true, sender: true, recipient: true }),
+      .prefault({}),
     relayFrom: list,
     limits: ListenerLimitsSchema,
     proxyProtocol: z.object({ from: z.array(z.string()).min(1) }).strict().optional(),
@@ -164,6 +155,18 @@ export const TransportSchema = z
   .strict()
   .prefault({});
 
+/** The SMTP server the edge relays to (docs/edge.md). */
+export const BackendSchema = z
+  .object({
+    /** `bundled` (as when `backend` is absent): `serve` starts the bundled transport engine and relays to it. */
+    url: z.union([z.literal('bundled'), z.string().regex(SMTP_URL, 'expected smtp://host:port or bundled')]),
+    timeoutMs: z.number().int().positive().default(5000),
+    connectTimeoutMs: z.number().int().positive().optional(),
+    starttls: z.boolean().default(false),
+    tlsRejectUnauthorized: z.boolean().default(true),
+  })
+  .strict();
+
 export const RulesSchema = z
   .object({
     hostname: z.string().min(1),
@@ -172,7 +175,7 @@ export const RulesSchema = z
     connectionFilter: z
       .object({ accept: list, deny: list, exceptions: list, rules: z.array(DnsblRuleSchema).default([]) })
       .strict()
-      .default({ accept: [], deny: [], exceptions: [], rules: [] }),
+      .prefault({}),
     senderFilter: z
       .object({
         blocked: list,
@@ -180,11 +183,11 @@ export const RulesSchema = z
         action: z.enum(['reject', 'drop', 'archive']).default('reject'),
       })
       .strict()
-      .default({ blocked: [], blankSender: false, action: 'reject' }),
+      .prefault({}),
     recipientFilter: z
       .object({ blocked: list, rejectUnknown: z.boolean().default(false) })
       .strict()
-      .default({ blocked: [], rejectUnknown: false }),
+      .prefault({}),
     directory: DirectorySchema,
     harvest: z
       .object({
@@ -193,7 +196,7 @@ export const RulesSchema = z
         disconnectAfter: z.number().int().positive().default(10),
       })
       .strict()
-      .default({ delayAfter: 5, delayMs: 2000, disconnectAfter: 10 }),
+      .prefault({}),
     dns: z
       .object({
         servers: z.array(hostPort).min(1).default(['127.0.0.1:53']),
@@ -202,21 +205,11 @@ export const RulesSchema = z
         healthCheckIntervalSec: z.number().int().nonnegative().default(300),
       })
       .strict()
-      .default({ servers: ['127.0.0.1:53'], timeoutMs: 1500, cacheSize: 10_000, healthCheckIntervalSec: 300 }),
+      .prefault({}),
     /** Prometheus `/metrics` and `/healthz`; absent = no metrics endpoint. */
     metrics: z.object({ listen: hostPort.default('127.0.0.1:9325') }).strict().optional(),
     /** The SMTP server the edge relays to (docs/edge.md); absent = the bundled transport engine. */
-    backend: z
-      .object({
-        /** `bundled` (as when `backend` is absent): `serve` starts the bundled transport engine and relays to it. */
-        url: z.union([z.literal('bundled'), z.string().regex(/^smtp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}\/?$/, 'expected smtp://host:port or bundled')]),
-        timeoutMs: z.number().int().positive().default(5000),
-        connectTimeoutMs: z.number().int().positive().optional(),
-        starttls: z.boolean().default(false),
-        tlsRejectUnauthorized: z.boolean().default(true),
-      })
-      .strict()
-      .optional(),
+    backend: BackendSchema.optional(),
     /** Messages kept by the archive action and bounces the engine could not return; default `<transport.dataDir>/badmail`. */
     badmail: z.string().min(1).optional(),
     log: z
@@ -225,7 +218,7 @@ export const RulesSchema = z
         protocolLog: z.string().min(1).optional(),
       })
       .strict()
-      .default({ level: 'info' }),
+      .prefault({}),
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
     transport: TransportSchema,
   })

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
+import { endpointOf } from '../net/endpoint.js';
 import dnsPacket from 'dns-packet';
 import { systemClock, type Timers } from '../runtime/clock.js';
 
@@ -86,12 +87,11 @@ const RCODE_NAMES: Record<number, Rcode> = {
 
 /** Parse "host:port" / "[v6]:port" into a socket target; throws on anything else. */
 export function parseServer(spec: string): Server {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(spec);
-  const host = m?.[1] ?? m?.[2];
-  const port = Number(m?.[3]);
-  if (!m || host === undefined || !isIP(host) || port < 1 || port > 65535) {
-    throw new Error(`bad DNS server "${spec}": expected ip:port or [ipv6]:port`);
+  const endpoint = endpointOf(spec);
+  if (!endpoint || !isIP(endpoint.host) || endpoint.port < 1) {
+    throw new Error(`bad DNS server "${spec}" (dns.servers): expected ip:port or [ipv6]:port`);
   }
+  const { host, port } = endpoint;
   return { label: spec, host, port, family: isIP(host) === 6 ? 'udp6' : 'udp4' };
 }
 

@@ -23,7 +23,8 @@ import type { Readable } from 'node:stream';
 import { DotStuffer } from './dot-stuffing.js';
 import { ReplyReader } from './backend-reply-reader.js';
 import { asciiAddress } from '../net/address.js';
-import { BackendUnavailable, reply, SmtpError, type SmtpReply } from './smtp-reply.js';
+import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
+import { BackendUnavailable } from './backend-unavailable.js';
 import { xtext } from './xtext.js';
 
 /** Where the back end is and how long to wait on it. */
@@ -51,13 +52,6 @@ export interface ForwardedClient {
 }
 
 const QUIT_LINE = Buffer.from('QUIT\r\n');
-
-/** Parses the `smtp://host:port` of the `backend.url` key. */
-export function parseBackendUrl(url: string): { host: string; port: number } {
-  const m = /^smtp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(url);
-  if (!m?.[1] || !m[2]) throw new Error(`backend.url: expected smtp://host:port, got '${url}'`);
-  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
-}
 
 /** An open back-end session; every method resolves with the back end's own reply. */
 export class BackendSession {

@@ -7,7 +7,8 @@
  * not yet answered: a reply (or any byte) arriving with none outstanding would shift every later reply
  * onto the wrong command, so it is a protocol error that ends the session.
  */
-import { BackendUnavailable, fromServerLines, type SmtpReply } from './smtp-reply.js';
+import { fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
+import { BackendUnavailable } from './backend-unavailable.js';
 
 export const MAX_REPLY_LINE = 4096;
 export const MAX_REPLY_LINES = 200;

@@ -1,7 +1,7 @@
 /** A message whose transaction a step chose to archive goes to Badmail, with the envelope and why. */
 import { BadmailWriteError, type BadmailWriter } from '../badmail/badmail-writer.js';
 import type { Verdict } from '../policy/verdict.js';
-import { reply, SmtpError } from './smtp-reply.js';
+import { reply, SmtpError } from '../net/smtp-reply.js';
 
 /** Who sent the message and where it came in, as the Badmail entry records it. */
 export interface ArchivedEnvelope {

@@ -5,7 +5,7 @@
 import type { SessionPolicy } from '../policy/session-policy.js';
 import type { Verdict } from '../policy/verdict.js';
 import { headerFromAddress, readHeaderSection, type HeaderSection } from './header-from.js';
-import { reply, type SmtpReply } from './smtp-reply.js';
+import { reply, type SmtpReply } from '../net/smtp-reply.js';
 
 /** The header section is judged on at most this much; longer header sections are judged on their start. */
 const HEADER_SECTION_MAX = 256 * 1024;

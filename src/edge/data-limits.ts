@@ -5,7 +5,7 @@
  */
 import type { ListenerConfig } from '../config/schema.js';
 import { noteMessageBytes } from './gc-pacer.js';
-import { reply, SmtpError, type SmtpReply } from './smtp-reply.js';
+import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 
 const TOO_BIG = reply(552, '5.3.4', 'Message size exceeds fixed maximum message size');
 const SESSION_FULL = reply(421, '4.7.0', 'Session size limit reached, closing');

@@ -1,7 +1,7 @@
 /** An accepted message goes to the back end after the edge's own `Received:` field, while the client is still sending it. */
 import type { BackendSession } from './backend-relay.js';
 import { receivedHeader, type ReceivedInfo } from './received-header.js';
-import type { SmtpReply } from './smtp-reply.js';
+import type { SmtpReply } from '../net/smtp-reply.js';
 
 /** Streams the trace field and `body` to the back end; resolves with its reply to the final dot. */
 export async function relayMessage(backend: BackendSession, body: AsyncIterable<Buffer>, trace: ReceivedInfo): Promise<SmtpReply> {

@@ -11,6 +11,7 @@ import { logDecision, type Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { SessionPolicy } from '../policy/session-policy.js';
+import { STEPS } from '../policy/steps.js';
 import { replyLine, type Verdict } from '../policy/verdict.js';
 import { BackendSession, type BackendTarget } from './backend-relay.js';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
@@ -19,7 +20,8 @@ import { judgeHeaderSection } from './data-header.js';
 import { DataLimits } from './data-limits.js';
 import { relayMessage } from './data-relay.js';
 import { Transaction } from './transaction.js';
-import { BackendUnavailable, reply, SmtpError, TEMPORARY_SERVER_ERROR, type SmtpReply } from './smtp-reply.js';
+import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
+import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {
@@ -122,7 +124,7 @@ export class EdgeSession {
       await sleep(v.delayMs);
     }
     if (v.action === 'drop') {
-      if (v.step === 13) this.services.metrics.harvest('disconnected');
+      if (v.step === STEPS.harvest.step) this.services.metrics.harvest('disconnected');
       return { reply: fromVerdict(v), close: true };
     }
     if (v.action !== 'accept') return { reply: fromVerdict(v) };

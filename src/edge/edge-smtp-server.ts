@@ -16,7 +16,7 @@ import { isHeloName } from '../net/helo-name.js';
 import { AdaptedConnection, AdaptedSmtpServer, type Adaptation } from '../net/smtp-server-adapter.js';
 import { DataDecoder } from './data-decoder.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
-import { classDefault, fromServerLines, reply, type SmtpReply } from './smtp-reply.js';
+import { classDefault, fromServerLines, reply, type SmtpReply } from '../net/smtp-reply.js';
 
 /** Told about every command line read and every reply written (for the protocol log and metrics), and every transaction reset. */
 export interface WireObserver {

@@ -11,10 +11,10 @@ import { Metrics } from '../observability/metrics.js';
 import { ProtocolLog } from '../observability/protocol-log.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
-import { parseBackendUrl } from './backend-relay.js';
 import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
 import type { Generation } from './edge-session.js';
 import { EdgeListener } from './listener.js';
+import { parseSmtpUrl } from '../net/endpoint.js';
 
 /** Where rule sets come from: `load` reads and validates the current one, throwing on a bad set. */
 export interface RulesSource {
@@ -69,7 +69,7 @@ interface Running {
  */
 async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
-  const { host, port } = parseBackendUrl(rules.backend.url);
+  const { host, port } = parseSmtpUrl(rules.backend.url, 'backend.url');
   let dnsbl: DnsblRuntime;
   if (previous && JSON.stringify(previous.dns) === JSON.stringify(rules.dns)) {
     dnsbl = previous.dnsbl;

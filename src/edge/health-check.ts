@@ -14,7 +14,7 @@
 import type net from 'node:net';
 import { normalizeIp } from '../net/ip.js';
 import type { ProxyInfo } from './proxy-protocol.js';
-import { formatReply, reply, type SmtpReply } from './smtp-reply.js';
+import { formatReply, reply, type SmtpReply } from '../net/smtp-reply.js';
 
 /** A check is over in milliseconds; one that lingers past this is closed. */
 const HEALTH_CHECK_TIMEOUT_MS = 10_000;

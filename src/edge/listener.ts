@@ -9,14 +9,14 @@ import type { ListenerConfig } from '../config/schema.js';
 import { IpList } from '../net/ip-list.js';
 import { normalizeIp } from '../net/ip.js';
 import { boundAddress } from '../net/bound.js';
-import { parseListen } from '../observability/http.js';
+import { parseEndpoint } from '../net/endpoint.js';
 import type { ProtocolLog } from '../observability/protocol-log.js';
 import { EdgeSession, type Generation, type Outcome, type SessionServices } from './edge-session.js';
 import { answer, sendNow } from '../net/smtp-server-adapter.js';
 import { EdgeSmtpServer } from './edge-smtp-server.js';
 import { answerHealthCheck, isHealthCheck } from './health-check.js';
 import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
-import { formatReply, reply, type SmtpReply } from './smtp-reply.js';
+import { formatReply, reply, type SmtpReply } from '../net/smtp-reply.js';
 
 /** What a listener needs from the process around it. */
 export interface ListenerServices extends SessionServices {
@@ -61,7 +61,7 @@ export class EdgeListener {
   /** Opens the listener on its configured address (port 0 allowed). */
   static async start(config: ListenerConfig, hostname: string, services: ListenerServices): Promise<EdgeListener> {
     const l = new EdgeListener(config, hostname, services);
-    const { host, port } = parseListen(config.listen);
+    const { host, port } = parseEndpoint(config.listen, `listeners[${config.name}].listen`);
     l.tcp.listen(port, host);
     await boundAddress(l.tcp);
     // Once bound, accept failures (EMFILE when out of file descriptors) come here; the listener stays up.

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { normalizeIp } from '../net/ip.js';
-import { reply, SmtpError } from './smtp-reply.js';
+import { reply, SmtpError } from '../net/smtp-reply.js';
 
 /** What the balancer said about the connection it forwarded. */
 export interface ProxyInfo {

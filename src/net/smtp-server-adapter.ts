@@ -20,6 +20,7 @@ import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { replyTexts, type SmtpReply } from './smtp-reply.js';
 
 /** The exact smtp-server release whose internals this module was written against. */
 export const SMTP_SERVER_VERSION = '3.21.6';
@@ -60,13 +61,6 @@ export const SMTP_SERVER_INTERNALS = {
   },
 } as const;
 
-/** A reply as written: its code, RFC 3463 enhanced code ('' for none) and the text of each line. */
-export interface WireReply {
-  code: number;
-  enhanced: string;
-  lines: string[];
-}
-
 /** Un-stuffs one message's DATA chunk by chunk; `rest` (the input after the end-of-data line) ends it. */
 export interface DataDecoding {
   push(chunk: Buffer): { data: Buffer; rest?: Buffer };
@@ -84,14 +78,9 @@ const SMTP_SERVER_DEFAULTS: Adaptation = { greetAtOnce: false };
 
 const connections = new WeakMap<SMTPServerSession, AdaptedConnection>();
 
-function wireTexts(r: WireReply): string[] {
-  const lines = r.lines.length > 0 ? r.lines : [''];
-  return lines.map((text) => (r.enhanced ? `${r.enhanced} ${text}`.trimEnd() : text));
-}
-
 /** What a handler's callback gets for a refusal: smtp-server reads only `responseCode` from it, the reply written is the answer. */
-function refusalFor(r: WireReply): Error {
-  return Object.assign(new Error(wireTexts(r).join(' / ')), { responseCode: r.code });
+function refusalFor(r: SmtpReply): Error {
+  return Object.assign(new Error(replyTexts(r).join(' / ')), { responseCode: r.code });
 }
 
 /**
@@ -99,21 +88,21 @@ function refusalFor(r: WireReply): Error {
  * closing the connection after it when `close` is set: the one reply smtp-server writes for that
  * command when `callback` runs is this reply, and no other reply is touched.
  */
-export function answer(session: SMTPServerSession, reply: WireReply, close: boolean, callback: (err?: Error | null) => void): void {
+export function answer(session: SMTPServerSession, reply: SmtpReply, close: boolean, callback: (err?: Error | null) => void): void {
   const connection = connections.get(session);
   if (connection) connection.answer(reply, close, callback);
   else callback(reply.code >= 400 ? refusalFor(reply) : null);
 }
 
 /** Writes a reply now, outside any command (time-outs, shutdown), and optionally closes. */
-export function sendNow(session: SMTPServerSession, reply: WireReply, close: boolean): void {
+export function sendNow(session: SMTPServerSession, reply: SmtpReply, close: boolean): void {
   connections.get(session)?.writeReply(reply, close);
 }
 
 /** One client connection of an AdaptedSmtpServer; subclasses shape it through the protected hooks. */
 export class AdaptedConnection extends SMTPConnection {
   /** The handler's answer while its callback runs: the reply smtp-server writes then is the answer. */
-  private answering: WireReply | undefined;
+  private answering: SmtpReply | undefined;
   private closeAfterAnswer = false;
 
   constructor(
@@ -139,13 +128,13 @@ export class AdaptedConnection extends SMTPConnection {
   }
 
   /** Writes `r` exactly (smtp-server adds no enhanced code), then closes if asked; a 421 always closes. */
-  writeReply(r: WireReply, close: boolean): void {
-    super.send(r.code, wireTexts(r), false);
+  writeReply(r: SmtpReply, close: boolean): void {
+    super.send(r.code, replyTexts(r), false);
     if (close) this.close();
   }
 
   /** See `answer`. */
-  answer(reply: WireReply, close: boolean, callback: (err?: Error | null) => void): void {
+  answer(reply: SmtpReply, close: boolean, callback: (err?: Error | null) => void): void {
     const stream = this._dataStream;
     // smtp-server answers DATA once the message stream has ended (draining it if nobody reads it):
     // wait for that here, so that the reply written when the callback runs is the one for DATA.
@@ -172,7 +161,7 @@ export class AdaptedConnection extends SMTPConnection {
    * A complete command line was read; a reply refuses it before smtp-server takes it (a 421 then
    * closes the connection). `ready`: the greeting was sent and no TLS handshake is under way.
    */
-  protected commandRead(_command: Buffer, _ready: boolean): WireReply | undefined {
+  protected commandRead(_command: Buffer, _ready: boolean): SmtpReply | undefined {
     return undefined;
   }
 

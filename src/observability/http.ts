@@ -1,6 +1,7 @@
 /** The monitoring endpoint: `/metrics` for Prometheus and `/healthz` for load balancers and Docker. */
 import http from 'node:http';
 import { boundAddress } from '../net/bound.js';
+import { formatEndpoint, parseEndpoint } from '../net/endpoint.js';
 import type { Metrics } from './metrics.js';
 
 /** What `/healthz` reports; a `status` other than `ok` answers 503. */
@@ -12,27 +13,19 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Splits `host:port` or `[v6]:port` into its parts. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(listen);
-  const port = m === null ? NaN : Number(m[3]);
-  if (m === null || port > 65535) throw new Error(`metrics.listen: expected host:port, got '${listen}'`);
-  return { host: m[1] ?? m[2] ?? '', port };
-}
-
 /** Starts the HTTP server for `/metrics` and `/healthz` on `listen` (`host:port`; port 0 picks one). */
 export async function startMetricsServer(
   listen: string,
   metrics: Metrics,
   health?: () => HealthReport | Promise<HealthReport>,
 ): Promise<MetricsServer> {
-  const { host, port } = parseListen(listen);
+  const { host, port } = parseEndpoint(listen, 'metrics.listen');
   const server = http.createServer((req, res) => {
     void respond(req, res, metrics, health);
   });
   server.listen(port, host);
   const bound = await boundAddress(server);
-  const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
+  const address = formatEndpoint({ host: bound.address, port: bound.port });
   return {
     address,
     close: async () => {

@@ -1,5 +1,6 @@
 import type { CompiledRules } from './compiled-rules.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { STEPS } from './steps.js';
 
 /** Step 5: whether the client is on the global accept list (the entry that matched, if any). */
 export function acceptListEntry(rules: CompiledRules, ip: string): string | undefined {
@@ -17,16 +18,16 @@ export function checkAcceptDeny(
   trace: TraceEntry[],
 ): Verdict | undefined {
   if (accepted !== undefined) {
-    trace.push({ step: 5, check: 'global accept list', outcome: `listed (${accepted}): deny list and DNSBL rules skipped`, rule: accepted });
-    trace.push({ step: 6, check: 'global deny list', outcome: 'skipped: client is on the accept list' });
-    return verdict('accept', 0, '', 'on the accept list: deny list and DNSBL rules skipped', 5, 'global accept list', accepted);
+    trace.push(traceEntry(STEPS.acceptList, `listed (${accepted}): deny list and DNSBL rules skipped`, accepted));
+    trace.push(traceEntry(STEPS.denyList, 'skipped: client is on the accept list'));
+    return verdict('accept', 0, '', 'on the accept list: deny list and DNSBL rules skipped', STEPS.acceptList, accepted);
   }
-  trace.push({ step: 5, check: 'global accept list', outcome: 'not listed' });
+  trace.push(traceEntry(STEPS.acceptList, 'not listed'));
   const denied = rules.denyList.match(ip);
   if (denied === undefined) {
-    trace.push({ step: 6, check: 'global deny list', outcome: 'not listed' });
+    trace.push(traceEntry(STEPS.denyList, 'not listed'));
     return undefined;
   }
-  trace.push({ step: 6, check: 'global deny list', outcome: `listed (${denied}): connection dropped`, rule: denied });
-  return verdict('drop', 550, '5.7.1', `${ip} is on the deny list`, 6, 'global deny list', denied);
+  trace.push(traceEntry(STEPS.denyList, `listed (${denied}): connection dropped`, denied));
+  return verdict('drop', 550, '5.7.1', `${ip} is on the deny list`, STEPS.denyList, denied);
 }

@@ -2,7 +2,8 @@ import type { Rules } from '../config/schema.js';
 import { normalizeAddress } from '../net/address.js';
 import type { Directory } from '../directory/directory-model.js';
 import { recipientNotFound } from './recipient-filter.js';
-import type { TraceEntry, Verdict } from './verdict.js';
+import { traceEntry, type TraceEntry, type Verdict } from './verdict.js';
+import { STEPS } from './steps.js';
 
 /** Step 12: with *reject recipients not in the directory* on, an unknown local recipient is refused. */
 export function checkDirectory(
@@ -12,19 +13,18 @@ export function checkDirectory(
   local: boolean,
   trace: TraceEntry[],
 ): Verdict | undefined {
-  const check = 'directory';
   if (!rules.recipientFilter.rejectUnknown) {
-    trace.push({ step: 12, check, outcome: 'skipped: rejectUnknown is off' });
+    trace.push(traceEntry(STEPS.directory, 'skipped: rejectUnknown is off'));
     return undefined;
   }
   if (!local) {
-    trace.push({ step: 12, check, outcome: 'skipped: recipient is not in an accepted domain' });
+    trace.push(traceEntry(STEPS.directory, 'skipped: recipient is not in an accepted domain'));
     return undefined;
   }
   if (directory.has(normalizeAddress(address))) {
-    trace.push({ step: 12, check, outcome: 'found in the directory' });
+    trace.push(traceEntry(STEPS.directory, 'found in the directory'));
     return undefined;
   }
-  trace.push({ step: 12, check, outcome: 'not in the directory' });
-  return recipientNotFound(address, 12, check);
+  trace.push(traceEntry(STEPS.directory, 'not in the directory'));
+  return recipientNotFound(address, STEPS.directory);
 }

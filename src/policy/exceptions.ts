@@ -1,13 +1,14 @@
 import type { CompiledRules } from './compiled-rules.js';
-import type { TraceEntry } from './verdict.js';
+import { traceEntry, type TraceEntry } from './verdict.js';
+import { STEPS } from './steps.js';
 
 /** Step 10: an exception recipient is accepted at once, whatever the DNSBL rules said. */
 export function exceptionEntry(rules: CompiledRules, address: string, trace: TraceEntry[]): string | undefined {
   const entry = rules.exceptions.match(address);
   trace.push(
     entry === undefined
-      ? { step: 10, check: 'exception recipients', outcome: 'not an exception' }
-      : { step: 10, check: 'exception recipients', outcome: `exception (${entry}): accepted, steps 11-12 skipped`, rule: entry },
+      ? traceEntry(STEPS.exceptions, 'not an exception')
+      : traceEntry(STEPS.exceptions, `exception (${entry}): accepted, steps ${STEPS.blockedRecipients.step}-${STEPS.directory.step} skipped`, entry),
   );
   return entry;
 }

@@ -1,5 +1,6 @@
 import type { Rules } from '../config/schema.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { STEPS } from './steps.js';
 
 /**
  * Harvest protection: steps 11-12 tell a sender which addresses exist, so a session that collects
@@ -15,11 +16,11 @@ export class HarvestGuard {
     if (v.code === 550 && v.enhanced === '5.1.1') this.invalid += 1;
     const { delayAfter, delayMs, disconnectAfter } = this.settings;
     if (this.invalid > disconnectAfter) {
-      trace.push({ step: 13, check: 'harvest protection', outcome: `${this.invalid} invalid recipients: disconnected` });
-      return verdict('drop', 421, '4.7.0', 'Too many invalid recipients, closing connection', 13, 'harvest protection');
+      trace.push(traceEntry(STEPS.harvest, `${this.invalid} invalid recipients: disconnected`));
+      return verdict('drop', 421, '4.7.0', 'Too many invalid recipients, closing connection', STEPS.harvest);
     }
     if (this.invalid > delayAfter && delayMs > 0) {
-      trace.push({ step: 13, check: 'harvest protection', outcome: `${this.invalid} invalid recipients: reply delayed ${delayMs} ms` });
+      trace.push(traceEntry(STEPS.harvest, `${this.invalid} invalid recipients: reply delayed ${delayMs} ms`));
       return { ...v, delayMs };
     }
     return v;

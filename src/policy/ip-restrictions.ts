@@ -1,5 +1,6 @@
 import type { CompiledListener } from './compiled-rules.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { STEPS } from './steps.js';
 
 /** Step 2: the listener's own grant/deny list, checked before anything else is read. */
 export function checkIpRestrictions(
@@ -19,8 +20,8 @@ export function checkIpRestrictions(
       : entry === undefined
         ? 'default deny, not on the exception list'
         : `default deny, listed as an exception (${entry})`;
-  trace.push({ step: 2, check: 'IP restrictions', outcome: `${granted ? 'granted' : 'refused'}: ${why}`, ...(entry ? { rule: entry } : {}) });
-  if (!granted) return verdict('drop', 554, '5.7.1', 'Access denied', 2, 'IP restrictions', entry);
+  trace.push(traceEntry(STEPS.ipRestrictions, `${granted ? 'granted' : 'refused'}: ${why}`, entry));
+  if (!granted) return verdict('drop', 554, '5.7.1', 'Access denied', STEPS.ipRestrictions, entry);
   // The greeting precedes EHLO, so RFC 2034 gives it no enhanced code.
-  return verdict('accept', 220, '', `${hostname} ESMTP`, 2, 'IP restrictions');
+  return verdict('accept', 220, '', `${hostname} ESMTP`, STEPS.ipRestrictions);
 }

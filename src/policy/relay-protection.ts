@@ -1,6 +1,7 @@
 import { splitAddress } from '../net/address.js';
 import type { CompiledListener, CompiledRules } from './compiled-rules.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { STEPS } from './steps.js';
 
 /**
  * Whether a recipient is plainly in one of our domains. Address tricks that some mail servers
@@ -23,16 +24,15 @@ export function checkRelay(
   address: string,
   trace: TraceEntry[],
 ): { verdict?: Verdict; local: boolean } {
-  const check = 'relay protection';
   if (isLocalRecipient(rules, address)) {
-    trace.push({ step: 8, check, outcome: 'recipient in an accepted domain' });
+    trace.push(traceEntry(STEPS.relayProtection, 'recipient in an accepted domain'));
     return { local: true };
   }
   const relay = listener.relayFrom.match(ip);
   if (relay !== undefined) {
-    trace.push({ step: 8, check, outcome: `remote recipient; client may relay (${relay})`, rule: relay });
+    trace.push(traceEntry(STEPS.relayProtection, `remote recipient; client may relay (${relay})`, relay));
     return { local: false };
   }
-  trace.push({ step: 8, check, outcome: 'remote recipient and client may not relay: refused' });
-  return { local: false, verdict: verdict('reject', 550, '5.7.1', 'Unable to relay', 8, check) };
+  trace.push(traceEntry(STEPS.relayProtection, 'remote recipient and client may not relay: refused'));
+  return { local: false, verdict: verdict('reject', 550, '5.7.1', 'Unable to relay', STEPS.relayProtection) };
 }

@@ -1,14 +1,14 @@
 import type { CompiledRules } from './compiled-rules.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { STEPS } from './steps.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 
 /** Steps 7 and 15: the blocked-senders filter on the envelope sender or the header `From:`. */
 export function checkSender(
   rules: CompiledRules,
   address: string,
-  step: 7 | 15,
+  at: typeof STEPS.envelopeSender | typeof STEPS.headerFrom,
   trace: TraceEntry[],
 ): Verdict | undefined {
-  const check = step === 7 ? 'sender filter (envelope sender)' : 'sender filter (header From:)';
   const { blankSender, action } = rules.rules.senderFilter;
   let entry: string | undefined;
   if (address === '') {
@@ -18,13 +18,13 @@ export function checkSender(
     entry = rules.blockedSenders.match(address);
   }
   if (entry === undefined) {
-    trace.push({ step, check, outcome: address === '' && !blankSender ? 'blank sender, not filtered' : 'not blocked' });
+    trace.push(traceEntry(at, address === '' && !blankSender ? 'blank sender, not filtered' : 'not blocked'));
     return undefined;
   }
-  trace.push({ step, check, outcome: `blocked (${entry}): action ${action}`, rule: entry });
+  trace.push(traceEntry(at, `blocked (${entry}): action ${action}`, entry));
   if (action === 'archive') {
-    const text = step === 7 ? `<${address}>...Sender OK` : 'Message accepted';
-    return verdict('archive', 250, step === 7 ? '2.1.0' : '2.6.0', text, step, check, entry);
+    const envelope = at === STEPS.envelopeSender;
+    return verdict('archive', 250, envelope ? '2.1.0' : '2.6.0', envelope ? `<${address}>...Sender OK` : 'Message accepted', at, entry);
   }
-  return verdict(action, 550, '5.1.0', 'Sender Denied', step, check, entry);
+  return verdict(action, 550, '5.1.0', 'Sender Denied', at, entry);
 }

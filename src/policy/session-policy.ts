@@ -14,7 +14,8 @@ import { recipientAddress } from './recipient-address.js';
 import { checkBlockedRecipient } from './recipient-filter.js';
 import { checkRelay } from './relay-protection.js';
 import { checkSender } from './sender-filter.js';
-import { verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
+import { STEPS } from './steps.js';
 
 /** What a session needs from the outside world. */
 export interface SessionDeps {
@@ -70,8 +71,8 @@ export class SessionPolicy {
 
   /** Step 3: no filter runs on HELO/EHLO. */
   helo(name: string): Verdict {
-    this.trace.push({ step: 3, check: 'HELO', outcome: `answered normally (${name})` });
-    return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, 3, 'HELO');
+    this.trace.push(traceEntry(STEPS.helo, `answered normally (${name})`));
+    return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo);
   }
 
   /** Steps 5-7: accept list, deny list, blocked senders on the envelope sender. */
@@ -83,17 +84,17 @@ export class SessionPolicy {
       // An accept-list hit ends no transaction, but it is the decision that skips steps 6 and 9: logged and counted.
       if (decided) this.observe(decided);
     } else {
-      this.trace.push({ step: 5, check: 'global accept list', outcome: 'skipped: connection filtering is off on this listener' });
-      this.trace.push({ step: 6, check: 'global deny list', outcome: 'skipped: connection filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.acceptList, 'skipped: connection filtering is off on this listener'));
+      this.trace.push(traceEntry(STEPS.denyList, 'skipped: connection filtering is off on this listener'));
     }
     if (this.listener.config.filters.sender) {
-      const blocked = checkSender(this.rules, address, 7, this.trace);
+      const blocked = checkSender(this.rules, address, STEPS.envelopeSender, this.trace);
       if (blocked?.action === 'archive') this.archiveVerdict = blocked;
       if (blocked) return this.decide(blocked);
     } else {
-      this.trace.push({ step: 7, check: 'sender filter (envelope sender)', outcome: 'skipped: sender filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.envelopeSender, 'skipped: sender filtering is off on this listener'));
     }
-    return this.decide(verdict('accept', 250, '2.1.0', `<${address}>...Sender OK`, 7, 'sender filter (envelope sender)'));
+    return this.decide(verdict('accept', 250, '2.1.0', `<${address}>...Sender OK`, STEPS.envelopeSender));
   }
 
   /** The recipient as RCPT TO judges it and the back end should be offered it (see recipientAddress). */
@@ -108,18 +109,17 @@ export class SessionPolicy {
 
   /** Step 15: the blocked-senders filter on the message's header `From:` address. */
   headerFrom(address: string | undefined): Verdict {
-    const check = 'sender filter (header From:)';
     if (!this.listener.config.filters.sender) {
-      this.trace.push({ step: 15, check, outcome: 'skipped: sender filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.headerFrom, 'skipped: sender filtering is off on this listener'));
     } else if (address === undefined) {
-      this.trace.push({ step: 15, check, outcome: 'no From: address in the header' });
+      this.trace.push(traceEntry(STEPS.headerFrom, 'no From: address in the header'));
     } else {
-      const blocked = checkSender(this.rules, address, 15, this.trace);
+      const blocked = checkSender(this.rules, address, STEPS.headerFrom, this.trace);
       if (blocked?.action === 'archive' && !this.archiveVerdict) this.archiveVerdict = blocked;
       if (blocked && blocked.action !== 'archive') return this.decide(blocked);
     }
-    if (this.archiveVerdict) return this.decide({ ...this.archiveVerdict, step: 15, code: 250, enhanced: '2.6.0', text: 'Message accepted' });
-    return this.decide(verdict('relay', 0, '', 'relayed to the back end', 15, check));
+    if (this.archiveVerdict) return this.decide({ ...this.archiveVerdict, step: STEPS.headerFrom.step, code: 250, enhanced: '2.6.0', text: 'Message accepted' });
+    return this.decide(verdict('relay', 0, '', 'relayed to the back end', STEPS.headerFrom));
   }
 
   /** Forget the current transaction (RSET, a new MAIL FROM, or the end of a message). */
@@ -133,20 +133,20 @@ export class SessionPolicy {
 
     let listed: Verdict | undefined;
     if (!this.connectionFiltering) {
-      this.trace.push({ step: 9, check: 'DNSBL rules', outcome: 'skipped: connection filtering is off on this listener' });
-      this.trace.push({ step: 10, check: 'exception recipients', outcome: 'skipped: connection filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.dnsbl, 'skipped: connection filtering is off on this listener'));
+      this.trace.push(traceEntry(STEPS.exceptions, 'skipped: connection filtering is off on this listener'));
     } else {
       if (this.acceptedBy !== undefined) {
-        this.trace.push({ step: 9, check: 'DNSBL rules', outcome: `skipped: client is on the accept list (${this.acceptedBy})` });
+        this.trace.push(traceEntry(STEPS.dnsbl, `skipped: client is on the accept list (${this.acceptedBy})`));
       } else {
         const lookedUp = this.dnsbl !== undefined;
         listed = (await this.dnsblOutcome()).decisive;
-        if (listed) this.trace.push({ step: 9, check: 'DNSBL rules', outcome: `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, rule: listed.rule });
-        else if (lookedUp) this.trace.push({ step: 9, check: 'DNSBL rules', outcome: 'session verdict: no enforced rule matches' });
+        if (listed) this.trace.push(traceEntry(STEPS.dnsbl, `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, listed.rule));
+        else if (lookedUp) this.trace.push(traceEntry(STEPS.dnsbl, 'session verdict: no enforced rule matches'));
       }
       const exception = exceptionEntry(this.rules, address, this.trace);
       if (exception !== undefined) {
-        return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, 10, 'exception recipients', exception);
+        return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, STEPS.exceptions, exception);
       }
     }
     if (listed) return listed;
@@ -157,10 +157,10 @@ export class SessionPolicy {
       const unknown = checkDirectory(this.rules.rules, this.deps.directory, address, relay.local, this.trace);
       if (unknown) return unknown;
     } else {
-      this.trace.push({ step: 11, check: 'recipient filter (blocked recipients)', outcome: 'skipped: recipient filtering is off on this listener' });
-      this.trace.push({ step: 12, check: 'directory', outcome: 'skipped: recipient filtering is off on this listener' });
+      this.trace.push(traceEntry(STEPS.blockedRecipients, 'skipped: recipient filtering is off on this listener'));
+      this.trace.push(traceEntry(STEPS.directory, 'skipped: recipient filtering is off on this listener'));
     }
-    return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, 12, 'recipient accepted');
+    return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, STEPS.recipientAccepted);
   }
 
   private startLookups(): void {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { endpointOf } from '../net/endpoint.js';
 
 /** An answer of the admin interface that is not a success, with the engine's reason. */
 export class AdminError extends Error {
@@ -13,14 +14,14 @@ export class AdminError extends Error {
 
 /** Calls the engine's admin interface at `host:port` (IPv6 in brackets); resolves to the parsed JSON answer. */
 export function adminRequest(admin: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 60_000): Promise<unknown> {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(admin);
-  if (!m) return Promise.reject(new Error(`admin address: expected host:port, got '${admin}'`));
+  const endpoint = endpointOf(admin);
+  if (!endpoint) return Promise.reject(new Error(`admin address (--admin or transport.admin.listen): expected host:port, got '${admin}'`));
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        host: m[1] ?? m[2],
-        port: Number(m[3]),
+        host: endpoint.host,
+        port: endpoint.port,
         method,
         path,
         timeout: timeoutMs,

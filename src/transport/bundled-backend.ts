@@ -1,4 +1,5 @@
-import type { Rules } from '../config/schema.js';
+import { BackendSchema, type Rules } from '../config/schema.js';
+import { formatEndpoint } from '../net/endpoint.js';
 
 /** Whether the rule set's back end is the bundled engine: no `backend` key, or `backend.url: bundled`. */
 export function usesBundledEngine(rules: Rules): boolean {
@@ -8,7 +9,7 @@ export function usesBundledEngine(rules: Rules): boolean {
 /** The rule set with its back end pointed at a running bundled engine (unchanged when it names another server). */
 export function withBundledBackend(rules: Rules, engine: { address: { host: string; port: number } }): Rules {
   if (!usesBundledEngine(rules)) return rules;
-  const { host, port } = engine.address;
-  const url = `smtp://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return { ...rules, backend: { timeoutMs: 5000, starttls: false, tlsRejectUnauthorized: true, ...rules.backend, url } };
+  const url = `smtp://${formatEndpoint(engine.address)}`;
+  // Through the schema, so that a rule set without `backend` gets the same defaults as one that has it.
+  return { ...rules, backend: BackendSchema.parse({ ...rules.backend, url }) };
 }

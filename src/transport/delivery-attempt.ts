@@ -49,8 +49,9 @@ export class DeliveryAttempt {
         if (deliveries.some((x) => x.status === 'pending')) await store.update({ ...m, deliveries });
       } catch (err) {
         if (!(err instanceof LocalDeliveryError)) throw err;
-        const permanent = err.code >= 500;
-        d.result = { address: d.address, outcome: permanent ? 'failed' : 'deferred', code: err.code, enhanced: err.enhanced, text: err.message };
+        const { code, enhanced } = err.reply;
+        const permanent = code >= 500;
+        d.result = { address: d.address, outcome: permanent ? 'failed' : 'deferred', code, enhanced, text: err.message };
         if (permanent) {
           d.status = 'failed';
         } else {

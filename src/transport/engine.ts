@@ -1,10 +1,10 @@
 import path from 'node:path';
 import type { Rules } from '../config/schema.js';
 import { DnsClient } from '../dns/client.js';
+import { parseEndpoint } from '../net/endpoint.js';
 import { IpList } from '../net/ip-list.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { parseListen } from '../observability/http.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { startAdminServer } from './admin.js';
 import { DirectoryModel } from '../directory/directory-model.js';
@@ -109,7 +109,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     onError,
   });
 
-  const listen = parseListen(t.listen);
+  const listen = parseEndpoint(t.listen, 'transport.listen');
   const receive = await startReceiveServer({
     hostname: rules.hostname,
     host: listen.host,
@@ -129,7 +129,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
       logger.warn({ component: 'transport', kind: e.kind, client: e.ip, detail: e.detail }, 'transport receive problem');
     },
   });
-  const adminListen = parseListen(t.admin.listen);
+  const adminListen = parseEndpoint(t.admin.listen, 'transport.admin.listen');
   let admin;
   try {
     admin = await startAdminServer(adminListen.host, adminListen.port, manager, metrics, onError);

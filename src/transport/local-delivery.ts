@@ -1,18 +1,14 @@
 import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { reply, SmtpError } from '../net/smtp-reply.js';
 import { publish, writeNewFile } from '../storage/durable-write.js';
 import { ensureMaildir, mailboxDir, maildirSize, uniqueName } from './maildir.js';
 
 /** A local delivery that did not happen, with the reply it becomes (4.2.2 quota, 4.3.1 disk full, 4.3.0 other). */
-export class LocalDeliveryError extends Error {
-  constructor(
-    readonly code: number,
-    readonly enhanced: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class LocalDeliveryError extends SmtpError {
+  constructor(code: number, enhanced: string, text: string, options?: { cause?: unknown }) {
+    super(reply(code, enhanced, text), text, options);
     this.name = 'LocalDeliveryError';
   }
 }

@@ -65,10 +65,8 @@ export interface StoredMessage {
   message: QueuedMessage;
 }
 
-/** A write to the store that failed; the receive server answers it with 452 4.3.1. */
+/** A write to the store that failed: a storage error, which the receive server answers with 452 4.3.1. */
 export class QueueStorageError extends Error {
-  readonly code = 452;
-  readonly enhanced = '4.3.1';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'QueueStorageError';

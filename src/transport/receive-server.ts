@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { boundAddress } from '../net/bound.js';
+import { reply, replyTexts, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import type { IpList } from '../net/ip-list.js';
 import { AdaptedConnection, AdaptedSmtpServer } from '../net/smtp-server-adapter.js';
 import type { Clock } from '../runtime/clock.js';
@@ -32,15 +33,9 @@ export interface ReceiveServer {
   close(): Promise<void>;
 }
 
-/** A handler's refusal that carries its full SMTP reply: code, enhanced code and text. */
-class ReplyError extends Error {
-  constructor(
-    readonly responseCode: number,
-    enhanced: string,
-    text: string,
-  ) {
-    super(`${enhanced} ${text}`);
-  }
+/** A handler's refusal as smtp-server writes it: `responseCode`, then the message (enhanced code and text). */
+function refusal(r: SmtpReply): Error {
+  return Object.assign(new Error(replyTexts(r).join(' ')), { responseCode: r.code });
 }
 
 const ENHANCED_AT_START = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -119,11 +114,11 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
     onConnect(session, cb) {
       if (opts.allowFrom.has(session.remoteAddress)) return cb();
       opts.onError({ kind: 'refused', ip: session.remoteAddress, detail: 'not in transport.allowFrom' });
-      cb(new ReplyError(554, '5.7.1', 'Access denied'));
+      cb(refusal(reply(554, '5.7.1', 'Access denied')));
     },
     onMailFrom(address, session, cb) {
       const size = typeof address.args === 'object' && address.args.SIZE ? Number(address.args.SIZE) : 0;
-      if (size > opts.maxMessageSize) return cb(new ReplyError(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`));
+      if (size > opts.maxMessageSize) return cb(refusal(reply(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`)));
       cb();
     },
     onRcptTo(address, session, cb) {
@@ -137,13 +132,13 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
     },
     onData(stream, session, cb) {
       receive(stream, session).then(
-        (reply) => cb(null, reply),
+        (queued) => cb(null, queued),
         (err: unknown) => {
           stream.resume();
-          if (err instanceof ReplyError) return cb(err);
+          if (err instanceof SmtpError) return cb(refusal(err.reply));
           const detail = (err as Error).message;
           opts.onError({ kind: 'storage', ip: session.remoteAddress, detail });
-          cb(err instanceof QueueStorageError ? new ReplyError(452, '4.3.1', 'Insufficient system storage') : new ReplyError(451, '4.3.0', 'Local error in processing'));
+          cb(refusal(err instanceof QueueStorageError ? reply(452, '4.3.1', 'Insufficient system storage') : reply(451, '4.3.0', 'Local error in processing')));
         },
       );
     },
@@ -158,7 +153,7 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
     const size = await opts.store.writeContent(id, content);
     if (stream.sizeExceeded) {
       await opts.store.discardContent(id);
-      throw new ReplyError(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`);
+      throw new SmtpError(reply(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`));
     }
     const path = opts.store.contentPath(id);
     const env = session.envelope;
@@ -191,9 +186,9 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
       await opts.store.discardContent(id);
       throw err;
     }
-    const reply = `<${id}@${opts.hostname}> Queued mail for delivery`;
-    opts.onQueued(message, `250 2.6.0 ${reply}`);
-    return reply;
+    const queued = `<${id}@${opts.hostname}> Queued mail for delivery`;
+    opts.onQueued(message, `250 2.6.0 ${queued}`);
+    return queued;
   }
 
   const server = new AdaptedSmtpServer(serverOptions, (srv, socket, socketOptions) => new ReceiveConnection(srv, socket, socketOptions));

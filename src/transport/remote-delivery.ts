@@ -7,6 +7,8 @@ import { createReadStream } from 'node:fs';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { DnsClient } from '../dns/client.js';
+import { parseEndpoint } from '../net/endpoint.js';
+import { reply, SmtpError } from '../net/smtp-reply.js';
 import type { Route } from './router.js';
 import { KeyedSemaphore, Semaphore } from './semaphore.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
@@ -24,8 +26,8 @@ export interface RemoteDeliveryOptions {
   maxPerDomain: number;
   /** Refuse to send in plain text: no STARTTLS (or a failed one) defers with 4.7.10. */
   requireTls?: boolean;
-  /** SMTP port for MX delivery (`transport.remote.port`, default 25). */
-  port?: number;
+  /** SMTP port for MX delivery (`transport.remote.port`). */
+  port: number;
 }
 
 /** One host to try, in order. */
@@ -36,10 +38,15 @@ interface Target {
   port: number;
 }
 
-/** Why no host could be reached; becomes every recipient's result. */
-class NoTargets extends Error {
-  constructor(readonly result: Omit<RecipientResult, 'address'>) {
-    super(result.text);
+/** Why no host could be reached: its reply becomes every recipient's result (4xx deferred, 5xx failed). */
+class NoTargets extends SmtpError {
+  constructor(code: number, enhanced: string, text: string) {
+    super(reply(code, enhanced, text), text);
+    this.name = 'NoTargets';
+  }
+
+  get permanent(): boolean {
+    return this.reply.code >= 500;
   }
 }
 
@@ -70,7 +77,10 @@ export class RemoteDelivery {
       try {
         targets = route.kind === 'mx' ? await this.mxTargets(route.domain) : await this.smartHostTargets(route.hosts);
       } catch (err) {
-        if (err instanceof NoTargets) return recipients.map((r) => ({ ...err.result, address: r.address }));
+        if (err instanceof NoTargets) {
+          const { code, enhanced } = err.reply;
+          return recipients.map((r) => ({ address: r.address, outcome: err.permanent ? 'failed' : 'deferred', code, enhanced, text: err.message }));
+        }
         throw err;
       }
       return await this.tryTargets(targets, env, recipients, contentPath);
@@ -245,29 +255,29 @@ export class RemoteDelivery {
     let temporary = '';
     let permanent = '';
     for (const spec of hosts) {
-      const { host, port } = splitHostPort(spec);
       try {
+        const { host, port } = parseEndpoint(spec, 'smartHost');
         for (const ip of await this.addressesOf(host)) targets.push({ name: host, ip, port });
       } catch (err) {
-        if (err instanceof NoTargets && err.result.outcome === 'failed') permanent = err.result.text;
+        if (err instanceof NoTargets && err.permanent) permanent = err.message;
         else temporary = (err as Error).message;
       }
     }
     if (targets.length > 0) return targets;
-    if (temporary) throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `Smart host lookup failed: ${temporary}` });
-    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `Smart host does not resolve: ${permanent}` });
+    if (temporary) throw new NoTargets(451, '4.4.3', `Smart host lookup failed: ${temporary}`);
+    throw new NoTargets(550, '5.4.0', `Smart host does not resolve: ${permanent}`);
   }
 
   /** MX hosts by preference (equal ones shuffled), then their addresses; no MX: the domain's own A record. */
   private async mxTargets(domain: string): Promise<Target[]> {
-    const port = this.opts.port ?? 25;
+    const { port } = this.opts;
     const answer = await this.query(domain, 'MX');
     if (answer.rcode === 'NXDOMAIN') {
-      throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `Domain ${domain} does not exist (NXDOMAIN)` });
+      throw new NoTargets(550, '5.4.0', `Domain ${domain} does not exist (NXDOMAIN)`);
     }
     const mx = answer.answers.flatMap((a) => (a.type === 'MX' ? [a.data] : []));
     if (mx.length === 1 && (mx[0]!.exchange === '' || mx[0]!.exchange === '.')) {
-      throw new NoTargets({ outcome: 'failed', code: 556, enhanced: '5.1.10', text: `Domain ${domain} accepts no mail (null MX)` });
+      throw new NoTargets(556, '5.1.10', `Domain ${domain} accepts no mail (null MX)`);
     }
     const hosts = mx.length === 0
       ? [domain]
@@ -278,12 +288,12 @@ export class RemoteDelivery {
       try {
         for (const ip of await this.addressesOf(host)) targets.push({ name: host, ip, port });
       } catch (err) {
-        if (!(err instanceof NoTargets && err.result.outcome === 'failed')) temporary = (err as Error).message;
+        if (!(err instanceof NoTargets && err.permanent)) temporary = (err as Error).message;
       }
     }
     if (targets.length > 0) return targets;
-    if (temporary) throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `Lookup of mail hosts for ${domain} failed: ${temporary}` });
-    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `No mail host for ${domain} resolves (${hosts.join(', ')})` });
+    if (temporary) throw new NoTargets(451, '4.4.3', `Lookup of mail hosts for ${domain} failed: ${temporary}`);
+    throw new NoTargets(550, '5.4.0', `No mail host for ${domain} resolves (${hosts.join(', ')})`);
   }
 
   /** Addresses of a host, A before AAAA; throws NoTargets (failed) when it has none, (deferred) when DNS fails. */
@@ -296,7 +306,7 @@ export class RemoteDelivery {
     if (ips.length > 0) return ips;
     const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
     if (failed) throw failed.reason;
-    throw new NoTargets({ outcome: 'failed', code: 550, enhanced: '5.4.0', text: `${host} has no address` });
+    throw new NoTargets(550, '5.4.0', `${host} has no address`);
   }
 
   /** A DNS query whose failures (time-out, SERVFAIL) come back as temporary errors. */
@@ -305,10 +315,10 @@ export class RemoteDelivery {
     try {
       answer = await this.opts.dns.query(name, type);
     } catch (err) {
-      throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `DNS ${type} lookup of ${name} failed: ${(err as Error).message}` });
+      throw new NoTargets(451, '4.4.3', `DNS ${type} lookup of ${name} failed: ${(err as Error).message}`);
     }
     if (answer.rcode !== 'NOERROR' && answer.rcode !== 'NXDOMAIN') {
-      throw new NoTargets({ outcome: 'deferred', code: 451, enhanced: '4.4.3', text: `DNS ${type} lookup of ${name} failed: ${answer.rcode}` });
+      throw new NoTargets(451, '4.4.3', `DNS ${type} lookup of ${name} failed: ${answer.rcode}`);
     }
     return answer;
   }
@@ -363,10 +373,4 @@ function dropped(address: string, target: Target, err: { message: string }): Rec
 function describe(err: unknown): string {
   const e = err as NodemailerLikeError;
   return (e.response ?? e.message).replace(/\r?\n/g, ' ');
-}
-
-/** Splits `host:port` / `[v6]:port`. */
-function splitHostPort(spec: string): { host: string; port: number } {
-  const i = spec.lastIndexOf(':');
-  return { host: spec.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(spec.slice(i + 1)) };
 }

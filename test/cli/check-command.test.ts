@@ -89,6 +89,24 @@ test('check without --json prints the trace in the guide\'s step numbers', async
   assert.match(stdout, /-> 550 5\.7\.1 The IP address 192\.0\.2\.66/);
 });
 
+test('check shows a command the filters pass as relayed: the back end\'s reply, not a text of ours', async () => {
+  const args = ['--ip', '192.0.2.66', '--from', 'a@example.org', '--to', 'alice@example.test', '--to', 'postmaster@example.test'];
+  const { stdout } = await run('node', ['--import', 'tsx', 'src/cli/main.ts', 'check', '--config', config, ...args]);
+  assert.match(stdout, /MAIL FROM:<a@example\.org>\n( {2}step .*\n)+ {2}-> 250 \(the back end's reply is passed on\)\n/);
+  assert.match(stdout, /RCPT TO:<alice@example\.test>\n( {2}step .*\n)+ {2}-> 550 5\.7\.1 The IP address/);
+  assert.match(stdout, /RCPT TO:<postmaster@example\.test>\n( {2}step .*\n)+ {2}-> 250 \(the back end's reply is passed on\)\n/);
+  assert.doesNotMatch(stdout, /Sender OK|Recipient OK/);
+  const r = await check(...args);
+  assert.deepEqual(r.mail, { action: 'accept', step: 7, check: 'sender filter (envelope sender)', code: 250, relayed: true });
+  const rcpt = r.rcpt as { address: string; reply?: string; relayed?: boolean }[];
+  assert.deepEqual(rcpt.map((x) => [x.address, x.relayed ?? false, x.reply !== undefined]), [
+    ['alice@example.test', false, true],
+    ['postmaster@example.test', true, false],
+  ]);
+  const trace = r.trace as { stage: string; recipient?: number }[];
+  assert.deepEqual([...new Set(trace.filter((t) => t.stage === 'rcpt').map((t) => t.recipient))], [0, 1]);
+});
+
 test('check refuses to run without the required flags (exit 2)', async () => {
   const e = await run('node', ['--import', 'tsx', 'src/cli/main.ts', 'check', '--config', config, '--ip', '192.0.2.1']).then(
     () => assert.fail('exit 0'),

@@ -7,8 +7,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, ReplyReader } from '../../src/edge/backend-reply-reader.js';
-import { formatReply, type SmtpReply } from '../../src/edge/smtp-reply.js';
-import type { BackendUnavailable } from '../../src/edge/smtp-reply.js';
+import { formatReply, type SmtpReply } from '../../src/net/smtp-reply.js';
+import type { BackendUnavailable } from '../../src/edge/backend-unavailable.js';
 
 /** Everything `chunks` yield, and whether the parser failed, fed in order. */
 function parse(chunks: Buffer[]): { replies: SmtpReply[]; failed: boolean } {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { libraryReply } from '../../src/edge/edge-smtp-server.js';
 import { headerFromAddress, readHeaderSection } from '../../src/edge/header-from.js';
 import { receivedHeader } from '../../src/edge/received-header.js';
-import { formatReply } from '../../src/edge/smtp-reply.js';
+import { formatReply } from '../../src/net/smtp-reply.js';
 
 async function* chunks(...parts: string[]): AsyncGenerator<Buffer> {
   for (const p of parts) yield Buffer.from(p);

@@ -18,8 +18,8 @@ test('counters show up in the rendered text after calls', async () => {
   m.reply(550);
   m.reply(451);
   m.reply(354);
-  m.verdict(verdict('reject', 550, '5.7.1', 'blocked', 9, 'dnsbl', 'Spamhaus ZEN'));
-  m.verdict({ ...verdict('reject', 550, '5.7.1', 'blocked', 9, 'dnsbl', 'Trial list'), reportOnly: true });
+  m.verdict(verdict('reject', 550, '5.7.1', 'blocked', { step: 9, check: 'dnsbl' }, 'Spamhaus ZEN'));
+  m.verdict({ ...verdict('reject', 550, '5.7.1', 'blocked', { step: 9, check: 'dnsbl' }, 'Trial list'), reportOnly: true });
   m.dnsblLookup('zen.example', 'listed', 0.012, false);
   m.dnsblLookup('zen.example', 'listed', 0.00001, true);
   m.dnsblLookup('zen.example', 'timeout', 1.5, false);
@@ -72,8 +72,8 @@ test('labels never contain an address or a mailbox, whatever the callers pass', 
   const m = new Metrics();
   const leaks = ['192.0.2.7', '198.51.100.0/24', '192.0.2.0 255.255.255.0', '2001:db8::7', '::ffff:192.0.2.7', 'ted@contoso.com', '*@contoso.com'];
   for (const leak of leaks) {
-    m.verdict(verdict('drop', 550, '5.7.1', `${leak} is on the deny list`, 6, 'global deny list', leak));
-    m.verdict(verdict('reject', 550, '5.1.0', 'Sender Denied', 7, 'sender filter', leak));
+    m.verdict(verdict('drop', 550, '5.7.1', `${leak} is on the deny list`, { step: 6, check: 'global deny list' }, leak));
+    m.verdict(verdict('reject', 550, '5.1.0', 'Sender Denied', { step: 7, check: 'sender filter' }, leak));
     m.sessionOpened(leak);
     m.dnsblLookup(leak, 'error', 0.1, false);
     m.zoneHealth(leak, 'unhealthy');

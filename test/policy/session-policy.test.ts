@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { RulesSchema, type Rules } from '../../src/config/schema.js';
 import type { ZoneHealth } from '../../src/dns/zone-health.js';
 import { PolicyEngine } from '../../src/policy/policy-engine.js';
+import { STEPS } from '../../src/policy/steps.js';
 import type { Verdict } from '../../src/policy/verdict.js';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
 import { realDnsbl } from '../support/dnsbl.js';
@@ -424,5 +425,39 @@ describe('step 12 uses the same directory as the bundled engine', () => {
       expect(await s.rcptTo(a), 'accept', 250, '2.1.5');
     }
     expect(await s.rcptTo('ghost@example.test'), 'reject', 550, '5.1.1', 12);
+  });
+});
+
+describe('step numbers and check names come from one table', () => {
+  test('every trace line and every verdict of sessions through all the steps names a step of the table', async () => {
+    const known = new Set(Object.values(STEPS).map((s) => `${s.step} ${s.check}`));
+    const e = engine(rules());
+    const sessions: [string, string, string, string[], string | undefined][] = [
+      ['internet', '192.0.2.99', 'a@example.org', [], undefined],
+      ['internet', DENIED, 'a@example.org', [], undefined],
+      ['internet', LISTED, 'a@example.org', ['alice@example.test', 'postmaster@example.test', 'x@elsewhere.test'], 'a@example.org'],
+      ['internet', ACCEPTED, 'spammer@bad.example', ['alice@example.test'], undefined],
+      ['internet', CLEAN, 'a@example.org', ['ceo@example.test', 'n1@example.test', 'n2@example.test', 'n3@example.test', 'n4@example.test'], undefined],
+      ['nofilter', CLEAN, 'a@example.org', ['alice@example.test'], 'boss@spam.example'],
+      ['nosender', CLEAN, 'a@example.org', ['alice@example.test'], 'boss@spam.example'],
+      ['submission', '10.1.2.3', 'a@example.org', ['x@elsewhere.test'], undefined],
+    ];
+    const seen = new Set<string>();
+    for (const [listener, ip, from, to, headerFrom] of sessions) {
+      const s = e.session(listener, ip, (v) => {
+        assert.ok(known.has(`${v.step} ${v.check}`), `verdict ${v.step} ${v.check}`);
+      });
+      if (s.connect().action === 'drop') continue;
+      s.helo('client.example.org');
+      if (s.mailFrom(from).action !== 'drop') {
+        for (const r of to) if ((await s.rcptTo(r)).action === 'drop') break;
+        s.headerFrom(headerFrom);
+      }
+      for (const t of s.trace) {
+        assert.ok(known.has(`${t.step} ${t.check}`), `trace ${t.step} ${t.check}`);
+        seen.add(t.check);
+      }
+    }
+    assert.ok(seen.size >= 11, [...seen].join(', '));
   });
 });

@@ -62,7 +62,7 @@ test('group with a loop lands once per Maildir, an alias goes out by smart host,
   for (const l of c.local) await deliverLocal(mailboxRoot, l.mailbox, content, localDeliveryHeaders(env.mailFrom, l.mailbox));
 
   const router = new Router(rules);
-  const remote = new RemoteDelivery({ hostname: rules.hostname, dns: new DnsClient({ servers: [dnsServer.address], timeoutMs: 1000 }), timeoutMs: 5000, maxConnections: 4, maxPerDomain: 2 });
+  const remote = new RemoteDelivery({ hostname: rules.hostname, dns: new DnsClient({ servers: [dnsServer.address], timeoutMs: 1000 }), timeoutMs: 5000, maxConnections: 4, maxPerDomain: 2, port: 25 });
   const remoteResults: RecipientResult[] = [];
   for (const item of c.remote) {
     const rcpt = outboundRecipient(item);

@@ -63,7 +63,7 @@ test('a mailbox over its quota refuses with 452 4.2.2 and leaves nothing behind'
   await deliverLocal(root, 'bob@example.com', content, localDeliveryHeaders('s@remote.test', 'bob@example.com'), { quotaBytes: 300 });
   await assert.rejects(
     deliverLocal(root, 'bob@example.com', content, localDeliveryHeaders('s@remote.test', 'bob@example.com'), { quotaBytes: 300 }),
-    (err: unknown) => err instanceof LocalDeliveryError && err.code === 452 && err.enhanced === '4.2.2',
+    (err: unknown) => err instanceof LocalDeliveryError && err.reply.code === 452 && err.reply.enhanced === '4.2.2',
   );
   const dir = mailboxDir(root, 'bob@example.com');
   assert.equal(readWithPython(dir).length, 1);
@@ -73,7 +73,7 @@ test('a mailbox over its quota refuses with 452 4.2.2 and leaves nothing behind'
 test('an unreadable content file becomes 451 4.3.0, not a half-written message', async () => {
   await assert.rejects(
     deliverLocal(root, 'carol@example.com', path.join(root, 'missing.eml'), ''),
-    (err: unknown) => err instanceof LocalDeliveryError && err.code === 451 && err.enhanced === '4.3.0',
+    (err: unknown) => err instanceof LocalDeliveryError && err.reply.code === 451 && err.reply.enhanced === '4.3.0',
   );
   const dir = mailboxDir(root, 'carol@example.com');
   assert.deepEqual(await readdir(path.join(dir, 'tmp')), []);

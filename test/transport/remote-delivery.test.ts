@@ -36,7 +36,7 @@ function delivery(extra: Partial<RemoteDeliveryOptions> = {}): RemoteDelivery {
   return new RemoteDelivery({
     hostname: 'engine.example.com',
     dns: new DnsClient({ servers: [dnsServer.address], timeoutMs: 2000 }),
-    timeoutMs: 5000, maxConnections: 10, maxPerDomain: 5, ...extra,
+    timeoutMs: 5000, maxConnections: 10, maxPerDomain: 5, port: 25, ...extra,
   });
 }
 

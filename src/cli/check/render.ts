@@ -16,9 +16,9 @@ export function renderText(r: SimulationResult, zones: string[]): string {
   let rcptIndex = -1;
   let last: Stage | undefined;
   for (const t of r.trace) {
-    if (t.stage !== last || (t.stage === 'rcpt' && t.step === 8)) {
+    if (t.stage !== last || (t.recipient !== undefined && t.recipient !== rcptIndex)) {
       if (last) out.push(reply(last, r, rcptIndex));
-      if (t.stage === 'rcpt') rcptIndex += 1;
+      if (t.recipient !== undefined) rcptIndex = t.recipient;
       out.push(`${commandOf[t.stage](r, rcptIndex)}`);
       last = t.stage;
     }
@@ -41,6 +41,7 @@ function reply(stage: Stage, r: SimulationResult, rcptIndex: number): string {
   const closes = s.action === 'drop' ? ', then the connection is closed' : '';
   const delay = s.delayMs ? ` (after a ${s.delayMs} ms delay)` : '';
   if (s.action === 'relay') return '  -> relayed to the back end; the client gets the back end\'s reply';
+  if (s.relayed) return `  -> ${s.code ?? ''}${delay} (the back end's reply is passed on)`;
   if (s.action === 'archive' && stage === 'data') return `  -> ${s.reply} (written to Badmail, delivered nowhere)`;
   return `  -> ${s.reply}${delay}${closes}`;
 }

@@ -1,4 +1,5 @@
 import type { PolicyEngine } from '../../policy/policy-engine.js';
+import { STEPS, type StepCheck } from '../../policy/steps.js';
 import { replyLine, type Action, type TraceEntry, type Verdict } from '../../policy/verdict.js';
 
 /** The inputs of one simulated session. */
@@ -21,6 +22,11 @@ export interface StageResult {
   rule?: string;
   reportOnly?: boolean;
   delayMs?: number;
+  /**
+   * The filters passed the command and the edge relays it: the client gets the back end's reply
+   * (its code and text), so there is no `reply` of our own; `code` is the filters' pass.
+   */
+  relayed?: true;
 }
 
 export interface RcptResult extends StageResult {
@@ -37,7 +43,8 @@ export interface SimulationResult {
   mail: StageResult | null;
   rcpt: RcptResult[] | null;
   data: StageResult | null;
-  trace: (TraceEntry & { stage: Stage })[];
+  /** Every check, with its stage and, at RCPT TO, the index of the recipient in `rcpt`. */
+  trace: (TraceEntry & { stage: Stage; recipient?: number })[];
   reportOnly: StageResult[];
 }
 
@@ -51,8 +58,8 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
   });
   const trace: SimulationResult['trace'] = [];
   let seen = 0;
-  const mark = (s: Stage): void => {
-    for (const t of policy.trace.slice(seen)) trace.push({ ...t, stage: s });
+  const mark = (s: Stage, recipient?: number): void => {
+    for (const t of policy.trace.slice(seen)) trace.push(recipient === undefined ? { ...t, stage: s } : { ...t, stage: s, recipient });
     seen = policy.trace.length;
   };
   const result: SimulationResult = {
@@ -73,7 +80,7 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
   mark('helo');
 
   const mail = policy.mailFrom(input.from);
-  result.mail = stage(mail);
+  result.mail = mail.action === 'accept' ? relayed(mail) : stage(mail);
   mark('mail');
   if (mail.action === 'drop') return result;
 
@@ -81,18 +88,19 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
   let accepted = 0;
   for (const address of input.to) {
     if (mail.action === 'reject') {
-      result.rcpt.push({ address, ...outOfOrder(8, 'need MAIL command') });
+      result.rcpt.push({ address, ...outOfOrder(STEPS.rcptOutOfOrder, 'need MAIL command') });
       continue;
     }
     const v = await policy.rcptTo(address);
-    mark('rcpt');
-    result.rcpt.push({ address, ...stage(v) });
+    mark('rcpt', result.rcpt.length);
+    // Under an archive verdict nothing is relayed: the edge answers every recipient itself.
+    result.rcpt.push({ address, ...(v.action === 'accept' && !policy.archive ? relayed(v) : stage(v)) });
     if (v.action === 'accept') accepted += 1;
     if (v.action === 'drop') return result;
   }
 
   if (accepted === 0) {
-    result.data = outOfOrder(14, 'need RCPT command');
+    result.data = outOfOrder(STEPS.dataOutOfOrder, 'need RCPT command');
     return result;
   }
   result.data = stage(policy.headerFrom(input.headerFrom));
@@ -112,7 +120,15 @@ function stage(v: Verdict): StageResult {
   return s;
 }
 
+/** A command the filters pass goes on to the back end, whose reply the client gets instead of ours. */
+function relayed(v: Verdict): StageResult {
+  const s = stage(v);
+  delete s.reply;
+  s.relayed = true;
+  return s;
+}
+
 /** The listener answers commands out of order itself, before any filter runs. */
-function outOfOrder(step: number, what: string): StageResult {
-  return { action: 'reject', code: 503, reply: `503 5.5.1 Error: ${what}`, step, check: 'order of commands' };
+function outOfOrder({ step, check }: StepCheck, what: string): StageResult {
+  return { action: 'reject', code: 503, reply: `503 5.5.1 Error: ${what}`, step, check };
 }

@@ -1,9 +1,10 @@
 import type { DnsblRuleConfig } from '../../config/schema.js';
 import type { DnsblAnswer } from '../../dns/dnsbl-answer.js';
 import type { ZoneHealth } from '../../dns/zone-health.js';
-import { verdict, type TraceEntry, type Verdict } from '../verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from '../verdict.js';
 import { describeMatch, matchesRule } from '../../dns/dnsbl-answer.js';
 import { formatDnsblMessage } from './message.js';
+import { STEPS } from '../steps.js';
 
 /** What the DNSBL rules concluded for one session: the deciding verdict, and report-only matches. */
 export interface DnsblOutcome {
@@ -26,7 +27,6 @@ export interface RuleJudgement {
   outcome: string;
 }
 
-const CHECK = 'DNSBL rules';
 
 /** One rule against its zone's answer: the single place a DNSBL rule is judged. */
 export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneEnforced: boolean, ip: string): RuleJudgement {
@@ -38,7 +38,7 @@ export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneEnforc
     if (rule.onError === 'tempfail' && !rule.reportOnly && zoneEnforced) {
       return {
         effect: 'tempfail',
-        verdict: verdict('tempfail', 451, '4.7.1', `Block list lookup failed (${rule.name}), try again later`, 9, CHECK, rule.name),
+        verdict: verdict('tempfail', 451, '4.7.1', `Block list lookup failed (${rule.name}), try again later`, STEPS.dnsbl, rule.name),
         outcome: `lookup ${why} (${where}); rule fails closed`,
       };
     }
@@ -52,7 +52,7 @@ export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneEnforc
     return { effect: 'pass', outcome: `listed ${answer.codes.join(', ')} (${where}) but no code matches ${describeMatch(rule.match)}${errors}` };
   }
   const text = formatDnsblMessage(rule.message, { ip, ruleName: rule.name, provider: rule.provider ?? rule.zone, txt: answer.txt });
-  const v = verdict('reject', 550, '5.7.1', text, 9, CHECK, rule.name);
+  const v = verdict('reject', 550, '5.7.1', text, STEPS.dnsbl, rule.name);
   if (!zoneEnforced) return { effect: 'pass', matchedCode: code, verdict: v, outcome: `${code} matches, but zone ${rule.zone} is unhealthy: not enforced` };
   if (rule.reportOnly) {
     return { effect: 'report', matchedCode: code, verdict: v, outcome: `${code} matches ${describeMatch(rule.match)} (${where}); report only, not enforced` };
@@ -76,10 +76,10 @@ export async function evaluateDnsbl(
     const pending = answers.get(rule.zone);
     if (!pending) continue;
     const j = judgeRule(rule, await pending, health.isEnforced(rule.zone), ip);
-    trace.push({ step: 9, check: CHECK, outcome: `${rule.name}: ${j.outcome}`, rule: rule.name });
+    trace.push(traceEntry(STEPS.dnsbl, `${rule.name}: ${j.outcome}`, rule.name));
     if (j.effect === 'report' && j.verdict) reportOnly.push({ ...j.verdict, reportOnly: true });
     if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace };
   }
-  if (rules.length === 0) trace.push({ step: 9, check: CHECK, outcome: 'no DNSBL rules configured' });
+  if (rules.length === 0) trace.push(traceEntry(STEPS.dnsbl, 'no DNSBL rules configured'));
   return { reportOnly, trace };
 }

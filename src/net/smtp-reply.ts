@@ -1,4 +1,7 @@
-/** SMTP replies as the edge writes them: a code, an RFC 3463 enhanced code, and one or more lines of text. */
+/**
+ * SMTP replies: a code, an RFC 3463 enhanced code, and one or more lines of text; and the one error
+ * type that carries the reply a failure becomes, for the edge, the engine and Badmail alike.
+ */
 
 export interface SmtpReply {
   code: number;
@@ -50,29 +53,23 @@ export function splitEnhanced(text: string): { enhanced: string; text: string } 
   return m ? { enhanced: `${m[1]}.${m[2]}.${m[3]}`, text: text.slice(m[0].length) } : undefined;
 }
 
-/** An error that carries the SMTP reply it becomes on the client's side. */
+/**
+ * An error that carries the SMTP reply it becomes on the client's side; `detail` (the message) is
+ * what the logs get when it differs from the reply. Subclass it only where callers must tell kinds
+ * apart, and carry the reply the same way.
+ */
 export class SmtpError extends Error {
   constructor(
     readonly reply: SmtpReply,
     detail?: string,
+    options?: { cause?: unknown },
   ) {
-    super(detail ?? `${reply.code} ${reply.enhanced} ${reply.lines.join(' / ')}`);
+    super(detail ?? `${reply.code} ${reply.enhanced} ${reply.lines.join(' / ')}`, options);
     this.name = 'SmtpError';
   }
 
   /** smtp-server reads `responseCode` from handler errors. */
   get responseCode(): number {
     return this.reply.code;
-  }
-}
-
-/** Seed 003's front-end proxy answer when the back end cannot take the message: the sender keeps it and retries. */
-export const TEMPORARY_SERVER_ERROR: SmtpReply = reply(451, '4.7.0', 'Temporary server error. Please try again later.');
-
-/** The back end was refused, unreachable, silent, or went away: the client must retry, never bounce. */
-export class BackendUnavailable extends SmtpError {
-  constructor(detail: string) {
-    super(TEMPORARY_SERVER_ERROR, `back end unavailable: ${detail}`);
-    this.name = 'BackendUnavailable';
   }
 }

@@ -1,0 +1,31 @@
+/**
+ * The guide's steps (../shared/spec/filtering.md) and the name of the check each runs: the one
+ * table the policy writes its verdicts and traces with, and the logs, metrics and `portcullis check`
+ * show. Numbers are the guide's; relay protection and harvest protection, which the guide does not
+ * number, sit on the RCPT TO step (8) and the repeat step (13) they belong to.
+ */
+export interface StepCheck {
+  readonly step: number;
+  readonly check: string;
+}
+
+export const STEPS = {
+  ipRestrictions: { step: 2, check: 'IP restrictions' },
+  helo: { step: 3, check: 'HELO' },
+  acceptList: { step: 5, check: 'global accept list' },
+  denyList: { step: 6, check: 'global deny list' },
+  envelopeSender: { step: 7, check: 'sender filter (envelope sender)' },
+  /** RCPT TO before any filter: a command out of order, answered by the listener itself. */
+  rcptOutOfOrder: { step: 8, check: 'order of commands' },
+  relayProtection: { step: 8, check: 'relay protection' },
+  dnsbl: { step: 9, check: 'DNSBL rules' },
+  exceptions: { step: 10, check: 'exception recipients' },
+  blockedRecipients: { step: 11, check: 'recipient filter (blocked recipients)' },
+  directory: { step: 12, check: 'directory' },
+  /** The recipient passed every filter. */
+  recipientAccepted: { step: 12, check: 'recipient accepted' },
+  harvest: { step: 13, check: 'harvest protection' },
+  /** DATA with no accepted recipient, answered by the listener itself. */
+  dataOutOfOrder: { step: 14, check: 'order of commands' },
+  headerFrom: { step: 15, check: 'sender filter (header From:)' },
+} as const satisfies Record<string, StepCheck>;
