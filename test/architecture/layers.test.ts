@@ -19,6 +19,8 @@ const LAYER: Record<string, number> = {
   directory: 1,
   dns: 1,
   observability: 1,
+  // Counters, greylisting and caches with a lifetime: memory, or Redis/Valkey shared across nodes.
+  state: 1,
   // The archive both the edge and the engine write to; below both, it uses only storage and config.
   badmail: 1,
   net: 0,
