@@ -81,7 +81,13 @@ test('HAProxy health checks (send-proxy-v2 and send-proxy) are answered on deny 
         decisions.map((d) => `${d.listener} ${d.step} ${d.reply}`).sort(),
         ['lb-v1 2 554 5.7.1 Access denied', 'lb-v2 2 554 5.7.1 Access denied'],
       );
-      const transcript = await fs.readFile(protocolLog, 'utf8');
+      // The protocol log is written behind the sessions: wait (bounded) for the second session's line.
+      const sessionsLogged = async (): Promise<string> => fs.readFile(protocolLog, 'utf8');
+      let transcript = await sessionsLogged();
+      for (let i = 0; i < 100 && (transcript.match(/\*\*\* connection from/g)?.length ?? 0) < 2; i++) {
+        await pause(50);
+        transcript = await sessionsLogged();
+      }
       assert.equal(transcript.match(/\*\*\* connection from/g)?.length, 2, `two sessions in the protocol log:\n${transcript}`);
       assert.doesNotMatch(transcript, /HELO localhost/, "no health check's dialogue");
     } finally {
