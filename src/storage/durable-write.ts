@@ -15,8 +15,45 @@ export class StorageError extends Error {
   }
 }
 
-/** fsyncs a directory, so a rename or create inside it survives a crash. */
-export async function fsyncDir(dir: string): Promise<void> {
+/** A directory's syncs: the one running, and the one that will run after it for whoever asks meanwhile. */
+interface DirSyncs {
+  running: Promise<void>;
+  next?: Promise<void>;
+}
+
+const dirSyncs = new Map<string, DirSyncs>();
+
+/**
+ * fsyncs a directory, so a rename or create inside it survives a crash. Group commit: callers that ask
+ * while a sync of the same directory is running share one sync started after it ends (their entries
+ * may have missed the running one), so N concurrent arrivals cost about two directory fsyncs, not N.
+ */
+export function fsyncDir(dir: string): Promise<void> {
+  const syncs = dirSyncs.get(dir);
+  if (!syncs) return startDirSync(dir);
+  syncs.next ??= syncs.running.then(
+    () => startDirSync(dir),
+    () => startDirSync(dir),
+  );
+  return syncs.next;
+}
+
+function startDirSync(dir: string): Promise<void> {
+  const syncs: DirSyncs = { running: syncDirNow(dir) };
+  dirSyncs.set(dir, syncs);
+  syncs.running.then(
+    () => settle(dir, syncs),
+    () => settle(dir, syncs),
+  );
+  return syncs.running;
+}
+
+/** Forgets a finished sync unless callers are already waiting for the next one. */
+function settle(dir: string, syncs: DirSyncs): void {
+  if (dirSyncs.get(dir) === syncs && syncs.next === undefined) dirSyncs.delete(dir);
+}
+
+async function syncDirNow(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

@@ -3,7 +3,7 @@ import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { reply, SmtpError } from '../net/smtp-reply.js';
 import { publish, writeNewFile } from '../storage/durable-write.js';
-import { ensureMaildir, mailboxDir, maildirSize, uniqueName } from './maildir.js';
+import { ensureMaildir, forgetMaildir, mailboxDir, maildirSize, uniqueName } from './maildir.js';
 
 /** A local delivery that did not happen, with the reply it becomes (4.2.2 quota, 4.3.1 disk full, 4.3.0 other). */
 export class LocalDeliveryError extends SmtpError {
@@ -55,6 +55,7 @@ export async function deliverLocal(
     await publish(tmpPath, path.join(dir, 'new', `${name},S=${written}`), fsync);
   } catch (err) {
     if (err instanceof LocalDeliveryError) throw err;
+    forgetMaildir(dir);
     await unlink(tmpPath).catch(() => undefined);
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC' || code === 'EDQUOT') {

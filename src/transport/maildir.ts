@@ -27,14 +27,27 @@ export function uniqueName(now: number = Date.now()): string {
   return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomBytes(4).toString('hex')}.${host}`;
 }
 
-/** Creates `tmp/`, `new/` and `cur/` if missing; a freshly made Maildir is fsynced up to the root. */
+/** Maildirs this process has made sure of: the next delivery to one skips its four mkdir calls. */
+const known = new Set<string>();
+
+/**
+ * Creates `tmp/`, `new/` and `cur/` if missing; a freshly made Maildir is fsynced up to the root. A
+ * Maildir removed behind the engine's back is made again when a delivery into it fails (`forgetMaildir`).
+ */
 export async function ensureMaildir(dir: string, fsync: boolean): Promise<void> {
+  if (known.has(dir)) return;
   const created = await mkdir(dir, { recursive: true });
   for (const sub of ['tmp', 'new', 'cur']) await mkdir(path.join(dir, sub), { recursive: true });
   if (created !== undefined && fsync) {
     await fsyncDir(dir);
     await fsyncDir(path.dirname(dir));
   }
+  known.add(dir);
+}
+
+/** Makes the next `ensureMaildir` of `dir` check the disk again. */
+export function forgetMaildir(dir: string): void {
+  known.delete(dir);
 }
 
 /** Bytes held in `new/` and `cur/`, from the Maildir++ `,S=` size in each name, else by stat. */
