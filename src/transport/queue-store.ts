@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { fsyncDir, writeDurably } from '../storage/durable-write.js';
+import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -160,19 +158,8 @@ export class QueueStore {
   async writeContent(contentId: string, source: Readable | Buffer | string): Promise<number> {
     const target = this.contentPath(contentId);
     try {
-      if (typeof source === 'string' || Buffer.isBuffer(source)) {
-        await writeFile(target, source, { flag: 'wx' });
-      } else {
-        await pipeline(source, createWriteStream(target, { flags: 'wx' }));
-      }
-      let size: number;
-      const handle = await open(target, 'r');
-      try {
-        if (this.fsync) await handle.sync();
-        size = (await handle.stat()).size;
-      } finally {
-        await handle.close();
-      }
+      const chunks = typeof source === 'string' ? [Buffer.from(source, 'utf8')] : Buffer.isBuffer(source) ? [source] : (source as AsyncIterable<Buffer>);
+      const size = await writeNewFile(target, chunks, this.fsync);
       // The file's name must survive a power failure too: the 250 that follows promises the content.
       if (this.fsync) await fsyncDir(path.dirname(target));
       return size;

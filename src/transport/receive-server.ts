@@ -1,5 +1,4 @@
-import { open } from 'node:fs/promises';
-import { PassThrough, type Readable } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { boundAddress } from '../net/bound.js';
 import { reply, replyTexts, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
@@ -73,18 +72,29 @@ function receivedField(session: SMTPServerSession, hostname: string, id: string,
   return `Received: from ${clean(c.helo ?? 'unknown')} ([${ip}])\r\n\tby ${clean(hostname)} (Portcullis transport) with ESMTP id ${id};\r\n\t${rfc5322Date(new Date(now))}\r\n`;
 }
 
-/** The Message-ID header of a stored message, from its first 64 KiB. */
-async function readMessageId(path: string): Promise<string | undefined> {
-  const handle = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(65536);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const text = buf.subarray(0, bytesRead).toString('latin1');
+/** How much of a message's start is kept to find its Message-ID. */
+const HEADER_TAP_BYTES = 65536;
+
+/** Passes the content through to the queue file, keeping its first 64 KiB: the file is not read back for the Message-ID. */
+class HeaderTap extends Transform {
+  private readonly kept: Buffer[] = [];
+  private keptBytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.keptBytes < HEADER_TAP_BYTES) {
+      const part = chunk.subarray(0, HEADER_TAP_BYTES - this.keptBytes);
+      this.kept.push(part);
+      this.keptBytes += part.length;
+    }
+    callback(null, chunk);
+  }
+
+  /** The Message-ID header, when the kept start holds one in its header block. */
+  messageId(): string | undefined {
+    const text = Buffer.concat(this.kept).toString('latin1');
     const end = text.search(/\r?\n\r?\n/);
     const header = end < 0 ? text : text.slice(0, end);
     return /^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(header)?.[1]?.replace(/\s+/g, '') || undefined;
-  } finally {
-    await handle.close();
   }
 }
 
@@ -155,7 +165,7 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
   async function receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const now = opts.clock.now();
     const id = newQueueId(now);
-    const content = new PassThrough();
+    const content = new HeaderTap();
     content.write(receivedField(session, opts.hostname, id, now));
     (stream as Readable).pipe(content);
     const size = await opts.store.writeContent(id, content);
@@ -163,7 +173,6 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
       await opts.store.discardContent(id);
       throw new SmtpError(reply(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`));
     }
-    const path = opts.store.contentPath(id);
     const env = session.envelope;
     const envelope: Envelope = {
       id,
@@ -177,7 +186,7 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
       ...(env.dsn?.ret ? { ret: env.dsn.ret as 'FULL' | 'HDRS' } : {}),
       ...(env.dsn?.envid ? { envid: env.dsn.envid } : {}),
     };
-    const messageId = await readMessageId(path);
+    const messageId = content.messageId();
     const message: QueuedMessage = {
       envelope,
       contentId: id,

@@ -6,9 +6,11 @@
 import { createReadStream } from 'node:fs';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { DnsClient } from '../dns/client.js';
+import type { DnsClient, DnsResponse } from '../dns/client.js';
 import { parseEndpoint } from '../net/endpoint.js';
 import { reply, SmtpError } from '../net/smtp-reply.js';
+import type { Clock } from '../runtime/clock.js';
+import { CachingDns } from './dns-cache.js';
 import type { Route } from './router.js';
 import { KeyedSemaphore, Semaphore } from './semaphore.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
@@ -28,6 +30,8 @@ export interface RemoteDeliveryOptions {
   requireTls?: boolean;
   /** SMTP port for MX delivery (`transport.remote.port`). */
   port: number;
+  /** The clock DNS answers expire by (the real one by default). */
+  clock?: Clock;
 }
 
 /** One host to try, in order. */
@@ -59,8 +63,10 @@ class NoTargets extends SmtpError {
 export class RemoteDelivery {
   private readonly total: Semaphore;
   private readonly perDestination: KeyedSemaphore;
+  private readonly dns: CachingDns;
 
   constructor(private readonly opts: RemoteDeliveryOptions) {
+    this.dns = new CachingDns(opts.dns, opts.clock);
     this.total = new Semaphore(opts.maxConnections);
     this.perDestination = new KeyedSemaphore(opts.maxPerDomain);
   }
@@ -310,10 +316,10 @@ export class RemoteDelivery {
   }
 
   /** A DNS query whose failures (time-out, SERVFAIL) come back as temporary errors. */
-  private async query(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<Awaited<ReturnType<DnsClient['query']>>> {
-    let answer: Awaited<ReturnType<DnsClient['query']>>;
+  private async query(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<DnsResponse> {
+    let answer: DnsResponse;
     try {
-      answer = await this.opts.dns.query(name, type);
+      answer = await this.dns.query(name, type);
     } catch (err) {
       throw new NoTargets(451, '4.4.3', `DNS ${type} lookup of ${name} failed: ${(err as Error).message}`);
     }
