@@ -9,7 +9,7 @@
  * fsync calls per message from receipt to Maildir at 1 and 8 sessions. Rows alternate Postfix and
  * engine, so both see the same machine load.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';

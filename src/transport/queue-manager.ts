@@ -56,8 +56,8 @@ export class QueueManager {
     const ctx = (this.ctx = queueContext(o));
     const reports = new DeliveryReport(ctx, o.badmail);
     this.expiry = new Expiry(ctx, reports);
-    this.parts = new MessageParts(ctx, o.directory, reports, this.expiry);
     this.delivery = new DeliveryAttempt(ctx, o, reports, this.expiry);
+    this.parts = new MessageParts(ctx, o.directory, reports, this.expiry, this.delivery);
     this.scheduler = new Scheduler({
       store: o.store,
       clock: o.clock,

@@ -287,6 +287,8 @@ test('an unexpected error is retried until the message expires, then its recipie
     const t0 = clock.now();
     await rm(awaiting, { recursive: true });
     await writeFile(awaiting, 'not a directory');
+    // The mailbox store too, or a single local copy would go straight into its Maildir without being queued.
+    await writeFile(engine.paths.mailboxDir, 'not a directory');
     const id = queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: message('Stuck') })).at(-1)!);
     await settle(engine);
     const [first] = engine.manager.messages('pre-submission');
@@ -302,6 +304,7 @@ test('an unexpected error is retried until the message expires, then its recipie
 
     await rm(awaiting);
     await mkdir(awaiting);
+    await rm(engine.paths.mailboxDir);
     await engine.manager.retryNow('pre-submission');
     await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'NDR to alice');
     const [ndr] = await mailboxTexts(engine, 'alice@example.test');
