@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { freePort, launch, pause, run as runCommand, smtpSource, tempDir, type Running } from '../test/interop/peers.js';
+import { syncCalls, tracee, underStrace } from '../test/support/strace.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MESSAGE_BYTES = 2048;
@@ -110,17 +111,9 @@ function childStop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', grac
   });
 }
 
-/** The command line, under `strace -f -c` writing its summary to `straceOut` when given. */
+/** The command line, under strace when `straceOut` is given. */
 function traced(command: string, args: string[], straceOut: string | undefined): [string, string[]] {
-  return straceOut ? ['strace', ['-f', '-c', '-e', 'trace=fsync,fdatasync', '-o', straceOut, command, ...args]] : [command, args];
-}
-
-/** fsync + fdatasync calls in a `strace -c` summary. */
-async function straceSyncs(file: string): Promise<number> {
-  const text = await readFile(file, 'utf8');
-  let n = 0;
-  for (const m of text.matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(fsync|fdatasync)\s*$/gm)) n += Number(m[1]);
-  return n;
+  return straceOut ? underStrace(command, args, straceOut) : [command, args];
 }
 
 /** A private Postfix: its own config, queue and data directories, smtpd on a loopback port, virtual delivery into a Maildir. */
@@ -272,9 +265,8 @@ async function startEngine(work: string, straceOut?: string): Promise<Server> {
     cpuTicks: () => treeTicks(pid),
     stop: async () => {
       // Under strace the engine is strace's child: strace itself would only detach on SIGTERM.
-      const children = straceOut ? await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '') : '';
-      const engine = Number(children.trim().split(' ')[0]);
-      if (engine > 0) process.kill(engine, 'SIGTERM');
+      const engine = straceOut ? await tracee(pid) : undefined;
+      if (engine !== undefined) process.kill(engine, 'SIGTERM');
       await childStop(server.child, 'SIGTERM', 15_000);
       await rm(dir, { recursive: true, force: true });
     },
@@ -319,9 +311,7 @@ async function fsyncsPerMessage(work: string, start: (work: string, straceOut?: 
   } finally {
     await server.stop();
   }
-  // strace writes its summary once every traced process has gone.
-  for (let i = 0; i < 100 && !existsSync(out); i++) await pause(100);
-  return round((await straceSyncs(out)) / messages, 2);
+  return round((await syncCalls(out)) / messages, 2);
 }
 
 /** Runs the comparison: every row `runs` times on one Postfix and one engine, alternating; medians. */
