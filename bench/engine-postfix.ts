@@ -42,6 +42,8 @@ export interface EnginePostfixBench {
   messages: number;
   runs: number;
   rows: ComparisonRow[];
+  /** `npm start` (edge + engine) beside the engine alone, 8 sessions reusing connections: delivered msg/s and their ratio. */
+  endToEnd: { engine: ServerRow; edgeAndEngine: ServerRow; deliveredRatio: number };
   /** fsync + fdatasync calls per message, receipt to Maildir, by sessions; absent without strace. */
   fsyncsPerMessage?: Record<string, { postfix: number; engine: number }>;
 }
@@ -230,21 +232,33 @@ async function waitForPortOpen(port: number, server: Running, timeoutMs: number)
 }
 
 /** The engine alone (`portcullis transport`), fsync on, as its own process. */
-async function startEngine(work: string, straceOut?: string): Promise<Server> {
+function startEngine(work: string, straceOut?: string): Promise<Server> {
+  return startPortcullis(work, false, straceOut);
+}
+
+/** What `npm start` runs: `portcullis serve`, the edge relaying to the bundled engine in the same process. */
+function startEdgeAndEngine(work: string): Promise<Server> {
+  return startPortcullis(work, true);
+}
+
+async function startPortcullis(work: string, withEdge: boolean, straceOut?: string): Promise<Server> {
   const dir = path.join(work, `engine-${Math.random().toString(36).slice(2, 8)}`);
   await mkdir(dir, { recursive: true });
   const port = await freePort();
+  const enginePort = withEdge ? await freePort() : port;
   const admin = await freePort();
+  const limits = '{ maxMessagesPerConnection: 100000, maxConnections: 1000, maxConnectionsPerClient: 1000 }';
   await writeFile(
     path.join(dir, 'rules.yaml'),
     [
       'hostname: mx.bench.test',
       'acceptedDomains: [example.test]',
-      'listeners: [{ name: edge, listen: "127.0.0.1:2525" }]',
+      `listeners: [{ name: edge, listen: "127.0.0.1:${withEdge ? port : 2525}", limits: ${limits} }]`,
       `directory: { addresses: [${RECIPIENT}] }`,
       'log: { level: warn }',
+      `badmail: ${path.join(dir, 'badmail')}`,
       'transport:',
-      `  listen: 127.0.0.1:${port}`,
+      `  listen: 127.0.0.1:${enginePort}`,
       `  admin: { listen: "127.0.0.1:${admin}" }`,
       '  dataDir: data',
       '  fsync: true',
@@ -255,7 +269,7 @@ async function startEngine(work: string, straceOut?: string): Promise<Server> {
   const entry = existsSync(compiled) && process.env.BENCH_FROM_SOURCE === undefined
     ? [compiled]
     : ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts')];
-  const [command, args] = traced(process.execPath, [...entry, 'transport', '--config', path.join(dir, 'rules.yaml')], straceOut);
+  const [command, args] = traced(process.execPath, [...entry, withEdge ? 'serve' : 'transport', '--config', path.join(dir, 'rules.yaml')], straceOut);
   const server = launch(command, args, { cwd: ROOT });
   await waitForPortOpen(port, server, 30_000);
   const pid = server.child.pid as number;
@@ -314,6 +328,28 @@ async function fsyncsPerMessage(work: string, start: (work: string, straceOut?: 
   return round((await syncCalls(out)) / messages, 2);
 }
 
+/** `npm start`'s path (the edge in front of the engine) against the engine alone, alternating runs. */
+async function edgeBesideEngine(work: string, messages: number, runs: number): Promise<EnginePostfixBench['endToEnd']> {
+  const engine = await startEngine(work);
+  const both = await startEdgeAndEngine(work);
+  try {
+    await measure(engine, 2, 50, true);
+    await measure(both, 2, 50, true);
+    const e: ServerRow[] = [];
+    const b: ServerRow[] = [];
+    for (let i = 0; i < runs; i++) {
+      e.push(await measure(engine, 8, messages, true));
+      b.push(await measure(both, 8, messages, true));
+    }
+    const em = medianRow(e);
+    const bm = medianRow(b);
+    return { engine: em, edgeAndEngine: bm, deliveredRatio: round(bm.deliveredPerSecond / em.deliveredPerSecond, 2) };
+  } finally {
+    await both.stop();
+    await engine.stop();
+  }
+}
+
 /** Runs the comparison: every row `runs` times on one Postfix and one engine, alternating; medians. */
 export async function run(messages = 2000, runs = 3, loads: { sessions: number; reuse: boolean }[] = [
   { sessions: 8, reuse: false },
@@ -356,7 +392,8 @@ export async function run(messages = 2000, runs = 3, loads: { sessions: number; 
       await engine.stop();
       await postfix.stop();
     }
-    const result: EnginePostfixBench = { messages, runs, rows };
+    const endToEnd = await edgeBesideEngine(work, messages, runs);
+    const result: EnginePostfixBench = { messages, runs, rows, endToEnd };
     if ((await runCommand('sh', ['-c', 'command -v strace'])).code === 0) {
       const counted = Math.min(messages, 200);
       result.fsyncsPerMessage = {};
@@ -386,6 +423,11 @@ export function comparisonTable(r: EnginePostfixBench): string {
         `${row.ratios.accepted}, ${row.ratios.delivered}, ${row.ratios.cpu} |`,
     );
   }
+  const e = r.endToEnd;
+  lines.push(
+    `npm start (edge + engine), 8 sessions reused: ${e.edgeAndEngine.acceptedPerSecond} / ${e.edgeAndEngine.deliveredPerSecond} msg/s accepted / delivered, ` +
+      `engine alone ${e.engine.acceptedPerSecond} / ${e.engine.deliveredPerSecond}: ${e.deliveredRatio} of the engine alone`,
+  );
   for (const [sessions, f] of Object.entries(r.fsyncsPerMessage ?? {})) lines.push(`fsyncs per message at ${sessions} session(s): engine ${f.engine}, Postfix ${f.postfix}`);
   return lines.join('\n');
 }
