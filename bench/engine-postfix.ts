@@ -17,7 +17,8 @@ import { pathToFileURL } from 'node:url';
 import { freePort, launch, pause, run as runCommand, smtpSource, tempDir, type Running } from '../test/interop/peers.js';
 import { syncCalls, tracee, underStrace } from '../test/support/strace.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
+/** The repository (benchmarks run from its root, as `npm run bench` does). */
+const ROOT = process.cwd();
 const MESSAGE_BYTES = 2048;
 const RECIPIENT = 'user@example.test';
 const TICKS_PER_SECOND = 100;
