@@ -1,4 +1,4 @@
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { boundAddress } from '../net/bound.js';
 import { reply, replyTexts, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
@@ -6,6 +6,7 @@ import type { IpList } from '../net/ip-list.js';
 import { type Adaptation, AdaptedConnection, AdaptedSmtpServer } from '../net/smtp-server-adapter.js';
 import type { Clock } from '../runtime/clock.js';
 import { rfc5322Date } from './dsn.js';
+import { HeaderTap } from './header-tap.js';
 import { newQueueId, type QueuedMessage, QueueStorageError, type QueueStore } from './queue-store.js';
 import type { Envelope, EnvelopeRecipient } from './types.js';
 
@@ -70,32 +71,6 @@ function receivedField(session: SMTPServerSession, hostname: string, id: string,
   const c = clientOf(session);
   const ip = c.ip.includes(':') ? `IPv6:${c.ip}` : c.ip;
   return `Received: from ${clean(c.helo ?? 'unknown')} ([${ip}])\r\n\tby ${clean(hostname)} (Portcullis transport) with ESMTP id ${id};\r\n\t${rfc5322Date(new Date(now))}\r\n`;
-}
-
-/** How much of a message's start is kept to find its Message-ID. */
-const HEADER_TAP_BYTES = 65536;
-
-/** Passes the content through to the queue file, keeping its first 64 KiB: the file is not read back for the Message-ID. */
-class HeaderTap extends Transform {
-  private readonly kept: Buffer[] = [];
-  private keptBytes = 0;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (this.keptBytes < HEADER_TAP_BYTES) {
-      const part = chunk.subarray(0, HEADER_TAP_BYTES - this.keptBytes);
-      this.kept.push(part);
-      this.keptBytes += part.length;
-    }
-    callback(null, chunk);
-  }
-
-  /** The Message-ID header, when the kept start holds one in its header block. */
-  messageId(): string | undefined {
-    const text = Buffer.concat(this.kept).toString('latin1');
-    const end = text.search(/\r?\n\r?\n/);
-    const header = end < 0 ? text : text.slice(0, end);
-    return /^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)/im.exec(header)?.[1]?.replace(/\s+/g, '') || undefined;
-  }
 }
 
 function recipientOf(a: { address: string; dsn?: { notify?: string[]; orcpt?: string } }): EnvelopeRecipient {
