@@ -156,6 +156,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     close: async () => {
       await receive.close();
       await manager.stop();
+      remote.close();
       await admin.close();
       await tracking.flush();
     },

@@ -108,6 +108,41 @@ test('MX: lowest preference first; an unreachable first MX falls through to the 
   assert.ok(all.some((t) => t.includes('X-Rcpt-Args: <x@dest.test>')));
 });
 
+test('sessions are reused for the next message to the same host, after RSET; one the server has closed is replaced', async () => {
+  let connections = 0;
+  let messages = 0;
+  const srv = await startServer({
+    onConnect(_session, cb) {
+      connections++;
+      cb();
+    },
+    onData(stream, _session, cb) {
+      stream.resume();
+      stream.on('end', () => {
+        messages++;
+        cb();
+      });
+    },
+  });
+  const d = delivery();
+  const route: Route = { kind: 'smarthost', connector: 'reuse', hosts: [`127.0.0.1:${srv.port}`] };
+  const send = (n: number) => d.deliver(route, envelope([{ address: `r${n}@dest.test` }]), [{ address: `r${n}@dest.test` }], contentPath);
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await send(i))[0]!.outcome, 'delivered');
+    assert.deepEqual({ connections, messages }, { connections: 1, messages: 3 }, 'three messages over one session');
+
+    // The server drops its idle sessions: the next message finds out at RSET and connects afresh.
+    const open = (srv.server as unknown as { connections: Set<{ close(): void }> }).connections;
+    for (const c of open) c.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await send(3))[0]!.outcome, 'delivered');
+    assert.deepEqual({ connections, messages }, { connections: 2, messages: 4 });
+  } finally {
+    d.close();
+    await srv.close();
+  }
+});
+
 test('MX cache: a second message to the domain asks DNS nothing until the shortest TTL has passed; a SERVFAIL is not kept', async () => {
   dnsServer.setRecords({
     'cached.test': { MX: [{ exchange: 'mx.cached.test', preference: 10 }], ttl: 60 },
