@@ -80,6 +80,8 @@ export class DeliveryAttempt {
   private async deliverCopy(m: QueuedMessage, d: Delivery, contentPath: string): Promise<void> {
     await deliverLocal(this.targets.mailboxRoot, d.address, contentPath, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
       fsync: this.ctx.rules.transport.fsync,
+      queueId: m.envelope.id,
+      mayBeDelivered: this.ctx.store.recovered(m.rootId),
       ...(d.quotaBytes !== undefined ? { quotaBytes: d.quotaBytes } : {}),
     });
     d.status = 'delivered';

@@ -105,6 +105,8 @@ const ENVELOPE_SUFFIX = '.json';
  */
 export class QueueStore {
   private readonly index = new Map<string, StoredMessage>();
+  /** Messages (by root id) that had records on disk when the store was opened: their deliveries may already have happened. */
+  private readonly recoveredRoots = new Set<string>();
   /** Records per content file: a removal knows whether the content goes too without a scan of the queue. */
   private readonly contentRefs = new Map<string, number>();
   private readonly frozenQueues = new Set<string>();
@@ -121,6 +123,7 @@ export class QueueStore {
     for (const dir of ['tmp', 'content', ...QUEUE_STATES]) await mkdir(path.join(this.root, dir), { recursive: true });
     this.index.clear();
     this.contentRefs.clear();
+    this.recoveredRoots.clear();
     for (const state of QUEUE_STATES) {
       if (state === 'remote-delivery') {
         for (const dest of await readdir(path.join(this.root, state))) await this.loadQueue(`${state}/${dest}`);
@@ -139,6 +142,7 @@ export class QueueStore {
       const message = JSON.parse(await readFile(path.join(this.root, queue, name), 'utf8')) as QueuedMessage;
       this.index.set(message.envelope.id, { queue, message });
       this.refContent(message.contentId, 1);
+      this.recoveredRoots.add(message.rootId);
     }
   }
 
@@ -236,6 +240,11 @@ export class QueueStore {
     if (n > 0) this.contentRefs.set(contentId, n);
     else this.contentRefs.delete(contentId);
     return n;
+  }
+
+  /** Whether the message had records in the queue when the store was opened (a crash may have left work half done). */
+  recovered(rootId: string): boolean {
+    return this.recoveredRoots.has(rootId);
   }
 
   /** A record by queue id. */
