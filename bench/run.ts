@@ -7,6 +7,7 @@
  *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
  *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
  *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
+ *  (h) the engine beside a private Postfix on the same loads, and `npm start` beside the engine alone (bench/engine-postfix.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
 import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
 import { run as queueBacklog } from './queue-backlog.js';
+import { comparisonTable, run as enginePostfix, type EnginePostfixBench } from './engine-postfix.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -255,6 +257,8 @@ async function main(): Promise<void> {
     results.framing = { ...(await framingCost(ROOT)) };
     process.stdout.write('(g) transport engine past a retry backlog ...\n');
     results.queueBacklog = { ...(await queueBacklog()) };
+    process.stdout.write('(h) transport engine beside Postfix ...\n');
+    results.enginePostfix = { ...(await enginePostfix(MESSAGES, RUNS)) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,
@@ -263,7 +267,7 @@ async function main(): Promise<void> {
       ...results,
     };
     await fs.writeFile(path.join(ROOT, 'bench/results.json'), `${JSON.stringify(report, null, 2)}\n`);
-    process.stdout.write(`\n${table(results)}\n\nwritten: bench/results.json\n`);
+    process.stdout.write(`\n${table(results)}\n\n${comparisonTable(results.enginePostfix as unknown as EnginePostfixBench)}\n\nwritten: bench/results.json\n`);
   } finally {
     await fs.rm(workDir, { recursive: true, force: true });
   }

@@ -32,20 +32,13 @@ export class DeliveryAttempt {
 
   /** One attempt at every pending local copy; each success is recorded at once so a crash repeats only the rest. */
   async local(m: QueuedMessage): Promise<void> {
-    const { store, rules, metrics } = this.ctx;
+    const { store, metrics } = this.ctx;
     const contentPath = store.contentPath(m.contentId);
     const deliveries = m.deliveries.map((d) => ({ ...d }));
     for (const d of deliveries) {
       if (d.status !== 'pending') continue;
       try {
-        await deliverLocal(this.targets.mailboxRoot, d.address, contentPath, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
-          fsync: rules.transport.fsync,
-          ...(d.quotaBytes !== undefined ? { quotaBytes: d.quotaBytes } : {}),
-        });
-        d.status = 'delivered';
-        d.result = { address: d.address, outcome: 'delivered', code: 250, enhanced: '2.0.0', text: `Delivered to the mailbox of ${d.address}` };
-        this.ctx.track('delivered', m, [d.address], '250 2.0.0 delivered to Maildir');
-        metrics?.transportDelivery('delivered', this.ageSeconds(m));
+        await this.deliverCopy(m, d, contentPath);
         if (deliveries.some((x) => x.status === 'pending')) await store.update({ ...m, deliveries });
       } catch (err) {
         if (!(err instanceof LocalDeliveryError)) throw err;
@@ -61,6 +54,40 @@ export class DeliveryAttempt {
       }
     }
     await this.afterAttempt({ ...m, deliveries }, 'deferred');
+  }
+
+  /**
+   * A fresh local part of one copy, delivered before it is ever queued: true when it is in the Maildir
+   * and reported, so the part's own envelope file (a write, two fsyncs, a rename and an unlink) is never
+   * needed. False, with nothing recorded, when it was not delivered: the caller queues the part, and the
+   * attempt there decides what the failure means. The message it came from is still queued meanwhile, so
+   * a crash repeats the delivery (at-least-once, as for a queued part caught mid-delivery).
+   */
+  async localBeforeQueueing(part: QueuedMessage): Promise<boolean> {
+    const d = part.deliveries.length === 1 ? { ...part.deliveries[0]! } : undefined;
+    if (!d || d.status !== 'pending') return false;
+    try {
+      await this.deliverCopy(part, d, this.ctx.store.contentPath(part.contentId));
+    } catch (err) {
+      if (err instanceof LocalDeliveryError) return false;
+      throw err;
+    }
+    await this.reports.report({ ...part, deliveries: [d] });
+    return true;
+  }
+
+  /** Delivers one local copy and records it in `d`; throws LocalDeliveryError. */
+  private async deliverCopy(m: QueuedMessage, d: Delivery, contentPath: string): Promise<void> {
+    await deliverLocal(this.targets.mailboxRoot, d.address, contentPath, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
+      fsync: this.ctx.rules.transport.fsync,
+      queueId: m.envelope.id,
+      mayBeDelivered: this.ctx.store.recovered(m.rootId),
+      ...(d.quotaBytes !== undefined ? { quotaBytes: d.quotaBytes } : {}),
+    });
+    d.status = 'delivered';
+    d.result = { address: d.address, outcome: 'delivered', code: 250, enhanced: '2.0.0', text: `Delivered to the mailbox of ${d.address}` };
+    this.ctx.track('delivered', m, [d.address], '250 2.0.0 delivered to Maildir');
+    this.ctx.metrics?.transportDelivery('delivered', this.ageSeconds(m));
   }
 
   /**

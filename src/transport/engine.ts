@@ -92,6 +92,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     maxPerDomain: t.remote.maxPerDomain,
     requireTls: t.remote.requireTls,
     port: t.remote.port,
+    clock,
   });
   let directory = DirectoryModel.fromRules(rules);
   const onError = (err: Error, context: string): void => logger.error({ component: 'transport', context, err: err.message }, 'transport engine error');
@@ -155,6 +156,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     close: async () => {
       await receive.close();
       await manager.stop();
+      remote.close();
       await admin.close();
       await tracking.flush();
     },

@@ -3,7 +3,7 @@ import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { reply, SmtpError } from '../net/smtp-reply.js';
 import { publish, writeNewFile } from '../storage/durable-write.js';
-import { ensureMaildir, mailboxDir, maildirSize, uniqueName } from './maildir.js';
+import { ensureMaildir, forgetMaildir, holdsDelivery, mailboxDir, maildirSize, uniqueName } from './maildir.js';
 
 /** A local delivery that did not happen, with the reply it becomes (4.2.2 quota, 4.3.1 disk full, 4.3.0 other). */
 export class LocalDeliveryError extends SmtpError {
@@ -19,6 +19,10 @@ export interface LocalDeliveryOptions {
   quotaBytes?: number;
   /** fsync the file and the directory (default true). */
   fsync?: boolean;
+  /** The queued part this copy belongs to: its id goes into the file's name. */
+  queueId?: string;
+  /** The part was in the queue when the engine stopped: a file already delivered for it counts as this delivery. */
+  mayBeDelivered?: boolean;
 }
 
 /** The trace headers a local delivery prepends: `Return-Path:` (the envelope sender) and `Delivered-To:`. */
@@ -40,10 +44,12 @@ export async function deliverLocal(
 ): Promise<void> {
   const fsync = options.fsync ?? true;
   const dir = mailboxDir(mailboxRoot, mailbox);
-  const name = uniqueName();
+  const name = uniqueName(Date.now(), options.queueId);
   const tmpPath = path.join(dir, 'tmp', name);
   try {
     await ensureMaildir(dir, fsync);
+    // A crash between the Maildir file and the removal of its record repeats the delivery: found here, it is not made twice.
+    if (options.mayBeDelivered && options.queueId !== undefined && (await holdsDelivery(dir, options.queueId))) return;
     const written = await writeNewFile(tmpPath, withLf(prepend, contentPath), fsync);
     if (options.quotaBytes !== undefined) {
       const used = await maildirSize(dir);
@@ -55,6 +61,7 @@ export async function deliverLocal(
     await publish(tmpPath, path.join(dir, 'new', `${name},S=${written}`), fsync);
   } catch (err) {
     if (err instanceof LocalDeliveryError) throw err;
+    forgetMaildir(dir);
     await unlink(tmpPath).catch(() => undefined);
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOSPC' || code === 'EDQUOT') {

@@ -21,20 +21,51 @@ let counter = 0;
  * A unique Maildir file name in the usual `time.pid_rand.host` shape (seconds, then the process id,
  * a per-process counter and random bits, then the host with `/` and `:` escaped as the convention says).
  */
-export function uniqueName(now: number = Date.now()): string {
+export function uniqueName(now: number = Date.now(), queueId?: string): string {
   counter = (counter + 1) % 1_000_000_000;
   const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
-  return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomBytes(4).toString('hex')}.${host}`;
+  return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomBytes(4).toString('hex')}${queueId ? queueMark(queueId) : ''}.${host}`;
 }
 
-/** Creates `tmp/`, `new/` and `cur/` if missing; a freshly made Maildir is fsynced up to the root. */
+/** What a file delivered for a queued part carries in its name, so a delivery repeated after a crash can find it. */
+function queueMark(queueId: string): string {
+  return `_Q${queueId}`;
+}
+
+/** Whether `new/` or `cur/` already holds the file delivered for this queued part (a reader may have moved and flagged it). */
+export async function holdsDelivery(dir: string, queueId: string): Promise<boolean> {
+  const mark = `${queueMark(queueId)}.`;
+  for (const sub of ['new', 'cur']) {
+    const names = await readdir(path.join(dir, sub)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
+    if (names.some((n) => n.includes(mark))) return true;
+  }
+  return false;
+}
+
+/** Maildirs this process has made sure of: the next delivery to one skips its four mkdir calls. */
+const known = new Set<string>();
+
+/**
+ * Creates `tmp/`, `new/` and `cur/` if missing; a freshly made Maildir is fsynced up to the root. A
+ * Maildir removed behind the engine's back is made again when a delivery into it fails (`forgetMaildir`).
+ */
 export async function ensureMaildir(dir: string, fsync: boolean): Promise<void> {
+  if (known.has(dir)) return;
   const created = await mkdir(dir, { recursive: true });
   for (const sub of ['tmp', 'new', 'cur']) await mkdir(path.join(dir, sub), { recursive: true });
   if (created !== undefined && fsync) {
     await fsyncDir(dir);
     await fsyncDir(path.dirname(dir));
   }
+  known.add(dir);
+}
+
+/** Makes the next `ensureMaildir` of `dir` check the disk again. */
+export function forgetMaildir(dir: string): void {
+  known.delete(dir);
 }
 
 /** Bytes held in `new/` and `cur/`, from the Maildir++ `,S=` size in each name, else by stat. */

@@ -1,12 +1,14 @@
 import type { DirectoryModel } from '../directory/directory-model.js';
 import { domainOf } from '../net/domain.js';
 import { categorize, countHops, outboundRecipient } from './categorizer.js';
+import type { DeliveryAttempt } from './delivery-attempt.js';
 import type { DeliveryReport } from './delivery-report.js';
 import type { Expiry } from './expiry.js';
 import { readHeaderBlock } from './header-block.js';
 import type { QueueContext } from './queue-context.js';
 import { remoteQueue, type Delivery, type QueuedMessage } from './queue-store.js';
 import { failedRetryAt } from './retry-schedule.js';
+import { isQueueFrozen } from './scheduler.js';
 
 /**
  * The step out of `awaiting-directory-lookup`: resolves a message's recipients and splits it into a
@@ -19,6 +21,7 @@ export class MessageParts {
     private readonly directory: () => DirectoryModel,
     private readonly reports: DeliveryReport,
     private readonly expiry: Expiry,
+    private readonly local: Pick<DeliveryAttempt, 'localBeforeQueueing'>,
   ) {}
 
   /** Splits one message into its parts; unreadable content waits in `failed-retry` until it expires. */
@@ -66,10 +69,12 @@ export class MessageParts {
     for (const [domain, deliveries] of byDomain) parts.push({ queue: remoteQueue(domain), kind: 'remote', domain, deliveries });
 
     // Part ids follow from the message id, so a categorization repeated after a crash finds the parts it already made.
+    // A frozen local-delivery queue holds its mail: the part is queued there as ever.
+    const single = parts.length === 1 && c.failed.length === 0 && !isQueueFrozen(store, 'local-delivery');
     for (const [i, p] of parts.entries()) {
       const id = `${m.envelope.id}-${i + 1}`;
       if (store.get(id)) continue;
-      await store.add(p.queue, {
+      const part: QueuedMessage = {
         envelope: { ...m.envelope, id, recipients: p.deliveries.map((d) => d.recipient) },
         contentId: m.contentId,
         rootId: m.rootId,
@@ -79,7 +84,10 @@ export class MessageParts {
         deliveries: p.deliveries,
         attempts: 0,
         nextAttemptAt: 0,
-      });
+      };
+      // The common case, one local mailbox, goes straight into it; only a copy that did not make it is queued.
+      if (single && p.kind === 'local' && (await this.local.localBeforeQueueing(part))) continue;
+      await store.add(p.queue, part);
     }
     const failed: Delivery[] = c.failed.map((f) => ({ address: f.result.address, recipient: f.recipient, status: 'failed', result: f.result }));
     await this.reports.report({ ...m, deliveries: failed });

@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { fsyncDir, writeDurably } from '../storage/durable-write.js';
+import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -107,6 +105,10 @@ const ENVELOPE_SUFFIX = '.json';
  */
 export class QueueStore {
   private readonly index = new Map<string, StoredMessage>();
+  /** Messages (by root id) that had records on disk when the store was opened: their deliveries may already have happened. */
+  private readonly recoveredRoots = new Set<string>();
+  /** Records per content file: a removal knows whether the content goes too without a scan of the queue. */
+  private readonly contentRefs = new Map<string, number>();
   private readonly frozenQueues = new Set<string>();
   private readonly watchers: ((queue: string, message: QueuedMessage) => void)[] = [];
 
@@ -120,6 +122,8 @@ export class QueueStore {
     await rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
     for (const dir of ['tmp', 'content', ...QUEUE_STATES]) await mkdir(path.join(this.root, dir), { recursive: true });
     this.index.clear();
+    this.contentRefs.clear();
+    this.recoveredRoots.clear();
     for (const state of QUEUE_STATES) {
       if (state === 'remote-delivery') {
         for (const dest of await readdir(path.join(this.root, state))) await this.loadQueue(`${state}/${dest}`);
@@ -137,14 +141,15 @@ export class QueueStore {
       if (!name.endsWith(ENVELOPE_SUFFIX)) continue;
       const message = JSON.parse(await readFile(path.join(this.root, queue, name), 'utf8')) as QueuedMessage;
       this.index.set(message.envelope.id, { queue, message });
+      this.refContent(message.contentId, 1);
+      this.recoveredRoots.add(message.rootId);
     }
   }
 
   /** Content a crash left without any envelope (received but never answered 250, or fully delivered). */
   private async dropUnreferencedContent(): Promise<void> {
-    const referenced = new Set([...this.index.values()].map((s) => s.message.contentId));
     for (const name of await readdir(path.join(this.root, 'content'))) {
-      if (!referenced.has(name.replace(/\.eml$/, ''))) await unlink(path.join(this.root, 'content', name));
+      if (!this.contentRefs.has(name.replace(/\.eml$/, ''))) await unlink(path.join(this.root, 'content', name));
     }
   }
 
@@ -157,19 +162,8 @@ export class QueueStore {
   async writeContent(contentId: string, source: Readable | Buffer | string): Promise<number> {
     const target = this.contentPath(contentId);
     try {
-      if (typeof source === 'string' || Buffer.isBuffer(source)) {
-        await writeFile(target, source, { flag: 'wx' });
-      } else {
-        await pipeline(source, createWriteStream(target, { flags: 'wx' }));
-      }
-      let size: number;
-      const handle = await open(target, 'r');
-      try {
-        if (this.fsync) await handle.sync();
-        size = (await handle.stat()).size;
-      } finally {
-        await handle.close();
-      }
+      const chunks = typeof source === 'string' ? [Buffer.from(source, 'utf8')] : Buffer.isBuffer(source) ? [source] : (source as AsyncIterable<Buffer>);
+      const size = await writeNewFile(target, chunks, this.fsync);
       // The file's name must survive a power failure too: the 250 that follows promises the content.
       if (this.fsync) await fsyncDir(path.dirname(target));
       return size;
@@ -191,6 +185,7 @@ export class QueueStore {
     if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
     await this.writeEnvelope(queue, message);
     this.index.set(message.envelope.id, { queue, message });
+    this.refContent(message.contentId, 1);
     this.changed(queue, message);
   }
 
@@ -225,15 +220,31 @@ export class QueueStore {
     }
   }
 
-  /** Removes a record; its content goes too once no other record refers to it. */
+  /**
+   * Removes a record; its content goes too once no other record refers to it. The directory is not
+   * fsynced: whatever replaced the record (its parts, a Maildir file, a report) is already durable, so
+   * a removal lost in a power failure only repeats work (at-least-once), it loses nothing.
+   */
   async remove(id: string): Promise<void> {
     const stored = this.require(id);
     await unlink(this.envelopePath(stored.queue, id));
-    // Gone from disk, so gone from the index even if the sync below fails: an update must not bring it back.
+    // Gone from disk, so gone from the index: an update must not bring it back.
     this.index.delete(id);
-    if (this.fsync) await fsyncDir(path.join(this.root, stored.queue));
     const contentId = stored.message.contentId;
-    if (![...this.index.values()].some((s) => s.message.contentId === contentId)) await this.discardContent(contentId);
+    if (this.refContent(contentId, -1) === 0) await this.discardContent(contentId);
+  }
+
+  /** Counts a record more or less for a content file; returns how many are left. */
+  private refContent(contentId: string, delta: number): number {
+    const n = (this.contentRefs.get(contentId) ?? 0) + delta;
+    if (n > 0) this.contentRefs.set(contentId, n);
+    else this.contentRefs.delete(contentId);
+    return n;
+  }
+
+  /** Whether the message had records in the queue when the store was opened (a crash may have left work half done). */
+  recovered(rootId: string): boolean {
+    return this.recoveredRoots.has(rootId);
   }
 
   /** A record by queue id. */

@@ -6,9 +6,12 @@
 import { createReadStream } from 'node:fs';
 import { isIP } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { DnsClient } from '../dns/client.js';
+import type { DnsClient, DnsResponse } from '../dns/client.js';
 import { parseEndpoint } from '../net/endpoint.js';
 import { reply, SmtpError } from '../net/smtp-reply.js';
+import type { Clock } from '../runtime/clock.js';
+import { ConnectionCache } from './connection-cache.js';
+import { CachingDns } from './dns-cache.js';
 import type { Route } from './router.js';
 import { KeyedSemaphore, Semaphore } from './semaphore.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
@@ -28,7 +31,14 @@ export interface RemoteDeliveryOptions {
   requireTls?: boolean;
   /** SMTP port for MX delivery (`transport.remote.port`). */
   port: number;
+  /** The clock DNS answers expire by (the real one by default). */
+  clock?: Clock;
 }
+
+/** How long a session waits for the next message to its host (Postfix's smtp_connection_cache_time_limit). */
+const SESSION_IDLE_MS = 2000;
+/** Messages one session carries at most, so a long stream still reconnects now and then. */
+const SESSION_MAX_USES = 100;
 
 /** One host to try, in order. */
 interface Target {
@@ -59,10 +69,19 @@ class NoTargets extends SmtpError {
 export class RemoteDelivery {
   private readonly total: Semaphore;
   private readonly perDestination: KeyedSemaphore;
+  private readonly dns: CachingDns;
+  private readonly sessions: ConnectionCache;
 
   constructor(private readonly opts: RemoteDeliveryOptions) {
+    this.dns = new CachingDns(opts.dns, opts.clock);
+    this.sessions = new ConnectionCache({ perHost: opts.maxPerDomain, idleMs: SESSION_IDLE_MS, maxUses: SESSION_MAX_USES });
     this.total = new Semaphore(opts.maxConnections);
     this.perDestination = new KeyedSemaphore(opts.maxPerDomain);
+  }
+
+  /** Ends the sessions kept open between messages. */
+  close(): void {
+    this.sessions.close();
   }
 
   /** Attempts delivery once; never throws, every recipient gets a result. */
@@ -95,32 +114,44 @@ export class RemoteDelivery {
     const failures: string[] = [];
     let tlsRequiredButMissing = false;
     for (const target of targets) {
+      const host = `${target.ip}:${target.port}`;
+      const cached = await this.sessions.take(host);
       let conn: SMTPConnection;
-      try {
-        conn = await this.connect(target, false);
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException & { response?: string };
-        // An offered STARTTLS that fails is retried in plain text, unless TLS is required.
-        if (e.code === 'ETLS' && !this.opts.requireTls) {
-          try {
-            conn = await this.connect(target, true);
-          } catch (err2) {
-            failures.push(`${target.name}[${target.ip}]:${target.port}: ${describe(err2)}`);
+      if (cached) {
+        conn = cached.conn;
+      } else {
+        try {
+          conn = await this.connect(target, false);
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException & { response?: string };
+          // An offered STARTTLS that fails is retried in plain text, unless TLS is required.
+          if (e.code === 'ETLS' && !this.opts.requireTls) {
+            try {
+              conn = await this.connect(target, true);
+            } catch (err2) {
+              failures.push(`${target.name}[${target.ip}]:${target.port}: ${describe(err2)}`);
+              continue;
+            }
+          } else {
+            if (e.code === 'ETLS') tlsRequiredButMissing = true;
+            failures.push(`${target.name}[${target.ip}]:${target.port}: ${describe(err)}`);
             continue;
           }
-        } else {
-          if (e.code === 'ETLS') tlsRequiredButMissing = true;
-          failures.push(`${target.name}[${target.ip}]:${target.port}: ${describe(err)}`);
-          continue;
         }
       }
+      let clean = false;
       try {
-        const results = await this.transact(conn, target, env, recipients, contentPath);
+        const done = await this.transact(conn, target, env, recipients, contentPath);
+        clean = done.clean;
         const nextHopDsn = offersDsn(conn);
-        return results.map((r) => (r.outcome === 'delivered' ? { ...r, nextHopDsn } : r));
+        return done.results.map((r) => (r.outcome === 'delivered' ? { ...r, nextHopDsn } : r));
       } finally {
-        conn.quit();
-        conn.close();
+        // A session whose transactions all ended with a reply waits for the next message to this host.
+        if (clean) this.sessions.give(host, { conn, uses: (cached?.uses ?? 0) + 1 });
+        else {
+          conn.quit();
+          conn.close();
+        }
       }
     }
     const result: Omit<RecipientResult, 'address'> = tlsRequiredButMissing
@@ -172,7 +203,9 @@ export class RemoteDelivery {
    * Runs one transaction per set of recipients sharing NOTIFY/ORCPT (nodemailer sends one set of DSN
    * parameters per message), on the same connection. A lost connection defers what is left with 4.4.2.
    */
-  private async transact(conn: SMTPConnection, target: Target, env: Envelope, recipients: EnvelopeRecipient[], contentPath: string): Promise<RecipientResult[]> {
+  private async transact(
+    conn: SMTPConnection, target: Target, env: Envelope, recipients: EnvelopeRecipient[], contentPath: string,
+  ): Promise<{ results: RecipientResult[]; clean: boolean }> {
     const results: RecipientResult[] = [];
     const batches = batchByDsn(recipients);
     for (let i = 0; i < batches.length; i++) {
@@ -181,17 +214,17 @@ export class RemoteDelivery {
         const reset = await new Promise<Error | null>((resolve) => conn.reset((err) => resolve(err ?? null)));
         if (reset) {
           for (const rest of batches.slice(i)) results.push(...rest.map((r) => dropped(r.address, target, reset)));
-          return results;
+          return { results, clean: false };
         }
       }
       const outcome = await this.sendBatch(conn, target, env, batch, contentPath);
       results.push(...outcome.results);
       if (outcome.lost) {
         for (const rest of batches.slice(i + 1)) results.push(...rest.map((r) => dropped(r.address, target, outcome.lost!)));
-        return results;
+        return { results, clean: false };
       }
     }
-    return results;
+    return { results, clean: true };
   }
 
   /** One MAIL/RCPT/DATA transaction: the per-recipient results, and the error if the connection was lost. */
@@ -310,10 +343,10 @@ export class RemoteDelivery {
   }
 
   /** A DNS query whose failures (time-out, SERVFAIL) come back as temporary errors. */
-  private async query(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<Awaited<ReturnType<DnsClient['query']>>> {
-    let answer: Awaited<ReturnType<DnsClient['query']>>;
+  private async query(name: string, type: 'MX' | 'A' | 'AAAA'): Promise<DnsResponse> {
+    let answer: DnsResponse;
     try {
-      answer = await this.opts.dns.query(name, type);
+      answer = await this.dns.query(name, type);
     } catch (err) {
       throw new NoTargets(451, '4.4.3', `DNS ${type} lookup of ${name} failed: ${(err as Error).message}`);
     }

@@ -29,15 +29,18 @@ export function isQueueFrozen(store: QueueStore, queue: string): boolean {
 
 /**
  * Runs the queues: works on every record that is due, several at once, until nothing due is left.
- * The due order is a heap keyed by next attempt, fed by the store's writes and rebuilt at the start
- * of each run (which finds again what a run set aside: frozen, busy, or already worked on), so taking
- * the next due record costs O(log n) instead of a scan of the whole queue. Time comes only from the
- * clock, so `runDue` after moving a test clock does exactly what the schedule says.
+ * The due order is a heap keyed by next attempt, filled from the store once and then fed by its
+ * writes; what a run sets aside (a record in a frozen queue, or already worked on in that run) goes
+ * back on the heap at the next run, and a record passed over while busy when its work ends. So taking
+ * the next due record costs O(log n), and no run copies or scans the whole queue. Time comes only
+ * from the clock, so `runDue` after moving a test clock does exactly what the schedule says.
  */
 export class Scheduler {
   private readonly busy = new Map<string, Promise<void>>();
   /** Records a run passed over because they were busy: due again as soon as they are not. */
   private readonly passedOver = new Set<string>();
+  /** Current records a run popped without working on them (queue frozen, or done in that run): the next run looks again. */
+  private setAside: Entry[] = [];
   // Records due at the same time go first come, first served: queue ids sort by time received, and a part's follows its message's.
   private readonly due = new MinHeap<Entry>(({ message: a }, { message: b }) => a.nextAttemptAt < b.nextAttemptAt || (a.nextAttemptAt === b.nextAttemptAt && a.envelope.id < b.envelope.id));
   private running: Promise<void> | null = null;
@@ -45,6 +48,7 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: SchedulerOptions) {
+    this.due.reset(o.store.all().map((s) => ({ queue: s.queue, message: s.message })));
     o.store.watch((queue, message) => this.push(queue, message));
   }
 
@@ -117,8 +121,7 @@ export class Scheduler {
   }
 
   private async drain(): Promise<void> {
-    this.passedOver.clear();
-    this.due.reset(this.o.store.all().map((s) => ({ queue: s.queue, message: s.message })));
+    for (const e of this.setAside.splice(0)) this.due.push(e);
     // A record is worked on once per queue per run, so a run always ends.
     const done = new Set<string>();
     const take = (): StoredMessage | undefined => {
@@ -143,15 +146,13 @@ export class Scheduler {
     const now = this.o.clock.now();
     for (let e = this.due.peek(); e !== undefined && e.message.nextAttemptAt <= now; e = this.due.peek()) {
       const id = e.message.envelope.id;
+      // A stale entry, or a frozen record (unfreezing rewrites it, which pushes it again), is dropped.
       const current = this.o.store.get(id);
-      const workable =
-        current?.message === e.message &&
-        current.queue === e.queue &&
-        !e.message.frozen &&
-        !isQueueFrozen(this.o.store, e.queue) &&
-        !done.has(`${id}@${e.queue}`);
-      if (workable && !this.busy.has(id)) return e;
-      if (workable) this.passedOver.add(id);
+      if (current?.message === e.message && current.queue === e.queue && !e.message.frozen) {
+        if (isQueueFrozen(this.o.store, e.queue) || done.has(`${id}@${e.queue}`)) this.setAside.push(e);
+        else if (!this.busy.has(id)) return e;
+        else this.passedOver.add(id);
+      }
       this.due.pop();
     }
     return undefined;

@@ -37,6 +37,8 @@ export interface TrackingQuery {
 /** Appends events to the tracking log, one JSON object per line, in the order they were logged. */
 export class TrackingLog {
   private tail: Promise<void> = Promise.resolve();
+  /** Lines waiting for the next write. */
+  private pending: string[] = [];
   private dirReady: Promise<unknown> | undefined;
 
   constructor(readonly file: string) {}
@@ -50,9 +52,14 @@ export class TrackingLog {
       throw err;
     });
     const ready = this.dirReady;
+    // Lines logged while a write is under way go out together in the next one: one append per
+    // batch, not an open, write and close per event.
+    this.pending.push(line);
+    if (this.pending.length > 1) return;
     this.tail = this.tail.then(async () => {
+      const lines = this.pending.splice(0).join('');
       await ready;
-      await appendFile(this.file, line, 'utf8');
+      await appendFile(this.file, lines, 'utf8');
     }).catch((err: unknown) => onError(err as Error));
   }
 

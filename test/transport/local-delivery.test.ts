@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -83,4 +83,22 @@ test('an unreadable content file becomes 451 4.3.0, not a half-written message',
 test('a mailbox name with a slash stays inside the store root', () => {
   const dir = mailboxDir('/store', '../evil/x@example.com');
   assert.equal(path.dirname(dir), '/store');
+});
+
+test('a delivery repeated after a crash finds the file it made, in new/ or moved to cur/ by a reader; without the crash flag it delivers again', async () => {
+  const box = 'repeat@example.test';
+  const dir = mailboxDir(root, box);
+  await deliverLocal(root, box, content, localDeliveryHeaders('a@b.test', box), { fsync: false, queueId: 'Q0001-1' });
+  await deliverLocal(root, box, content, localDeliveryHeaders('a@b.test', box), { fsync: false, queueId: 'Q0001-1', mayBeDelivered: true });
+  assert.equal((await readdir(path.join(dir, 'new'))).length, 1, 'not delivered twice');
+
+  const [name] = await readdir(path.join(dir, 'new'));
+  await rename(path.join(dir, 'new', name!), path.join(dir, 'cur', `${name!}:2,S`));
+  await deliverLocal(root, box, content, localDeliveryHeaders('a@b.test', box), { fsync: false, queueId: 'Q0001-1', mayBeDelivered: true });
+  assert.equal((await readdir(path.join(dir, 'new'))).length, 0, 'the read copy in cur/ counts');
+
+  // Another part of the same message (-10 begins like -1), or a repeat the engine has no reason to doubt, is delivered.
+  await deliverLocal(root, box, content, localDeliveryHeaders('a@b.test', box), { fsync: false, queueId: 'Q0001-10', mayBeDelivered: true });
+  await deliverLocal(root, box, content, localDeliveryHeaders('a@b.test', box), { fsync: false, queueId: 'Q0001-1' });
+  assert.equal((await readdir(path.join(dir, 'new'))).length, 2);
 });

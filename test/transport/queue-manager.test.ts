@@ -281,18 +281,20 @@ test('unreadable content is retried in failed-retry until it expires, then fails
 test('an unexpected error is retried until the message expires, then its recipients get an expiry NDR 4.4.7', async () => {
   const clock = new ManualClock();
   const engine = await startEngine(engineRules(path.join(dir, 'stuck')), { clock });
-  // A file where a queue directory should be: every move into that queue throws.
-  const awaiting = path.join(engine.paths.queueDir, 'awaiting-directory-lookup');
+  // A file where a queue directory should be: every write into that queue throws.
+  const awaiting = path.join(engine.paths.queueDir, 'local-delivery');
   try {
     const t0 = clock.now();
     await rm(awaiting, { recursive: true });
     await writeFile(awaiting, 'not a directory');
+    // The mailbox store too, or a single local copy would go straight into its Maildir without being queued.
+    await writeFile(engine.paths.mailboxDir, 'not a directory');
     const id = queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: message('Stuck') })).at(-1)!);
     await settle(engine);
     const [first] = engine.manager.messages('pre-submission');
     assert.equal(first?.id, id);
     assert.equal(first?.attempts, 1);
-    assert.match(first?.status ?? '', /^4\.3\.0 queue store: moving /);
+    assert.match(first?.status ?? '', /^4\.3\.0 queue store: creating queue local-delivery: /);
 
     clock.t = t0 + 48 * HOUR;
     await settle(engine);
@@ -302,11 +304,12 @@ test('an unexpected error is retried until the message expires, then its recipie
 
     await rm(awaiting);
     await mkdir(awaiting);
+    await rm(engine.paths.mailboxDir);
     await engine.manager.retryNow('pre-submission');
     await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'NDR to alice');
     const [ndr] = await mailboxTexts(engine, 'alice@example.test');
     assert.match(ndr ?? '', /Status: 4\.4\.7/);
-    assert.match(ndr ?? '', /last error: 4\.3\.0 queue store: moving /);
+    assert.match(ndr ?? '', /last error: 4\.3\.0 queue store: creating queue local-delivery: /);
   } finally {
     await engine.close();
   }

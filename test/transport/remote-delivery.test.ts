@@ -10,6 +10,7 @@ import { RemoteDelivery, type RemoteDeliveryOptions } from '../../src/transport/
 import type { Route } from '../../src/transport/router.js';
 import type { Envelope, EnvelopeRecipient } from '../../src/transport/types.js';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
+import { ManualClock } from './engine-harness.js';
 import { freePort, startSmtpSink, type SmtpSink } from '../support/smtp-sink.js';
 
 let dir: string;
@@ -105,6 +106,71 @@ test('MX: lowest preference first; an unreachable first MX falls through to the 
   assert.deepEqual([r2[0]!.outcome, r2[0]!.remoteMta], ['delivered', 'mx-b.dest.test']);
   const all = await sinkTransactions(1);
   assert.ok(all.some((t) => t.includes('X-Rcpt-Args: <x@dest.test>')));
+});
+
+test('sessions are reused for the next message to the same host, after RSET; one the server has closed is replaced', async () => {
+  let connections = 0;
+  let messages = 0;
+  const srv = await startServer({
+    onConnect(_session, cb) {
+      connections++;
+      cb();
+    },
+    onData(stream, _session, cb) {
+      stream.resume();
+      stream.on('end', () => {
+        messages++;
+        cb();
+      });
+    },
+  });
+  const d = delivery();
+  const route: Route = { kind: 'smarthost', connector: 'reuse', hosts: [`127.0.0.1:${srv.port}`] };
+  const send = (n: number) => d.deliver(route, envelope([{ address: `r${n}@dest.test` }]), [{ address: `r${n}@dest.test` }], contentPath);
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await send(i))[0]!.outcome, 'delivered');
+    assert.deepEqual({ connections, messages }, { connections: 1, messages: 3 }, 'three messages over one session');
+
+    // The server drops its idle sessions: the next message finds out at RSET and connects afresh.
+    const open = (srv.server as unknown as { connections: Set<{ close(): void }> }).connections;
+    for (const c of open) c.close();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await send(3))[0]!.outcome, 'delivered');
+    assert.deepEqual({ connections, messages }, { connections: 2, messages: 4 });
+  } finally {
+    d.close();
+    await srv.close();
+  }
+});
+
+test('MX cache: a second message to the domain asks DNS nothing until the shortest TTL has passed; a SERVFAIL is not kept', async () => {
+  dnsServer.setRecords({
+    'cached.test': { MX: [{ exchange: 'mx.cached.test', preference: 10 }], ttl: 60 },
+    'mx.cached.test': { A: ['127.0.0.1'], ttl: 30 },
+    'flaky.test': { mode: 'servfail' },
+  });
+  const clock = new ManualClock();
+  const d = delivery({ port: sink.port, clock });
+  const asked = (name: string): number => dnsServer.questions.filter((q) => q.name === name).length;
+  const send = (domain: string) => d.deliver({ kind: 'mx', connector: null, domain }, envelope([{ address: `u@${domain}` }]), [{ address: `u@${domain}` }], contentPath);
+
+  // Three at once share the questions; one more a little later asks nothing.
+  const first = await Promise.all([send('cached.test'), send('cached.test'), send('cached.test')]);
+  assert.deepEqual(first.map((r) => r[0]!.outcome), ['delivered', 'delivered', 'delivered']);
+  clock.advance(29_000);
+  assert.equal((await send('cached.test'))[0]!.outcome, 'delivered');
+  assert.equal(asked('cached.test'), 1, 'MX asked once');
+  assert.equal(asked('mx.cached.test'), 2, 'A and AAAA asked once each');
+
+  // Past the A record's 30 s it is asked again; the MX (60 s) and the empty AAAA answer (the SOA's 60 s) are still kept.
+  clock.advance(2_000);
+  assert.equal((await send('cached.test'))[0]!.outcome, 'delivered');
+  assert.equal(asked('cached.test'), 1);
+  assert.deepEqual(dnsServer.questions.filter((q) => q.name === 'mx.cached.test').map((q) => q.type), ['A', 'AAAA', 'A']);
+
+  assert.equal((await send('flaky.test'))[0]!.enhanced, '4.4.3');
+  assert.equal((await send('flaky.test'))[0]!.enhanced, '4.4.3');
+  assert.equal(asked('flaky.test'), 2, 'a SERVFAIL is asked again');
 });
 
 test('MX: no MX record means the domain itself (A); NXDOMAIN fails 5.4.0; SERVFAIL defers 4.4.3', async () => {
