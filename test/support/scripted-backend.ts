@@ -22,6 +22,7 @@ export interface Script {
   /** The reply to the final dot. */
   dot?: string;
   quit?: string;
+  rset?: string;
 }
 
 /** What one connection saw. */
@@ -55,6 +56,7 @@ const DEFAULTS: Required<Omit<Script, 'duringData' | 'starttls'>> = {
   data: '354 End data with <CR><LF>.<CR><LF>\r\n',
   dot: '250 2.0.0 Ok: queued\r\n',
   quit: '221 2.0.0 Bye\r\n',
+  rset: '250 2.0.0 Ok\r\n',
 };
 
 /** Starts a scripted back end on 127.0.0.1, port 0; change `script` between sessions. */
@@ -114,6 +116,7 @@ export async function startScriptedBackend(script: Script = {}): Promise<Scripte
         else if (verb === 'STARTTLS') socket.write(state.script.starttls ?? '454 4.7.0 TLS not available\r\n');
         else if (verb === 'MAIL') socket.write(reply('mail'));
         else if (verb === 'RCPT') socket.write(reply('rcpt'));
+        else if (verb === 'RSET') socket.write(reply('rset'));
         else if (verb === 'DATA') {
           const answer = reply('data');
           socket.write(answer);
