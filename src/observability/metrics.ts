@@ -328,8 +328,7 @@ export class Metrics {
   }
 
   private collectPools(): void {
-    let idle = 0;
-    let busy = 0;
+    let [idle, busy] = [0, 0];
     for (const counts of this.poolSources) {
       const c = counts();
       idle += c.idle;
