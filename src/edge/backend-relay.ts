@@ -60,6 +60,8 @@ export class BackendSession {
   private quitSent = false;
   /** The socket is corked by gather() and a flush is due. */
   private corked = false;
+  /** gather()'s deferred flush, made once per connection rather than once per message. */
+  private readonly flushSoon = (): void => this.flush();
   /** MAIL FROM was accepted and no final dot answered since: the back end holds a transaction open. */
   private transactionOpen = false;
   /** Between the 354 and the reply to the final dot: message bytes, not commands, are on the wire. */
@@ -385,7 +387,7 @@ export class BackendSession {
     if (!this.corked) {
       socket.cork();
       this.corked = true;
-      setImmediate(() => this.flush());
+      setImmediate(this.flushSoon);
     }
     let below = true;
     for (const piece of pieces) below = socket.write(piece) && below;
