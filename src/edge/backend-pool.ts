@@ -44,8 +44,6 @@ export class BackendPool {
   private busy = 0;
   private timer: NodeJS.Timeout | undefined;
   private closing = false;
-  /** The back end refused a second XCLIENT on one connection: sessions that use XCLIENT are not kept. */
-  private xclientOnce = false;
 
   constructor(
     readonly target: BackendTarget,
@@ -76,7 +74,6 @@ export class BackendPool {
         } catch (err) {
           idle.abandon();
           if (!(err instanceof BackendUnavailable) || err instanceof BackendTimeout) throw err;
-          if (/XCLIENT refused/.test(err.message)) this.xclientOnce = true;
         }
       }
       this.events.opened();
@@ -130,7 +127,6 @@ export class BackendPool {
   /** Whether `session` may be kept after its current transaction (`ahead`: counting one not yet begun). */
   private keeps(session: BackendSession, ahead = 0): boolean {
     if (this.closing || this.config.maxIdle === 0) return false;
-    if (this.xclientOnce && session.offers('XCLIENT') && !session.offers('XFORWARD')) return false;
     return session.transactions + ahead < this.config.maxTransactions;
   }
 

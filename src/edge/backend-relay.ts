@@ -68,6 +68,8 @@ export class BackendSession {
   private inData = false;
   /** A command failed (time-out, refusal of XFORWARD or XCLIENT, a 421): the session is not lent again. */
   private broken = false;
+  /** How this connection passes clients on, fixed by its first transaction. */
+  private forwardedWith: 'XFORWARD' | 'XCLIENT' | undefined;
   /** Transactions begun on this connection. */
   transactions = 0;
   /** Set by the pool when this transaction is the session's last: QUIT may then go out with the final dot. */
@@ -128,12 +130,17 @@ export class BackendSession {
 
   /** Whether the session can be lent to another transaction: open, healthy, between commands, no transaction open. */
   get reusable(): boolean {
-    return !this.closed && !this.broken && !this.quitSent && !this.transactionOpen && this.reader.idle;
+    return this.resettable && !this.transactionOpen;
   }
 
-  /** Whether the session can be made reusable by reset(): open, healthy, between commands. */
+  /**
+   * Whether the session can be made reusable by reset(): open, healthy, between commands, and still
+   * able to pass a new client on. A back end whose EHLO after XCLIENT no longer offers XCLIENT
+   * (smtp-server) would keep the previous client's identity for the next one: never lent again.
+   */
   get resettable(): boolean {
-    return !this.closed && !this.broken && !this.quitSent && !this.inData && this.reader.idle;
+    const canForward = this.forwardedWith === undefined || this.offers(this.forwardedWith);
+    return canForward && !this.closed && !this.broken && !this.quitSent && !this.inData && this.reader.idle;
   }
 
   /**
@@ -280,7 +287,9 @@ export class BackendSession {
 
   private async forward(client: ForwardedClient, timeoutMs: number): Promise<void> {
     const xforward = this.extensions.get('XFORWARD');
+    if (this.forwardedWith !== undefined && !this.offers(this.forwardedWith)) throw new BackendUnavailable(`${this.forwardedWith} no longer offered`);
     if (xforward !== undefined) {
+      this.forwardedWith = 'XFORWARD';
       const line = `XFORWARD ${forwardAttributes(client, xforward)}`;
       if (this.offers('PIPELINING')) {
         this.pendingForward = line;
@@ -292,6 +301,7 @@ export class BackendSession {
     }
     const xclient = this.extensions.get('XCLIENT');
     if (xclient !== undefined) {
+      this.forwardedWith = 'XCLIENT';
       const deadline = Date.now() + timeoutMs;
       const r = await this.command(`XCLIENT ${forwardAttributes(client, xclient)}`, 'XCLIENT', timeoutMs);
       // XCLIENT restarts the session with a new greeting, after which EHLO must be said again.

@@ -9,6 +9,7 @@ import { startHarness, type Harness } from '../support/edge-harness.js';
 import { startScriptedBackend, type ScriptedBackend, type ScriptedConnection } from '../support/scripted-backend.js';
 import { sendMail, type RawSmtpClient } from '../support/smtp-client.js';
 import { sample } from '../support/metrics-text.js';
+import { startBackend } from '../support/backend-server.js';
 
 const TEMPFAIL = '451 4.7.0 Temporary server error. Please try again later.';
 
@@ -320,6 +321,34 @@ describe('back-end pool: limits', () => {
       await h.close();
       await first.close();
       await second.close();
+    }
+  });
+
+  it('an XCLIENT back end that stops offering XCLIENT after the first (smtp-server): no session is lent again, so no message carries an earlier client', async () => {
+    const backend = await startBackend({ xclient: true });
+    const h = await startHarness((input) => {
+      input.backend = { url: `smtp://127.0.0.1:${backend.port}`, timeoutMs: 2000 };
+    });
+    try {
+      for (let n = 0; n < 3; n++) {
+        const c = await greeted(h, `client${n}.example`);
+        try {
+          assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], message(`x${n}`))).end?.code, 250, `message ${n}`);
+        } finally {
+          c.quit();
+        }
+        await until(async () => (await metric(h, 'portcullis_backend_pool_sessions', { state: 'busy' })) === 0, 5000, 'the session given back');
+      }
+      assert.deepEqual(
+        backend.messages.map((m) => [m.xclient.ADDR, m.xclient.HELO, m.helo]),
+        [0, 1, 2].map((n) => ['127.0.0.1', `client${n}.example`, 'edge.test']),
+        "each message passed on with its own client's XCLIENT, EHLO said again after it",
+      );
+      assert.equal(backend.connections, 3, 'a connection each');
+      assert.equal(await metric(h, 'portcullis_backend_pool_sessions', { state: 'idle' }), 0);
+    } finally {
+      await h.close();
+      await backend.close();
     }
   });
 });
