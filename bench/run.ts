@@ -8,6 +8,7 @@
  *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
  *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
  *  (h) the engine beside a private Postfix on the same loads, and `npm start` beside the engine alone (bench/engine-postfix.ts)
+ *  (i) the back-end session pool on and off: new and reused client connections, serial latency (bench/pool-throughput.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -22,6 +23,7 @@ import { run as engineThroughput } from './engine-throughput.js';
 import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
 import { run as queueBacklog } from './queue-backlog.js';
 import { comparisonTable, run as enginePostfix, type EnginePostfixBench } from './engine-postfix.js';
+import { poolTable, run as poolThroughput, type PoolThroughputBench } from './pool-throughput.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -234,7 +236,8 @@ function table(results: Record<string, Record<string, unknown>>): string {
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
-  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}`;
+  const pool = poolTable(results.pool as unknown as PoolThroughputBench);
+  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}\n\n${pool}`;
 }
 
 async function main(): Promise<void> {
@@ -259,6 +262,8 @@ async function main(): Promise<void> {
     results.queueBacklog = { ...(await queueBacklog()) };
     process.stdout.write('(h) transport engine beside Postfix ...\n');
     results.enginePostfix = { ...(await enginePostfix(MESSAGES, RUNS)) };
+    process.stdout.write('(i) back-end session pool ...\n');
+    results.pool = { ...(await poolThroughput()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

@@ -155,6 +155,16 @@ export const TransportSchema = z
   .strict()
   .prefault({});
 
+/** Back-end sessions kept open and reused across client transactions (docs/backend-pool.md); maxIdle 0 turns pooling off. */
+export const BackendPoolSchema = z
+  .object({
+    maxIdle: z.number().int().nonnegative().default(100),
+    idleMs: z.number().int().positive().default(5000),
+    maxTransactions: z.number().int().positive().default(100),
+  })
+  .strict()
+  .prefault({});
+
 /** The SMTP server the edge relays to (docs/edge.md). */
 export const BackendSchema = z
   .object({
@@ -164,6 +174,7 @@ export const BackendSchema = z
     connectTimeoutMs: z.number().int().positive().optional(),
     starttls: z.boolean().default(false),
     tlsRejectUnauthorized: z.boolean().default(true),
+    pool: BackendPoolSchema,
   })
   .strict();
 
@@ -226,6 +237,7 @@ export const RulesSchema = z
 
 export type Rules = z.infer<typeof RulesSchema>;
 export type ListenerConfig = z.infer<typeof ListenerSchema>;
+export type BackendPoolConfig = z.infer<typeof BackendPoolSchema>;
 export type DnsblRuleConfig = z.infer<typeof DnsblRuleSchema>;
 export type DnsblMatch = z.infer<typeof DnsblMatchSchema>;
 export type ConnectorConfig = z.infer<typeof ConnectorSchema>;

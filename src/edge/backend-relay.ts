@@ -1,5 +1,6 @@
 /**
- * One back-end SMTP session per client transaction, driven in lock-step with the client.
+ * One back-end SMTP session, driven in lock-step with the client transaction that borrows it (the
+ * pool, backend-pool.ts, lends it to one transaction after another).
  *
  * Why not nodemailer's SMTPConnection.send(): it takes the whole envelope at once, offers every
  * recipient before reporting any, and only then starts DATA. The edge must offer each recipient the
@@ -9,13 +10,13 @@
  *
  * Every write is a system call that also wakes the back end, and they dominate the edge's cost per
  * message; so where PIPELINING allows, commands whose order is fixed anyway share one write: XFORWARD
- * goes with MAIL FROM, and QUIT with the final dot (the session always ends after DATA). The reader
- * still counts each of them as a command owed its own reply, so a back end's stray or early reply can
- * never be taken for the answer to a later command (see backend-reply-reader.ts).
+ * goes with MAIL FROM, and QUIT with the final dot when the session's last transaction ends there.
+ * The reader still counts each of them as a command owed its own reply, so a back end's stray or early
+ * reply can never be taken for the answer to a later command (see backend-reply-reader.ts).
  *
- * Longer than 350 lines because the session's steps (connect, EHLO, STARTTLS, MAIL, RCPT, DATA,
- * abandon) share one socket and one reply reader, and which writes may share a packet is only
- * visible when they are read together.
+ * Longer than 350 lines because the session's steps (connect, EHLO, STARTTLS, the client's
+ * attributes, MAIL, RCPT, DATA, RSET, abandon) share one socket and one reply reader, and which writes
+ * may share a packet is only visible when they are read together.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -25,7 +26,7 @@ import { ReplyReader } from './backend-reply-reader.js';
 import { asciiAddress } from '../net/address.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable } from './backend-unavailable.js';
-import { xtext } from './xtext.js';
+import { forwardAttributes, type ForwardedClient } from './backend-forward.js';
 
 /** Where the back end is and how long to wait on it. */
 export interface BackendTarget {
@@ -42,14 +43,7 @@ export interface BackendTarget {
   heloName: string;
 }
 
-/** The original client, passed on with XFORWARD or XCLIENT when the back end offers one. */
-export interface ForwardedClient {
-  address: string;
-  /** Reverse-DNS name, when it was looked up. */
-  hostname?: string;
-  helo?: string;
-  proto: 'SMTP' | 'ESMTP';
-}
+export type { ForwardedClient } from './backend-forward.js';
 
 const QUIT_LINE = Buffer.from('QUIT\r\n');
 
@@ -66,6 +60,22 @@ export class BackendSession {
   private quitSent = false;
   /** The socket is corked by gather() and a flush is due. */
   private corked = false;
+  /** gather()'s deferred flush, made once per connection rather than once per message. */
+  private readonly flushSoon = (): void => this.flush();
+  /** MAIL FROM was accepted and no final dot answered since: the back end holds a transaction open. */
+  private transactionOpen = false;
+  /** Between the 354 and the reply to the final dot: message bytes, not commands, are on the wire. */
+  private inData = false;
+  /** A command failed (time-out, refusal of XFORWARD or XCLIENT, a 421): the session is not lent again. */
+  private broken = false;
+  /** How this connection passes clients on, fixed by its first transaction. */
+  private forwardedWith: 'XFORWARD' | 'XCLIENT' | undefined;
+  /** Transactions begun on this connection. */
+  transactions = 0;
+  /** Set by the pool when this transaction is the session's last: QUIT may then go out with the final dot. */
+  last = false;
+  /** Told once when the connection closes, for whatever reason (the pool forgets it then). */
+  onClose: (() => void) | undefined;
 
   private constructor(
     private socket: net.Socket,
@@ -75,21 +85,80 @@ export class BackendSession {
   }
 
   /**
-   * Connects, reads the greeting, says EHLO, upgrades with STARTTLS when configured, and passes the
-   * client on with XFORWARD or XCLIENT. Everything up to here shares one deadline of `timeoutMs`
-   * (XFORWARD to a back end that offers PIPELINING goes out with MAIL FROM instead).
-   * Rejects with BackendUnavailable (451 4.7.0) on any failure, a non-2xx greeting included.
+   * Connects, reads the greeting, says EHLO, and upgrades with STARTTLS when configured, all within
+   * one deadline of `timeoutMs`. Rejects with BackendUnavailable (451 4.7.0) on any failure, a non-2xx
+   * greeting included.
    */
-  static async open(target: BackendTarget, client: ForwardedClient): Promise<BackendSession> {
+  static async connect(target: BackendTarget): Promise<BackendSession> {
     const socket = await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs);
     const session = new BackendSession(socket, target);
     try {
-      await session.handshake(client);
+      await session.handshake();
       return session;
     } catch (err) {
       session.abandon();
       throw err;
     }
+  }
+
+  /** A new connection with its first transaction begun for `client` (see begin). */
+  static async open(target: BackendTarget, client: ForwardedClient): Promise<BackendSession> {
+    const session = await BackendSession.connect(target);
+    try {
+      await session.begin(client);
+      return session;
+    } catch (err) {
+      session.abandon();
+      throw err;
+    }
+  }
+
+  /**
+   * Passes the client of the next transaction on with XFORWARD (with MAIL FROM, when the back end
+   * offers PIPELINING) or XCLIENT (which restarts the session: EHLO again). Rejects with
+   * BackendUnavailable if the back end refuses it.
+   */
+  async begin(client: ForwardedClient): Promise<void> {
+    this.transactions += 1;
+    try {
+      await this.forward(client, this.target.timeoutMs);
+    } catch (err) {
+      this.broken = true;
+      throw err;
+    }
+  }
+
+  /** Whether the session can be lent to another transaction: open, healthy, between commands, no transaction open. */
+  get reusable(): boolean {
+    return this.resettable && !this.transactionOpen;
+  }
+
+  /**
+   * Whether the session can be made reusable by reset(): open, healthy, between commands, and still
+   * able to pass a new client on. A back end whose EHLO after XCLIENT no longer offers XCLIENT
+   * (smtp-server) would keep the previous client's identity for the next one: never lent again.
+   */
+  get resettable(): boolean {
+    const canForward = this.forwardedWith === undefined || this.offers(this.forwardedWith);
+    return canForward && !this.closed && !this.broken && !this.quitSent && !this.inData && this.reader.idle;
+  }
+
+  /**
+   * Ends the back end's open transaction with RSET; true when it answered 250 (the session is clean
+   * again), false otherwise (then the session is closed). Never throws.
+   */
+  async reset(): Promise<boolean> {
+    try {
+      const r = await this.command('RSET', 'RSET');
+      if (r.code === 250) {
+        this.transactionOpen = false;
+        return true;
+      }
+    } catch {
+      // A back end that cannot say 250 to RSET is not trusted with another client's transaction.
+    }
+    this.abandon();
+    return false;
   }
 
   /** Whether the back end's EHLO offered an extension (upper-case keyword). */
@@ -106,15 +175,20 @@ export class BackendSession {
     if (params.body && this.offers('8BITMIME')) cmd += ` BODY=${params.body.toUpperCase()}`;
     if (params.size !== undefined && this.offers('SIZE')) cmd += ` SIZE=${params.size}`;
     const forward = this.pendingForward;
-    if (forward === undefined) return this.command(cmd, 'MAIL FROM');
-    this.pendingForward = undefined;
-    this.write(`${forward}\r\n${cmd}`, 2);
-    const r = await this.expect('XFORWARD');
-    if (r.code !== 250) {
-      this.abandon();
-      throw new BackendUnavailable(`XFORWARD refused: ${r.code}`);
+    let r: SmtpReply;
+    if (forward === undefined) r = await this.command(cmd, 'MAIL FROM');
+    else {
+      this.pendingForward = undefined;
+      this.write(`${forward}\r\n${cmd}`, 2);
+      const x = await this.expect('XFORWARD');
+      if (x.code !== 250) {
+        this.abandon();
+        throw new BackendUnavailable(`XFORWARD refused: ${x.code}`);
+      }
+      r = await this.expect('MAIL FROM');
     }
-    return this.expect('MAIL FROM');
+    this.transactionOpen = r.code < 400;
+    return r;
   }
 
   /** RCPT TO for one recipient. */
@@ -128,19 +202,22 @@ export class BackendSession {
    * resolves with the back end's reply to it. A 4xx or 5xx reply to DATA is resolved as is; any other
    * reply but 354 means the back end is not following the protocol (BackendUnavailable). If `message`
    * fails (the client went away, a limit was hit), the socket is destroyed before the final dot, so
-   * the back end delivers nothing, and the message's error is rethrown. The session is over after
-   * DATA: with PIPELINING, QUIT goes out with the final dot.
+   * the back end delivers nothing, and the message's error is rethrown. The back end's transaction is
+   * over after the final dot whatever its reply; when this was the session's `last` transaction and the
+   * back end offers PIPELINING, QUIT goes out with the final dot.
    */
   async data(message: Readable | AsyncIterable<Buffer>): Promise<SmtpReply> {
     const go = await this.command('DATA', 'DATA', this.target.timeoutMs, (code) => code === 354);
+    // A refused DATA may leave the transaction open at the back end (RFC 5321 is silent): RSET before reuse.
     if (go.code !== 354) return go;
+    this.inData = true;
     const stuffer = new DotStuffer();
     try {
       for await (const chunk of message as AsyncIterable<Buffer>) {
         if (!this.gather([stuffer.push(chunk)])) await this.drained();
       }
       const last = [stuffer.end()];
-      if (this.offers('PIPELINING')) {
+      if (this.last && this.offers('PIPELINING')) {
         last.push(QUIT_LINE);
         this.quitSent = true;
       }
@@ -151,7 +228,10 @@ export class BackendSession {
       this.abandon();
       throw err;
     }
-    return this.expect('end of data');
+    const r = await this.expect('end of data');
+    this.inData = false;
+    this.transactionOpen = false;
+    return r;
   }
 
   /** Ends the session politely (QUIT), bounded by the time-out; never throws. */
@@ -179,7 +259,7 @@ export class BackendSession {
     this.abandon();
   }
 
-  private async handshake(client: ForwardedClient): Promise<void> {
+  private async handshake(): Promise<void> {
     const deadline = Date.now() + this.target.timeoutMs;
     const left = (): number => Math.max(1, deadline - Date.now());
     const greeting = await this.reader.next(left(), 'the greeting');
@@ -192,7 +272,6 @@ export class BackendSession {
       await this.upgrade(left());
       await this.ehlo(left());
     }
-    await this.forward(client, left);
   }
 
   private async ehlo(timeoutMs: number): Promise<void> {
@@ -206,34 +285,28 @@ export class BackendSession {
     );
   }
 
-  private async forward(client: ForwardedClient, left: () => number): Promise<void> {
-    const attrs = (allowed: string): string[] => {
-      const offered = new Set(allowed.toUpperCase().split(/\s+/));
-      const all: [string, string][] = [
-        ['NAME', client.hostname ?? '[UNAVAILABLE]'],
-        ['ADDR', net.isIPv6(client.address) ? `IPV6:${client.address}` : client.address],
-        ['PROTO', client.proto],
-        ['HELO', client.helo ?? '[UNAVAILABLE]'],
-      ];
-      return all.filter(([k]) => offered.has(k)).map(([k, v]) => `${k}=${v === '[UNAVAILABLE]' ? v : xtext(v)}`);
-    };
+  private async forward(client: ForwardedClient, timeoutMs: number): Promise<void> {
     const xforward = this.extensions.get('XFORWARD');
+    if (this.forwardedWith !== undefined && !this.offers(this.forwardedWith)) throw new BackendUnavailable(`${this.forwardedWith} no longer offered`);
     if (xforward !== undefined) {
-      const line = `XFORWARD ${attrs(xforward).join(' ')}`;
+      this.forwardedWith = 'XFORWARD';
+      const line = `XFORWARD ${forwardAttributes(client, xforward)}`;
       if (this.offers('PIPELINING')) {
         this.pendingForward = line;
         return;
       }
-      const r = await this.command(line, 'XFORWARD', left());
+      const r = await this.command(line, 'XFORWARD', timeoutMs);
       if (r.code !== 250) throw new BackendUnavailable(`XFORWARD refused: ${r.code}`);
       return;
     }
     const xclient = this.extensions.get('XCLIENT');
     if (xclient !== undefined) {
-      const r = await this.command(`XCLIENT ${attrs(xclient).join(' ')}`, 'XCLIENT', left());
+      this.forwardedWith = 'XCLIENT';
+      const deadline = Date.now() + timeoutMs;
+      const r = await this.command(`XCLIENT ${forwardAttributes(client, xclient)}`, 'XCLIENT', timeoutMs);
       // XCLIENT restarts the session with a new greeting, after which EHLO must be said again.
       if (r.code !== 220) throw new BackendUnavailable(`XCLIENT refused: ${r.code}`);
-      await this.ehlo(left());
+      await this.ehlo(Math.max(1, deadline - Date.now()));
     }
   }
 
@@ -273,6 +346,7 @@ export class BackendSession {
     socket.on('close', () => {
       this.closed = true;
       reader.closed('connection closed');
+      this.onClose?.();
     });
   }
 
@@ -293,7 +367,13 @@ export class BackendSession {
    * RCPT, a 250 to DATA) is a protocol error, never passed on: the client would take it for success.
    */
   private async expect(what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
-    const r = await this.reader.next(timeoutMs, what);
+    let r: SmtpReply;
+    try {
+      r = await this.reader.next(timeoutMs, what);
+    } catch (err) {
+      this.broken = true;
+      throw err;
+    }
     // 421 means the back end is closing the channel: it is gone mid-transaction, the client retries.
     if (r.code === 421) {
       this.abandon();
@@ -317,7 +397,7 @@ export class BackendSession {
     if (!this.corked) {
       socket.cork();
       this.corked = true;
-      setImmediate(() => this.flush());
+      setImmediate(this.flushSoon);
     }
     let below = true;
     for (const piece of pieces) below = socket.write(piece) && below;

@@ -8,7 +8,7 @@
  * onto the wrong command, so it is a protocol error that ends the session.
  */
 import { fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
-import { BackendUnavailable } from './backend-unavailable.js';
+import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 
 export const MAX_REPLY_LINE = 4096;
 export const MAX_REPLY_LINES = 200;
@@ -79,12 +79,19 @@ export class ReplyParser {
 export class ReplyReader {
   private readonly parser = new ReplyParser();
   private ready: SmtpReply[] = [];
-  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void } | undefined;
+  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void; what: string; ms: number } | undefined;
   private failure: Error | undefined;
   /** Why the connection closed, made into an error only if someone still waits (most closes are ours). */
   private closedBecause: string | undefined;
   /** Replies owed: commands written (the greeting counts as one) and not yet answered. */
   private outstanding: number;
+  /**
+   * One timer for every wait of the connection's life, re-armed (refresh) rather than created per
+   * reply: a pooled connection answers thousands of commands. It may fire with nobody waiting (then
+   * it does nothing); it holds the process open only while someone waits.
+   */
+  private timer: NodeJS.Timeout | undefined;
+  private timerMs = 0;
 
   /**
    * `onProtocolError` is told once when the back end breaks the protocol, so that the session is
@@ -102,6 +109,11 @@ export class ReplyReader {
     this.outstanding += n;
   }
 
+  /** Whether every command written has had its reply and no part of another is buffered: the connection is between commands. */
+  get idle(): boolean {
+    return this.outstanding === 0 && this.ready.length === 0 && !this.parser.pending && !this.failed;
+  }
+
   push(chunk: Buffer): void {
     if (this.failure) return;
     const replies = this.parser.push(chunk);
@@ -110,8 +122,10 @@ export class ReplyReader {
       this.outstanding -= 1;
       const w = this.waiter;
       this.waiter = undefined;
-      if (w) w.resolve(r);
-      else this.ready.push(r);
+      if (w) {
+        this.timer?.unref();
+        w.resolve(r);
+      } else this.ready.push(r);
     }
     if (this.parser.error) return this.protocolError(this.parser.error);
     if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
@@ -119,6 +133,7 @@ export class ReplyReader {
 
   fail(err: Error): void {
     this.failure ??= err;
+    clearTimeout(this.timer);
     const w = this.waiter;
     this.waiter = undefined;
     w?.reject(this.failure);
@@ -132,6 +147,7 @@ export class ReplyReader {
   /** The connection is gone: a waiting reader fails now, later ones at once. */
   closed(detail: string): void {
     this.closedBecause ??= detail;
+    clearTimeout(this.timer);
     if (this.waiter) this.fail(new BackendUnavailable(detail));
   }
 
@@ -141,21 +157,28 @@ export class ReplyReader {
     if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        reject(new BackendUnavailable(`no reply to ${what} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiter = {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
+      this.waiter = { resolve, reject, what, ms: timeoutMs };
+      this.arm(timeoutMs);
     });
+  }
+
+  private arm(ms: number): void {
+    if (this.timer !== undefined && this.timerMs === ms) {
+      this.timer.refresh().ref();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timerMs = ms;
+    this.timer = setTimeout(() => this.expire(), ms);
+  }
+
+  private expire(): void {
+    const w = this.waiter;
+    if (!w) return;
+    this.waiter = undefined;
+    // A reply that comes after this would answer a command nobody waits for: the connection is not reused.
+    this.failure ??= new BackendTimeout(`no reply to ${w.what} within ${w.ms} ms`);
+    w.reject(this.failure);
   }
 
   private protocolError(err: BackendUnavailable): void {

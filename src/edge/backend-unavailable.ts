@@ -11,3 +11,11 @@ export class BackendUnavailable extends SmtpError {
     this.name = 'BackendUnavailable';
   }
 }
+
+/** The back end did not answer within its time-out: not retried on another connection (the client has waited long enough). */
+export class BackendTimeout extends BackendUnavailable {
+  constructor(detail: string) {
+    super(detail);
+    this.name = 'BackendTimeout';
+  }
+}

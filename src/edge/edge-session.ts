@@ -13,7 +13,7 @@ import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { SessionPolicy } from '../policy/session-policy.js';
 import { STEPS } from '../policy/steps.js';
 import { replyLine, type Verdict } from '../policy/verdict.js';
-import { BackendSession, type BackendTarget } from './backend-relay.js';
+import type { BackendPool } from './backend-pool.js';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { archiveMessage } from './data-archive.js';
 import { judgeHeaderSection } from './data-header.js';
@@ -26,7 +26,8 @@ import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailabl
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {
   engine: PolicyEngine;
-  backend: BackendTarget;
+  /** The back end's session pool: sessions of an old generation drain while the new one lends its own. */
+  pool: BackendPool;
   badmail: BadmailWriter;
 }
 
@@ -58,6 +59,8 @@ export class EdgeSession {
   private sessionBytes = 0;
   private heloSeen: string | undefined;
   private address: string | undefined;
+  /** The client connection is gone: a session lent after that goes straight back. */
+  private gone = false;
 
   constructor(
     readonly generation: Generation,
@@ -95,13 +98,19 @@ export class EdgeSession {
     if (v.action === 'archive') return { reply: fromVerdict(v) };
     try {
       tx.backendOpenedAt = Date.now();
-      tx.backend = await BackendSession.open(this.generation.backend, {
+      const pool = this.generation.pool;
+      const client = {
         address: this.policy.clientIp,
         ...(this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[') ? { hostname: this.smtp.clientHostname } : {}),
         helo: this.smtp.hostNameAppearsAs || undefined,
         proto: this.smtp.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP',
-      } as const);
-      const r = await tx.backend.mailFrom(address, params);
+      } as const;
+      const { session, reply: r } = await pool.begin(client, address, params);
+      tx.borrow(session, pool);
+      if (this.gone) {
+        tx.end();
+        return { reply: r };
+      }
       if (r.code >= 400) {
         this.finishRelay(tx, r.code);
         // No transaction follows a refused MAIL FROM: free the back end now, not at the client's next command.
@@ -181,13 +190,14 @@ export class EdgeSession {
     return outcome;
   }
 
-  /** smtp-server forgot the transaction (RSET, HELO/EHLO): so does the edge, and the back end is told QUIT. */
+  /** smtp-server forgot the transaction (RSET, HELO/EHLO): so does the edge, and the back-end session goes back to the pool after RSET. */
   reset(): void {
     this.endTransaction();
   }
 
   /** The connection is gone: whatever transaction was open is abandoned. */
   close(): void {
+    this.gone = true;
     this.transaction?.abandonBackend();
   }
 
@@ -281,7 +291,7 @@ export class EdgeSession {
     this.services.metrics.relay(outcome, (Date.now() - tx.backendOpenedAt) / 1000);
   }
 
-  /** Drops the current transaction: the back end is told QUIT, the policy forgets the archive choice. */
+  /** Drops the current transaction: its back-end session goes back to the pool, the policy forgets the archive choice. */
   private endTransaction(): void {
     const tx = this.transaction;
     this.transaction = undefined;

@@ -15,6 +15,8 @@ import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
 import type { Generation } from './edge-session.js';
 import { EdgeListener } from './listener.js';
 import { parseSmtpUrl } from '../net/endpoint.js';
+import { BackendPool } from './backend-pool.js';
+import type { BackendTarget } from './backend-relay.js';
 
 /** Where rule sets come from: `load` reads and validates the current one, throwing on a bad set. */
 export interface RulesSource {
@@ -61,11 +63,14 @@ interface Running {
   dnsbl: DnsblRuntime;
   /** The `dns` settings `dnsbl` was opened with. */
   dns: Rules['dns'];
+  /** Stops counting the pool in the metrics. */
+  poolMetrics: { stop(): void };
 }
 
 /**
  * One generation of the edge. A reload whose `dns` settings are unchanged keeps the DNSBL cache and
- * zone health of `previous` (answers within their TTL stay good), checking only zones it adds.
+ * zone health of `previous` (answers within their TTL stay good), checking only zones it adds; one
+ * whose back end and pool settings are unchanged keeps the back-end pool and its idle sessions.
  */
 async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
@@ -87,23 +92,31 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
     });
   }
   const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(rules) });
+  const target: BackendTarget = {
+    host,
+    port,
+    timeoutMs: rules.backend.timeoutMs,
+    ...(rules.backend.connectTimeoutMs !== undefined ? { connectTimeoutMs: rules.backend.connectTimeoutMs } : {}),
+    starttls: rules.backend.starttls,
+    tlsRejectUnauthorized: rules.backend.tlsRejectUnauthorized,
+    heloName: rules.hostname,
+  };
+  const old = previous?.generation.pool;
+  const same = old && JSON.stringify([old.target, old.config]) === JSON.stringify([target, rules.backend.pool]);
+  const pool = same ? old : new BackendPool(target, rules.backend.pool, { reused: () => metrics.backendReused(), opened: () => metrics.backendOpened() });
   return {
     dnsbl,
     dns: rules.dns,
-    generation: {
-      engine,
-      backend: {
-        host,
-        port,
-        timeoutMs: rules.backend.timeoutMs,
-        ...(rules.backend.connectTimeoutMs !== undefined ? { connectTimeoutMs: rules.backend.connectTimeoutMs } : {}),
-        starttls: rules.backend.starttls,
-        tlsRejectUnauthorized: rules.backend.tlsRejectUnauthorized,
-        heloName: rules.hostname,
-      },
-      badmail: new BadmailWriter(badmailDir(rules)),
-    },
+    poolMetrics: same && previous ? previous.poolMetrics : metrics.backendPool(() => pool.counts),
+    generation: { engine, pool, badmail: new BadmailWriter(badmailDir(rules)) },
   };
+}
+
+/** A replaced pool lends nothing more: idle sessions are told QUIT, lent ones when their transaction ends. */
+function retirePool(old: Running, next: Running | undefined): void {
+  if (next?.generation.pool === old.generation.pool) return;
+  // Sessions still lent out are no longer counted in the gauge; they close as their transactions end.
+  void old.generation.pool.close().then(() => old.poolMetrics.stop());
 }
 
 /** The listener settings a socket is opened with: a reload cannot change them. */
@@ -174,6 +187,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       // Sessions in flight hold the old generation; a replaced DNSBL cache still answers them, only
       // its periodic health checks stop.
       if (next.dnsbl !== current.dnsbl) current.dnsbl.close();
+      retirePool(current, next);
       current = next;
       logger.info('rule set reloaded');
       return loaded;
@@ -196,6 +210,8 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
         await new Promise((r) => setTimeout(r, 25));
       }
       for (const l of listeners) l.destroyAll();
+      await current.generation.pool.close();
+      current.poolMetrics.stop();
       current.dnsbl.close();
       await metricsServer?.close();
       await protocolLog?.close();

@@ -128,6 +128,25 @@ export class Metrics {
     buckets: RELAY_BUCKETS,
     registers: [this.registry],
   });
+  /** Each pool's counts, read when /metrics is scraped (nothing to do per message). */
+  private readonly poolSources = new Set<() => { idle: number; busy: number }>();
+  private readonly poolSessions = new Gauge({
+    name: 'portcullis_backend_pool_sessions',
+    help: 'Back-end sessions of the pool, by state: idle (open, waiting to be lent) and busy (lent to a client transaction).',
+    labelNames: ['state'],
+    registers: [this.registry],
+    collect: () => this.collectPools(),
+  });
+  private readonly poolOpened = new Counter({
+    name: 'portcullis_backend_pool_opened_total',
+    help: 'Back-end connections opened for client transactions (no idle pooled session was there to lend, or a lent one had gone).',
+    registers: [this.registry],
+  });
+  private readonly poolReused = new Counter({
+    name: 'portcullis_backend_pool_reused_total',
+    help: 'Client transactions that borrowed an idle pooled back-end session instead of opening a connection.',
+    registers: [this.registry],
+  });
   private readonly badmails = new Counter({
     name: 'portcullis_badmail_total',
     help: 'Messages written to the Badmail directory by the archive action.',
@@ -245,6 +264,22 @@ export class Metrics {
     this.relaySeconds.observe({ outcome }, seconds);
   }
 
+  /** Counts `pool()`'s sessions in `portcullis_backend_pool_sessions` until `stop` is called. */
+  backendPool(pool: () => { idle: number; busy: number }): { stop(): void } {
+    this.poolSources.add(pool);
+    return { stop: () => void this.poolSources.delete(pool) };
+  }
+
+  /** A client transaction borrowed an idle pooled back-end session. */
+  backendReused(): void {
+    this.poolReused.inc();
+  }
+
+  /** A back-end connection was opened for a client transaction. */
+  backendOpened(): void {
+    this.poolOpened.inc();
+  }
+
   /** A message went to Badmail. */
   badmail(): void {
     this.badmails.inc();
@@ -290,6 +325,17 @@ export class Metrics {
   /** A queued message was scheduled for another attempt. */
   transportRetry(state: string): void {
     this.transportRetries.inc({ state: safeLabel(state) });
+  }
+
+  private collectPools(): void {
+    let [idle, busy] = [0, 0];
+    for (const counts of this.poolSources) {
+      const c = counts();
+      idle += c.idle;
+      busy += c.busy;
+    }
+    this.poolSessions.set({ state: 'idle' }, idle);
+    this.poolSessions.set({ state: 'busy' }, busy);
   }
 
   /** Every metric name this registry exports (the Grafana test checks panels against it). */

@@ -22,6 +22,9 @@ export interface Script {
   /** The reply to the final dot. */
   dot?: string;
   quit?: string;
+  rset?: string;
+  /** The next command with this verb (upper-case) gets no reply: the connection is closed instead, once. */
+  hangUpOnce?: string;
 }
 
 /** What one connection saw. */
@@ -41,12 +44,14 @@ export interface ScriptedBackend {
   /** Messages whose final dot was answered 2xx: what the back end took responsibility for. */
   taken: string[];
   script: Script;
+  /** Writes `text` on every open connection, out of turn (and closes them after it when `end`). */
+  say(text: string, end?: boolean): void;
   /** Resolves when some connection next receives message bytes; rejects after `timeoutMs`. */
   dataArrives(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
-const DEFAULTS: Required<Omit<Script, 'duringData' | 'starttls'>> = {
+const DEFAULTS: Required<Omit<Script, 'duringData' | 'starttls' | 'hangUpOnce'>> = {
   greeting: '220 scripted.test ESMTP\r\n',
   ehlo: '250-scripted.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-XFORWARD NAME ADDR PROTO HELO\r\n250 ENHANCEDSTATUSCODES\r\n',
   xforward: '250 2.0.0 Ok\r\n',
@@ -55,12 +60,13 @@ const DEFAULTS: Required<Omit<Script, 'duringData' | 'starttls'>> = {
   data: '354 End data with <CR><LF>.<CR><LF>\r\n',
   dot: '250 2.0.0 Ok: queued\r\n',
   quit: '221 2.0.0 Bye\r\n',
+  rset: '250 2.0.0 Ok\r\n',
 };
 
 /** Starts a scripted back end on 127.0.0.1, port 0; change `script` between sessions. */
 export async function startScriptedBackend(script: Script = {}): Promise<ScriptedBackend> {
   const sockets = new Set<net.Socket>();
-  const state: Omit<ScriptedBackend, 'port' | 'close' | 'dataArrives'> = { connections: [], taken: [], script };
+  const state: Omit<ScriptedBackend, 'port' | 'close' | 'dataArrives' | 'say'> = { connections: [], taken: [], script };
   let dataWaiters: (() => void)[] = [];
   const reply = (key: keyof typeof DEFAULTS): string => state.script[key] ?? DEFAULTS[key];
   const server = net.createServer((socket) => {
@@ -109,11 +115,17 @@ export async function startScriptedBackend(script: Script = {}): Promise<Scripte
         buffer = buffer.slice(nl + 2);
         conn.commands.push(line);
         const verb = line.split(' ')[0]?.toUpperCase() ?? '';
+        if (verb === state.script.hangUpOnce) {
+          delete state.script.hangUpOnce;
+          socket.destroy();
+          return;
+        }
         if (verb === 'EHLO') socket.write(reply('ehlo'));
         else if (verb === 'XFORWARD') socket.write(reply('xforward'));
         else if (verb === 'STARTTLS') socket.write(state.script.starttls ?? '454 4.7.0 TLS not available\r\n');
         else if (verb === 'MAIL') socket.write(reply('mail'));
         else if (verb === 'RCPT') socket.write(reply('rcpt'));
+        else if (verb === 'RSET') socket.write(reply('rset'));
         else if (verb === 'DATA') {
           const answer = reply('data');
           socket.write(answer);
@@ -128,6 +140,12 @@ export async function startScriptedBackend(script: Script = {}): Promise<Scripte
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return Object.assign(state, {
     port: (server.address() as net.AddressInfo).port,
+    say: (text: string, end = false) => {
+      for (const s of sockets) {
+        if (end) s.end(text);
+        else s.write(text);
+      }
+    },
     dataArrives: (timeoutMs = 5000) =>
       new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no message data within ${timeoutMs} ms`)), timeoutMs);
