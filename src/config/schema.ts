@@ -220,6 +220,8 @@ export const RulesSchema = z
       .strict()
       .prefault({}),
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
+    /** Edge processes `serve` runs, sharing the listening sockets (docs/workers.md); `auto` = one per core. */
+    workers: z.union([z.literal('auto'), z.number().int().positive()], { error: 'expected auto or a whole number of processes, 1 or more' }).default(1),
     transport: TransportSchema,
   })
   .strict();
