@@ -8,6 +8,7 @@
  *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
  *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
+ * `npm run bench -- peers` (or BENCH=peers) runs bench/peers.ts instead: Portcullis beside Haraka and the wire.
  */
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -20,6 +21,7 @@ import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
 import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
 import { run as queueBacklog } from './queue-backlog.js';
+import { runPeers } from './peers-report.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -269,7 +271,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+(process.argv[2] === 'peers' || process.env.BENCH === 'peers' ? runPeers(ROOT) : main()).catch((err: unknown) => {
   process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;
 });
