@@ -14,6 +14,8 @@ export interface Peer {
   port: number;
   /** The root process of the server (its workers are found as descendants); none for the direct path. */
   pid?: number;
+  /** What it has written, for a failure's message. */
+  output(): string;
   stop(): Promise<void>;
 }
 
@@ -39,9 +41,10 @@ export async function installHaraka(): Promise<string> {
  * `rcpt_to.in_host_list`; a one-line `lookup_rdns` plugin answers locally so it asks no DNS server.
  */
 export async function startHaraka(bin: string, workDir: string, sinkPort: number, cluster: boolean): Promise<Peer> {
-  const dir = await fs.mkdtemp(path.join(workDir, cluster ? 'haraka-cluster-' : 'haraka-'));
-  await fs.mkdir(path.join(dir, 'config'));
-  await fs.mkdir(path.join(dir, 'plugins'));
+  const dir = path.join(await fs.mkdtemp(path.join(workDir, cluster ? 'haraka-cluster-' : 'haraka-')), 'haraka');
+  // Haraka's own skeleton first: its core reads defaults from config files it writes there.
+  const init = await run(process.execPath, [bin, '-i', dir], { timeoutMs: 60_000 });
+  if (init.code !== 0) throw new Error(`haraka -i failed:\n${init.stdout}${init.stderr}`);
   const files: Record<string, string> = {
     'config/smtp.ini': `[main]\nlisten=127.0.0.1:0\n${cluster ? 'nodes=cpus\n' : ''}`,
     'config/plugins': 'lookup_rdns_local\nrcpt_to.in_host_list\nqueue/smtp_proxy\n',
@@ -54,14 +57,14 @@ export async function startHaraka(bin: string, workDir: string, sinkPort: number
   for (const [name, text] of Object.entries(files)) await fs.writeFile(path.join(dir, name), text);
   const server = launch(process.execPath, [bin, '-c', dir]);
   const [port] = await waitForPorts(server, 'tcp', 1, 60_000);
-  return { port: port as number, pid: server.child.pid as number, stop: () => server.stop() };
+  return { port: port as number, pid: server.child.pid as number, output: server.output, stop: () => server.stop() };
 }
 
 /** Starts `portcullis serve` (compiled) with `rules` pointed at `sinkPort`. */
 export async function startPortcullis(root: string, workDir: string, name: string, rules: Record<string, unknown>): Promise<Peer> {
   const config = await writeRules(workDir, rules, `${name}.yaml`);
   const edge = await startServe(config, { compiled: true, root });
-  return { port: edge.port, pid: edge.child.pid as number, stop: () => edge.stop() };
+  return { port: edge.port, pid: edge.child.pid as number, output: edge.output, stop: () => edge.stop() };
 }
 
 /** smtp-sink with its running counter (`-c`): how many messages it has taken, read from its output. */

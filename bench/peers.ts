@@ -102,6 +102,15 @@ async function measure(target: Target, mode: Mode): Promise<Sample> {
   };
 }
 
+/** Runs `step`; a failure names the target and ends with what its server wrote. */
+async function named<T>(t: Target, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw new Error(`${t.name}: ${(err as Error).message}\n${t.peer.output().slice(-3000)}`, { cause: err });
+  }
+}
+
 async function startTargets(root: string, workDir: string, rbl: Rbldnsd): Promise<Target[]> {
   const haraka = await installHaraka();
   const targets: Target[] = [];
@@ -109,7 +118,7 @@ async function startTargets(root: string, workDir: string, rbl: Rbldnsd): Promis
     const sink = await startCountingSink();
     targets.push({ name, sink, peer: await start(sink.port) });
   };
-  await add('direct smtp-source -> smtp-sink', async (port) => ({ port, stop: async () => undefined }));
+  await add('direct smtp-source -> smtp-sink', async (port) => ({ port, output: () => '', stop: async () => undefined }));
   await add('Haraka, 1 process', (port) => startHaraka(haraka, workDir, port, false));
   await add('Haraka, cluster (nodes=cpus)', (port) => startHaraka(haraka, workDir, port, true));
   for (const workers of [1, 'auto'] as const) {
@@ -128,13 +137,13 @@ export async function run(root: string, workDir: string): Promise<Record<string,
   try {
     targets = await startTargets(root, workDir, rbl);
     // Warm-up: JIT, DNSBL caches, every worker up, before anything is timed.
-    for (const t of targets) await smtpSource(t.peer.port, ['-s', '10', '-m', '200', '-l', '512', '-M', 'bench.test', '-f', 'w@bench.test', '-t', 'user@example.test']);
+    for (const t of targets) await named(t, () => smtpSource(t.peer.port, ['-s', '10', '-m', '200', '-l', '512', '-M', 'bench.test', '-f', 'w@bench.test', '-t', 'user@example.test']));
     const samples = new Map<string, Sample[]>();
     for (let r = 0; r < ROUNDS; r++) {
       for (const mode of MODES) {
         for (const t of targets) {
           const key = `${t.name}|${mode}`;
-          samples.set(key, [...(samples.get(key) ?? []), await measure(t, mode)]);
+          samples.set(key, [...(samples.get(key) ?? []), await named(t, () => measure(t, mode))]);
         }
       }
     }

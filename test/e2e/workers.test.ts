@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startBackend, type TestBackend } from '../support/backend-server.js';
+import { startDnsServer } from '../support/dns-server.js';
 import { sample } from '../support/metrics-text.js';
 import { RawSmtpClient, sendMail } from '../support/smtp-client.js';
 import { serve, type Served } from '../support/serve-process.js';
@@ -214,6 +215,49 @@ describe('portcullis serve, workers: 2, the limits and the engine the group shar
       s.child.kill('SIGTERM');
       assert.equal(await s.exited, 0);
       await backend.close();
+    }
+  });
+
+  it('DNSBL lookups work in every worker (each has its own UDP sockets, not the cluster-shared kind)', async () => {
+    const dns = await startDnsServer({ records: { '2.0.0.127.bl.test': { A: ['127.0.0.2'] } } });
+    const backend = await startBackend();
+    const config = path.join(dir, 'dnsbl.yaml');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        hostname: 'edge.test',
+        acceptedDomains: ['example.com'],
+        listeners: [{ name: 'main', listen: '127.0.0.1:0' }],
+        connectionFilter: { rules: [{ name: 'TestBL', zone: 'bl.test', message: '%0 has been blocked by %1' }] },
+        dns: { servers: [dns.address], timeoutMs: 1000, healthCheckIntervalSec: 0 },
+        backend: { url: `smtp://127.0.0.1:${backend.port}` },
+        badmail: path.join(dir, 'badmail'),
+        log: { level: 'info' },
+        shutdownGraceMs: 500,
+        workers: 2,
+      }),
+    );
+    const s = await serve(config);
+    try {
+      await s.waitLog((l) => l.event === 'ready', 60_000);
+      const ends = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const c = await greeted(s.port);
+          const r = await sendMail(c, 'sender@example.org', ['bob@example.com'], 'Subject: x\r\n\r\nbody\r\n');
+          c.quit();
+          return r.end?.code;
+        }),
+      );
+      // 127.0.0.1 is the zone's own "never listed" test point: looked up, not listed, mail relayed.
+      assert.deepEqual(ends, Array(8).fill(250), JSON.stringify(s.lines.filter((l) => l.level !== 'info')));
+      assert.ok(dns.queries.includes('1.0.0.127.bl.test'), 'the workers asked the DNSBL');
+      assert.equal(s.lines.filter((l) => l.event === 'worker-exit').length, 0, 'no worker died');
+      assert.equal(backend.messages.length, 8);
+    } finally {
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 0);
+      await backend.close();
+      await dns.close();
     }
   });
 
