@@ -32,33 +32,19 @@ export async function runPrimary(config: string, count: number, stop: Promise<un
   const metrics = new Metrics({ processMetrics: true });
   const group = new GroupMetrics();
   const engine = usesBundledEngine(first) ? await startTransportEngine(first, { metrics, logger }) : undefined;
-  let workers: WorkerGroup;
-  let metricsServer: MetricsServer | undefined;
-  try {
-    workers = await WorkerGroup.start({
-      count,
-      env: { [WORKERS_ENV]: String(count), ...(engine ? { [ENGINE_ENV]: formatEndpoint(engine.address) } : {}) },
-      handlers: { [ASK.rules]: () => committed },
-      onReplace: (exit) => {
-        group.replaced();
-        logger.warn({ event: 'worker-exit', ...exit }, `worker ${exit.worker} (pid ${exit.pid}) exited; starting another`);
-      },
-      readyTimeoutMs: READY_TIMEOUT_MS,
-    });
-    if (first.metrics) {
-      const source = { registry: { contentType: group.contentType }, render: () => renderGroup(workers, metrics, group) };
-      metricsServer = await startMetricsServer(first.metrics.listen, source, () => ({ status: 'ok', workers: workers.size }));
-      logger.info({ metrics: metricsServer.address }, 'metrics listening');
-    }
-  } catch (err) {
-    // Edges that cannot open (port taken) must not leave the engine running with nobody in front.
-    await engine?.close();
-    throw err;
-  }
-  logger.info({ event: 'ready', workers: count }, `${count} edge workers listening`);
+  const starting = WorkerGroup.start({
+    count,
+    env: { [WORKERS_ENV]: String(count), ...(engine ? { [ENGINE_ENV]: formatEndpoint(engine.address) } : {}) },
+    handlers: { [ASK.rules]: () => committed },
+    onReplace: (exit) => {
+      group.replaced();
+      logger.warn({ event: 'worker-exit', ...exit }, `worker ${exit.worker} (pid ${exit.pid}) exited; starting another`);
+    },
+    readyTimeoutMs: READY_TIMEOUT_MS,
+  });
 
   /** Validates in the primary, then on every worker; commits everywhere only if all accepted. */
-  const reload = async (): Promise<void> => {
+  const reload = async (workers: WorkerGroup): Promise<void> => {
     let text: string;
     let rules: Rules;
     try {
@@ -83,10 +69,36 @@ export async function runPrimary(config: string, count: number, stop: Promise<un
     engine?.useDirectoryOf(rules);
     logger.info({ workers: commits.length }, 'rule set reloaded');
   };
-  let reloads: Promise<unknown> = Promise.resolve();
+  // Taken from the start (SIGHUP's default would end the process); a reload waits for the group.
+  let reloads: Promise<unknown> = starting.catch(() => undefined);
   process.on('SIGHUP', () => {
-    reloads = reloads.then(reload).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed'));
+    reloads = reloads
+      .then(() => starting)
+      .then(reload)
+      .catch((err: unknown) => logger.error({ err: (err as Error).message }, 'reload failed'));
   });
+
+  let workers: WorkerGroup;
+  try {
+    workers = await starting;
+  } catch (err) {
+    // Edges that cannot open (port taken) must not leave the engine running with nobody in front.
+    await engine?.close();
+    throw err;
+  }
+  let metricsServer: MetricsServer | undefined;
+  if (first.metrics) {
+    const source = { registry: { contentType: group.contentType }, render: () => renderGroup(workers, metrics, group) };
+    try {
+      metricsServer = await startMetricsServer(first.metrics.listen, source, () => ({ status: 'ok', workers: workers.size }));
+    } catch (err) {
+      await workers.stop('SIGTERM', first.shutdownGraceMs + EXIT_MARGIN_MS);
+      await engine?.close();
+      throw err;
+    }
+    logger.info({ metrics: metricsServer.address }, 'metrics listening');
+  }
+  logger.info({ event: 'ready', workers: count }, `${count} edge workers listening`);
 
   const [signal] = (await stop) as [NodeJS.Signals];
   logger.info({ event: 'drain', workers: workers.size }, `stopping ${workers.size} edge workers`);
