@@ -8,8 +8,10 @@ export interface PrimaryLink {
 
 /** Starts answering the primary's requests with `handlers`. Call once, in a worker. */
 export function linkToPrimary(handlers: Handlers): PrimaryLink {
+  // A send the closing channel refuses is not an 'error' event (it would end the process): the
+  // request it carried times out, and an answer had nobody left to read it.
   const send = (m: object): void => {
-    if (process.connected) process.send?.(m);
+    if (process.connected) process.send?.(m, undefined, undefined, () => undefined);
   };
   const pending = new PendingRequests();
   process.on('message', (m: unknown) => {

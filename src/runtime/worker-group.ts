@@ -3,7 +3,7 @@
  * which are ready, asks all of them at once, replaces one that dies, and stops them all.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { answer, isReply, isRequest, PendingRequests, type Handlers } from './worker-channel.js';
+import { answer, isReply, isRequest, PendingRequests, type Handlers, type Request } from './worker-channel.js';
 
 /** What a worker asks of the primary; `worker` is the asker's cluster id. */
 export type PrimaryHandlers = Record<string, (payload: unknown, worker: number) => unknown>;
@@ -80,10 +80,16 @@ export class WorkerGroup {
 
   /** Asks every ready worker; each answers, errs, or times out on its own. A worker that exits meanwhile answers an error. */
   request(kind: string, payload: unknown, timeoutMs: number): Promise<WorkerReply[]> {
-    const ready = [...this.members.values()].filter((m) => m.ready);
+    const ready = [...this.members.values()].filter((m) => m.ready && m.worker.isConnected());
     return Promise.all(
       ready.map(async (m) => {
-        const reply = await m.pending.send(kind, payload, timeoutMs, (r) => m.worker.send(r));
+        // A channel that closes under the send answers through the callback, not as an 'error' event.
+        const send = (r: Request): void => {
+          m.worker.send(r, undefined, undefined, (err: Error | null) => {
+            if (err) m.pending.settle({ portcullis: 'reply', id: r.id, ok: false, error: `worker ${m.worker.id}: ${err.message}` });
+          });
+        };
+        const reply = await m.pending.send(kind, payload, timeoutMs, send);
         return { worker: m.worker.id, pid: m.worker.process.pid ?? 0, ok: reply.ok, value: reply.value, ...(reply.error !== undefined ? { error: reply.error } : {}) };
       }),
     );
@@ -127,7 +133,8 @@ export class WorkerGroup {
         if (isReply(m)) member.pending.settle(m);
         else if (isRequest(m)) {
           void answer(m, asked, (r) => {
-            if (worker.isConnected()) worker.send(r);
+            // A worker gone before its answer is sent has nobody left to read it.
+            if (worker.isConnected()) worker.send(r, undefined, undefined, () => undefined);
           });
         }
       });
@@ -137,8 +144,8 @@ export class WorkerGroup {
         member.pending.failAll(`worker ${worker.id} exited`);
         const exit = { worker: worker.id, pid: worker.process.pid ?? 0, code, signal };
         if (!member.ready) reject(new Error(`worker ${worker.id} exited before it was ready (code ${code}, signal ${signal})`));
-        // A worker that fails while the group starts fails the start; it is not replaced.
-        if (this.stopping || this.starting) return;
+        // A worker that fails before it is ready while the group starts fails the start; it is not replaced.
+        if (this.stopping || (this.starting && !member.ready)) return;
         this.replacements++;
         this.options.onReplace(exit);
         setTimeout(() => {
