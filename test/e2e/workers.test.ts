@@ -114,6 +114,9 @@ describe('portcullis serve, workers: 2', () => {
     assert.equal(perWorker.length, 2, text);
     assert.ok(perWorker.every((n) => n > 0), `both workers handled sessions: ${perWorker.join(', ')}`);
     assert.equal(perWorker.reduce((a, b) => a + b, 0), SESSIONS);
+    const health = await fetch(metricsUrl.replace(/\/metrics$/, '/healthz'));
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: 'ok', workers: 2 });
   });
 
   it('SIGHUP with a good change: every worker refuses the newly blocked sender on fresh connections', async () => {
