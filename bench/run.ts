@@ -10,6 +10,7 @@
  *  (h) the engine beside a private Postfix on the same loads, and `npm start` beside the engine alone (bench/engine-postfix.ts)
  *  (i) the back-end session pool on and off: new and reused client connections, serial latency (bench/pool-throughput.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
+ * `npm run bench -- peers` (or BENCH=peers) runs bench/peers.ts instead: Portcullis beside Haraka and the wire.
  */
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -24,6 +25,7 @@ import { framingTable, run as framingCost, type FramingCost } from './framing-co
 import { run as queueBacklog } from './queue-backlog.js';
 import { comparisonTable, run as enginePostfix, type EnginePostfixBench } from './engine-postfix.js';
 import { poolTable, run as poolThroughput, type PoolThroughputBench } from './pool-throughput.js';
+import { runPeers } from './peers-report.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -278,7 +280,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
+(process.argv[2] === 'peers' || process.env.BENCH === 'peers' ? runPeers(ROOT) : main()).catch((err: unknown) => {
   process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;
 });

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { loadRules } from '../config/load.js';
 import { startEdge } from '../edge/edge.js';
@@ -7,12 +8,16 @@ import { usesBundledEngine, withBundledBackend } from '../transport/bundled-back
 import { startTransportEngine } from '../transport/engine.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
+import { runPrimary } from './serve/primary.js';
+import { runWorker } from './serve/worker.js';
+import { workerCount } from './serve/worker-rules.js';
 
 const usage = 'usage: portcullis serve [--config FILE]\n';
 
 /**
  * `portcullis serve`: opens every listener of the rule set and relays to the back end.
  * SIGHUP reloads the rule set (a bad one is logged and refused); SIGTERM/SIGINT shut down gracefully.
+ * With `workers` above 1 this process becomes the primary of a group of edge processes (serve/primary.ts).
  */
 export const serveCommand: Command = {
   summary: 'run the edge: every listener of the rule set, relaying live to the back end',
@@ -20,11 +25,14 @@ export const serveCommand: Command = {
     const parsed = parseCommandArgs('serve', usage, args, configOption);
     if (!parsed) return 2;
     const config = parsed.values.config;
+    if (cluster.isWorker) return runWorker(config);
     // Signals are taken from the start: the listeners announce themselves before startEdge returns.
     const stop = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
     // With no back end configured (or backend.url: bundled) the bundled transport engine runs in this
     // process, started first, and every rule set loaded (also on SIGHUP) relays to it.
     const first = await loadRules(config);
+    const workers = workerCount(first.workers);
+    if (workers > 1) return runPrimary(config, workers, stop);
     const metrics = new Metrics({ processMetrics: true });
     const logger = createLogger({ level: first.log.level });
     const engine = usesBundledEngine(first) ? await startTransportEngine(first, { metrics, logger }) : undefined;

@@ -178,6 +178,8 @@ export const BackendSchema = z
   })
   .strict();
 
+const WORKERS = { error: 'expected auto or a whole number of processes, 1 or more' };
+
 export const RulesSchema = z
   .object({
     hostname: z.string().min(1),
@@ -231,6 +233,8 @@ export const RulesSchema = z
       .strict()
       .prefault({}),
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
+    /** Edge processes `serve` runs, sharing the listening sockets (docs/workers.md); `auto` = one per core. */
+    workers: z.union([z.literal('auto'), z.number().int(WORKERS).positive(WORKERS)], WORKERS).default(1),
     transport: TransportSchema,
   })
   .strict();

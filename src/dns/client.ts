@@ -197,8 +197,9 @@ class Attempt {
         finish(() => resolve(response));
       });
       // Binding to port 0 gives a fresh, kernel-randomised source port per query; connecting makes
-      // the kernel deliver ICMP port-unreachable as ECONNREFUSED instead of silence.
-      socket.bind(0, () => {
+      // the kernel deliver ICMP port-unreachable as ECONNREFUSED instead of silence. Exclusive: in a
+      // cluster worker a shared bind goes through the primary and the socket cannot be connected.
+      socket.bind({ port: 0, exclusive: true }, () => {
         if (this.settled) return;
         socket.connect(server.port, server.host, () => {
           if (this.settled) return;

@@ -42,10 +42,22 @@ export interface Edge {
    */
   reload(): Promise<Rules>;
   /**
+   * The first half of a reload, for a group of processes that switch together: loads, validates and
+   * builds the next generation without putting it in force. A refused one is logged and rethrown.
+   */
+  prepare(): Promise<PreparedReload>;
+  /**
    * Stops accepting, lets sessions finish for up to `graceMs`, then answers the rest
    * `421 4.3.2 Service shutting down` and closes them. Logs the drain as it starts.
    */
   close(graceMs?: number): Promise<Drain>;
+}
+
+/** A validated generation waiting for the word: `commit` puts it in force, `abort` drops it. */
+export interface PreparedReload {
+  rules: Rules;
+  commit(): Rules;
+  abort(): void;
 }
 
 /** How a shutdown went, for the line `serve` logs as it exits. */
@@ -168,29 +180,43 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   const addresses = Object.fromEntries(listeners.map((l) => [l.config.name, l.address]));
   for (const l of listeners) logger.info({ listener: l.config.name, ...l.address }, 'listening');
 
+  const prepare = async (): Promise<PreparedReload> => {
+    let next: Running;
+    let loaded: Rules;
+    try {
+      loaded = await source.load();
+      const mismatch = listenerMismatch(rules.listeners, loaded);
+      if (mismatch !== undefined) throw new Error(mismatch);
+      next = await build(loaded, clock, metrics, logger, current);
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'reload refused: the rule set cannot be applied; the old one stays');
+      throw err;
+    }
+    return {
+      rules: loaded,
+      commit: () => {
+        // Sessions in flight hold the old generation; a replaced DNSBL cache still answers them, only
+        // its periodic health checks stop.
+        if (next.dnsbl !== current.dnsbl) current.dnsbl.close();
+        retirePool(current, next);
+        current = next;
+        logger.info('rule set reloaded');
+        return loaded;
+      },
+      abort: () => {
+        if (next.dnsbl !== current.dnsbl) next.dnsbl.close();
+        retirePool(next, current);
+      },
+    };
+  };
+
   return {
     addresses,
     metrics,
     ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
+    prepare,
     async reload() {
-      let next: Running;
-      let loaded: Rules;
-      try {
-        loaded = await source.load();
-        const mismatch = listenerMismatch(rules.listeners, loaded);
-        if (mismatch !== undefined) throw new Error(mismatch);
-        next = await build(loaded, clock, metrics, logger, current);
-      } catch (err) {
-        logger.error({ err: (err as Error).message }, 'reload refused: the rule set cannot be applied; the old one stays');
-        throw err;
-      }
-      // Sessions in flight hold the old generation; a replaced DNSBL cache still answers them, only
-      // its periodic health checks stop.
-      if (next.dnsbl !== current.dnsbl) current.dnsbl.close();
-      retirePool(current, next);
-      current = next;
-      logger.info('rule set reloaded');
-      return loaded;
+      return (await prepare()).commit();
     },
     async close(graceMs = rules.shutdownGraceMs) {
       const started = Date.now();

@@ -2,7 +2,12 @@
 import http from 'node:http';
 import { boundAddress } from '../net/bound.js';
 import { formatEndpoint, parseEndpoint } from '../net/endpoint.js';
-import type { Metrics } from './metrics.js';
+
+/** What `/metrics` serves: one process's Metrics, or a group's merged view (group-metrics.ts). */
+export interface MetricsSource {
+  registry: { contentType: string };
+  render(): Promise<string>;
+}
 
 /** What `/healthz` reports; a `status` other than `ok` answers 503. */
 export type HealthReport = { status?: string } & Record<string, unknown>;
@@ -16,7 +21,7 @@ export interface MetricsServer {
 /** Starts the HTTP server for `/metrics` and `/healthz` on `listen` (`host:port`; port 0 picks one). */
 export async function startMetricsServer(
   listen: string,
-  metrics: Metrics,
+  metrics: MetricsSource,
   health?: () => HealthReport | Promise<HealthReport>,
 ): Promise<MetricsServer> {
   const { host, port } = parseEndpoint(listen, 'metrics.listen');
@@ -38,7 +43,7 @@ export async function startMetricsServer(
 async function respond(
   req: http.IncomingMessage,
   res: http.ServerResponse,
-  metrics: Metrics,
+  metrics: MetricsSource,
   health: (() => HealthReport | Promise<HealthReport>) | undefined,
 ): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];

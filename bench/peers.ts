@@ -1,0 +1,214 @@
+/**
+ * `npm run bench -- peers` (or `BENCH=peers npm run bench`): where Portcullis stands beside the wire
+ * and beside Haraka, measured in one run, interleaved so every server sees the same machine load.
+ * Targets: smtp-source straight to smtp-sink; Haraka one process and cluster (`queue/smtp_proxy`);
+ * Portcullis with 1 worker and `workers: auto`, each with no rules and with a realistic rule set
+ * (accept/deny lists, sender and recipient filters, a directory, three DNSBL zones on rbldnsd).
+ * Modes (100 sessions, 1 KB): a new connection per message, reused connections, one session's serial
+ * latency. Prints msg/s, CPU ms per message (the server's process tree, from /proc) and ratios, and
+ * checks that each run's sink counted exactly the messages sent.
+ */
+import { performance } from 'node:perf_hooks';
+import { startRbldnsd, smtpSource, type Rbldnsd } from '../test/interop/peers.js';
+import {
+  awaitDelivered, HARAKA_VERSION, installHaraka, startCountingSink, startHaraka, startPortcullis, treeCpuMs, type CountingSink, type Peer,
+} from './peer-servers.js';
+
+const SESSIONS = 100;
+const MESSAGE_BYTES = 1024;
+const ROUNDS = Number(process.env.BENCH_PEERS_ROUNDS ?? 2);
+const COUNTS = {
+  newConnection: Number(process.env.BENCH_PEERS_NEW ?? 2000),
+  reused: Number(process.env.BENCH_PEERS_REUSED ?? 5000),
+  serial: Number(process.env.BENCH_PEERS_SERIAL ?? 100),
+};
+type Mode = keyof typeof COUNTS;
+const MODES: Mode[] = ['newConnection', 'reused', 'serial'];
+
+/** smtp-source's arguments for a mode: -d keeps each session's connection for its next message. */
+function sourceArgs(mode: Mode): string[] {
+  const common = ['-l', String(MESSAGE_BYTES), '-m', String(COUNTS[mode]), '-M', 'bench.test', '-f', 'load@bench.test', '-t', 'user@example.test'];
+  if (mode === 'newConnection') return ['-s', String(SESSIONS), ...common];
+  if (mode === 'reused') return ['-d', '-s', String(SESSIONS), ...common];
+  return ['-d', '-s', '1', ...common];
+}
+
+const ZONES = ['bl1.bench.test', 'bl2.bench.test', 'bl3.bench.test'];
+
+function portcullisRules(sinkPort: number, workers: 1 | 'auto', realistic: Rbldnsd | undefined): Record<string, unknown> {
+  const filters = realistic
+    ? {
+        connectionFilter: {
+          accept: ['192.0.2.0/24'],
+          deny: ['198.51.100.0/24', '203.0.113.7'],
+          exceptions: ['postmaster@example.test'],
+          rules: ZONES.map((zone, i) => ({ name: `BL${i + 1}`, zone })),
+        },
+        senderFilter: { blocked: ['spammer@bad.example', '*@spam.example'] },
+        recipientFilter: { blocked: ['blocked@example.test'], rejectUnknown: true },
+        directory: { addresses: ['user@example.test', 'postmaster@example.test'] },
+        dns: { servers: [`127.0.0.1:${realistic.port}`], healthCheckIntervalSec: 0 },
+      }
+    : { dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 } };
+  return {
+    hostname: 'edge.bench.test',
+    acceptedDomains: ['example.test'],
+    listeners: [
+      { name: 'bench', listen: '127.0.0.1:0', limits: { maxMessagesPerConnection: 1_000_000, maxConnections: 2000, maxConnectionsPerClient: 2000 } },
+    ],
+    ...filters,
+    backend: { url: `smtp://127.0.0.1:${sinkPort}`, timeoutMs: 10_000 },
+    log: { level: 'warn' },
+    workers,
+  };
+}
+
+interface Target {
+  name: string;
+  peer: Peer;
+  sink: CountingSink;
+}
+
+interface Sample {
+  perSecond: number;
+  msPerMessage: number;
+  cpuMsPerMessage?: number;
+  sent: number;
+  delivered: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+async function measure(target: Target, mode: Mode): Promise<Sample> {
+  const sent = COUNTS[mode];
+  const before = target.sink.delivered();
+  const cpuBefore = target.peer.pid ? await treeCpuMs(target.peer.pid) : 0;
+  const started = performance.now();
+  await smtpSource(target.peer.port, sourceArgs(mode), 300_000);
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = target.peer.pid ? await treeCpuMs(target.peer.pid) : 0;
+  const delivered = (await awaitDelivered(target.sink, before + sent)) - before;
+  return {
+    perSecond: sent / seconds,
+    msPerMessage: (seconds * 1000) / sent,
+    ...(target.peer.pid ? { cpuMsPerMessage: (cpuAfter - cpuBefore) / sent } : {}),
+    sent,
+    delivered,
+  };
+}
+
+/** Runs `step`; a failure names the target and ends with what its server wrote. */
+async function named<T>(t: Target, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    throw new Error(`${t.name}: ${(err as Error).message}\n${t.peer.output().slice(-3000)}`, { cause: err });
+  }
+}
+
+async function startTargets(root: string, workDir: string, rbl: Rbldnsd): Promise<Target[]> {
+  const haraka = await installHaraka();
+  const targets: Target[] = [];
+  const add = async (name: string, start: (sinkPort: number) => Promise<Peer>): Promise<void> => {
+    const sink = await startCountingSink();
+    targets.push({ name, sink, peer: await start(sink.port) });
+  };
+  await add('direct smtp-source -> smtp-sink', async (port) => ({ port, output: () => '', stop: async () => undefined }));
+  await add('Haraka, 1 process', (port) => startHaraka(haraka, workDir, port, false));
+  await add('Haraka, cluster (nodes=cpus)', (port) => startHaraka(haraka, workDir, port, true));
+  for (const workers of [1, 'auto'] as const) {
+    for (const realistic of [false, true]) {
+      const name = `Portcullis, workers ${workers}, ${realistic ? 'realistic rules' : 'no rules'}`;
+      await add(name, (port) => startPortcullis(root, workDir, `peers-${workers}-${realistic}`, portcullisRules(port, workers, realistic ? rbl : undefined)));
+    }
+  }
+  return targets;
+}
+
+/** Runs every mode on every target, `ROUNDS` times, interleaved; returns the medians by target and mode. */
+export async function run(root: string, workDir: string): Promise<Record<string, unknown>> {
+  // Each zone lists its 127.0.0.2 test point (so it is healthy and its rule enforced), and has an SOA
+  // whose negative TTL outlasts the run, so 127.0.0.1's "not listed" is answered from the cache.
+  const zone = (z: string): string[] => [`$SOA 3600 ns.${z} hostmaster.${z} 1 600 300 86400 3600`, '127.0.0.2', '192.0.2.66', '203.0.113.0/24'];
+  const rbl = await startRbldnsd(Object.fromEntries(ZONES.map((z) => [z, zone(z)])));
+  let targets: Target[] = [];
+  try {
+    targets = await startTargets(root, workDir, rbl);
+    // Warm-up: JIT, DNSBL caches, every worker up, before anything is timed.
+    for (const t of targets) await named(t, () => smtpSource(t.peer.port, ['-s', '10', '-m', '200', '-l', '512', '-M', 'bench.test', '-f', 'w@bench.test', '-t', 'user@example.test']));
+    const samples = new Map<string, Sample[]>();
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const mode of MODES) {
+        for (const t of targets) {
+          const key = `${t.name}|${mode}`;
+          samples.set(key, [...(samples.get(key) ?? []), await named(t, () => measure(t, mode))]);
+        }
+      }
+    }
+    const results: Record<string, Record<string, unknown>> = {};
+    for (const t of targets) {
+      results[t.name] = Object.fromEntries(
+        MODES.map((mode) => {
+          const s = samples.get(`${t.name}|${mode}`) ?? [];
+          const cpu = s.map((x) => x.cpuMsPerMessage).filter((x): x is number => x !== undefined);
+          return [
+            mode,
+            {
+              perSecond: round(median(s.map((x) => x.perSecond)), 0),
+              msPerMessage: round(median(s.map((x) => x.msPerMessage)), 3),
+              ...(cpu.length ? { cpuMsPerMessage: round(median(cpu), 3) } : {}),
+              sent: s.reduce((n, x) => n + x.sent, 0),
+              delivered: s.reduce((n, x) => n + x.delivered, 0),
+            },
+          ];
+        }),
+      );
+    }
+    return { haraka: HARAKA_VERSION, sessions: SESSIONS, messageBytes: MESSAGE_BYTES, rounds: ROUNDS, counts: COUNTS, results };
+  } finally {
+    for (const t of targets) {
+      await t.peer.stop();
+      await t.sink.stop();
+    }
+    await rbl.stop();
+  }
+}
+
+type Cell = { perSecond: number; msPerMessage: number; cpuMsPerMessage?: number; sent: number; delivered: number };
+
+/** The table: one row per target, msg/s and CPU per mode, serial ms/msg, ratios to Haraka and the wire. */
+export function peersTable(report: Record<string, unknown>): string {
+  const results = report.results as Record<string, Record<Mode, Cell>>;
+  const names = Object.keys(results);
+  const haraka1 = results['Haraka, 1 process'];
+  const harakaC = results['Haraka, cluster (nodes=cpus)'];
+  const direct = results['direct smtp-source -> smtp-sink'];
+  const header = ['target', 'new conn msg/s', 'CPU ms/msg', 'reused msg/s', 'CPU ms/msg', 'serial ms/msg', 'x Haraka 1 (new/reused)', 'x Haraka cluster (new/reused)', 'serial +ms vs direct', 'delivered/sent'];
+  const rows = names.map((name) => {
+    const c = results[name] as Record<Mode, Cell>;
+    const ratio = (peer: Record<Mode, Cell> | undefined): string =>
+      peer ? `${round(c.newConnection.perSecond / peer.newConnection.perSecond)} / ${round(c.reused.perSecond / peer.reused.perSecond)}` : '';
+    const sent = MODES.reduce((n, m) => n + c[m].sent, 0);
+    const delivered = MODES.reduce((n, m) => n + c[m].delivered, 0);
+    return [
+      name,
+      String(c.newConnection.perSecond),
+      c.newConnection.cpuMsPerMessage?.toFixed(3) ?? '-',
+      String(c.reused.perSecond),
+      c.reused.cpuMsPerMessage?.toFixed(3) ?? '-',
+      c.serial.msPerMessage.toFixed(3),
+      ratio(haraka1),
+      ratio(harakaC),
+      direct ? (c.serial.msPerMessage - direct.serial.msPerMessage).toFixed(3) : '',
+      `${delivered}/${sent}${delivered === sent ? '' : '  MISMATCH'}`,
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
