@@ -7,6 +7,7 @@
  *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
  *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
  *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
+ *  (h) what step 9's scoring mode adds to a session, cached and uncached (bench/dnsbl-score.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
 import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
 import { run as queueBacklog } from './queue-backlog.js';
+import { run as dnsblScore } from './dnsbl-score.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -215,6 +217,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
   const d = results.dnsblCache as { medianMicros: number; runs: number; iterations: number };
   const e = results.engine as { messagesPerSecond: number; receiveOnlyMessagesPerSecond: number; runs: number; messages: number; clients: number };
   const q = results.queueBacklog as { backlog: number; fresh: number; deliverFreshMs: number; runs: number };
+  const sc = results.dnsblScore as { scoringCachedMicros: number; scoringUncachedMicros: number; firstMatchCachedMicros: number; lists: number };
   const rows: Array<[string, string]> = [
     [`smtp-source -> smtp-sink (${t.sessions} sessions, ${t.messages} x ${t.messageBytes} B), median of ${t.runs}`, `${t.directMedian} msg/s`],
     ['smtp-source -> edge -> smtp-sink, same run', `${t.edgeMedian} msg/s`],
@@ -229,6 +232,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
     [`transport engine, fsync on, ${e.clients} clients (median of ${e.runs} x ${e.messages}): accepted while delivering`, `${round(e.messagesPerSecond)} msg/s`],
     ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
     [`transport engine, ${q.fresh} fresh messages delivered past ${q.backlog} waiting (median of ${q.runs}, fsync off)`, `${q.deliverFreshMs} ms`],
+    [`DNSBL scoring, ${sc.lists} lists, added per session: cached / uncached (first-match, same lists, cached)`, `${round(sc.scoringCachedMicros, 1)} / ${round(sc.scoringUncachedMicros)} µs (${round(sc.firstMatchCachedMicros, 1)} µs)`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
@@ -255,6 +259,8 @@ async function main(): Promise<void> {
     results.framing = { ...(await framingCost(ROOT)) };
     process.stdout.write('(g) transport engine past a retry backlog ...\n');
     results.queueBacklog = { ...(await queueBacklog()) };
+    process.stdout.write('(h) DNSBL scoring cost per session ...\n');
+    results.dnsblScore = { ...(await dnsblScore()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,
