@@ -1,6 +1,10 @@
 /** The scoring mode and allow rules as a rule set writes them: what loads, and each mistake at its file:line:key. */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { folder } from './fixture.js';
 import { ConfigError } from '../../src/config/config-error.js';
 import { loadRulesFromString } from '../../src/config/load.js';
 
@@ -102,4 +106,17 @@ test('allow rules: before every block rule, never failing closed, with no messag
   ]);
   const good = await loadRulesFromString(withFilter('  rules:\n    - { name: WL, zone: wl.example.net, allow: true }\n    - { name: BL, zone: bl.example.net }\n'), 'rules.yaml');
   assert.equal(good.connectionFilter.rules[0]?.allow, true);
+});
+
+test('portcullis config check: counts the scoring lists; an impossible threshold exits 1 with file:line: key: reason', async () => {
+  const cli = (file: string) => promisify(execFile)('node', ['--import', 'tsx', 'src/cli/main.ts', 'config', 'check', '--config', file], { timeout: 60_000 });
+  const d = await folder({ 'good.yaml': withFilter(SCORING), 'bad.yaml': withFilter(SCORING.replace('allowThreshold: -3', 'allowThreshold: 7')) });
+  const ok = await cli(join(d, 'good.yaml'));
+  assert.match(ok.stdout, /^OK: .*good\.yaml: 1 listener, 3 DNSBL scoring lists, /);
+  const bad = await cli(join(d, 'bad.yaml')).then(
+    () => assert.fail('exit 0 on a broken rule set'),
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.equal(bad.code, 1);
+  assert.equal(bad.stderr, `${join(d, 'bad.yaml')}:8: connectionFilter.scoring.allowThreshold: allowThreshold 7 must be below threshold 5\n`);
 });
