@@ -8,6 +8,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { reportAddress } from '../../src/cli/dnsbl/report.js';
+import { RulesSchema } from '../../src/config/schema.js';
 import { startDnsServer, type TestDnsServer } from '../support/dns-server.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -100,5 +102,23 @@ describe('portcullis dnsbl and check in scoring mode (subprocess, real DNS on lo
     assert.ok(lines.includes('Zen: 127.0.0.4 +4, 127.0.0.10 +1 (66.2.0.192.zen.test): +5'), lines.join(' | '));
     assert.ok(lines.includes('Welcome: not listed (66.2.0.192.wl.test): 0'), lines.join(' | '));
     assert.ok(lines.includes('total +7 (threshold 5, allowThreshold -3): refused, reply of Zen, the top contributor'), lines.join(' | '));
+  });
+
+  it('an allow rule in first-match mode: reported with allow, no reply, and an allowlisted decision', async () => {
+    const rules = RulesSchema.parse({
+      hostname: 'mx.example.test',
+      acceptedDomains: ['example.test'],
+      listeners: [{ name: 'internet', listen: '127.0.0.1:2525' }],
+      connectionFilter: { rules: [{ name: 'Welcome', zone: 'wl.test', allow: true }, { name: 'Block', zone: 'bl.test' }] },
+      dns: { servers: [dns.address], timeoutMs: 1000 },
+    });
+    const welcome = await reportAddress(rules, '192.0.2.77');
+    assert.deepEqual(
+      welcome.rules.map((r) => [r.rule, r.allow, r.matches, r.enforced, r.reply]),
+      [['Welcome', true, true, true, undefined], ['Block', false, true, true, '550 5.7.1 192.0.2.77 has been blocked by Block']],
+    );
+    assert.deepEqual(welcome.decision, { action: 'allowlisted', rule: 'Welcome' });
+    const blocked = await reportAddress(rules, '192.0.2.66');
+    assert.deepEqual(blocked.decision, { action: 'reject', rule: 'Block', reply: '550 5.7.1 192.0.2.66 has been blocked by Block' });
   });
 });
