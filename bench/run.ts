@@ -9,6 +9,7 @@
  *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
  *  (h) the engine beside a private Postfix on the same loads, and `npm start` beside the engine alone (bench/engine-postfix.ts)
  *  (i) the back-end session pool on and off: new and reused client connections, serial latency (bench/pool-throughput.ts)
+ *  (j) what step 9's scoring mode adds to a session, cached and uncached (bench/dnsbl-score.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  * `npm run bench -- peers` (or BENCH=peers) runs bench/peers.ts instead: Portcullis beside Haraka and the wire.
  */
@@ -26,6 +27,7 @@ import { run as queueBacklog } from './queue-backlog.js';
 import { comparisonTable, run as enginePostfix, type EnginePostfixBench } from './engine-postfix.js';
 import { poolTable, run as poolThroughput, type PoolThroughputBench } from './pool-throughput.js';
 import { runPeers } from './peers-report.js';
+import { run as dnsblScore } from './dnsbl-score.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -221,6 +223,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
   const d = results.dnsblCache as { medianMicros: number; runs: number; iterations: number };
   const e = results.engine as { messagesPerSecond: number; receiveOnlyMessagesPerSecond: number; runs: number; messages: number; clients: number };
   const q = results.queueBacklog as { backlog: number; fresh: number; deliverFreshMs: number; runs: number };
+  const sc = results.dnsblScore as { scoringCachedMicros: number; scoringUncachedMicros: number; firstMatchCachedMicros: number; lists: number };
   const rows: Array<[string, string]> = [
     [`smtp-source -> smtp-sink (${t.sessions} sessions, ${t.messages} x ${t.messageBytes} B), median of ${t.runs}`, `${t.directMedian} msg/s`],
     ['smtp-source -> edge -> smtp-sink, same run', `${t.edgeMedian} msg/s`],
@@ -235,6 +238,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
     [`transport engine, fsync on, ${e.clients} clients (median of ${e.runs} x ${e.messages}): accepted while delivering`, `${round(e.messagesPerSecond)} msg/s`],
     ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
     [`transport engine, ${q.fresh} fresh messages delivered past ${q.backlog} waiting (median of ${q.runs}, fsync off)`, `${q.deliverFreshMs} ms`],
+    [`DNSBL scoring, ${sc.lists} lists, added per session: cached / uncached (first-match, same lists, cached)`, `${round(sc.scoringCachedMicros, 1)} / ${round(sc.scoringUncachedMicros)} µs (${round(sc.firstMatchCachedMicros, 1)} µs)`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
@@ -266,6 +270,8 @@ async function main(): Promise<void> {
     results.enginePostfix = { ...(await enginePostfix(MESSAGES, RUNS)) };
     process.stdout.write('(i) back-end session pool ...\n');
     results.pool = { ...(await poolThroughput()) };
+    process.stdout.write('(j) DNSBL scoring cost per session ...\n');
+    results.dnsblScore = { ...(await dnsblScore()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

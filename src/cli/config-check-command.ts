@@ -34,7 +34,7 @@ export function summarize(r: Rules): string {
   const cf = r.connectionFilter;
   return [
     n(r.listeners.length, 'listener'),
-    n(cf.rules.length, 'DNSBL rule'),
+    cf.scoring ? n(cf.scoring.lists.length, 'DNSBL scoring list') : n(cf.rules.length, 'DNSBL rule'),
     n(cf.accept.length, 'accept entry', 'accept entries'),
     n(cf.deny.length, 'deny entry', 'deny entries'),
     n(cf.exceptions.length, 'exception'),

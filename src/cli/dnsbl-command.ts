@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import type { Rules } from '../config/schema.js';
 import { loadRules } from '../config/load.js';
-import { checkZones, reportAddress, type DnsblAddressReport } from './dnsbl/report.js';
+import { checkZones, reportAddress, type DnsblAddressReport, type DnsblScoreReport } from './dnsbl/report.js';
+import { signed } from '../policy/dnsbl/score.js';
 import { zoneStateWord, type ZoneStatus } from '../dns/zone-health.js';
 import { STEPS } from '../policy/steps.js';
 import { configOption, parseCommandArgs } from './args.js';
@@ -16,13 +17,37 @@ function renderHealth(zones: Record<string, ZoneStatus>): string {
   return `${names.map((z) => `${z.padEnd(width)}  ${zoneStateWord((zones[z] as ZoneStatus).state).padEnd(11)}  ${(zones[z] as ZoneStatus).reason}`).join('\n')}\n`;
 }
 
+/** Scoring mode: each list's answer and points, then the total against the thresholds. */
+function renderScore(s: DnsblScoreReport): string[] {
+  const out: string[] = [];
+  for (const x of s.lists) {
+    out.push(
+      '',
+      `list "${x.list}"  zone ${x.zone}`,
+      `  query        ${x.queryName} A`,
+      `  answer       ${x.status}${x.codes.length ? ` ${x.codes.join(', ')}` : ''}`,
+      `  error codes  ${x.errorCodes.length ? x.errorCodes.join(', ') : 'none'}`,
+      `  TXT          ${x.txt ?? '(none)'}`,
+      `  weighs       ${x.weighs}`,
+      `  contributes  ${signed(x.points)} — ${x.why}`,
+      `  zone health  ${zoneStateWord(x.zoneHealth.state)} (${x.zoneHealth.reason})`,
+    );
+  }
+  const allow = s.allowThreshold !== undefined ? `, allowThreshold ${s.allowThreshold}` : '';
+  out.push('', `score ${signed(s.total)} = ${s.lists.map((x) => `${signed(x.points)} ${x.list}`).join(', ')} (threshold ${s.threshold}${allow})`);
+  return out;
+}
+
 function renderAddress(r: DnsblAddressReport): string {
-  const out = [`${r.ip}: ${r.rules.length} DNSBL rule(s), asked through ${r.servers.join(', ')}`];
-  if (r.rules.length === 0) out.push('no DNSBL rules configured');
+  const out = r.score
+    ? [`${r.ip}: DNSBL scoring, ${r.score.lists.length} list(s), asked through ${r.servers.join(', ')}`]
+    : [`${r.ip}: ${r.rules.length} DNSBL rule(s), asked through ${r.servers.join(', ')}`];
+  if (r.rules.length === 0 && !r.score) out.push('no DNSBL rules configured');
+  if (r.score) out.push(...renderScore(r.score));
   for (const x of r.rules) {
     out.push(
       '',
-      `rule "${x.rule}"  zone ${x.zone}${x.provider !== x.zone ? `  provider ${x.provider}` : ''}`,
+      `${x.allow ? 'allow rule' : 'rule'} "${x.rule}"  zone ${x.zone}${x.provider !== x.zone ? `  provider ${x.provider}` : ''}`,
       `  query        ${x.queryName} A`,
       `  answer       ${x.status}${x.codes.length ? ` ${x.codes.join(', ')}` : ''}${x.detail ? ` (${x.detail})` : ''}`,
       `  error codes  ${x.errorCodes.length ? x.errorCodes.join(', ') : 'none'}`,
@@ -35,11 +60,14 @@ function renderAddress(r: DnsblAddressReport): string {
   }
   const d = r.decision;
   const { dnsbl, exceptions, directory } = STEPS;
+  const none = r.score ? 'score below threshold' : 'no enforced rule matches';
   out.push(
     '',
     d.action === 'accept'
-      ? `step ${dnsbl.step} decision: no enforced rule matches; RCPT TO goes on to steps ${exceptions.step}-${directory.step}`
-      : `step ${dnsbl.step} decision: ${d.action} by "${d.rule ?? ''}": ${d.reply ?? ''} (an exception recipient is still accepted)`,
+      ? `step ${dnsbl.step} decision: ${none}; RCPT TO goes on to steps ${exceptions.step}-${directory.step}`
+      : d.action === 'allowlisted'
+        ? `step ${dnsbl.step} decision: allowlisted${d.rule ? ` by "${d.rule}"` : ''}: the remaining connection checks are skipped; RCPT TO goes on to steps ${exceptions.step}-${directory.step}`
+        : `step ${dnsbl.step} decision: ${d.action} by "${d.rule ?? ''}": ${d.reply ?? ''} (an exception recipient is still accepted)`,
   );
   return `${out.join('\n')}\n`;
 }

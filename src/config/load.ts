@@ -16,6 +16,7 @@ import { canonicalDomain, isDomainName } from '../net/domain.js';
 import { endpointProblems, hostPortOfSmtpUrl } from '../net/endpoint.js';
 import { IpList } from '../net/ip-list.js';
 import { ConfigError, keyOf, type ConfigProblem } from './config-error.js';
+import { dnsblScoringProblems } from './dnsbl-scoring-checks.js';
 import { expandListFiles, type ListOrigins, type Origin } from './list-files.js';
 import { RulesSchema, type Rules } from './schema.js';
 
@@ -158,6 +159,7 @@ function semanticProblems(rules: Rules): Finding[] {
     else ruleNames.set(r.name, i);
     out.push(...matchProblems(['connectionFilter', 'rules', i, 'match'], r.match));
   });
+  out.push(...dnsblScoringProblems(rules));
   out.push(...addressListProblems(['senderFilter', 'blocked'], rules.senderFilter.blocked));
   out.push(...addressListProblems(['recipientFilter', 'blocked'], rules.recipientFilter.blocked));
   const d = rules.directory;

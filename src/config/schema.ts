@@ -70,6 +70,33 @@ export const DnsblRuleSchema = z
     message: z.string().optional(),
     reportOnly: z.boolean().default(false),
     onError: z.enum(['accept', 'tempfail']).default('accept'),
+    /** An allowlist (DNSWL): an enforced hit skips the rest of step 9, as the accept list does (docs/dnsbl-scoring.md). */
+    allow: z.boolean().optional(),
+  })
+  .strict();
+
+/** One list of step 9's scoring mode (docs/dnsbl-scoring.md): what a listing adds to the session's score. */
+export const DnsblScoreListSchema = z
+  .object({
+    name: z.string().min(1),
+    zone: DnsblRuleSchema.shape.zone,
+    provider: z.string().optional(),
+    match: DnsblMatchSchema.optional(),
+    /** Added once when `match` (default any) matches; negative for an allowlist. */
+    weight: z.number().int().optional(),
+    /** Per listing code: each code of the answer found here adds its weight. */
+    weights: z.record(dottedQuad, z.number().int()).optional(),
+    message: z.string().optional(),
+  })
+  .strict();
+
+/** Step 9 as a score: the sum of the lists' weights against two thresholds (docs/dnsbl-scoring.md). */
+export const DnsblScoringSchema = z
+  .object({
+    threshold: z.number().int(),
+    allowThreshold: z.number().int().optional(),
+    message: z.string().optional(),
+    lists: z.array(DnsblScoreListSchema),
   })
   .strict();
 
@@ -186,7 +213,7 @@ export const RulesSchema = z
     acceptedDomains: z.array(z.string().min(1)).min(1),
     listeners: z.array(ListenerSchema).min(1),
     connectionFilter: z
-      .object({ accept: list, deny: list, exceptions: list, rules: z.array(DnsblRuleSchema).default([]) })
+      .object({ accept: list, deny: list, exceptions: list, rules: z.array(DnsblRuleSchema).default([]), scoring: DnsblScoringSchema.optional() })
       .strict()
       .prefault({}),
     senderFilter: z
@@ -244,5 +271,7 @@ export type ListenerConfig = z.infer<typeof ListenerSchema>;
 export type BackendPoolConfig = z.infer<typeof BackendPoolSchema>;
 export type DnsblRuleConfig = z.infer<typeof DnsblRuleSchema>;
 export type DnsblMatch = z.infer<typeof DnsblMatchSchema>;
+export type DnsblScoringConfig = z.infer<typeof DnsblScoringSchema>;
+export type DnsblScoreListConfig = z.infer<typeof DnsblScoreListSchema>;
 export type ConnectorConfig = z.infer<typeof ConnectorSchema>;
 export type DirectoryConfig = z.infer<typeof DirectorySchema>;

@@ -23,9 +23,10 @@ export interface DnsblRuntimeOptions {
   periodic?: boolean;
 }
 
-/** Every zone the DNSBL rules ask, once. */
+/** Every zone step 9 asks (first-match rules or scoring lists), once, in the order written. */
 export function dnsblZones(rules: Rules): string[] {
-  return [...new Set(rules.connectionFilter.rules.map((r) => r.zone))];
+  const cf = rules.connectionFilter;
+  return [...new Set([...cf.rules, ...(cf.scoring?.lists ?? [])].map((r) => r.zone))];
 }
 
 /** Build the DNSBL runtime from `rules.dns` and run the start-up zone health round. */

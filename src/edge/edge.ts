@@ -103,7 +103,12 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
       },
     });
   }
-  const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(rules) });
+  const engine = new PolicyEngine(rules, {
+    dnsbl: dnsbl.lookup,
+    health: dnsbl.health,
+    directory: DirectoryModel.fromRules(rules),
+    onDnsblScore: (score) => metrics.dnsblScore(score.total, score.contributions),
+  });
   const target: BackendTarget = {
     host,
     port,

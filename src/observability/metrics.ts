@@ -55,6 +55,15 @@ export function safeLabel(value: string | undefined): string {
   return isAddressLike(value) ? REDACTED_LABEL : value;
 }
 
+/** Points a list of the DNSBL scoring mode added to one session's score (a policy Contribution fits it). */
+export interface ScoreContribution {
+  list: string;
+  points: number;
+}
+
+/** Session scores: thresholds are small integers, as postscreen's are. */
+const SCORE_BUCKETS = [-20, -10, -5, -3, -2, -1, 0, 1, 2, 3, 5, 8, 10, 20];
+
 /** Seconds buckets for DNS answers: a cache hit is microseconds, a resolver miss tens of milliseconds. */
 const DNS_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
 /** Seconds buckets for a whole back-end transaction, from MAIL FROM to the reply after the dot. */
@@ -113,6 +122,24 @@ export class Metrics {
       'RFC 5782 health of each DNSBL zone at its last check, one series per state, 1 for the state it is in: healthy; ' +
       'unhealthy (answers wrongly: its rule rejects nothing); unreachable (the check could not complete: its rule is enforced, onError decides).',
     labelNames: ['zone', 'state'] as const,
+    registers: [this.registry],
+  });
+  private readonly dnsblScores = new Histogram({
+    name: 'portcullis_dnsbl_score',
+    help: 'DNSBL scoring mode: the score of each session that computed one (the sum of its lists\' weights).',
+    buckets: SCORE_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly dnsblListHits = new Counter({
+    name: 'portcullis_dnsbl_list_hits_total',
+    help: 'DNSBL scoring mode: sessions in which a list added points to the score, by list name and sign (positive: block list, negative: allowlist).',
+    labelNames: ['list', 'sign'] as const,
+    registers: [this.registry],
+  });
+  private readonly dnsblListPoints = new Counter({
+    name: 'portcullis_dnsbl_list_points_total',
+    help: 'DNSBL scoring mode: points each list added to session scores, as an absolute value, by list name and sign.',
+    labelNames: ['list', 'sign'] as const,
     registers: [this.registry],
   });
   private readonly relays = new Counter({
@@ -256,6 +283,17 @@ export class Metrics {
   zoneHealth(zone: string, state: ZoneHealthState): void {
     const z = safeLabel(zone);
     for (const s of ZONE_STATES) this.zoneState.set({ zone: z, state: s }, s === state ? 1 : 0);
+  }
+
+  /** A session's DNSBL score was computed: the total, and each list that added points to it. */
+  dnsblScore(total: number, contributions: readonly ScoreContribution[]): void {
+    this.dnsblScores.observe(total);
+    for (const c of contributions) {
+      if (c.points === 0) continue;
+      const labels = { list: safeLabel(c.list), sign: c.points > 0 ? 'positive' : 'negative' };
+      this.dnsblListHits.inc(labels);
+      this.dnsblListPoints.inc(labels, Math.abs(c.points));
+    }
   }
 
   /** A back-end transaction ended. */

@@ -1,4 +1,4 @@
-import type { DnsblRuleConfig, ListenerConfig, Rules } from '../config/schema.js';
+import type { DnsblRuleConfig, DnsblScoringConfig, ListenerConfig, Rules } from '../config/schema.js';
 import { AddressList } from '../net/address-pattern.js';
 import { dnsblZones } from '../dns/dnsbl-runtime.js';
 import { AcceptedDomains } from '../net/accepted-domains.js';
@@ -22,6 +22,8 @@ export interface CompiledRules {
   blockedRecipients: AddressList;
   acceptedDomains: AcceptedDomains;
   dnsblRules: DnsblRuleConfig[];
+  /** Step 9's scoring mode, when the rule set chose it over the first-match rules. */
+  dnsblScoring: DnsblScoringConfig | undefined;
   /** Distinct DNSBL zones in rule order: one lookup per zone per session. */
   dnsblZones: string[];
 }
@@ -47,6 +49,7 @@ export function compileRules(rules: Rules): CompiledRules {
     blockedRecipients: AddressList.parse(rules.recipientFilter.blocked),
     acceptedDomains: new AcceptedDomains(rules.acceptedDomains),
     dnsblRules: cf.rules,
+    dnsblScoring: cf.scoring,
     dnsblZones: dnsblZones(rules),
   };
 }

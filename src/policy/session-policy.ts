@@ -2,7 +2,8 @@ import { normalizeIp } from '../net/ip.js';
 import { acceptListEntry, checkAcceptDeny } from './accept-deny.js';
 import type { CompiledListener, CompiledRules } from './compiled-rules.js';
 import { checkDirectory } from './directory.js';
-import { evaluateDnsbl, type DnsblOutcome } from './dnsbl/evaluate.js';
+import { evaluateStep9, type DnsblOutcome } from './dnsbl/evaluate.js';
+import type { ScoreSummary } from './dnsbl/score.js';
 import { exceptionEntry } from './exceptions.js';
 import { HarvestGuard } from './harvest.js';
 import type { Directory } from '../directory/directory-model.js';
@@ -22,6 +23,8 @@ export interface SessionDeps {
   dnsbl: DnsblLookup;
   health: ZoneHealth;
   directory: Directory;
+  /** Called once per session that computed a DNSBL score (scoring mode), for the metrics. */
+  onDnsblScore?: (score: ScoreSummary) => void;
 }
 
 /** Called with every decision the session makes, report-only DNSBL matches included. */
@@ -40,6 +43,7 @@ export class SessionPolicy {
   private dnsbl: Promise<DnsblOutcome> | undefined;
   private readonly harvest: HarvestGuard;
   private archiveVerdict: Verdict | undefined;
+  private dnsAllowlisted = false;
 
   constructor(
     private readonly rules: CompiledRules,
@@ -56,6 +60,15 @@ export class SessionPolicy {
   /** The verdict that sends the current transaction to Badmail, if a step chose `archive`. */
   get archive(): Verdict | undefined {
     return this.archiveVerdict;
+  }
+
+  /**
+   * Whether the client skips the remaining connection checks (greylisting among them): it is on the
+   * accept list, or step 9 found it on a DNS allowlist (an allow rule, or a score at or below
+   * allowThreshold). The DNS part is known once step 9 has run, at the first RCPT TO.
+   */
+  get allowlisted(): boolean {
+    return this.connectionFiltering && (this.acceptedBy !== undefined || this.dnsAllowlisted);
   }
 
   /** Step 2, and the start of the session's DNSBL lookups so their answers are ready by RCPT TO. */
@@ -140,9 +153,11 @@ export class SessionPolicy {
         this.trace.push(traceEntry(STEPS.dnsbl, `skipped: client is on the accept list (${this.acceptedBy})`));
       } else {
         const lookedUp = this.dnsbl !== undefined;
-        listed = (await this.dnsblOutcome()).decisive;
-        if (listed) this.trace.push(traceEntry(STEPS.dnsbl, `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, listed.rule));
-        else if (lookedUp) this.trace.push(traceEntry(STEPS.dnsbl, 'session verdict: no enforced rule matches'));
+        const outcome = await this.dnsblOutcome();
+        listed = outcome.decisive;
+        if (listed) this.trace.push(traceEntry(outcome.check, `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, listed.rule));
+        else if (outcome.allowed) this.trace.push(traceEntry(outcome.allowed, `session verdict: allowlisted${outcome.allowed.rule ? ` (${outcome.allowed.rule})` : ''}`, outcome.allowed.rule));
+        else if (lookedUp) this.trace.push(traceEntry(outcome.check, outcome.score ? 'session verdict: score below threshold' : 'session verdict: no enforced rule matches'));
       }
       const exception = exceptionEntry(this.rules, address, this.trace);
       if (exception !== undefined) {
@@ -171,9 +186,16 @@ export class SessionPolicy {
 
   /** The DNSBL verdict is per session: looked up once, applied to every recipient. */
   private dnsblOutcome(): Promise<DnsblOutcome> {
-    this.dnsbl ??= evaluateDnsbl(this.rules.dnsblRules, this.answers, this.deps.health, this.clientIp).then((outcome) => {
+    const step9 = { rules: this.rules.dnsblRules, scoring: this.rules.dnsblScoring };
+    this.dnsbl ??= evaluateStep9(step9, this.answers, this.deps.health, this.clientIp).then((outcome) => {
       this.trace.push(...outcome.trace);
       for (const v of outcome.reportOnly) this.observe(v);
+      if (outcome.score) this.deps.onDnsblScore?.(outcome.score);
+      if (outcome.allowed) {
+        this.dnsAllowlisted = true;
+        // Like the accept list's hit: it writes no reply, but it is a decision, logged and counted once.
+        this.observe(outcome.allowed);
+      }
       return outcome;
     });
     return this.dnsbl;

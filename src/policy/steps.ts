@@ -19,6 +19,10 @@ export const STEPS = {
   rcptOutOfOrder: { step: 8, check: 'order of commands' },
   relayProtection: { step: 8, check: 'relay protection' },
   dnsbl: { step: 9, check: 'DNSBL rules' },
+  /** Step 9 in scoring mode: the lists' weights summed against the thresholds. */
+  dnsblScore: { step: 9, check: 'DNSBL score' },
+  /** An allow rule of first-match mode (a DNSWL) that matched: the rest of step 9 is skipped. */
+  dnsAllowlist: { step: 9, check: 'DNS allowlist' },
   exceptions: { step: 10, check: 'exception recipients' },
   blockedRecipients: { step: 11, check: 'recipient filter (blocked recipients)' },
   directory: { step: 12, check: 'directory' },

@@ -66,7 +66,7 @@ let backend: TestBackend;
 let sink: SmtpSink;
 let refusing: SmtpSink;
 let edge: EdgeProcess;
-let engine: Running & { port: number; metricsPort: number; dataDir: string };
+let engine: Running & { port: number; metricsPort: number; dataDir: string; lbPort: number };
 let prom: Prometheus;
 
 before(async () => {
@@ -82,6 +82,9 @@ before(async () => {
       // Client 192.0.2.10's off.test lookup fails (error), 192.0.2.11's is never answered (timeout).
       '10.2.0.192.off.test': { mode: 'servfail' },
       '11.2.0.192.off.test': { mode: 'blackhole' },
+      // wl.test: a healthy allowlist the engine's scoring lists weigh -1; it lists 192.0.2.66 too.
+      '2.0.0.127.wl.test': { A: ['127.0.0.2'] },
+      '66.2.0.192.wl.test': { A: ['127.0.10.2'] },
     },
   });
   backend = await startBackend();
@@ -115,12 +118,19 @@ before(async () => {
     metrics: { listen: `127.0.0.1:${edgeMetrics}` },
     log: { level: 'info' },
   }, 'edge.yaml');
-  const ports = { smtp: await freePort(), metrics: await freePort(), engine: await freePort(), admin: await freePort() };
+  const ports = { smtp: await freePort(), lb: await freePort(), metrics: await freePort(), engine: await freePort(), admin: await freePort() };
   const dataDir = path.join(dir, 'engine-data');
   const engineFile = await writeRules(dir, {
     hostname: 'mx.prom.test',
     acceptedDomains: ['example.test'],
-    listeners: [{ name: 'mx', listen: `127.0.0.1:${ports.smtp}`, relayFrom: ['127.0.0.0/8'] }],
+    listeners: [
+      { name: 'mx', listen: `127.0.0.1:${ports.smtp}`, relayFrom: ['127.0.0.0/8'] },
+      { name: 'mx-lb', listen: `127.0.0.1:${ports.lb}`, proxyProtocol: { from: ['127.0.0.1'] } },
+    ],
+    // Step 9 as a score on this process (the edge above runs first-match rules): the scoring panels' data.
+    connectionFilter: {
+      scoring: { threshold: 2, lists: [{ name: 'Prom BL', zone: 'bl.test', weight: 2 }, { name: 'Prom WL', zone: 'wl.test', weight: -1 }] },
+    },
     directory: { addresses: ['alice@example.test', 'postmaster@example.test'] },
     dns: { servers: [dns.address], timeoutMs: 300, healthCheckIntervalSec: 0 },
     metrics: { listen: `127.0.0.1:${ports.metrics}` },
@@ -143,8 +153,8 @@ before(async () => {
     startServe(file, { withMetrics: true }),
     (async () => {
       const p = launch(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', '--config', engineFile], { cwd: root });
-      await waitForPorts(p, 'tcp', 4, 30_000);
-      return { ...p, port: ports.smtp, metricsPort: ports.metrics, dataDir };
+      await waitForPorts(p, 'tcp', 5, 30_000);
+      return { ...p, port: ports.smtp, metricsPort: ports.metrics, dataDir, lbPort: ports.lb };
     })(),
   ]);
   edge = e;
@@ -292,6 +302,17 @@ async function engineTraffic(): Promise<void> {
   assert.equal(files.length, 2, 'the message and the non-delivery report are in the Maildir');
 }
 
+/** A client both scoring lists name, through the engine process's scoring listener: +2 -1, under the threshold. */
+async function scoringTraffic(): Promise<void> {
+  const c = await RawSmtpClient.connect(engine.lbPort);
+  c.send('PROXY TCP4 192.0.2.66 127.0.0.1 40000 25');
+  assert.equal((await c.read()).code, 220);
+  assert.equal((await c.cmd('EHLO client.prom.test')).code, 250);
+  assert.equal((await c.cmd('MAIL FROM:<kim@sender.test>')).code, 250);
+  assert.equal((await c.cmd('RCPT TO:<alice@example.test>')).code, 250, 'a score of 1 is under the threshold of 2');
+  assert.equal((await c.cmd('QUIT')).code, 221);
+}
+
 function expressions(d: Dashboard): Array<{ panel: string; expr: string }> {
   const all = d.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
   return all.map(({ panel, expr }) => ({
@@ -301,7 +322,7 @@ function expressions(d: Dashboard): Array<{ panel: string; expr: string }> {
 }
 
 test('every dashboard query answers with data, every variable offers values, the alerting rules evaluate', { timeout: 120_000 }, async () => {
-  await Promise.all([edgeTraffic(), engineTraffic()]);
+  await Promise.all([edgeTraffic(), engineTraffic(), scoringTraffic()]);
   await prom.waitForScrapes(2);
 
   // What the traffic made happen, as Prometheus stored it.
@@ -310,7 +331,7 @@ test('every dashboard query answers with data, every variable offers values, the
   assert.deepEqual(await labelled('sum by (outcome) (portcullis_relay_total) > 0', 'outcome'), ['aborted', 'delivered', 'failed', 'rejected', 'tempfail']);
   const lookups = await labelled('sum by (zone, outcome) (portcullis_dnsbl_lookups_total) > 0', 'zone', 'outcome');
   for (const l of ['bl.test listed', 'bl.test not-listed', 'off.test error', 'off.test timeout']) assert.ok(lookups.includes(l), `${l} in ${lookups.join(', ')}`);
-  assert.deepEqual(await labelled('max by (zone, state) (portcullis_dnsbl_zone_health) == 1', 'zone', 'state'), ['bl.test healthy', 'off.test unreachable', 'sick.test unhealthy']);
+  assert.deepEqual(await labelled('max by (zone, state) (portcullis_dnsbl_zone_health) == 1', 'zone', 'state'), ['bl.test healthy', 'off.test unreachable', 'sick.test unhealthy', 'wl.test healthy']);
   const steps = await labelled('sum by (step) (portcullis_verdicts_total{action!="relay"}) > 0', 'step');
   for (const step of ['2', '5', '6', '7', '8', '9', '10', '11', '12', '13', '15']) assert.ok(steps.includes(step), `step ${step} decided nothing: ${steps.join(', ')}`);
 

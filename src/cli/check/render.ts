@@ -29,7 +29,7 @@ export function renderText(r: SimulationResult, zones: string[]): string {
     for (const x of r.rcpt.slice(rcptIndex + 1)) out.push(`RCPT TO:<${x.address}>`, `  -> ${x.reply ?? x.action}`);
   }
   if (r.data && last !== 'data') out.push('DATA', `  -> ${r.data.reply ?? r.data.action}`);
-  for (const v of r.reportOnly) out.push(`report only: ${v.rule} would have answered ${v.reply}`);
+  for (const v of r.reportOnly) out.push(`report only: ${v.rule} would have ${v.reply ? `answered ${v.reply}` : 'allowlisted the client'}`);
   return `${out.join('\n')}\n`;
 }
 

@@ -1,24 +1,31 @@
-import type { DnsblRuleConfig } from '../../config/schema.js';
+import type { DnsblRuleConfig, DnsblScoringConfig } from '../../config/schema.js';
 import type { DnsblAnswer } from '../../dns/dnsbl-answer.js';
 import type { ZoneHealth } from '../../dns/zone-health.js';
 import { traceEntry, verdict, type TraceEntry, type Verdict } from '../verdict.js';
 import { describeMatch, matchesRule } from '../../dns/dnsbl-answer.js';
 import { formatDnsblMessage } from './message.js';
-import { STEPS } from '../steps.js';
+import { STEPS, type StepCheck } from '../steps.js';
+import { evaluateScore, type ScoreSummary } from './score.js';
 
 /** What the DNSBL rules concluded for one session: the deciding verdict, and report-only matches. */
 export interface DnsblOutcome {
   /** A reject (550 5.7.1) or, for a fail-closed rule whose lookup failed, a tempfail (451 4.7.1). */
   decisive?: Verdict;
+  /** An allowlist hit (an allow rule, or a score at or below allowThreshold): the client skips the rest of step 9. */
+  allowed?: Verdict;
   /** Report-only rules that matched: counted and logged, never enforced. */
   reportOnly: Verdict[];
   trace: TraceEntry[];
+  /** The check the session's step 9 lines are written under: DNSBL rules, or DNSBL score. */
+  check: StepCheck;
+  /** In scoring mode, each list's contribution and the total. */
+  score?: ScoreSummary;
 }
 
 /** What one rule makes of one answer. */
 export interface RuleJudgement {
-  /** `reject`/`tempfail` decide step 9; `report` is a report-only match; `pass` lets the next rule decide. */
-  effect: 'reject' | 'tempfail' | 'report' | 'pass';
+  /** `reject`/`tempfail`/`allow` decide step 9; `report` is a report-only match; `pass` lets the next rule decide. */
+  effect: 'reject' | 'tempfail' | 'allow' | 'report' | 'pass';
   /** The listing code that satisfied the rule's match, if one did (enforced or not). */
   matchedCode?: string;
   /** The reply the rule gives, or would give when report-only or its zone is unhealthy. */
@@ -52,17 +59,24 @@ export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneEnforc
     return { effect: 'pass', outcome: `listed ${answer.codes.join(', ')} (${where}) but no code matches ${describeMatch(rule.match)}${errors}` };
   }
   const text = formatDnsblMessage(rule.message, { ip, ruleName: rule.name, provider: rule.provider ?? rule.zone, txt: answer.txt });
-  const v = verdict('reject', 550, '5.7.1', text, STEPS.dnsbl, rule.name);
+  // An allow rule writes no reply of its own: like the accept list, it only skips the block rules.
+  const v = rule.allow
+    ? verdict('accept', 0, '', `allowlisted by ${rule.name}: the remaining DNSBL rules skipped`, STEPS.dnsAllowlist, rule.name)
+    : verdict('reject', 550, '5.7.1', text, STEPS.dnsbl, rule.name);
   if (!zoneEnforced) return { effect: 'pass', matchedCode: code, verdict: v, outcome: `${code} matches, but zone ${rule.zone} is unhealthy: not enforced` };
   if (rule.reportOnly) {
     return { effect: 'report', matchedCode: code, verdict: v, outcome: `${code} matches ${describeMatch(rule.match)} (${where}); report only, not enforced` };
+  }
+  if (rule.allow) {
+    return { effect: 'allow', matchedCode: code, verdict: v, outcome: `${code} matches ${describeMatch(rule.match)} (${where}): allowlisted, the remaining DNSBL rules skipped` };
   }
   return { effect: 'reject', matchedCode: code, verdict: v, outcome: `${code} matches ${describeMatch(rule.match)} (${where})` };
 }
 
 /**
  * Step 9: rules in their configured order, the first enforced match decides. A report-only match
- * is recorded and the walk goes on, so adding a trial list never disables the enforced ones.
+ * is recorded and the walk goes on, so adding a trial list never disables the enforced ones. Allow
+ * rules come first (load.ts sees to it), so an allowlist hit skips every block rule.
  */
 export async function evaluateDnsbl(
   rules: DnsblRuleConfig[],
@@ -76,10 +90,22 @@ export async function evaluateDnsbl(
     const pending = answers.get(rule.zone);
     if (!pending) continue;
     const j = judgeRule(rule, await pending, health.isEnforced(rule.zone), ip);
-    trace.push(traceEntry(STEPS.dnsbl, `${rule.name}: ${j.outcome}`, rule.name));
+    trace.push(traceEntry(rule.allow ? STEPS.dnsAllowlist : STEPS.dnsbl, `${rule.name}: ${j.outcome}`, rule.name));
     if (j.effect === 'report' && j.verdict) reportOnly.push({ ...j.verdict, reportOnly: true });
-    if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace };
+    if (j.effect === 'allow' && j.verdict) return { allowed: j.verdict, reportOnly, trace, check: STEPS.dnsbl };
+    if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace, check: STEPS.dnsbl };
   }
   if (rules.length === 0) trace.push(traceEntry(STEPS.dnsbl, 'no DNSBL rules configured'));
-  return { reportOnly, trace };
+  return { reportOnly, trace, check: STEPS.dnsbl };
+}
+
+/** Step 9 in the mode the rule set chose: the scoring lists when `scoring` is set, else the first-match rules. */
+export function evaluateStep9(
+  connectionFilter: { rules: DnsblRuleConfig[]; scoring?: DnsblScoringConfig | undefined },
+  answers: Map<string, Promise<DnsblAnswer>>,
+  health: ZoneHealth,
+  ip: string,
+): Promise<DnsblOutcome> {
+  const { scoring } = connectionFilter;
+  return scoring ? evaluateScore(scoring, answers, health, ip) : evaluateDnsbl(connectionFilter.rules, answers, health, ip);
 }
