@@ -1,0 +1,20 @@
+import ipaddr from 'ipaddr.js';
+import { parseIp } from './ip.js';
+
+/** How many leading bits of an address name its network, per family. */
+export interface NetworkPrefix {
+  ipv4: number;
+  ipv6: number;
+}
+
+/**
+ * The network a client address belongs to, in CIDR form (`192.0.2.0/24`, `2001:db8::/48`): the key
+ * per-network limits and greylisting triplets count by, so that a sender rotating through the
+ * addresses of one block is still one sender.
+ */
+export function networkOf(ip: string, prefix: NetworkPrefix): string {
+  const addr = parseIp(ip);
+  const bits = addr.kind() === 'ipv4' ? prefix.ipv4 : prefix.ipv6;
+  const bytes = addr.toByteArray().map((b, i) => b & ((0xff << (8 - Math.max(0, Math.min(8, bits - i * 8)))) & 0xff));
+  return `${ipaddr.fromByteArray(bytes).toString()}/${bits}`;
+}
