@@ -38,10 +38,10 @@ export function baseRules(backendPort: number, badmail: string): Record<string, 
   };
 }
 
-/** Starts a back end and an edge whose rules are `baseRules` changed by `customise`; `options` injects a clock, store or probe. */
+/** Starts a back end and an edge whose rules are `baseRules` changed by `customise`; `options` injects a clock, store, probe or logger. */
 export async function startHarness(
   customise: (input: Record<string, unknown>) => void = () => undefined,
-  options: Pick<EdgeOptions, 'clock' | 'state' | 'probe'> = {},
+  options: Pick<EdgeOptions, 'clock' | 'state' | 'probe' | 'logger'> = {},
 ): Promise<Harness> {
   const backend = await startBackend();
   const badmail = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-badmail-'));
