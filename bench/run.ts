@@ -7,6 +7,7 @@
  *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
  *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
  *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
+ *  (h) what each limit adds per session, memory store and Redis, greylisting cached and not (bench/limits-cost.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
 import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
 import { run as queueBacklog } from './queue-backlog.js';
+import { limitsTable, run as limitsCost, type LimitsCostBench } from './limits-cost.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -232,7 +234,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
-  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}`;
+  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}\n\n${limitsTable(results.limits as unknown as LimitsCostBench)}`;
 }
 
 async function main(): Promise<void> {
@@ -255,6 +257,8 @@ async function main(): Promise<void> {
     results.framing = { ...(await framingCost(ROOT)) };
     process.stdout.write('(g) transport engine past a retry backlog ...\n');
     results.queueBacklog = { ...(await queueBacklog()) };
+    process.stdout.write('(h) cost of each limit per session ...\n');
+    results.limits = { ...(await limitsCost()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,
