@@ -231,6 +231,8 @@ function limitPorts(rules: Rules, options: EdgeOptions, clock: Clock, metrics: M
       },
       onError: () => metrics.stateStoreError(),
     });
+  // The memory store always answers; a Redis store reports itself as it connects.
+  if (!rules.state) metrics.stateStore(true);
   const probe = options.probe ?? (rules.backPressure ? processResourceProbe(rules.backPressure.sampleIntervalMs) : undefined);
   return {
     store,

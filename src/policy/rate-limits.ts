@@ -17,7 +17,7 @@ type Scope = 'client' | 'network' | 'sender';
 
 const MINUTE = 60_000;
 /**
- * How long a concurrency count outlives its last change: the safety net for a node that died with
+ * How long a concurrency count lives after it was created: the safety net for a node that died with
  * sessions open (their decrements never come). Longer than any session (maxSessionMs is 15 minutes).
  */
 const CONCURRENCY_TTL_MS = 3_600_000;
@@ -81,7 +81,9 @@ export class RateLimits {
     const release = async (): Promise<void> => {
       if (released) return;
       released = true;
-      await Promise.all(keys.map((k) => this.store.increment(k, -1, CONCURRENCY_TTL_MS)));
+      // A counter back at zero (or below, after it expired under open sessions) is removed, so the
+      // next connection starts a fresh one with a fresh lifetime.
+      await Promise.all(keys.map(async (k) => ((await this.store.increment(k, -1, CONCURRENCY_TTL_MS)) <= 0 ? this.store.delete(k) : undefined)));
     };
     const i = slots.findIndex(([, , max], j) => (counts[j] ?? 0) > max);
     const hit = slots[i];
