@@ -54,7 +54,8 @@ export class Greylisting {
     const passes = Number((await this.store.get(allowKey)) ?? 0);
     if (passes >= this.config.autoAllowAfter) return this.pass('allowlisted', `network ${net} allowlisted after ${passes} passes`, trace);
 
-    const key = `grey:triplet:${net}|${sender === '' ? '<>' : normalizeAddress(sender)}|${normalizeAddress(recipient)}`;
+    // JSON, not a separator: a quoted local part may hold any character, and two triplets must never share a key.
+    const key = `grey:triplet:${JSON.stringify([net, sender === '' ? '<>' : normalizeAddress(sender), normalizeAddress(recipient)])}`;
     const now = this.clock.now();
     const seen = await this.store.get(key);
     if (seen === PASSED) return this.pass('known', 'triplet passed before', trace);

@@ -78,3 +78,23 @@ describe('greylisting', () => {
     assert.equal((await rcpt(b, CLIENT, 'a@example.org', 'alice@example.test')).v.code, 250);
   });
 });
+
+describe('greylisting, hostile envelopes', () => {
+  it('property: any sender and recipient text defers first, passes after the delay, and never meets another triplet', async () => {
+    const { default: fc } = await import('fast-check');
+    const part = fc.string({ minLength: 1, maxLength: 12 }).filter((x) => !/[\s<>@%!"\\]/.test(x));
+    const sender = fc.tuple(part, part).map(([l, d]) => `${l}@${d}`);
+    // Recipients in our domain, so relay protection lets them reach step 12.2.
+    const local = part.map((l) => `${l}@example.test`);
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(sender, fc.constant('')), local, local, async (from, to, other) => {
+        const f = limitsFixture(grey());
+        assert.equal((await rcpt(f, CLIENT, from, to)).v.code, 451);
+        f.clock.advance(300_000);
+        if (other.toLowerCase() !== to.toLowerCase()) assert.equal((await rcpt(f, CLIENT, from, other)).v.code, 451, 'another recipient is another triplet');
+        assert.equal((await rcpt(f, CLIENT, from, to)).v.code, 250);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
