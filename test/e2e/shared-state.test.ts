@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/observability/logger.js';
+import { closedPort } from '../support/backend-server.js';
 import { startHarness, type Harness } from '../support/edge-harness.js';
 import { sample } from '../support/metrics-text.js';
 import { startRedis, type TestRedis } from '../support/redis-server.js';
@@ -95,5 +96,33 @@ describe('state shared across nodes in Redis', () => {
     await until(async () => sample(await a.metrics.render(), 'portcullis_state_store_up') === 1, 'node A to reach Redis again');
     assert.ok(logA.some((l) => l.includes('"event":"state-store"') && l.includes('"up":true')));
     await ca.cmd('QUIT');
+  });
+});
+
+describe('a state store unreachable at start-up', () => {
+  it('the edge starts, warns, counts, and relays mail on the local view', async () => {
+    const log: string[] = [];
+    const port = await closedPort();
+    const h = await startHarness(
+      (r) => {
+        r.state = { url: `redis://127.0.0.1:${port}`, timeoutMs: 200 };
+        r.rateLimits = { client: { messagesPerMinute: 100 } };
+      },
+      { logger: createLogger({ level: 'info', destination: { write: (line: string) => void log.push(line) } }) },
+    );
+    try {
+      const c = await h.connect();
+      assert.equal((await c.read()).code, 220);
+      await c.cmd('EHLO client.example');
+      assert.equal((await sendMail(c, 'x@example.org', ['bob@example.com'], 'Subject: 3\r\n\r\nthree\r\n')).end?.code, 250);
+      assert.equal(h.backend.messages.length, 1);
+      const m = await h.metrics.render();
+      assert.equal(sample(m, 'portcullis_state_store_up'), 0);
+      assert.ok(sample(m, 'portcullis_state_store_errors_total') >= 1);
+      assert.ok(log.some((l) => l.includes('"level":"warn"') && l.includes('state store unreachable')), log.join(''));
+      await c.cmd('QUIT');
+    } finally {
+      await h.close();
+    }
   });
 });
