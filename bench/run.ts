@@ -10,6 +10,7 @@
  *  (h) the engine beside a private Postfix on the same loads, and `npm start` beside the engine alone (bench/engine-postfix.ts)
  *  (i) the back-end session pool on and off: new and reused client connections, serial latency (bench/pool-throughput.ts)
  *  (j) what step 9's scoring mode adds to a session, cached and uncached (bench/dnsbl-score.ts)
+ *  (k) what each limit adds per session, memory store and Redis, greylisting cached and not (bench/limits-cost.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  * `npm run bench -- peers` (or BENCH=peers) runs bench/peers.ts instead: Portcullis beside Haraka and the wire.
  */
@@ -28,6 +29,7 @@ import { comparisonTable, run as enginePostfix, type EnginePostfixBench } from '
 import { poolTable, run as poolThroughput, type PoolThroughputBench } from './pool-throughput.js';
 import { runPeers } from './peers-report.js';
 import { run as dnsblScore } from './dnsbl-score.js';
+import { limitsTable, run as limitsCost, type LimitsCostBench } from './limits-cost.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -243,7 +245,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
   const pool = poolTable(results.pool as unknown as PoolThroughputBench);
-  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}\n\n${pool}`;
+  return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}\n\n${pool}\n\n${limitsTable(results.limits as unknown as LimitsCostBench)}`;
 }
 
 async function main(): Promise<void> {
@@ -272,6 +274,8 @@ async function main(): Promise<void> {
     results.pool = { ...(await poolThroughput()) };
     process.stdout.write('(j) DNSBL scoring cost per session ...\n');
     results.dnsblScore = { ...(await dnsblScore()) };
+    process.stdout.write('(k) cost of each limit per session ...\n');
+    results.limits = { ...(await limitsCost()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

@@ -17,6 +17,7 @@ import { endpointProblems, hostPortOfSmtpUrl } from '../net/endpoint.js';
 import { IpList } from '../net/ip-list.js';
 import { ConfigError, keyOf, type ConfigProblem } from './config-error.js';
 import { dnsblScoringProblems } from './dnsbl-scoring-checks.js';
+import { limitsProblems } from './limits-problems.js';
 import { expandListFiles, type ListOrigins, type Origin } from './list-files.js';
 import { RulesSchema, type Rules } from './schema.js';
 
@@ -188,6 +189,7 @@ function semanticProblems(rules: Rules): Finding[] {
     const hosts = c.smartHost === undefined ? [] : Array.isArray(c.smartHost) ? c.smartHost : [c.smartHost];
     hosts.forEach((h, j) => out.push(...endpointFindings(['transport', 'connectors', i, 'smartHost', ...(Array.isArray(c.smartHost) ? [j] : [])], h, 'any')));
   });
+  out.push(...limitsProblems(rules, { ip: ipListProblems, address: addressListProblems }));
   return out;
 }
 

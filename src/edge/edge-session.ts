@@ -71,9 +71,9 @@ export class EdgeSession {
     this.policy = generation.engine.session(listener.name, smtp.remoteAddress, (v) => this.record(v));
   }
 
-  /** Step 2. Undefined: greet the client; otherwise refuse with the reply and close. */
-  connect(): Outcome | undefined {
-    const v = this.policy.connect();
+  /** Back pressure, step 2, connection rate limits. Undefined: greet the client; otherwise refuse with the reply and close. */
+  async connect(): Promise<Outcome | undefined> {
+    const v = await this.policy.admit();
     return v.action === 'drop' || v.action === 'reject' ? { reply: fromVerdict(v), close: true } : undefined;
   }
 
@@ -91,8 +91,8 @@ export class EdgeSession {
     }
     this.noteHelo();
     this.address = address;
-    const v = this.policy.mailFrom(address);
-    if (v.action === 'reject') return { reply: fromVerdict(v) };
+    const v = await this.policy.mail(address);
+    if (v.action === 'reject' || v.action === 'tempfail') return { reply: fromVerdict(v) };
     if (v.action === 'drop') return { reply: fromVerdict(v), close: true };
     const tx = (this.transaction = new Transaction(address));
     if (v.action === 'archive') return { reply: fromVerdict(v) };
@@ -199,6 +199,7 @@ export class EdgeSession {
   close(): void {
     this.gone = true;
     this.transaction?.abandonBackend();
+    this.policy.close().catch((err: unknown) => this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'concurrency slot not given back'));
   }
 
   /** Step 15, then Badmail, a refusal, or the back end. */

@@ -11,6 +11,10 @@ import { Metrics } from '../observability/metrics.js';
 import { ProtocolLog } from '../observability/protocol-log.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
+import type { LimitPorts } from '../policy/limits.js';
+import { processResourceProbe, type ResourceProbe } from '../runtime/resource-probe.js';
+import { openStateStore } from '../state/open-state-store.js';
+import type { StateStore } from '../state/state-store.js';
 import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
 import type { Generation } from './edge-session.js';
 import { EdgeListener } from './listener.js';
@@ -27,6 +31,10 @@ export interface EdgeOptions {
   logger?: Logger;
   metrics?: Metrics;
   clock?: Clock;
+  /** The process's state store; default: the one `state` names (memory when absent), opened here. */
+  state?: StateStore;
+  /** The load back pressure judges; default: this process's event loop and memory. */
+  probe?: ResourceProbe;
 }
 
 /** A running edge. */
@@ -84,7 +92,7 @@ interface Running {
  * zone health of `previous` (answers within their TTL stay good), checking only zones it adds; one
  * whose back end and pool settings are unchanged keeps the back-end pool and its idle sessions.
  */
-async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, previous?: Running): Promise<Running> {
+async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, limits: LimitPorts, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
   const { host, port } = parseSmtpUrl(rules.backend.url, 'backend.url');
   let dnsbl: DnsblRuntime;
@@ -108,6 +116,7 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
     health: dnsbl.health,
     directory: DirectoryModel.fromRules(rules),
     onDnsblScore: (score) => metrics.dnsblScore(score.total, score.contributions),
+    limits,
   });
   const target: BackendTarget = {
     host,
@@ -169,7 +178,8 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger({ level: rules.log.level });
   const metrics = options.metrics ?? new Metrics({ processMetrics: true });
-  let current = await build(rules, clock, metrics, logger);
+  const limits = limitPorts(rules, options, clock, metrics, logger);
+  let current = await build(rules, clock, metrics, logger, limits);
   const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
   const services = { logger, metrics, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
   const listeners: EdgeListener[] = [];
@@ -180,6 +190,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   } catch (err) {
     for (const l of listeners) l.stopAccepting();
     current.dnsbl.close();
+    await closeLimits(limits, options);
     throw err;
   }
   const addresses = Object.fromEntries(listeners.map((l) => [l.config.name, l.address]));
@@ -192,7 +203,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       loaded = await source.load();
       const mismatch = listenerMismatch(rules.listeners, loaded);
       if (mismatch !== undefined) throw new Error(mismatch);
-      next = await build(loaded, clock, metrics, logger, current);
+      next = await build(loaded, clock, metrics, logger, limits, current);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'reload refused: the rule set cannot be applied; the old one stays');
       throw err;
@@ -244,9 +255,51 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       await current.generation.pool.close();
       current.poolMetrics.stop();
       current.dnsbl.close();
+      await closeLimits(limits, options);
       await metricsServer?.close();
       await protocolLog?.close();
       return { sessions, cut, ms: Date.now() - started };
     },
   };
+}
+
+/**
+ * The ports of rate limits, back pressure and greylisting, for the process's lifetime: `state` and
+ * the probe are read at start-up (a reload keeps them). The store never fails to open: an
+ * unreachable Redis is logged and counted, and the local view answers until it is back.
+ */
+function limitPorts(rules: Rules, options: EdgeOptions, clock: Clock, metrics: Metrics, logger: Logger): LimitPorts {
+  const store =
+    options.state ??
+    openStateStore(rules.state, clock, {
+      onState: (up, reason) => {
+        metrics.stateStore(up);
+        if (up) logger.info({ event: 'state-store', up }, 'state store reachable: limits and greylisting are shared again');
+        else logger.warn({ event: 'state-store', up, reason }, "state store unreachable: limits and greylisting use this process's local view");
+      },
+      onError: () => metrics.stateStoreError(),
+    });
+  // The memory store always answers; a Redis store reports itself as it connects.
+  if (!rules.state) metrics.stateStore(true);
+  const probe = options.probe ?? (rules.backPressure ? processResourceProbe(rules.backPressure.sampleIntervalMs) : undefined);
+  return {
+    store,
+    clock,
+    ...(probe ? { probe } : {}),
+    events: {
+      rateLimited: (limit) => metrics.rateLimit(limit),
+      greylisting: (outcome) => metrics.greylisting(outcome),
+      backPressure: (under, reason) => {
+        metrics.backPressure(under);
+        if (under) logger.warn({ event: 'back-pressure', under, reason }, 'back pressure: refusing new connections and transactions');
+        else logger.info({ event: 'back-pressure', under, reason }, 'back pressure over');
+      },
+    },
+  };
+}
+
+/** Closes what limitPorts opened (a store or probe handed in belongs to the caller). */
+async function closeLimits(limits: LimitPorts, options: EdgeOptions): Promise<void> {
+  if (!options.probe) limits.probe?.stop();
+  if (!options.state) await limits.store.close();
 }

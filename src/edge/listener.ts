@@ -222,9 +222,13 @@ export class EdgeListener {
       return answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
     }
     this.sessions.set(session, edge);
-    const refused = edge.connect();
-    if (!refused) return cb();
-    answer(session, refused.reply, true, cb);
+    edge.connect().then(
+      (refused) => (refused ? answer(session, refused.reply, true, cb) : cb()),
+      (err: unknown) => {
+        this.services.logger.error({ session: session.id, err: (err as Error).message }, 'connection checks failed');
+        answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
+      },
+    );
   }
 
   private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Promise<Outcome>): void {

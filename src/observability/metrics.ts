@@ -2,6 +2,8 @@
  * Every Prometheus metric Portcullis exports, on a registry of its own (never prom-client's global
  * one, so that two instances — or two tests — never share counters). Labels are low-cardinality by
  * construction: anything that looks like an address or a mailbox is replaced before it becomes one.
+ * Longer than 350 lines because it is the one registry: every metric's name and help text in one
+ * place, declared once, each with the one method that counts it.
  */
 import net from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -185,6 +187,38 @@ export class Metrics {
     labelNames: ['event'] as const,
     registers: [this.registry],
   });
+  private readonly rateLimited = new Counter({
+    name: 'portcullis_rate_limited_total',
+    help: 'Clients refused by a rate or concurrency limit, by limit (e.g. client.connectionsPerMinute, sender.messagesPerMinute).',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  private readonly greylist = new Counter({
+    name: 'portcullis_greylisting_total',
+    help: 'Greylisting decisions per recipient, by outcome: deferred, passed (a retry after the delay), known (a triplet that passed before), allowlisted (its network passed often enough), exempt, skipped (accept list, relay client).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly backPressureActive = new Gauge({
+    name: 'portcullis_back_pressure',
+    help: 'Back pressure: 1 while the event loop lag or resident memory is past its bound (new connections 421 4.3.2, new transactions 452 4.3.1), else 0.',
+    registers: [this.registry],
+  });
+  private readonly backPressureEpisodes = new Counter({
+    name: 'portcullis_back_pressure_episodes_total',
+    help: 'Times the process went under back pressure.',
+    registers: [this.registry],
+  });
+  private readonly stateStoreUp = new Gauge({
+    name: 'portcullis_state_store_up',
+    help: 'The shared state store (Redis/Valkey): 1 while it answers, 0 while limits and greylisting run on this process\'s local view.',
+    registers: [this.registry],
+  });
+  private readonly stateStoreErrors = new Counter({
+    name: 'portcullis_state_store_errors_total',
+    help: 'Calls the shared state store failed, each answered from the local view instead.',
+    registers: [this.registry],
+  });
 
   private readonly transportReceived = new Counter({
     name: 'portcullis_transport_received_total',
@@ -326,6 +360,32 @@ export class Metrics {
   /** Harvest protection delayed a reply or disconnected a session. */
   harvest(event: HarvestEvent = 'disconnected'): void {
     this.harvests.inc({ event });
+  }
+
+  /** A rate or concurrency limit refused a client; `limit` is the configured key. */
+  rateLimit(limit: string): void {
+    this.rateLimited.inc({ limit: safeLabel(limit) });
+  }
+
+  /** Greylisting judged one recipient. */
+  greylisting(outcome: string): void {
+    this.greylist.inc({ outcome });
+  }
+
+  /** The process went under back pressure, or came out of it. */
+  backPressure(under: boolean): void {
+    this.backPressureActive.set(under ? 1 : 0);
+    if (under) this.backPressureEpisodes.inc();
+  }
+
+  /** The shared state store answers again, or does not. */
+  stateStore(up: boolean): void {
+    this.stateStoreUp.set(up ? 1 : 0);
+  }
+
+  /** One call to the shared state store failed (answered locally). */
+  stateStoreError(): void {
+    this.stateStoreErrors.inc();
   }
 
   /** The transport engine queued a message (answered 250) or refused one. */

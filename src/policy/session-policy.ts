@@ -6,6 +6,8 @@ import { evaluateStep9, type DnsblOutcome } from './dnsbl/evaluate.js';
 import type { ScoreSummary } from './dnsbl/score.js';
 import { exceptionEntry } from './exceptions.js';
 import { HarvestGuard } from './harvest.js';
+import type { LimitPorts, Limits } from './limits.js';
+import type { Admission } from './rate-limits.js';
 import type { Directory } from '../directory/directory-model.js';
 import type { DnsblAnswer } from '../dns/dnsbl-answer.js';
 import type { DnsblLookup } from '../dns/dnsbl-lookup.js';
@@ -25,6 +27,8 @@ export interface SessionDeps {
   directory: Directory;
   /** Called once per session that computed a DNSBL score (scoring mode), for the metrics. */
   onDnsblScore?: (score: ScoreSummary) => void;
+  /** The store, clock and probe of rate limits, back pressure and greylisting (docs/limits.md). */
+  limits?: LimitPorts;
 }
 
 /** Called with every decision the session makes, report-only DNSBL matches included. */
@@ -44,6 +48,9 @@ export class SessionPolicy {
   private readonly harvest: HarvestGuard;
   private archiveVerdict: Verdict | undefined;
   private dnsAllowlisted = false;
+  private sender = '';
+  private admission: Admission | undefined;
+  private closed = false;
 
   constructor(
     private readonly rules: CompiledRules,
@@ -51,6 +58,7 @@ export class SessionPolicy {
     clientIp: string,
     private readonly deps: SessionDeps,
     private readonly observe: DecisionObserver = () => {},
+    private readonly limits: Limits = {},
   ) {
     this.clientIp = normalizeIp(clientIp);
     this.connectionFiltering = listener.config.filters.connection;
@@ -82,6 +90,34 @@ export class SessionPolicy {
     return this.decide(v);
   }
 
+  /** The whole connection stage: back pressure (1.2), step 2, then the connection rate limits (2.1). */
+  async admit(): Promise<Verdict> {
+    const pressed = this.limits.backPressure?.connection(this.trace);
+    if (pressed) return this.decide(pressed);
+    const v = this.connect();
+    if (v.action !== 'accept' || !this.limits.rateLimits) return v;
+    this.admission = await this.limits.rateLimits.connect(this.clientIp, this.trace);
+    // The client may have gone while its slots were being counted: close() found nothing to give back.
+    if (this.closed) await this.admission.release();
+    return this.admission.verdict ? this.decide(this.admission.verdict) : v;
+  }
+
+  /** The whole MAIL FROM stage: back pressure (1.2), steps 5-7, then the message rate limits (7.1). */
+  async mail(address: string): Promise<Verdict> {
+    const pressed = this.limits.backPressure?.transaction(this.trace);
+    if (pressed) return this.decide(pressed);
+    const v = this.mailFrom(address);
+    if ((v.action !== 'accept' && v.action !== 'archive') || !this.limits.rateLimits) return v;
+    const limited = await this.limits.rateLimits.message(this.clientIp, address, this.trace);
+    return limited ? this.decide(limited) : v;
+  }
+
+  /** The session is over: its concurrency slots are given back. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.admission?.release();
+  }
+
   /** Step 3: no filter runs on HELO/EHLO. */
   helo(name: string): Verdict {
     this.trace.push(traceEntry(STEPS.helo, `answered normally (${name})`));
@@ -91,6 +127,7 @@ export class SessionPolicy {
   /** Steps 5-7: accept list, deny list, blocked senders on the envelope sender. */
   mailFrom(address: string): Verdict {
     this.resetTransaction();
+    this.sender = address;
     if (this.connectionFiltering) {
       const decided = checkAcceptDeny(this.rules, this.clientIp, this.acceptedBy, this.trace);
       if (decided?.action === 'drop') return this.decide(decided);
@@ -175,7 +212,24 @@ export class SessionPolicy {
       this.trace.push(traceEntry(STEPS.blockedRecipients, 'skipped: recipient filtering is off on this listener'));
       this.trace.push(traceEntry(STEPS.directory, 'skipped: recipient filtering is off on this listener'));
     }
-    return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, STEPS.recipientAccepted);
+    return (await this.recipientLimits(address, relay.local)) ?? verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, STEPS.recipientAccepted);
+  }
+
+  /** Steps 12.1 and 12.2 for a recipient the filters accept: the recipient rate limits, then greylisting. */
+  private async recipientLimits(address: string, local: boolean): Promise<Verdict | undefined> {
+    const limited = await this.limits.rateLimits?.recipient(this.clientIp, this.sender, this.trace);
+    if (limited) return limited;
+    const skip = !local ? 'the client may relay' : this.greylistingSkippedBecause();
+    return this.limits.greylisting?.check(this.clientIp, this.sender, address, skip, this.trace);
+  }
+
+  /**
+   * Why this session is not greylisted, if it is not: a client on the accept list or a DNS allowlist
+   * (an allow rule, or a score at or below allowThreshold) has already been judged good.
+   */
+  private greylistingSkippedBecause(): string | undefined {
+    if (!this.allowlisted) return undefined;
+    return this.acceptedBy !== undefined ? `client is on the accept list (${this.acceptedBy})` : 'client is on a DNS allowlist (step 9)';
   }
 
   private startLookups(): void {

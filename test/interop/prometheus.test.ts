@@ -112,6 +112,9 @@ before(async () => {
     recipientFilter: { blocked: ['blocked@example.test'], rejectUnknown: true },
     directory: { addresses: ['user@example.test', 'postmaster@example.test', 'blocked@example.test'] },
     harvest: { delayAfter: 1, delayMs: 10, disconnectAfter: 3 },
+    // Only clients from 100.64.0.0/10 meet the rate limit and greylisting: the traffic above is exempt.
+    rateLimits: { exempt: ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '127.0.0.0/8'], client: { connectionsPerMinute: 1 } },
+    greylisting: { exemptClients: ['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '127.0.0.0/8'] },
     dns: { servers: [dns.address], timeoutMs: 300, healthCheckIntervalSec: 0 },
     backend: { url: `smtp://127.0.0.1:${backend.port}`, timeoutMs: 3000 },
     badmail: path.join(dir, 'badmail'),
@@ -255,6 +258,13 @@ async function edgeTraffic(): Promise<void> {
   for (let i = 0; i < 500 && backend.dataStarted === dataStarted; i++) await pause(10);
   c.kill();
 
+  // Greylisting (step 12.2) defers a first-time triplet; the same client's next connection in the minute is rate limited (step 2.1).
+  c = await from('100.64.0.7');
+  assert.equal((await c.cmd('MAIL FROM:<kim@sender.test>')).code, 250);
+  assert.equal((await c.cmd('RCPT TO:<user@example.test>')).line, '451 4.7.1 Greylisted, please try again later');
+  c.quit();
+  (await from('100.64.0.7', 421)).quit();
+
   // A balancer's health check (PROXY v2 LOCAL).
   const check = await RawSmtpClient.connect(edge.port);
   check.write(V2_LOCAL);
@@ -333,7 +343,7 @@ test('every dashboard query answers with data, every variable offers values, the
   for (const l of ['bl.test listed', 'bl.test not-listed', 'off.test error', 'off.test timeout']) assert.ok(lookups.includes(l), `${l} in ${lookups.join(', ')}`);
   assert.deepEqual(await labelled('max by (zone, state) (portcullis_dnsbl_zone_health) == 1', 'zone', 'state'), ['bl.test healthy', 'off.test unreachable', 'sick.test unhealthy', 'wl.test healthy']);
   const steps = await labelled('sum by (step) (portcullis_verdicts_total{action!="relay"}) > 0', 'step');
-  for (const step of ['2', '5', '6', '7', '8', '9', '10', '11', '12', '13', '15']) assert.ok(steps.includes(step), `step ${step} decided nothing: ${steps.join(', ')}`);
+  for (const step of ['2', '2.1', '5', '6', '7', '8', '9', '10', '11', '12', '12.2', '13', '15']) assert.ok(steps.includes(step), `step ${step} decided nothing: ${steps.join(', ')}`);
 
   const d = JSON.parse(await fs.readFile('grafana/dashboard.json', 'utf8')) as Dashboard;
   const table: string[] = ['series | panel | query'];

@@ -29,9 +29,9 @@ async function dashboard(): Promise<{ panels: Panel[]; templating: { list: Varia
 /**
  * Labels a panel may group by or show: each has a bounded set of values (configured names, fixed
  * outcomes, histogram buckets, the scrape target). Anything else could carry an address or grow
- * with traffic.
+ * with traffic. (`limit`, of portcullis_rate_limited_total, is one of the ten rateLimits keys.)
  */
-const BOUNDED_LABELS = new Set(['instance', 'listener', 'class', 'step', 'check', 'rule', 'action', 'report_only', 'zone', 'outcome', 'cached', 'state', 'queue', 'event', 'le', 'list', 'sign']);
+const BOUNDED_LABELS = new Set(['instance', 'listener', 'class', 'step', 'check', 'rule', 'action', 'report_only', 'zone', 'outcome', 'cached', 'state', 'queue', 'event', 'le', 'list', 'sign', 'limit']);
 
 function flatten(panels: Panel[]): Panel[] {
   return panels.flatMap((p) => [p, ...flatten(p.panels ?? [])]);

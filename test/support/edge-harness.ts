@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RulesSchema, type Rules } from '../../src/config/schema.js';
-import { startEdge, type Edge } from '../../src/edge/edge.js';
+import { startEdge, type Edge, type EdgeOptions } from '../../src/edge/edge.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { startBackend, type TestBackend } from './backend-server.js';
@@ -38,8 +38,11 @@ export function baseRules(backendPort: number, badmail: string): Record<string, 
   };
 }
 
-/** Starts a back end and an edge whose rules are `baseRules` changed by `customise`. */
-export async function startHarness(customise: (input: Record<string, unknown>) => void = () => undefined): Promise<Harness> {
+/** Starts a back end and an edge whose rules are `baseRules` changed by `customise`; `options` injects a clock, store, probe or logger. */
+export async function startHarness(
+  customise: (input: Record<string, unknown>) => void = () => undefined,
+  options: Pick<EdgeOptions, 'clock' | 'state' | 'probe' | 'logger'> = {},
+): Promise<Harness> {
   const backend = await startBackend();
   const badmail = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-badmail-'));
   const input = baseRules(backend.port, badmail);
@@ -47,7 +50,7 @@ export async function startHarness(customise: (input: Record<string, unknown>) =
   const metrics = new Metrics();
   const edge = await startEdge(
     { load: async (): Promise<Rules> => RulesSchema.parse(structuredClone(input)) },
-    { metrics, logger: createLogger({ level: 'silent' }) },
+    { metrics, logger: createLogger({ level: 'silent' }), ...options },
   );
   const port = (name = 'main'): number => {
     const a = edge.addresses[name];

@@ -67,7 +67,7 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
     listener: input.listener,
     helo: input.helo,
     from: input.from,
-    connect: stage(policy.connect()),
+    connect: stage(await policy.admit()),
     mail: null,
     rcpt: null,
     data: null,
@@ -79,7 +79,7 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
   policy.helo(input.helo);
   mark('helo');
 
-  const mail = policy.mailFrom(input.from);
+  const mail = await policy.mail(input.from);
   result.mail = mail.action === 'accept' ? relayed(mail) : stage(mail);
   mark('mail');
   if (mail.action === 'drop') return result;
@@ -87,7 +87,7 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
   result.rcpt = [];
   let accepted = 0;
   for (const address of input.to) {
-    if (mail.action === 'reject') {
+    if (mail.action === 'reject' || mail.action === 'tempfail') {
       result.rcpt.push({ address, ...outOfOrder(STEPS.rcptOutOfOrder, 'need MAIL command') });
       continue;
     }
