@@ -220,6 +220,8 @@ export const RulesSchema = z
       .strict()
       .prefault({}),
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
+    /** A candidate rule set judged beside the live one on every session, with no effect (docs/shadow.md). */
+    shadow: z.object({ rules: z.string().min(1) }).strict().optional(),
     transport: TransportSchema,
   })
   .strict();

@@ -22,12 +22,15 @@ import { relayMessage } from './data-relay.js';
 import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
+import { ShadowSession } from './shadow-session.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {
   engine: PolicyEngine;
   backend: BackendTarget;
   badmail: BadmailWriter;
+  /** The candidate rule set `shadow.rules` names, judging each session beside `engine` with no effect. */
+  shadow?: PolicyEngine;
 }
 
 /** What the edge does with a command: the reply to write and whether to close afterwards. */
@@ -58,6 +61,7 @@ export class EdgeSession {
   private sessionBytes = 0;
   private heloSeen: string | undefined;
   private address: string | undefined;
+  private readonly shadow: ShadowSession | undefined;
 
   constructor(
     readonly generation: Generation,
@@ -66,11 +70,14 @@ export class EdgeSession {
     private readonly services: SessionServices,
   ) {
     this.policy = generation.engine.session(listener.name, smtp.remoteAddress, (v) => this.record(v));
+    const shadowContext = { session: smtp.id, listener: listener.name, ...services };
+    this.shadow = generation.shadow && new ShadowSession(generation.shadow, smtp.remoteAddress, shadowContext);
   }
 
   /** Step 2. Undefined: greet the client; otherwise refuse with the reply and close. */
   connect(): Outcome | undefined {
     const v = this.policy.connect();
+    this.shadow?.connect(v);
     return v.action === 'drop' || v.action === 'reject' ? { reply: fromVerdict(v), close: true } : undefined;
   }
 
@@ -89,6 +96,7 @@ export class EdgeSession {
     this.noteHelo();
     this.address = address;
     const v = this.policy.mailFrom(address);
+    this.shadow?.mailFrom(address, v);
     if (v.action === 'reject') return { reply: fromVerdict(v) };
     if (v.action === 'drop') return { reply: fromVerdict(v), close: true };
     const tx = (this.transaction = new Transaction(address));
@@ -119,6 +127,7 @@ export class EdgeSession {
     const address = this.policy.recipient(written);
     this.address = address;
     const v = await this.policy.rcptTo(address);
+    this.shadow?.rcptTo(address, v);
     if (v.delayMs) {
       this.services.metrics.harvest('delayed');
       await sleep(v.delayMs);
@@ -196,7 +205,11 @@ export class EdgeSession {
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
     this.address = undefined;
-    const judged = await judgeHeaderSection(source, count, this.policy);
+    const judged = await judgeHeaderSection(source, count, (from) => {
+      const v = this.policy.headerFrom(from);
+      this.shadow?.headerFrom(from, v);
+      return v;
+    });
     const section = judged.section;
     if ('refused' in judged) {
       tx.abandonBackend();
@@ -266,6 +279,7 @@ export class EdgeSession {
     if (helo === this.heloSeen) return;
     this.heloSeen = helo;
     this.policy.helo(helo);
+    this.shadow?.helo(helo);
   }
 
   private backendFailed(tx: Transaction, err: unknown): SmtpReply {
@@ -286,6 +300,7 @@ export class EdgeSession {
     const tx = this.transaction;
     this.transaction = undefined;
     this.policy.resetTransaction();
+    this.shadow?.resetTransaction();
     tx?.end();
   }
 }

@@ -3,6 +3,7 @@
  * sessions in flight keep theirs), and an orderly shutdown. `serve` runs it; tests run it in-process.
  */
 import type { ListenerConfig, Rules } from '../config/schema.js';
+import { loadShadowRules } from '../config/shadow-rules.js';
 import { DirectoryModel } from '../directory/directory-model.js';
 import { dnsblZones, openDnsbl, type DnsblRuntime } from '../dns/dnsbl-runtime.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -61,6 +62,22 @@ interface Running {
   dnsbl: DnsblRuntime;
   /** The `dns` settings `dnsbl` was opened with. */
   dns: Rules['dns'];
+  /** The shadow rule set in force, kept when a reload's shadow file is bad. */
+  shadowRules: Rules | undefined;
+}
+
+/**
+ * The candidate `rules.shadow` names. At start-up a bad one is fatal like a bad rule set; on a reload
+ * it is logged (file:line:key) and the shadow in force stays, while the live rule set is applied.
+ */
+async function shadowOf(rules: Rules, logger: Logger, previous?: Running): Promise<Rules | undefined> {
+  try {
+    return await loadShadowRules(rules);
+  } catch (err) {
+    if (!previous) throw err;
+    logger.error({ err: (err as Error).message }, 'shadow rule set refused: the shadow in force stays');
+    return rules.shadow ? previous.shadowRules : undefined;
+  }
 }
 
 /**
@@ -70,10 +87,10 @@ interface Running {
 async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
   const { host, port } = parseSmtpUrl(rules.backend.url, 'backend.url');
+  const shadowRules = await shadowOf(rules, logger, previous);
   let dnsbl: DnsblRuntime;
   if (previous && JSON.stringify(previous.dns) === JSON.stringify(rules.dns)) {
     dnsbl = previous.dnsbl;
-    await dnsbl.health.setZones(dnsblZones(rules));
   } else {
     dnsbl = await openDnsbl(rules, {
       clock,
@@ -86,12 +103,16 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
       },
     });
   }
-  const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(rules) });
+  // The candidate asks through the same cache and zone health; the zones it adds are checked too.
+  await dnsbl.health.setZones([...new Set([...dnsblZones(rules), ...(shadowRules ? dnsblZones(shadowRules) : [])])]);
+  const engineOf = (r: Rules): PolicyEngine => new PolicyEngine(r, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(r) });
   return {
     dnsbl,
     dns: rules.dns,
+    shadowRules,
     generation: {
-      engine,
+      engine: engineOf(rules),
+      ...(shadowRules ? { shadow: engineOf(shadowRules) } : {}),
       backend: {
         host,
         port,

@@ -140,6 +140,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly shadows = new Counter({
+    name: 'portcullis_shadow_total',
+    help: 'Decisions judged by both the live and the shadow rule set, by the step and rule that decide (docs/shadow.md) and each side\'s action.',
+    labelNames: ['step', 'rule', 'live', 'shadow'] as const,
+    registers: [this.registry],
+  });
   private readonly transportReceived = new Counter({
     name: 'portcullis_transport_received_total',
     help: 'Transport engine: messages queued (answered 250) or refused (storage failure, client not allowed), by outcome.',
@@ -253,6 +259,11 @@ export class Metrics {
   /** Harvest protection delayed a reply or disconnected a session. */
   harvest(event: HarvestEvent = 'disconnected'): void {
     this.harvests.inc({ event });
+  }
+
+  /** The shadow rule set judged a decision the live one made; `live` and `shadow` are the two actions. */
+  shadow(step: number, rule: string | undefined, live: string, shadow: string): void {
+    this.shadows.inc({ step: String(step), rule: safeLabel(rule), live, shadow });
   }
 
   /** The transport engine queued a message (answered 250) or refused one. */

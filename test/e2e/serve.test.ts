@@ -1,25 +1,15 @@
 /** `portcullis serve` as a real subprocess: start-up, SIGHUP reloads, SIGTERM with sessions in flight. */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { startBackend, type TestBackend } from '../support/backend-server.js';
+import { serve } from '../support/serve-process.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
 import { run } from '../interop/peers.js';
-
-interface Served {
-  child: ChildProcess;
-  port: number;
-  lines: Record<string, unknown>[];
-  exited: Promise<number | null>;
-  /** Resolves with the first log line matching `pred`, bounded by `timeoutMs`. */
-  waitLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
-}
 
 function rulesText(backendPort: number, blocked: string, grace: number): string {
   return JSON.stringify({
@@ -33,40 +23,6 @@ function rulesText(backendPort: number, blocked: string, grace: number): string 
     log: { level: 'info' },
     shutdownGraceMs: grace,
   });
-}
-
-async function serve(config: string): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: Record<string, unknown>[] = [];
-  const waiters: (() => void)[] = [];
-  readline.createInterface({ input: child.stdout! }).on('line', (l) => {
-    try {
-      lines.push(JSON.parse(l) as Record<string, unknown>);
-    } catch {
-      lines.push({ raw: l });
-    }
-    for (const w of waiters.splice(0)) w();
-  });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const waitLog = async (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15000): Promise<Record<string, unknown>> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = lines.find(pred);
-      if (hit) return hit;
-      if (Date.now() > deadline) throw new Error(`log line not seen; stderr: ${stderr}; lines: ${JSON.stringify(lines)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, 100);
-        waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-  };
-  const listening = await waitLog((l) => l.msg === 'listening' && l.listener === 'main');
-  return { child, port: Number(listening.port), lines, exited, waitLog };
 }
 
 async function greeted(port: number): Promise<RawSmtpClient> {
