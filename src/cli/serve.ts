@@ -3,6 +3,7 @@ import { loadRules } from '../config/load.js';
 import { startEdge } from '../edge/edge.js';
 import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { MemoryStateStore } from '../state/memory-state-store.js';
 import { usesBundledEngine, withBundledBackend } from '../transport/bundled-backend.js';
 import { startTransportEngine } from '../transport/engine.js';
 import { configOption, parseCommandArgs } from './args.js';
@@ -29,7 +30,7 @@ export const serveCommand: Command = {
     const logger = createLogger({ level: first.log.level });
     const engine = usesBundledEngine(first) ? await startTransportEngine(first, { metrics, logger }) : undefined;
     const load = async () => (engine ? withBundledBackend(await loadRules(config), engine) : loadRules(config));
-    const starting = startEdge({ load }, { metrics, logger });
+    const starting = startEdge({ load }, { metrics, logger, state: new MemoryStateStore() });
     // One generation for edge and engine: the engine takes the directory of exactly the rule set the
     // edge has put in force, and nothing from one it refused. Reloads run one after another.
     let reloads: Promise<unknown> = Promise.resolve();

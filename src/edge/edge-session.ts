@@ -23,6 +23,8 @@ import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
 import { ShadowSession } from './shadow-session.js';
+import { passedKey, preGreetingTest, type ProtocolTestSettings } from './pre-greeting.js';
+import type { StateStore } from '../state/state-store.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {
@@ -39,10 +41,11 @@ export interface Outcome {
   close?: boolean;
 }
 
-/** Shared by all sessions: where decisions and numbers go. */
+/** Shared by all sessions: where decisions and numbers go, and the state they share. */
 export interface SessionServices {
   logger: Logger;
   metrics: Metrics;
+  state: StateStore;
 }
 
 function fromVerdict(v: Verdict): SmtpReply {
@@ -79,6 +82,33 @@ export class EdgeSession {
     const v = this.policy.connect();
     this.shadow?.connect(v);
     return v.action === 'drop' || v.action === 'reject' ? { reply: fromVerdict(v), close: true } : undefined;
+  }
+
+  /** The listener's protocol tests as the session's rule set has them (a reload applies to new sessions). */
+  private get protocolTests(): ProtocolTestSettings {
+    return this.generation.engine.compiled.listeners.get(this.listener.name)?.config.protocolTests ?? this.listener.protocolTests;
+  }
+
+  /** Step 1, after step 2 has let the client in. Undefined: greet the client; otherwise refuse and close. */
+  async preGreeting(): Promise<Outcome | undefined> {
+    const settings = this.protocolTests;
+    if (settings.greetPauseMs === 0) return undefined;
+    const teaser = `${this.generation.engine.rules.hostname} ESMTP`;
+    const result = await preGreetingTest(this.smtp, this.policy.clientIp, settings, teaser, this.services.state, this.services.logger);
+    this.services.metrics.protocolTest('pre-greeting', result);
+    const v = this.policy.preGreeting(result, settings.greetPauseMs);
+    return v.action === 'drop' ? { reply: fromVerdict(v), close: true } : undefined;
+  }
+
+  /** Step 1.1: the refusal of a client that pipelined without leave, or undefined when the listener does not test it. */
+  unauthorisedPipelining(): SmtpReply | undefined {
+    if (!this.protocolTests.pipelining) return undefined;
+    this.services.metrics.protocolTest('pipelining', 'fail');
+    // It passed the pre-greeting test once, but is no well-behaved client: it gets the pause again.
+    this.services.state.delete(passedKey(this.policy.clientIp)).catch((err: unknown) => {
+      this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'protocol-test cache entry not removed');
+    });
+    return fromVerdict(this.policy.unauthorisedPipelining());
   }
 
   /** MAIL FROM: limits, steps 5-7, then the back end's own answer to the sender. */
@@ -260,6 +290,7 @@ export class EdgeSession {
   /** One log line and one metric per decision. */
   private record(v: Verdict): void {
     this.services.metrics.verdict(v);
+    if (v.check === STEPS.heloChecks.check) this.services.metrics.protocolTest('helo', v.action === 'continue' ? 'pass' : v.action === 'tempfail' ? 'tempfail' : 'fail');
     logDecision(this.services.logger, {
       session: this.smtp.id,
       client: this.policy?.clientIp ?? this.smtp.remoteAddress,
@@ -278,7 +309,7 @@ export class EdgeSession {
     const helo = this.smtp.hostNameAppearsAs || '';
     if (helo === this.heloSeen) return;
     this.heloSeen = helo;
-    this.policy.helo(helo);
+    this.policy.helo(helo, this.smtp.localAddress);
     this.shadow?.helo(helo);
   }
 

@@ -12,6 +12,8 @@ import { Metrics } from '../observability/metrics.js';
 import { ProtocolLog } from '../observability/protocol-log.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
+import { MemoryStateStore } from '../state/memory-state-store.js';
+import type { StateStore } from '../state/state-store.js';
 import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
 import type { Generation } from './edge-session.js';
 import { EdgeListener } from './listener.js';
@@ -26,6 +28,8 @@ export interface EdgeOptions {
   logger?: Logger;
   metrics?: Metrics;
   clock?: Clock;
+  /** Where the protocol-test cache lives; an in-process store when absent. */
+  state?: StateStore;
 }
 
 /** A running edge. */
@@ -105,7 +109,7 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
   }
   // The candidate asks through the same cache and zone health; the zones it adds are checked too.
   await dnsbl.health.setZones([...new Set([...dnsblZones(rules), ...(shadowRules ? dnsblZones(shadowRules) : [])])]);
-  const engineOf = (r: Rules): PolicyEngine => new PolicyEngine(r, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(r) });
+  const engineOf = (r: Rules): PolicyEngine => new PolicyEngine(r, { dnsbl: dnsbl.lookup, health: dnsbl.health, hostNames: dnsbl.hostNames, directory: DirectoryModel.fromRules(r) });
   return {
     dnsbl,
     dns: rules.dns,
@@ -162,7 +166,8 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   const metrics = options.metrics ?? new Metrics({ processMetrics: true });
   let current = await build(rules, clock, metrics, logger);
   const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
-  const services = { logger, metrics, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
+  const state = options.state ?? new MemoryStateStore();
+  const services = { logger, metrics, state, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
   const listeners: EdgeListener[] = [];
   let metricsServer: MetricsServer | undefined;
   try {

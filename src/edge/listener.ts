@@ -207,6 +207,7 @@ export class EdgeListener {
           this.services.protocolLog?.line(session.id, 'out', formatReply(r));
         },
         reset: (session) => this.sessions.get(session)?.reset(),
+        unauthorisedPipelining: (session) => this.sessions.get(session)?.unauthorisedPipelining(),
       },
       { commandMs: c.limits.idleTimeoutMs, sessionMs: c.limits.maxSessionMs },
     );
@@ -223,8 +224,14 @@ export class EdgeListener {
     }
     this.sessions.set(session, edge);
     const refused = edge.connect();
-    if (!refused) return cb();
-    answer(session, refused.reply, true, cb);
+    if (refused) return answer(session, refused.reply, true, cb);
+    edge.preGreeting().then(
+      (failed) => (failed ? answer(session, failed.reply, true, cb) : cb()),
+      (err: unknown) => {
+        this.services.logger.error({ session: session.id, err: (err as Error).message }, 'pre-greeting test failed to run');
+        answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
+      },
+    );
   }
 
   private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Promise<Outcome>): void {

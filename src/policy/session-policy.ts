@@ -9,7 +9,10 @@ import type { Directory } from '../directory/directory-model.js';
 import type { DnsblAnswer } from '../dns/dnsbl-answer.js';
 import type { DnsblLookup } from '../dns/dnsbl-lookup.js';
 import type { ZoneHealth } from '../dns/zone-health.js';
+import type { HostNameLookup } from '../dns/forward-confirmed.js';
+import { checkFcrdns, checkHeloName } from './helo-checks.js';
 import { checkIpRestrictions } from './ip-restrictions.js';
+import { pipeliningVerdict, preGreetingVerdict, type PreGreetingResult } from './protocol-tests.js';
 import { recipientAddress } from './recipient-address.js';
 import { checkBlockedRecipient } from './recipient-filter.js';
 import { checkRelay } from './relay-protection.js';
@@ -22,6 +25,8 @@ export interface SessionDeps {
   dnsbl: DnsblLookup;
   health: ZoneHealth;
   directory: Directory;
+  /** Forward-confirmed reverse DNS, for the HELO checks' `fcrdns`. */
+  hostNames?: HostNameLookup;
 }
 
 /** Called with every decision the session makes, report-only DNSBL matches included. */
@@ -40,6 +45,10 @@ export class SessionPolicy {
   private dnsbl: Promise<DnsblOutcome> | undefined;
   private readonly harvest: HarvestGuard;
   private archiveVerdict: Verdict | undefined;
+  /** Step 3's HELO checks, when the listener has any on and the client is not exempt from connection filtering. */
+  private heloName: Verdict | undefined;
+  private fcrdns: Promise<{ verdict: Verdict | undefined; trace: TraceEntry[] }> | undefined;
+  private heloJudged = false;
 
   constructor(
     private readonly rules: CompiledRules,
@@ -65,13 +74,33 @@ export class SessionPolicy {
       this.acceptedBy = acceptListEntry(this.rules, this.clientIp);
       // A client on the deny list is dropped at MAIL FROM: its lookups would only spend the lists' quota.
       if (this.acceptedBy === undefined && this.rules.denyList.match(this.clientIp) === undefined) this.startLookups();
+      if (this.acceptedBy === undefined && this.listener.config.heloChecks.fcrdns) {
+        const trace: TraceEntry[] = [];
+        this.fcrdns = checkFcrdns(this.clientIp, this.deps.hostNames, trace).then((found) => ({ verdict: found, trace }));
+      }
     }
     return this.decide(v);
   }
 
-  /** Step 3: no filter runs on HELO/EHLO. */
-  helo(name: string): Verdict {
+  /** Step 1 and 1.1, the wire tests the edge runs: how the client fared, traced, logged and counted like any step. */
+  preGreeting(result: PreGreetingResult, pauseMs: number): Verdict {
+    return this.wireTest(preGreetingVerdict(result, pauseMs));
+  }
+
+  unauthorisedPipelining(): Verdict {
+    return this.wireTest(pipeliningVerdict());
+  }
+
+  /**
+   * Step 3: the guide runs no filter on HELO/EHLO; the listener's optional HELO checks judge the name
+   * here (`ourAddress`: the address the client connected to) and refuse at RCPT TO.
+   */
+  helo(name: string, ourAddress?: string): Verdict {
     this.trace.push(traceEntry(STEPS.helo, `answered normally (${name})`));
+    const checks = this.listener.config.heloChecks;
+    if (this.connectionFiltering && this.acceptedBy === undefined && (checks.syntax || checks.notOurs)) {
+      this.heloName = checkHeloName(name, checks, this.rules.rules.hostname, [...this.rules.listenAddresses, ...(ourAddress ? [ourAddress] : [])], this.trace);
+    }
     return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo);
   }
 
@@ -128,6 +157,8 @@ export class SessionPolicy {
   }
 
   private async recipientVerdict(address: string): Promise<Verdict> {
+    const helo = await this.heloChecksVerdict();
+    if (helo) return helo;
     const relay = checkRelay(this.rules, this.listener, this.clientIp, address, this.trace);
     if (relay.verdict) return relay.verdict;
 
@@ -161,6 +192,24 @@ export class SessionPolicy {
       this.trace.push(traceEntry(STEPS.directory, 'skipped: recipient filtering is off on this listener'));
     }
     return verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, STEPS.recipientAccepted);
+  }
+
+  /** The HELO checks' session verdict; a pass is decided (logged and counted) once. */
+  private async heloChecksVerdict(): Promise<Verdict | undefined> {
+    if (this.heloName) return this.heloName;
+    if (!this.fcrdns) return undefined;
+    const fcrdns = await this.fcrdns;
+    if (!this.heloJudged) {
+      this.heloJudged = true;
+      this.trace.push(...fcrdns.trace);
+      if (!fcrdns.verdict) this.decide(verdict('continue', 0, '', 'HELO checks passed', STEPS.heloChecks));
+    }
+    return fcrdns.verdict;
+  }
+
+  private wireTest(v: Verdict): Verdict {
+    this.trace.push(traceEntry(v, v.code > 0 ? `${v.code} ${v.enhanced} ${v.text}` : v.text));
+    return this.decide(v);
   }
 
   private startLookups(): void {
