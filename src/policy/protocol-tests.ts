@@ -3,8 +3,9 @@
  * the pre-greeting test (step 1) and unauthorised pipelining (step 1.1). The edge observes the client;
  * these say what that means, so the trace, the decision log and the metrics tell it like every step.
  */
+import type { ListenerConfig } from '../config/schema.js';
 import { STEPS } from './steps.js';
-import { verdict, type Verdict } from './verdict.js';
+import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 
 /** How a client fared at the pre-greeting test: `cached` passed it earlier and was greeted without the pause. */
 export type PreGreetingResult = 'pass' | 'cached' | 'fail';
@@ -18,6 +19,14 @@ export function preGreetingVerdict(result: PreGreetingResult, pauseMs: number): 
   if (result === 'fail') return protocolError(STEPS.preGreeting);
   const text = result === 'cached' ? 'passed before (cached): greeted at once' : `silent for the ${pauseMs} ms pause before the greeting`;
   return verdict('continue', 0, '', text, STEPS.preGreeting);
+}
+
+/** What `portcullis check` says of the wire tests a listener runs: they judge the client's timing, which a simulation has not got. */
+export function wireTestsTrace(settings: ListenerConfig['protocolTests']): TraceEntry[] {
+  const out: TraceEntry[] = [];
+  if (settings.greetPauseMs > 0) out.push(traceEntry(STEPS.preGreeting, `not simulated: the listener pauses ${settings.greetPauseMs} ms before its greeting; a client that talks first gets 554 5.5.1 Protocol error`));
+  if (settings.pipelining) out.push(traceEntry(STEPS.pipelining, 'not simulated: a command sent ahead of a reply where RFC 2920 does not allow it gets 554 5.5.1 Protocol error'));
+  return out;
 }
 
 /** The client sent a command ahead of a reply where RFC 2920 does not allow it. */

@@ -196,15 +196,18 @@ export class SessionPolicy {
 
   /** The HELO checks' session verdict; a pass is decided (logged and counted) once. */
   private async heloChecksVerdict(): Promise<Verdict | undefined> {
-    if (this.heloName) return this.heloName;
-    if (!this.fcrdns) return undefined;
-    const fcrdns = await this.fcrdns;
-    if (!this.heloJudged) {
-      this.heloJudged = true;
-      this.trace.push(...fcrdns.trace);
-      if (!fcrdns.verdict) this.decide(verdict('continue', 0, '', 'HELO checks passed', STEPS.heloChecks));
+    let refused = this.heloName;
+    if (!refused && this.fcrdns) {
+      const fcrdns = await this.fcrdns;
+      if (!this.heloJudged) {
+        this.heloJudged = true;
+        this.trace.push(...fcrdns.trace);
+        if (!fcrdns.verdict) this.decide(verdict('continue', 0, '', 'HELO checks passed', STEPS.heloChecks));
+      }
+      refused = fcrdns.verdict;
     }
-    return fcrdns.verdict;
+    if (refused) this.trace.push(traceEntry(STEPS.heloChecks, `session verdict: ${refused.code} ${refused.enhanced} (${refused.rule ?? ''})`, refused.rule));
+    return refused;
   }
 
   private wireTest(v: Verdict): Verdict {
