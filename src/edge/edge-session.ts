@@ -310,7 +310,7 @@ export class EdgeSession {
     if (helo === this.heloSeen) return;
     this.heloSeen = helo;
     this.policy.helo(helo, this.smtp.localAddress);
-    this.shadow?.helo(helo);
+    this.shadow?.helo(helo, this.smtp.localAddress);
   }
 
   private backendFailed(tx: Transaction, err: unknown): SmtpReply {

@@ -56,8 +56,8 @@ export class ShadowSession {
     });
   }
 
-  helo(name: string): void {
-    this.then(() => void this.policy.helo(name));
+  helo(name: string, ourAddress?: string): void {
+    this.then(() => void this.policy.helo(name, ourAddress));
   }
 
   mailFrom(address: string, live: Verdict): void {
