@@ -48,7 +48,9 @@ export class SessionPolicy {
   /** Step 3's HELO checks, when the listener has any on and the client is not exempt from connection filtering. */
   private heloName: Verdict | undefined;
   private fcrdns: Promise<{ verdict: Verdict | undefined; trace: TraceEntry[] }> | undefined;
-  private heloJudged = false;
+  private fcrdnsTraced = false;
+  private heloNameChecked = false;
+  private heloPassed = false;
 
   constructor(
     private readonly rules: CompiledRules,
@@ -99,6 +101,7 @@ export class SessionPolicy {
     this.trace.push(traceEntry(STEPS.helo, `answered normally (${name})`));
     const checks = this.listener.config.heloChecks;
     if (this.connectionFiltering && this.acceptedBy === undefined && (checks.syntax || checks.notOurs)) {
+      this.heloNameChecked = true;
       this.heloName = checkHeloName(name, checks, this.rules.rules.hostname, [...this.rules.listenAddresses, ...(ourAddress ? [ourAddress] : [])], this.trace);
     }
     return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo);
@@ -199,14 +202,16 @@ export class SessionPolicy {
     let refused = this.heloName;
     if (!refused && this.fcrdns) {
       const fcrdns = await this.fcrdns;
-      if (!this.heloJudged) {
-        this.heloJudged = true;
-        this.trace.push(...fcrdns.trace);
-        if (!fcrdns.verdict) this.decide(verdict('continue', 0, '', 'HELO checks passed', STEPS.heloChecks));
-      }
+      if (!this.fcrdnsTraced) this.trace.push(...fcrdns.trace);
+      this.fcrdnsTraced = true;
       refused = fcrdns.verdict;
     }
-    if (refused) this.trace.push(traceEntry(STEPS.heloChecks, `session verdict: ${refused.code} ${refused.enhanced} (${refused.rule ?? ''})`, refused.rule));
+    if (refused) {
+      this.trace.push(traceEntry(STEPS.heloChecks, `session verdict: ${refused.code} ${refused.enhanced} (${refused.rule ?? ''})`, refused.rule));
+    } else if (!this.heloPassed && (this.heloNameChecked || this.fcrdns)) {
+      this.heloPassed = true;
+      this.decide(verdict('continue', 0, '', 'HELO checks passed', STEPS.heloChecks));
+    }
     return refused;
   }
 

@@ -120,8 +120,17 @@ before(async () => {
   const engineFile = await writeRules(dir, {
     hostname: 'mx.prom.test',
     acceptedDomains: ['example.test'],
-    listeners: [{ name: 'mx', listen: `127.0.0.1:${ports.smtp}`, relayFrom: ['127.0.0.0/8'] }],
+    listeners: [{ name: 'mx', listen: `127.0.0.1:${ports.smtp}`, relayFrom: ['127.0.0.0/8'], heloChecks: { notOurs: true } }],
     directory: { addresses: ['alice@example.test', 'postmaster@example.test'] },
+    // A candidate rule set judged beside the live one (the shadow panel), blocking one more sender.
+    shadow: {
+      rules: await writeRules(dir, {
+        hostname: 'mx.prom.test',
+        acceptedDomains: ['example.test'],
+        listeners: [{ name: 'mx', listen: `127.0.0.1:${ports.smtp}`, relayFrom: ['127.0.0.0/8'] }],
+        senderFilter: { blocked: ['*@sender.test'] },
+      }, 'candidate.yaml'),
+    },
     dns: { servers: [dns.address], timeoutMs: 300, healthCheckIntervalSec: 0 },
     metrics: { listen: `127.0.0.1:${ports.metrics}` },
     log: { level: 'info' },
