@@ -11,6 +11,7 @@
  *  (i) the back-end session pool on and off: new and reused client connections, serial latency (bench/pool-throughput.ts)
  *  (j) what step 9's scoring mode adds to a session, cached and uncached (bench/dnsbl-score.ts)
  *  (k) what each limit adds per session, memory store and Redis, greylisting cached and not (bench/limits-cost.ts)
+ *  (l) the cost per session of each protocol test at the door (bench/protocol-tests.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  * `npm run bench -- peers` (or BENCH=peers) runs bench/peers.ts instead: Portcullis beside Haraka and the wire.
  */
@@ -30,6 +31,7 @@ import { poolTable, run as poolThroughput, type PoolThroughputBench } from './po
 import { runPeers } from './peers-report.js';
 import { run as dnsblScore } from './dnsbl-score.js';
 import { limitsTable, run as limitsCost, type LimitsCostBench } from './limits-cost.js';
+import { protocolTestsRows, run as protocolTests, type ProtocolTestsBench } from './protocol-tests.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -241,6 +243,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
     ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
     [`transport engine, ${q.fresh} fresh messages delivered past ${q.backlog} waiting (median of ${q.runs}, fsync off)`, `${q.deliverFreshMs} ms`],
     [`DNSBL scoring, ${sc.lists} lists, added per session: cached / uncached (first-match, same lists, cached)`, `${round(sc.scoringCachedMicros, 1)} / ${round(sc.scoringUncachedMicros)} µs (${round(sc.firstMatchCachedMicros, 1)} µs)`],
+    ...protocolTestsRows(results.protocolTests as unknown as ProtocolTestsBench),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
@@ -276,6 +279,8 @@ async function main(): Promise<void> {
     results.dnsblScore = { ...(await dnsblScore()) };
     process.stdout.write('(k) cost of each limit per session ...\n');
     results.limits = { ...(await limitsCost()) };
+    process.stdout.write('(l) protocol tests at the door ...\n');
+    results.protocolTests = { ...(await protocolTests()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

@@ -50,7 +50,7 @@ export const checkCommand: Command = {
     }
     const dnsbl = await openDnsbl(rules, { clock: systemClock });
     try {
-      const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(rules) });
+      const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, hostNames: dnsbl.hostNames, directory: DirectoryModel.fromRules(rules) });
       const result = await simulate(engine, {
         ip: values.ip,
         listener,

@@ -1,6 +1,7 @@
 import { ConfigError } from '../config/config-error.js';
 import { loadRules } from '../config/load.js';
 import type { Rules } from '../config/schema.js';
+import { loadShadowRules } from '../config/shadow-rules.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
@@ -18,7 +19,10 @@ export const configCheckCommand: Command = {
     }
     const config = parsed.values.config;
     try {
-      process.stdout.write(`OK: ${config}: ${summarize(await loadRules(config))}\n`);
+      const rules = await loadRules(config);
+      const shadow = await loadShadowRules(rules);
+      process.stdout.write(`OK: ${config}: ${summarize(rules)}\n`);
+      if (shadow && rules.shadow) process.stdout.write(`OK: shadow ${rules.shadow.rules}: ${summarize(shadow)}\n`);
       return 0;
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;

@@ -32,6 +32,7 @@ export const PATH_KEYS: readonly string[] = [
   'listeners[].tls.cert',
   'badmail',
   'log.protocolLog',
+  'shadow.rules',
   'transport.dataDir',
   'transport.queueDir',
   'transport.mailboxDir',

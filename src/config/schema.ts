@@ -49,6 +49,19 @@ export const ListenerSchema = z
     proxyProtocol: z.object({ from: z.array(z.string()).min(1) }).strict().optional(),
     tls: z.object({ key: z.string(), cert: z.string() }).strict().optional(),
     reverseDns: z.boolean().default(false),
+    /** Postscreen-style tests of the client's SMTP manners (docs/protocol-tests.md). */
+    protocolTests: z
+      .object({
+        greetPauseMs: z.number().int().nonnegative().max(60_000, 'at most 60000 (ms): senders give up on a greeting after a few minutes, bots are caught in seconds').default(0),
+        pipelining: z.boolean().default(false),
+        cacheTtlSec: z.number().int().positive().default(86_400),
+      })
+      .strict()
+      .prefault({}),
+    heloChecks: z
+      .object({ syntax: z.boolean().default(false), notOurs: z.boolean().default(false), fcrdns: z.boolean().default(false) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -319,6 +332,8 @@ export const RulesSchema = z
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
     /** Edge processes `serve` runs, sharing the listening sockets (docs/workers.md); `auto` = one per core. */
     workers: z.union([z.literal('auto'), z.number().int(WORKERS).positive(WORKERS)], WORKERS).default(1),
+    /** A candidate rule set judged beside the live one on every session, with no effect (docs/shadow.md). */
+    shadow: z.object({ rules: z.string().min(1) }).strict().optional(),
     transport: TransportSchema,
     rateLimits: RateLimitsSchema.optional(),
     backPressure: BackPressureSchema.optional(),

@@ -6,7 +6,7 @@ import dnsPacket from 'dns-packet';
 import { systemClock, type Timers } from '../runtime/clock.js';
 
 /** The record types this stub client asks for. */
-export type QueryType = 'A' | 'AAAA' | 'TXT' | 'MX' | 'SOA';
+export type QueryType = 'A' | 'AAAA' | 'TXT' | 'MX' | 'SOA' | 'PTR';
 
 /** Response codes by name (RFC 1035 / 6895); unknown values come back as `RCODE<n>`. */
 export type Rcode = 'NOERROR' | 'FORMERR' | 'SERVFAIL' | 'NXDOMAIN' | 'NOTIMP' | 'REFUSED' | `RCODE${number}`;
@@ -28,7 +28,7 @@ export interface SoaData {
 
 /** One resource record of the answer section, decoded for the types a mail system needs. */
 export type DnsRecord =
-  | { type: 'A' | 'AAAA' | 'CNAME' | 'TXT'; name: string; ttl: number; data: string }
+  | { type: 'A' | 'AAAA' | 'CNAME' | 'TXT' | 'PTR'; name: string; ttl: number; data: string }
   | { type: 'MX'; name: string; ttl: number; data: MxData }
   | { type: 'SOA'; name: string; ttl: number; data: SoaData };
 
@@ -110,6 +110,7 @@ function decodeRecord(a: dnsPacket.Answer): DnsRecord | undefined {
     case 'A':
     case 'AAAA':
     case 'CNAME':
+    case 'PTR':
       return { type: a.type, name: a.name, ttl, data: a.data };
     case 'TXT':
       return { type: 'TXT', name: a.name, ttl, data: txtText(a.data) };

@@ -2,6 +2,7 @@ import type { Rules } from '../config/schema.js';
 import type { Clock } from '../runtime/clock.js';
 import { DnsClient } from './client.js';
 import { CachedDnsblLookup, type OnDnsblLookup } from './dnsbl-lookup.js';
+import { DnsHostNameLookup } from './forward-confirmed.js';
 import { ZoneHealthMonitor, zoneStateWord, type OnZoneHealthChange } from './zone-health.js';
 
 /** The DNS side of the engine for one rule set: client, cached lookups and zone health. */
@@ -9,6 +10,8 @@ export interface DnsblRuntime {
   client: DnsClient;
   lookup: CachedDnsblLookup;
   health: ZoneHealthMonitor;
+  /** Forward-confirmed reverse DNS through the same client (the HELO checks' `fcrdns`). */
+  hostNames: DnsHostNameLookup;
   /** One line per zone: `bl.example.net: healthy (…)`. */
   describeHealth(): string[];
   /** Stops the periodic health checks. */
@@ -50,6 +53,7 @@ export async function openDnsbl(rules: Rules, options: DnsblRuntimeOptions): Pro
     client,
     lookup,
     health,
+    hostNames: new DnsHostNameLookup(client),
     describeHealth: () =>
       Object.entries(health.status()).map(([zone, s]) => `${zone}: ${zoneStateWord(s.state)} (${s.reason})`),
     close: () => health.stop(),

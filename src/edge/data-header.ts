@@ -2,7 +2,6 @@
  * Step 15 on a message as it streams in: its header section is read (at most HEADER_SECTION_MAX) and
  * its From: judged by the policy, unless its first line would continue the edge's Received: field.
  */
-import type { SessionPolicy } from '../policy/session-policy.js';
 import type { Verdict } from '../policy/verdict.js';
 import { headerFromAddress, readHeaderSection, type HeaderSection } from './header-from.js';
 import { reply, type SmtpReply } from '../net/smtp-reply.js';
@@ -19,9 +18,13 @@ export const CONTINUATION_REFUSED: SmtpReply = reply(554, '5.6.0', 'Message head
 
 export type HeaderJudgement = { section: HeaderSection; verdict: Verdict } | { section: HeaderSection; refused: SmtpReply };
 
-/** Reads the header section from `source` (every chunk through `count`) and runs step 15 on it. */
-export async function judgeHeaderSection(source: AsyncIterator<Buffer>, count: (chunk: Buffer) => void, policy: SessionPolicy): Promise<HeaderJudgement> {
+/** Reads the header section from `source` (every chunk through `count`) and runs step 15 (`headerFrom`) on it. */
+export async function judgeHeaderSection(
+  source: AsyncIterator<Buffer>,
+  count: (chunk: Buffer) => void,
+  headerFrom: (address: string | undefined) => Verdict,
+): Promise<HeaderJudgement> {
   const section = await readHeaderSection(source, HEADER_SECTION_MAX, count);
   if (section.head[0] === 0x20 || section.head[0] === 0x09) return { section, refused: CONTINUATION_REFUSED };
-  return { section, verdict: policy.headerFrom(headerFromAddress(section.head)) };
+  return { section, verdict: headerFrom(headerFromAddress(section.head)) };
 }

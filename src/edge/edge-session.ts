@@ -22,6 +22,9 @@ import { relayMessage } from './data-relay.js';
 import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
+import { ShadowSession } from './shadow-session.js';
+import { passedKey, preGreetingTest, type ProtocolTestSettings } from './pre-greeting.js';
+import type { StateStore } from '../state/state-store.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {
@@ -29,6 +32,8 @@ export interface Generation {
   /** The back end's session pool: sessions of an old generation drain while the new one lends its own. */
   pool: BackendPool;
   badmail: BadmailWriter;
+  /** The candidate rule set `shadow.rules` names, judging each session beside `engine` with no effect. */
+  shadow?: PolicyEngine;
 }
 
 /** What the edge does with a command: the reply to write and whether to close afterwards. */
@@ -37,10 +42,11 @@ export interface Outcome {
   close?: boolean;
 }
 
-/** Shared by all sessions: where decisions and numbers go. */
+/** Shared by all sessions: where decisions and numbers go, and the state they share. */
 export interface SessionServices {
   logger: Logger;
   metrics: Metrics;
+  state: StateStore;
 }
 
 function fromVerdict(v: Verdict): SmtpReply {
@@ -61,6 +67,7 @@ export class EdgeSession {
   private address: string | undefined;
   /** The client connection is gone: a session lent after that goes straight back. */
   private gone = false;
+  private readonly shadow: ShadowSession | undefined;
 
   constructor(
     readonly generation: Generation,
@@ -69,12 +76,42 @@ export class EdgeSession {
     private readonly services: SessionServices,
   ) {
     this.policy = generation.engine.session(listener.name, smtp.remoteAddress, (v) => this.record(v));
+    const shadowContext = { session: smtp.id, listener: listener.name, ...services };
+    this.shadow = generation.shadow && new ShadowSession(generation.shadow, smtp.remoteAddress, shadowContext);
   }
 
   /** Back pressure, step 2, connection rate limits. Undefined: greet the client; otherwise refuse with the reply and close. */
   async connect(): Promise<Outcome | undefined> {
     const v = await this.policy.admit();
+    this.shadow?.connect(v);
     return v.action === 'drop' || v.action === 'reject' ? { reply: fromVerdict(v), close: true } : undefined;
+  }
+
+  /** The listener's protocol tests as the session's rule set has them (a reload applies to new sessions). */
+  private get protocolTests(): ProtocolTestSettings {
+    return this.generation.engine.compiled.listeners.get(this.listener.name)?.config.protocolTests ?? this.listener.protocolTests;
+  }
+
+  /** Step 1, after step 2 has let the client in. Undefined: greet the client; otherwise refuse and close. */
+  async preGreeting(): Promise<Outcome | undefined> {
+    const settings = this.protocolTests;
+    if (settings.greetPauseMs === 0) return undefined;
+    const teaser = `${this.generation.engine.rules.hostname} ESMTP`;
+    const result = await preGreetingTest(this.smtp, this.policy.clientIp, settings, teaser, this.services.state, this.services.logger);
+    this.services.metrics.protocolTest('pre-greeting', result);
+    const v = this.policy.preGreeting(result, settings.greetPauseMs);
+    return v.action === 'drop' ? { reply: fromVerdict(v), close: true } : undefined;
+  }
+
+  /** Step 1.1: the refusal of a client that pipelined without leave, or undefined when the listener does not test it. */
+  unauthorisedPipelining(): SmtpReply | undefined {
+    if (!this.protocolTests.pipelining) return undefined;
+    this.services.metrics.protocolTest('pipelining', 'fail');
+    // It passed the pre-greeting test once, but is no well-behaved client: it gets the pause again.
+    this.services.state.delete(passedKey(this.policy.clientIp)).catch((err: unknown) => {
+      this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'protocol-test cache entry not removed');
+    });
+    return fromVerdict(this.policy.unauthorisedPipelining());
   }
 
   /** MAIL FROM: limits, steps 5-7, then the back end's own answer to the sender. */
@@ -92,6 +129,7 @@ export class EdgeSession {
     this.noteHelo();
     this.address = address;
     const v = await this.policy.mail(address);
+    this.shadow?.mailFrom(address, v);
     if (v.action === 'reject' || v.action === 'tempfail') return { reply: fromVerdict(v) };
     if (v.action === 'drop') return { reply: fromVerdict(v), close: true };
     const tx = (this.transaction = new Transaction(address));
@@ -128,6 +166,7 @@ export class EdgeSession {
     const address = this.policy.recipient(written);
     this.address = address;
     const v = await this.policy.rcptTo(address);
+    this.shadow?.rcptTo(address, v);
     if (v.delayMs) {
       this.services.metrics.harvest('delayed');
       await sleep(v.delayMs);
@@ -207,7 +246,11 @@ export class EdgeSession {
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
     this.address = undefined;
-    const judged = await judgeHeaderSection(source, count, this.policy);
+    const judged = await judgeHeaderSection(source, count, (from) => {
+      const v = this.policy.headerFrom(from);
+      this.shadow?.headerFrom(from, v);
+      return v;
+    });
     const section = judged.section;
     if ('refused' in judged) {
       tx.abandonBackend();
@@ -258,6 +301,7 @@ export class EdgeSession {
   /** One log line and one metric per decision. */
   private record(v: Verdict): void {
     this.services.metrics.verdict(v);
+    if (v.check === STEPS.heloChecks.check) this.services.metrics.protocolTest('helo', v.action === 'continue' ? 'pass' : v.action === 'tempfail' ? 'tempfail' : 'fail');
     logDecision(this.services.logger, {
       session: this.smtp.id,
       client: this.policy?.clientIp ?? this.smtp.remoteAddress,
@@ -276,7 +320,8 @@ export class EdgeSession {
     const helo = this.smtp.hostNameAppearsAs || '';
     if (helo === this.heloSeen) return;
     this.heloSeen = helo;
-    this.policy.helo(helo);
+    this.policy.helo(helo, this.smtp.localAddress);
+    this.shadow?.helo(helo, this.smtp.localAddress);
   }
 
   private backendFailed(tx: Transaction, err: unknown): SmtpReply {
@@ -297,6 +342,7 @@ export class EdgeSession {
     const tx = this.transaction;
     this.transaction = undefined;
     this.policy.resetTransaction();
+    this.shadow?.resetTransaction();
     tx?.end();
   }
 }

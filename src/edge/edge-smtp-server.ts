@@ -15,6 +15,7 @@ import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { isHeloName } from '../net/helo-name.js';
 import { AdaptedConnection, AdaptedSmtpServer, type Adaptation } from '../net/smtp-server-adapter.js';
 import { DataDecoder } from './data-decoder.js';
+import { PipeliningGuard } from './pipelining-guard.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
 import { classDefault, fromServerLines, reply, type SmtpReply } from '../net/smtp-reply.js';
 
@@ -24,6 +25,11 @@ export interface WireObserver {
   reply(session: SMTPServerSession, reply: SmtpReply): void;
   /** smtp-server forgot the transaction: RSET, HELO/EHLO, the end of DATA. */
   reset(session: SMTPServerSession): void;
+  /**
+   * The client sent a command ahead of a reply where RFC 2920 does not allow it: the reply that
+   * refuses it (and closes), or undefined when the session does not enforce the pipelining test.
+   */
+  unauthorisedPipelining(session: SMTPServerSession): SmtpReply | undefined;
 }
 
 /**
@@ -105,6 +111,9 @@ function refuseArgument(line: string): SmtpReply | undefined {
 /** One client connection; see the module comment. */
 class EdgeConnection extends AdaptedConnection {
   private readonly deadlines: SessionDeadlines;
+  /** Until the session turns out not to enforce the test, or TLS starts (bytes on the raw socket are then ciphertext). */
+  private pipelining: PipeliningGuard | undefined = new PipeliningGuard();
+  private readonly countBytes = (chunk: Buffer): void => this.pipelining?.received(chunk.length, this.inData);
 
   constructor(
     server: AdaptedSmtpServer,
@@ -119,6 +128,8 @@ class EdgeConnection extends AdaptedConnection {
       expire: (what) =>
         this.writeReply(what === 'command' ? COMMAND_TIMEOUT : SESSION_TIME_LIMIT, false),
     });
+    // Before smtp-server pipes the socket into its parser, so each chunk is counted before it is parsed.
+    socket.on('data', this.countBytes);
   }
 
   protected override get adaptation(): Adaptation {
@@ -126,6 +137,12 @@ class EdgeConnection extends AdaptedConnection {
   }
 
   override writeReply(r: SmtpReply, close: boolean): void {
+    // Bytes came while the client had to wait for this reply: the refusal goes out in its place.
+    if (this.pipelining?.violated) {
+      const refusal = this.pipeliningRefusal();
+      if (refusal) return this.writeReply(refusal, true);
+    }
+    this.pipelining?.replied(r.code);
     this.observer.reply(this.session, r);
     super.writeReply(r, close);
     this.deadlines.replied(this.inData);
@@ -151,7 +168,25 @@ class EdgeConnection extends AdaptedConnection {
     // balancer (headers from balancers are consumed before the session starts): refuse it. A v2
     // header is binary and already fails as unrecognised commands.
     if (/^PROXY /i.test(line)) return PROXY_REFUSED;
-    return ready ? refuseArgument(line) : undefined;
+    if (!ready) return undefined;
+    if (this.pipelining) {
+      this.pipelining.command(line);
+      const refusal = this.pipelining.violated ? this.pipeliningRefusal() : undefined;
+      if (refusal) return refusal;
+      if (/^STARTTLS\b/i.test(line)) this.stopPipeliningTest();
+    }
+    return refuseArgument(line);
+  }
+
+  /** The session's refusal of a pipelining client, once; the test ends either way. */
+  private pipeliningRefusal(): SmtpReply | undefined {
+    this.stopPipeliningTest();
+    return this.observer.unauthorisedPipelining(this.session);
+  }
+
+  private stopPipeliningTest(): void {
+    this.pipelining = undefined;
+    this._socket.off('data', this.countBytes);
   }
 }
 

@@ -3,6 +3,7 @@
  * sessions in flight keep theirs), and an orderly shutdown. `serve` runs it; tests run it in-process.
  */
 import type { ListenerConfig, Rules } from '../config/schema.js';
+import { loadShadowRules } from '../config/shadow-rules.js';
 import { DirectoryModel } from '../directory/directory-model.js';
 import { dnsblZones, openDnsbl, type DnsblRuntime } from '../dns/dnsbl-runtime.js';
 import { createLogger, type Logger } from '../observability/logger.js';
@@ -85,6 +86,22 @@ interface Running {
   dns: Rules['dns'];
   /** Stops counting the pool in the metrics. */
   poolMetrics: { stop(): void };
+  /** The shadow rule set in force, kept when a reload's shadow file is bad. */
+  shadowRules: Rules | undefined;
+}
+
+/**
+ * The candidate `rules.shadow` names. At start-up a bad one is fatal like a bad rule set; on a reload
+ * it is logged (file:line:key) and the shadow in force stays, while the live rule set is applied.
+ */
+async function shadowOf(rules: Rules, logger: Logger, previous?: Running): Promise<Rules | undefined> {
+  try {
+    return await loadShadowRules(rules);
+  } catch (err) {
+    if (!previous) throw err;
+    logger.error({ err: (err as Error).message }, 'shadow rule set refused: the shadow in force stays');
+    return rules.shadow ? previous.shadowRules : undefined;
+  }
 }
 
 /**
@@ -95,10 +112,10 @@ interface Running {
 async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, limits: LimitPorts, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
   const { host, port } = parseSmtpUrl(rules.backend.url, 'backend.url');
+  const shadowRules = await shadowOf(rules, logger, previous);
   let dnsbl: DnsblRuntime;
   if (previous && JSON.stringify(previous.dns) === JSON.stringify(rules.dns)) {
     dnsbl = previous.dnsbl;
-    await dnsbl.health.setZones(dnsblZones(rules));
   } else {
     dnsbl = await openDnsbl(rules, {
       clock,
@@ -111,13 +128,17 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
       },
     });
   }
+  // The candidate asks through the same cache and zone health; the zones it adds are checked too.
+  await dnsbl.health.setZones([...new Set([...dnsblZones(rules), ...(shadowRules ? dnsblZones(shadowRules) : [])])]);
+  const deps = { dnsbl: dnsbl.lookup, health: dnsbl.health, hostNames: dnsbl.hostNames };
   const engine = new PolicyEngine(rules, {
-    dnsbl: dnsbl.lookup,
-    health: dnsbl.health,
+    ...deps,
     directory: DirectoryModel.fromRules(rules),
     onDnsblScore: (score) => metrics.dnsblScore(score.total, score.contributions),
     limits,
   });
+  // The candidate counts nothing: no rate-limit counters, no greylisting triplets, no score metrics.
+  const shadow = shadowRules && new PolicyEngine(shadowRules, { ...deps, directory: DirectoryModel.fromRules(shadowRules) });
   const target: BackendTarget = {
     host,
     port,
@@ -133,8 +154,9 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
   return {
     dnsbl,
     dns: rules.dns,
+    shadowRules,
     poolMetrics: same && previous ? previous.poolMetrics : metrics.backendPool(() => pool.counts),
-    generation: { engine, pool, badmail: new BadmailWriter(badmailDir(rules)) },
+    generation: { engine, ...(shadow ? { shadow } : {}), pool, badmail: new BadmailWriter(badmailDir(rules)) },
   };
 }
 
@@ -181,7 +203,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   const limits = limitPorts(rules, options, clock, metrics, logger);
   let current = await build(rules, clock, metrics, logger, limits);
   const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
-  const services = { logger, metrics, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
+  const services = { logger, metrics, state: limits.store, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
   const listeners: EdgeListener[] = [];
   let metricsServer: MetricsServer | undefined;
   try {

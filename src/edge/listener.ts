@@ -207,6 +207,7 @@ export class EdgeListener {
           this.services.protocolLog?.line(session.id, 'out', formatReply(r));
         },
         reset: (session) => this.sessions.get(session)?.reset(),
+        unauthorisedPipelining: (session) => this.sessions.get(session)?.unauthorisedPipelining(),
       },
       { commandMs: c.limits.idleTimeoutMs, sessionMs: c.limits.maxSessionMs },
     );
@@ -222,13 +223,16 @@ export class EdgeListener {
       return answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
     }
     this.sessions.set(session, edge);
-    edge.connect().then(
-      (refused) => (refused ? answer(session, refused.reply, true, cb) : cb()),
-      (err: unknown) => {
-        this.services.logger.error({ session: session.id, err: (err as Error).message }, 'connection checks failed');
-        answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
-      },
-    );
+    edge
+      .connect()
+      .then((refused) => refused ?? edge.preGreeting())
+      .then(
+        (refused) => (refused ? answer(session, refused.reply, true, cb) : cb()),
+        (err: unknown) => {
+          this.services.logger.error({ session: session.id, err: (err as Error).message }, 'connection checks failed');
+          answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
+        },
+      );
   }
 
   private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Promise<Outcome>): void {

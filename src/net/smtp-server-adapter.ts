@@ -13,7 +13,9 @@
  *   each reset of the transaction (RSET, HELO/EHLO, the end of DATA) is seen (`transactionReset`);
  * - replies are written outside any command (`sendNow`: time-outs, shutdown);
  * - the greeting goes out as soon as onConnect has answered (`greetAtOnce`), and DATA is decoded by
- *   the user's decoder (`decoder`).
+ *   the user's decoder (`decoder`);
+ * - the greeting may open with a teaser line and a pause that catches clients talking first
+ *   (`pauseGreeting`, postscreen's pre-greeting test).
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
@@ -49,6 +51,7 @@ export const SMTP_SERVER_INTERNALS = {
     _handlerPending: 'field',
     _ready: 'field',
     _upgrading: 'field',
+    _socket: 'field',
   },
   SMTPStream: {
     oncommand: 2,
@@ -99,11 +102,23 @@ export function sendNow(session: SMTPServerSession, reply: SmtpReply, close: boo
   connections.get(session)?.writeReply(reply, close);
 }
 
+/**
+ * Writes `teaser` as the opening line of the greeting (`220-teaser`), then waits `ms` for the client
+ * to stay silent: resolves true when it did, false as soon as it sends anything or goes away. What it
+ * sent is not answered; the caller answers onConnect (the greeting, or a refusal that closes).
+ */
+export function pauseGreeting(session: SMTPServerSession, teaser: string, ms: number): Promise<boolean> {
+  const connection = connections.get(session);
+  return connection ? connection.pauseGreeting(teaser, ms) : Promise.resolve(true);
+}
+
 /** One client connection of an AdaptedSmtpServer; subclasses shape it through the protected hooks. */
 export class AdaptedConnection extends SMTPConnection {
   /** The handler's answer while its callback runs: the reply smtp-server writes then is the answer. */
   private answering: SmtpReply | undefined;
   private closeAfterAnswer = false;
+  /** While the greeting is held back (`pauseGreeting`): ends the pause, the client having talked. */
+  private talkedDuringPause: (() => void) | undefined;
 
   constructor(
     server: AdaptedSmtpServer,
@@ -152,14 +167,34 @@ export class AdaptedConnection extends SMTPConnection {
     }
   }
 
+  /** See `pauseGreeting`. */
+  pauseGreeting(teaser: string, ms: number): Promise<boolean> {
+    const socket = this._socket;
+    return new Promise((resolve) => {
+      const end = (quiet: boolean): void => {
+        clearTimeout(timer);
+        socket.off('data', talked);
+        socket.off('close', talked);
+        this.talkedDuringPause = undefined;
+        resolve(quiet);
+      };
+      const talked = (): void => end(false);
+      const timer = setTimeout(() => end(true), ms);
+      this.talkedDuringPause = talked;
+      socket.on('data', talked);
+      socket.once('close', talked);
+      socket.write(`220-${teaser}\r\n`);
+    });
+  }
+
   /** One of smtp-server's own replies (syntax, order, size, time-outs, a handler error given without an answer). */
   protected writeOwnReply(code: number, data: string | string[] | null | undefined, context: string | false | undefined): void {
     super.send(code, data, context);
   }
 
   /**
-   * A complete command line was read; a reply refuses it before smtp-server takes it (a 421 then
-   * closes the connection). `ready`: the greeting was sent and no TLS handshake is under way.
+   * A complete command line was read; a reply refuses it before smtp-server takes it (a 421 or a 554
+   * then closes the connection). `ready`: the greeting was sent and no TLS handshake is under way.
    */
   protected commandRead(_command: Buffer, _ready: boolean): SmtpReply | undefined {
     return undefined;
@@ -197,10 +232,12 @@ export class AdaptedConnection extends SMTPConnection {
   }
 
   override _onCommand(command: Buffer, callback?: () => void): void {
+    // Swallowed, and the parser left waiting: the pause's end answers a client that talked first.
+    if (this.talkedDuringPause) return this.talkedDuringPause();
     const refusal = this.commandRead(command, this._ready && !this._upgrading);
     if (!refusal) return super._onCommand(command, callback);
-    this.writeReply(refusal, false);
-    if (refusal.code === 421) return;
+    this.writeReply(refusal, refusal.code === 554);
+    if (refusal.code === 421 || refusal.code === 554) return;
     setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
   }
 

@@ -220,6 +220,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly shadows = new Counter({
+    name: 'portcullis_shadow_total',
+    help: 'Decisions judged by both the live and the shadow rule set, by the step and rule that decide (docs/shadow.md) and each side\'s action.',
+    labelNames: ['step', 'rule', 'live', 'shadow'] as const,
+    registers: [this.registry],
+  });
+  private readonly protocolTests = new Counter({
+    name: 'portcullis_protocol_tests_total',
+    help: 'Protocol tests at the door (docs/protocol-tests.md): pre-greeting, pipelining, helo; result pass, cached, fail or tempfail.',
+    labelNames: ['test', 'result'] as const,
+    registers: [this.registry],
+  });
   private readonly transportReceived = new Counter({
     name: 'portcullis_transport_received_total',
     help: 'Transport engine: messages queued (answered 250) or refused (storage failure, client not allowed), by outcome.',
@@ -386,6 +398,16 @@ export class Metrics {
   /** One call to the shared state store failed (answered locally). */
   stateStoreError(): void {
     this.stateStoreErrors.inc();
+  }
+
+  /** The shadow rule set judged a decision the live one made; `live` and `shadow` are the two actions. */
+  shadow(step: number, rule: string | undefined, live: string, shadow: string): void {
+    this.shadows.inc({ step: String(step), rule: safeLabel(rule), live, shadow });
+  }
+
+  /** A protocol test judged a client. */
+  protocolTest(test: 'pre-greeting' | 'pipelining' | 'helo', result: 'pass' | 'cached' | 'fail' | 'tempfail'): void {
+    this.protocolTests.inc({ test, result });
   }
 
   /** The transport engine queued a message (answered 250) or refused one. */

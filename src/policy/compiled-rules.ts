@@ -2,6 +2,8 @@ import type { DnsblRuleConfig, DnsblScoringConfig, ListenerConfig, Rules } from 
 import { AddressList } from '../net/address-pattern.js';
 import { dnsblZones } from '../dns/dnsbl-runtime.js';
 import { AcceptedDomains } from '../net/accepted-domains.js';
+import { isIP } from 'node:net';
+import { parseEndpoint } from '../net/endpoint.js';
 import { IpList } from '../net/ip-list.js';
 
 /** A listener's settings with its address lists parsed once, at load. */
@@ -26,6 +28,8 @@ export interface CompiledRules {
   dnsblScoring: DnsblScoringConfig | undefined;
   /** Distinct DNSBL zones in rule order: one lookup per zone per session. */
   dnsblZones: string[];
+  /** The listeners' own addresses (those not a wildcard), for the HELO check `notOurs`. */
+  listenAddresses: string[];
 }
 
 /** Parse every list in the rule set; throws on an entry that does not parse. */
@@ -51,5 +55,6 @@ export function compileRules(rules: Rules): CompiledRules {
     dnsblRules: cf.rules,
     dnsblScoring: cf.scoring,
     dnsblZones: dnsblZones(rules),
+    listenAddresses: rules.listeners.map((l) => parseEndpoint(l.listen, 'listen').host).filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::'),
   };
 }

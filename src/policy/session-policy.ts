@@ -12,7 +12,10 @@ import type { Directory } from '../directory/directory-model.js';
 import type { DnsblAnswer } from '../dns/dnsbl-answer.js';
 import type { DnsblLookup } from '../dns/dnsbl-lookup.js';
 import type { ZoneHealth } from '../dns/zone-health.js';
+import type { HostNameLookup } from '../dns/forward-confirmed.js';
+import { checkFcrdns, checkHeloName } from './helo-checks.js';
 import { checkIpRestrictions } from './ip-restrictions.js';
+import { pipeliningVerdict, preGreetingVerdict, type PreGreetingResult } from './protocol-tests.js';
 import { recipientAddress } from './recipient-address.js';
 import { checkBlockedRecipient } from './recipient-filter.js';
 import { checkRelay } from './relay-protection.js';
@@ -29,6 +32,8 @@ export interface SessionDeps {
   onDnsblScore?: (score: ScoreSummary) => void;
   /** The store, clock and probe of rate limits, back pressure and greylisting (docs/limits.md). */
   limits?: LimitPorts;
+  /** Forward-confirmed reverse DNS, for the HELO checks' `fcrdns`. */
+  hostNames?: HostNameLookup;
 }
 
 /** Called with every decision the session makes, report-only DNSBL matches included. */
@@ -51,6 +56,12 @@ export class SessionPolicy {
   private sender = '';
   private admission: Admission | undefined;
   private closed = false;
+  /** Step 3's HELO checks, when the listener has any on and the client is not exempt from connection filtering. */
+  private heloName: Verdict | undefined;
+  private fcrdns: Promise<{ verdict: Verdict | undefined; trace: TraceEntry[] }> | undefined;
+  private fcrdnsTraced = false;
+  private heloNameChecked = false;
+  private heloPassed = false;
 
   constructor(
     private readonly rules: CompiledRules,
@@ -86,6 +97,10 @@ export class SessionPolicy {
       this.acceptedBy = acceptListEntry(this.rules, this.clientIp);
       // A client on the deny list is dropped at MAIL FROM: its lookups would only spend the lists' quota.
       if (this.acceptedBy === undefined && this.rules.denyList.match(this.clientIp) === undefined) this.startLookups();
+      if (this.acceptedBy === undefined && this.listener.config.heloChecks.fcrdns) {
+        const trace: TraceEntry[] = [];
+        this.fcrdns = checkFcrdns(this.clientIp, this.deps.hostNames, trace).then((found) => ({ verdict: found, trace }));
+      }
     }
     return this.decide(v);
   }
@@ -118,9 +133,27 @@ export class SessionPolicy {
     await this.admission?.release();
   }
 
-  /** Step 3: no filter runs on HELO/EHLO. */
-  helo(name: string): Verdict {
+
+  /** Step 1 and 1.1, the wire tests the edge runs: how the client fared, traced, logged and counted like any step. */
+  preGreeting(result: PreGreetingResult, pauseMs: number): Verdict {
+    return this.wireTest(preGreetingVerdict(result, pauseMs));
+  }
+
+  unauthorisedPipelining(): Verdict {
+    return this.wireTest(pipeliningVerdict());
+  }
+
+  /**
+   * Step 3: the guide runs no filter on HELO/EHLO; the listener's optional HELO checks judge the name
+   * here (`ourAddress`: the address the client connected to) and refuse at RCPT TO.
+   */
+  helo(name: string, ourAddress?: string): Verdict {
     this.trace.push(traceEntry(STEPS.helo, `answered normally (${name})`));
+    const checks = this.listener.config.heloChecks;
+    if (this.connectionFiltering && this.acceptedBy === undefined && (checks.syntax || checks.notOurs)) {
+      this.heloNameChecked = true;
+      this.heloName = checkHeloName(name, checks, this.rules.rules.hostname, [...this.rules.listenAddresses, ...(ourAddress ? [ourAddress] : [])], this.trace);
+    }
     return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo);
   }
 
@@ -178,6 +211,8 @@ export class SessionPolicy {
   }
 
   private async recipientVerdict(address: string): Promise<Verdict> {
+    const helo = await this.heloChecksVerdict();
+    if (helo) return helo;
     const relay = checkRelay(this.rules, this.listener, this.clientIp, address, this.trace);
     if (relay.verdict) return relay.verdict;
 
@@ -230,6 +265,29 @@ export class SessionPolicy {
   private greylistingSkippedBecause(): string | undefined {
     if (!this.allowlisted) return undefined;
     return this.acceptedBy !== undefined ? `client is on the accept list (${this.acceptedBy})` : 'client is on a DNS allowlist (step 9)';
+  }
+
+  /** The HELO checks' session verdict; a pass is decided (logged and counted) once. */
+  private async heloChecksVerdict(): Promise<Verdict | undefined> {
+    let refused = this.heloName;
+    if (!refused && this.fcrdns) {
+      const fcrdns = await this.fcrdns;
+      if (!this.fcrdnsTraced) this.trace.push(...fcrdns.trace);
+      this.fcrdnsTraced = true;
+      refused = fcrdns.verdict;
+    }
+    if (refused) {
+      this.trace.push(traceEntry(STEPS.heloChecks, `session verdict: ${refused.code} ${refused.enhanced} (${refused.rule ?? ''})`, refused.rule));
+    } else if (!this.heloPassed && (this.heloNameChecked || this.fcrdns)) {
+      this.heloPassed = true;
+      this.decide(verdict('continue', 0, '', 'HELO checks passed', STEPS.heloChecks));
+    }
+    return refused;
+  }
+
+  private wireTest(v: Verdict): Verdict {
+    this.trace.push(traceEntry(v, v.code > 0 ? `${v.code} ${v.enhanced} ${v.text}` : v.text));
+    return this.decide(v);
   }
 
   private startLookups(): void {

@@ -12,9 +12,13 @@ export interface StepCheck {
 export const STEPS = {
   /** Not the guide's: the process is overloaded (docs/limits.md); before anything else at connect and MAIL FROM. */
   backPressure: { step: 1.2, check: 'back pressure' },
+  /** Postscreen-style tests before the guide's steps (docs/protocol-tests.md). */
+  preGreeting: { step: 1, check: 'pre-greeting test' },
+  pipelining: { step: 1.1, check: 'unauthorised pipelining' },
   ipRestrictions: { step: 2, check: 'IP restrictions' },
   rateConnections: { step: 2.1, check: 'rate limits (connections)' },
   helo: { step: 3, check: 'HELO' },
+  heloChecks: { step: 3, check: 'HELO checks' },
   acceptList: { step: 5, check: 'global accept list' },
   denyList: { step: 6, check: 'global deny list' },
   envelopeSender: { step: 7, check: 'sender filter (envelope sender)' },

@@ -133,3 +133,31 @@ test('check refuses a malformed --ip and an unknown --listener with exit 2, and 
   assert.equal(rcpt?.address, 'alice@example.test');
   assert.equal(rcpt?.code, 250);
 });
+
+test('portcullis check --helo: the HELO checks judge the name and refuse at RCPT TO; the wire tests are named as not simulated', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'portcullis-check-helo-'));
+  const rules = join(d, 'rules.yaml');
+  await writeFile(
+    rules,
+    `hostname: mx.example.test
+acceptedDomains: [example.test]
+listeners:
+  - { name: internet, listen: "127.0.0.1:2525", protocolTests: { greetPauseMs: 3000, pipelining: true }, heloChecks: { syntax: true, notOurs: true } }
+dns: { servers: ["${dns.address}"], timeoutMs: 1000 }
+`,
+  );
+  const check = (helo: string) =>
+    run('node', ['--import', 'tsx', 'src/cli/main.ts', 'check', '--config', rules, '--ip', '192.0.2.1', '--from', 'a@b.example', '--to', 'x@example.test', '--helo', helo], { timeout: 60_000 }).catch(
+      (e: { stdout: string }) => e,
+    );
+  const refused = (await check('localhost')).stdout;
+  assert.match(refused, /step {2}1 {2}pre-greeting test: not simulated: the listener pauses 3000 ms before its greeting/);
+  assert.match(refused, /step 1\.1 {2}unauthorised pipelining: not simulated/);
+  assert.match(refused, /step {2}3 {2}HELO checks: 'localhost' is not a fully-qualified host name or address literal/);
+  assert.match(refused, /RCPT TO:<x@example\.test>\n {2}step {2}3 {2}HELO checks: session verdict: 550 5\.5\.2 \(syntax\)\n {2}-> 550 5\.5\.2 <localhost>: Helo command rejected: need fully-qualified hostname or address literal\n/);
+  const ours = (await check('mx.example.test')).stdout;
+  assert.match(ours, /-> 550 5\.7\.1 <mx\.example\.test>: Helo command rejected: you are not me/);
+  const fine = (await check('mail.client.example')).stdout;
+  assert.match(fine, /RCPT TO:<x@example\.test>\n( {2}step .*\n)* {2}-> 250 /);
+  assert.doesNotMatch(fine, /session verdict/);
+});

@@ -62,3 +62,19 @@ test('portcullis config check: an IDN domain may be written in Unicode or punyco
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /directory\.aliases\[0\]\.address: ambiguous address user@xn--bcher-kva\.test/);
 });
+
+test('portcullis config check: a shadow candidate is validated too, its problems naming its own file, line and key', async () => {
+  const candidate = GOOD.replace(/^listeners:/m, 'shadow: { rules: other.yaml }\nlisteners:');
+  const d = await folder({ 'rules.yaml': `${GOOD}shadow:\n  rules: candidate.yaml\n`, 'candidate.yaml': GOOD.replace('192.0.2.99', '192.0.2.999'), 'lists/deny.txt': DENY_TXT });
+  const bad = await failed(cli('--config', join(d, 'rules.yaml')));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, new RegExp(`^${join(d, 'candidate.yaml')}:6: listeners\\[0\\]\\.ipRestrictions\\.except\\[0\\]: '192\\.0\\.2\\.999'`));
+  // A candidate that lacks a live listener, or names a shadow of its own, is refused.
+  const d2 = await folder({ 'rules.yaml': `${GOOD}shadow:\n  rules: candidate.yaml\n`, 'candidate.yaml': candidate.replace('- name: internet', '- name: other'), 'lists/deny.txt': DENY_TXT });
+  const refused = await failed(cli('--config', join(d2, 'rules.yaml')));
+  assert.match(refused.stderr, /candidate\.yaml: shadow: a shadow rule set cannot name a shadow of its own/);
+  assert.match(refused.stderr, /candidate\.yaml: listeners: no listener '[^']+': the candidate must have every live listener, by name/);
+  const d3 = await folder({ 'rules.yaml': `${GOOD}shadow:\n  rules: candidate.yaml\n`, 'candidate.yaml': GOOD, 'lists/deny.txt': DENY_TXT });
+  const ok = await cli('--config', join(d3, 'rules.yaml'));
+  assert.match(ok.stdout, /\nOK: shadow .*candidate\.yaml: 1 listener, /);
+});

@@ -199,3 +199,17 @@ test('a pattern where the directory wants one address is refused at its key', as
   err = await refused({ 'rules.yaml': `${GOOD}directory:\n  groups:\n    - { address: staff@example.test, members: ["*@*.example.test"] }\n` });
   assert.match(err.message, /rules\.yaml:15: directory\.groups\[0\]\.members\[0\]: .*single addresses, not patterns/);
 });
+
+test('protocol tests and HELO checks: off by default; an impossible pause or an unknown check is refused with file:line:key', async () => {
+  const d = await folder({ 'rules.yaml': GOOD, 'lists/deny.txt': DENY_TXT });
+  const rules = await loadRules(join(d, 'rules.yaml'));
+  assert.deepEqual(rules.listeners[0]!.protocolTests, { greetPauseMs: 0, pipelining: false, cacheTtlSec: 86400 });
+  assert.deepEqual(rules.listeners[0]!.heloChecks, { syntax: false, notOurs: false, fcrdns: false });
+  const listener = '    listen: 127.0.0.1:2525\n';
+  const long = await refused({ 'rules.yaml': GOOD.replace(listener, `${listener}    protocolTests: { greetPauseMs: 120000 }\n`) });
+  assert.match(long.message, /rules\.yaml:6: listeners\[0\]\.protocolTests\.greetPauseMs: at most 60000 \(ms\)/);
+  const unknown = await refused({ 'rules.yaml': GOOD.replace(listener, `${listener}    heloChecks: { spf: true }\n`) });
+  assert.match(unknown.message, /rules\.yaml:6: listeners\[0\]\.heloChecks\.spf: unknown key 'spf'/);
+  const ttl = await refused({ 'rules.yaml': GOOD.replace(listener, `${listener}    protocolTests: { cacheTtlSec: 0 }\n`) });
+  assert.match(ttl.message, /rules\.yaml:6: listeners\[0\]\.protocolTests\.cacheTtlSec: /);
+});

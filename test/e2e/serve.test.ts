@@ -7,9 +7,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startBackend, type TestBackend } from '../support/backend-server.js';
+import { serve } from '../support/serve-process.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
 import { run } from '../interop/peers.js';
-import { serve } from '../support/serve-process.js';
 
 function rulesText(backendPort: number, blocked: string, grace: number): string {
   return JSON.stringify({

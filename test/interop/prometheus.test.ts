@@ -127,7 +127,7 @@ before(async () => {
     hostname: 'mx.prom.test',
     acceptedDomains: ['example.test'],
     listeners: [
-      { name: 'mx', listen: `127.0.0.1:${ports.smtp}`, relayFrom: ['127.0.0.0/8'] },
+      { name: 'mx', listen: `127.0.0.1:${ports.smtp}`, relayFrom: ['127.0.0.0/8'], heloChecks: { notOurs: true } },
       { name: 'mx-lb', listen: `127.0.0.1:${ports.lb}`, proxyProtocol: { from: ['127.0.0.1'] } },
     ],
     // Step 9 as a score on this process (the edge above runs first-match rules): the scoring panels' data.
@@ -135,6 +135,18 @@ before(async () => {
       scoring: { threshold: 2, lists: [{ name: 'Prom BL', zone: 'bl.test', weight: 2 }, { name: 'Prom WL', zone: 'wl.test', weight: -1 }] },
     },
     directory: { addresses: ['alice@example.test', 'postmaster@example.test'] },
+    // A candidate rule set judged beside the live one (the shadow panel), blocking one more sender.
+    shadow: {
+      rules: await writeRules(dir, {
+        hostname: 'mx.prom.test',
+        acceptedDomains: ['example.test'],
+        listeners: [
+          { name: 'mx', listen: `127.0.0.1:${ports.smtp}`, relayFrom: ['127.0.0.0/8'] },
+          { name: 'mx-lb', listen: `127.0.0.1:${ports.lb}`, proxyProtocol: { from: ['127.0.0.1'] } },
+        ],
+        senderFilter: { blocked: ['*@sender.test'] },
+      }, 'candidate.yaml'),
+    },
     dns: { servers: [dns.address], timeoutMs: 300, healthCheckIntervalSec: 0 },
     metrics: { listen: `127.0.0.1:${ports.metrics}` },
     log: { level: 'info' },

@@ -11,6 +11,7 @@ export interface TestRecords {
   AAAA?: string[];
   TXT?: string[];
   MX?: { exchange: string; preference: number }[];
+  PTR?: string[];
   /** TTL of this name's records (default: the server's `ttl`). */
   ttl?: number;
   /** Overrides the server's mode for this name. */
@@ -108,6 +109,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
       if (q.type === 'AAAA') for (const a of entry.AAAA ?? []) answers.push({ type: 'AAAA', name: q.name, ttl, data: a });
       if (q.type === 'TXT') for (const t of entry.TXT ?? []) answers.push({ type: 'TXT', name: q.name, ttl, data: t });
       if (q.type === 'MX') for (const m of entry.MX ?? []) answers.push({ type: 'MX', name: q.name, ttl, data: m });
+      if (q.type === 'PTR') for (const p of entry.PTR ?? []) answers.push({ type: 'PTR', name: q.name, ttl, data: p });
     } else if (![...records.keys()].some((k) => k.endsWith(`.${name}`))) {
       rcode = 3; // NXDOMAIN; an empty non-terminal (a parent of a known name) gets NODATA instead.
     }

@@ -1,4 +1,5 @@
 import type { PolicyEngine } from '../../policy/policy-engine.js';
+import { wireTestsTrace } from '../../policy/protocol-tests.js';
 import { STEPS, type StepCheck } from '../../policy/steps.js';
 import { replyLine, type Action, type TraceEntry, type Verdict } from '../../policy/verdict.js';
 
@@ -57,6 +58,8 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
     if (v.reportOnly) reportOnly.push(stage(v));
   });
   const trace: SimulationResult['trace'] = [];
+  const wireTests = engine.compiled.listeners.get(input.listener)?.config.protocolTests;
+  if (wireTests) for (const t of wireTestsTrace(wireTests)) trace.push({ ...t, stage: 'connect' });
   let seen = 0;
   const mark = (s: Stage, recipient?: number): void => {
     for (const t of policy.trace.slice(seen)) trace.push(recipient === undefined ? { ...t, stage: s } : { ...t, stage: s, recipient });
