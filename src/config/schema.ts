@@ -49,6 +49,16 @@ export const ListenerSchema = z
     proxyProtocol: z.object({ from: z.array(z.string()).min(1) }).strict().optional(),
     tls: z.object({ key: z.string(), cert: z.string() }).strict().optional(),
     reverseDns: z.boolean().default(false),
+    /** SPF, DKIM, DMARC and ARC on this listener (docs/sender-auth.md); absent = none of them. */
+    senderAuth: z
+      .object({
+        enforceSpf: z.boolean().default(false),
+        enforceDmarc: z.boolean().default(false),
+        onTempError: z.enum(['accept', 'tempfail']).default('accept'),
+        reportOnly: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -220,12 +230,33 @@ export const RulesSchema = z
       .strict()
       .prefault({}),
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
+    /** Settings shared by the listeners that have `senderAuth` (docs/sender-auth.md). */
+    senderAuth: z
+      .object({
+        authservId: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected a host name').optional(),
+        timeoutMs: z.number().int().positive().default(5000),
+        exempt: z
+          .object({
+            clients: list,
+            domains: z.array(z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected a domain name')).default([]),
+          })
+          .strict()
+          .prefault({}),
+        spool: z
+          .object({ memoryBytes: z.number().int().nonnegative().default(256 * 1024), dir: z.string().min(1).optional() })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     transport: TransportSchema,
   })
   .strict();
 
 export type Rules = z.infer<typeof RulesSchema>;
 export type ListenerConfig = z.infer<typeof ListenerSchema>;
+export type SenderAuthConfig = Rules['senderAuth'];
+export type ListenerSenderAuth = NonNullable<ListenerConfig['senderAuth']>;
 export type DnsblRuleConfig = z.infer<typeof DnsblRuleSchema>;
 export type DnsblMatch = z.infer<typeof DnsblMatchSchema>;
 export type ConnectorConfig = z.infer<typeof ConnectorSchema>;

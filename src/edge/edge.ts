@@ -10,6 +10,7 @@ import { startMetricsServer, type MetricsServer } from '../observability/http.js
 import { Metrics } from '../observability/metrics.js';
 import { ProtocolLog } from '../observability/protocol-log.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
+import { openSenderAuth } from '../auth/open-sender-auth.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
 import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
 import type { Generation } from './edge-session.js';
@@ -86,7 +87,12 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
       },
     });
   }
-  const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, directory: DirectoryModel.fromRules(rules) });
+  const engine = new PolicyEngine(rules, {
+    dnsbl: dnsbl.lookup,
+    health: dnsbl.health,
+    directory: DirectoryModel.fromRules(rules),
+    ...(rules.listeners.some((l) => l.senderAuth) ? { senderAuth: openSenderAuth(rules, clock) } : {}),
+  });
   return {
     dnsbl,
     dns: rules.dns,

@@ -3,6 +3,7 @@ import { AddressList } from '../net/address-pattern.js';
 import { dnsblZones } from '../dns/dnsbl-runtime.js';
 import { AcceptedDomains } from '../net/accepted-domains.js';
 import { IpList } from '../net/ip-list.js';
+import type { AuthExemptions } from './sender-auth-checks.js';
 
 /** A listener's settings with its address lists parsed once, at load. */
 export interface CompiledListener {
@@ -24,6 +25,7 @@ export interface CompiledRules {
   dnsblRules: DnsblRuleConfig[];
   /** Distinct DNSBL zones in rule order: one lookup per zone per session. */
   dnsblZones: string[];
+  senderAuthExempt: AuthExemptions;
 }
 
 /** Parse every list in the rule set; throws on an entry that does not parse. */
@@ -48,5 +50,6 @@ export function compileRules(rules: Rules): CompiledRules {
     acceptedDomains: new AcceptedDomains(rules.acceptedDomains),
     dnsblRules: cf.rules,
     dnsblZones: dnsblZones(rules),
+    senderAuthExempt: { clients: IpList.parse(rules.senderAuth.exempt.clients), domains: rules.senderAuth.exempt.domains },
   };
 }
