@@ -21,7 +21,9 @@ export function signingKey(): SigningKey {
 
 /** `message` with a DKIM-Signature of `domain` (selector `sel`) on top. */
 export async function signed(message: string, domain: string, key: SigningKey, selector = 'sel'): Promise<string> {
-  const r = await dkimSign(message, { signingDomain: domain, selector, privateKey: key.privateKey });
+  const signature = { signingDomain: domain, selector, privateKey: key.privateKey };
+  // mailauth signs with `signatureData` (its typings ask for the fields at the top level as well).
+  const r = await dkimSign(message, { ...signature, signatureData: [signature] });
   if (r.errors.length) throw new Error(`signing failed: ${JSON.stringify(r.errors)}`);
   return r.signatures + message;
 }
