@@ -58,10 +58,10 @@ test('check: SPF fail at step 7.2 is the MAIL FROM reply, and the recipients are
 
 test('check --message: a signed message shows DKIM, DMARC and ARC and the Authentication-Results it would get', async () => {
   const out = await check('--helo', 'mta.example', '--from', 'bob@good.example', '--message', join(dir, 'signed.eml'));
-  assert.match(out, /step 7\.2  SPF: pass \(MAIL FROM good\.example\)/);
-  assert.match(out, /step 15\.1  DKIM: pass \(d=good\.example\)/);
-  assert.match(out, /step 15\.2  DMARC: pass \(header From: good\.example, p=reject\)/);
-  assert.match(out, /step 15\.3  ARC: none/);
+  assert.match(out, /step 7\.2 {2}SPF: pass \(MAIL FROM good\.example\)/);
+  assert.match(out, /step 15\.1 {2}DKIM: pass \(d=good\.example\)/);
+  assert.match(out, /step 15\.2 {2}DMARC: pass \(header From: good\.example, p=reject\)/);
+  assert.match(out, /step 15\.3 {2}ARC: none/);
   assert.match(out, /Authentication-Results: mx\.example\.test;\n\s+dkim=pass/);
 });
 
@@ -72,5 +72,5 @@ test('check --message: a spoofed From: under p=reject is refused at step 15.2 wi
 
 test('check without --message says DKIM, DMARC and ARC were not checked', async () => {
   const out = await check('--from', 'bob@good.example', '--header-from', 'bob@good.example');
-  assert.match(out, /step 15\.1  DKIM: not checked: no --message FILE/);
+  assert.match(out, /step 15\.1 {2}DKIM: not checked: no --message FILE/);
 });
