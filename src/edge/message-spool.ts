@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { noteMessageBytes } from './gc-pacer.js';
 
 /** Bytes gathered before one write to the file: one system call per this much, not per socket read. */
 const WRITE_BATCH = 64 * 1024;
@@ -49,7 +50,11 @@ export class MessageSpool {
       return;
     }
     await this.flush();
-    yield* createReadStream(this.file.path, { highWaterMark: WRITE_BATCH }) as AsyncIterable<Buffer>;
+    for await (const chunk of createReadStream(this.file.path, { highWaterMark: WRITE_BATCH }) as AsyncIterable<Buffer>) {
+      // Each pass over the file (the checks, then the relay) makes as much young garbage as the socket did.
+      noteMessageBytes(chunk.length);
+      yield chunk;
+    }
   }
 
   /** Frees the memory and removes the file. */
