@@ -7,6 +7,7 @@
  *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
  *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
  *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
+ *  (h) SPF + DKIM + ARC + DMARC per message, DNS answers cached and not (bench/sender-auth.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
 import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
 import { run as queueBacklog } from './queue-backlog.js';
+import { run as senderAuth } from './sender-auth.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -208,6 +210,13 @@ async function backendDown(workDir: string): Promise<Record<string, unknown>> {
   }
 }
 
+function senderAuthRows(a: { cachedMs: number; uncachedMs: number; queriesPerMessage: number; runs: number; messages: number }): Array<[string, string]> {
+  return [
+    [`SPF + DKIM + ARC + DMARC per message, DNS cached (median of ${a.runs} x ${a.messages})`, `${round(a.cachedMs, 2)} ms`],
+    [`the same, nothing cached (${a.queriesPerMessage} DNS queries to loopback)`, `${round(a.uncachedMs, 2)} ms`],
+  ];
+}
+
 function table(results: Record<string, Record<string, unknown>>): string {
   const t = results.throughput as Record<string, number>;
   const memory = results.memory as { runs: Array<Record<string, number>> };
@@ -229,6 +238,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
     [`transport engine, fsync on, ${e.clients} clients (median of ${e.runs} x ${e.messages}): accepted while delivering`, `${round(e.messagesPerSecond)} msg/s`],
     ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
     [`transport engine, ${q.fresh} fresh messages delivered past ${q.backlog} waiting (median of ${q.runs}, fsync off)`, `${q.deliverFreshMs} ms`],
+    ...senderAuthRows(results.senderAuth as { cachedMs: number; uncachedMs: number; queriesPerMessage: number; runs: number; messages: number }),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
@@ -255,6 +265,8 @@ async function main(): Promise<void> {
     results.framing = { ...(await framingCost(ROOT)) };
     process.stdout.write('(g) transport engine past a retry backlog ...\n');
     results.queueBacklog = { ...(await queueBacklog()) };
+    process.stdout.write('(h) sender authentication per message ...\n');
+    results.senderAuth = { ...(await senderAuth()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,
