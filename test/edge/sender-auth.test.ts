@@ -64,6 +64,7 @@ describe('sender authentication at the edge', () => {
         { name: 'auth', listen: '127.0.0.1:0', senderAuth: { enforceSpf: true, enforceDmarc: true } },
         { name: 'report', listen: '127.0.0.1:0', senderAuth: { enforceSpf: true, enforceDmarc: true, reportOnly: true } },
         { name: 'strict', listen: '127.0.0.1:0', senderAuth: { enforceSpf: true, onTempError: 'tempfail' } },
+        { name: 'small', listen: '127.0.0.1:0', senderAuth: {}, limits: { maxMessageSize: 20_000 } },
       ];
       r.senderAuth = { exempt: { domains: ['partner.example'] }, spool: { memoryBytes: 4096, dir: spoolDir } };
     });
@@ -189,5 +190,31 @@ describe('sender authentication at the edge', () => {
     assert.equal(r.end?.code, 550);
     c.quit();
     assert.deepEqual(fs.readdirSync(spoolDir), []);
+  });
+
+  it('a message past maxMessageSize while it is spooled is 552 5.3.4, and the spool file is removed', async () => {
+    const delivered = h.backend.messages.length;
+    const c = await greeted(h, 'small');
+    const r = await sendMail(c, 'alice@good.example', ['bob@example.com'], message('alice@good.example', 'z'.repeat(30_000) + '\r\n'));
+    assert.match(r.end?.line ?? '', /^552 5\.3\.4 /);
+    c.quit();
+    assert.equal(h.backend.messages.length, delivered);
+    assert.deepEqual(fs.readdirSync(spoolDir), []);
+  });
+
+  it('a client that goes away while its message is spooled on disk leaves no file, and the back end gets no message', async () => {
+    const delivered = h.backend.messages.length;
+    const c = await greeted(h, 'auth');
+    assert.equal((await c.cmd('MAIL FROM:<alice@good.example>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<bob@example.com>')).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write(message('alice@good.example', 'w'.repeat(40_000) + '\r\n'));
+    // Bounded wait until the edge has spooled past memory (a file exists), then the client vanishes.
+    for (let i = 0; i < 100 && fs.readdirSync(spoolDir).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(fs.readdirSync(spoolDir).length, 1, 'the message went to a spool file');
+    c.kill();
+    for (let i = 0; i < 100 && fs.readdirSync(spoolDir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(fs.readdirSync(spoolDir), []);
+    assert.equal(h.backend.messages.length, delivered);
   });
 });
