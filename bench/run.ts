@@ -12,6 +12,7 @@
  *  (j) what step 9's scoring mode adds to a session, cached and uncached (bench/dnsbl-score.ts)
  *  (k) what each limit adds per session, memory store and Redis, greylisting cached and not (bench/limits-cost.ts)
  *  (l) the cost per session of each protocol test at the door (bench/protocol-tests.ts)
+ *  (m) SPF + DKIM + ARC + DMARC per message, DNS answers cached and not (bench/sender-auth.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  * `npm run bench -- peers` (or BENCH=peers) runs bench/peers.ts instead: Portcullis beside Haraka and the wire.
  */
@@ -32,6 +33,7 @@ import { runPeers } from './peers-report.js';
 import { run as dnsblScore } from './dnsbl-score.js';
 import { limitsTable, run as limitsCost, type LimitsCostBench } from './limits-cost.js';
 import { protocolTestsRows, run as protocolTests, type ProtocolTestsBench } from './protocol-tests.js';
+import { run as senderAuth } from './sender-auth.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -220,6 +222,13 @@ async function backendDown(workDir: string): Promise<Record<string, unknown>> {
   }
 }
 
+function senderAuthRows(a: { cachedMs: number; uncachedMs: number; queriesPerMessage: number; runs: number; messages: number }): Array<[string, string]> {
+  return [
+    [`SPF + DKIM + ARC + DMARC per message, DNS cached (median of ${a.runs} x ${a.messages})`, `${round(a.cachedMs, 2)} ms`],
+    [`the same, nothing cached (${a.queriesPerMessage} DNS queries to loopback)`, `${round(a.uncachedMs, 2)} ms`],
+  ];
+}
+
 function table(results: Record<string, Record<string, unknown>>): string {
   const t = results.throughput as Record<string, number>;
   const memory = results.memory as { runs: Array<Record<string, number>> };
@@ -244,6 +253,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
     [`transport engine, ${q.fresh} fresh messages delivered past ${q.backlog} waiting (median of ${q.runs}, fsync off)`, `${q.deliverFreshMs} ms`],
     [`DNSBL scoring, ${sc.lists} lists, added per session: cached / uncached (first-match, same lists, cached)`, `${round(sc.scoringCachedMicros, 1)} / ${round(sc.scoringUncachedMicros)} µs (${round(sc.firstMatchCachedMicros, 1)} µs)`],
     ...protocolTestsRows(results.protocolTests as unknown as ProtocolTestsBench),
+    ...senderAuthRows(results.senderAuth as { cachedMs: number; uncachedMs: number; queriesPerMessage: number; runs: number; messages: number }),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
@@ -281,6 +291,8 @@ async function main(): Promise<void> {
     results.limits = { ...(await limitsCost()) };
     process.stdout.write('(l) protocol tests at the door ...\n');
     results.protocolTests = { ...(await protocolTests()) };
+    process.stdout.write('(m) sender authentication per message ...\n');
+    results.senderAuth = { ...(await senderAuth()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

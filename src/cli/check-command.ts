@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { openSenderAuth } from '../auth/open-sender-auth.js';
 import { loadRules } from '../config/load.js';
 import { normalizeIp } from '../net/ip.js';
 import { DirectoryModel } from '../directory/directory-model.js';
@@ -10,7 +12,7 @@ import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 
 const usage =
-  'usage: portcullis check [--config FILE] --ip IP [--listener NAME] [--helo NAME] --from ADDR --to ADDR... [--header-from ADDR] [--json]\n';
+  'usage: portcullis check [--config FILE] --ip IP [--listener NAME] [--helo NAME] --from ADDR --to ADDR... [--header-from ADDR] [--message FILE] [--json]\n';
 
 /** `<a@b>` as typed in SMTP becomes `a@b`, as the server hands it to the engine. */
 const unbracket = (address: string): string => address.replace(/^<(.*)>$/, '$1');
@@ -27,6 +29,7 @@ export const checkCommand: Command = {
       from: { type: 'string' },
       to: { type: 'string', multiple: true },
       'header-from': { type: 'string' },
+      message: { type: 'string' },
       json: { type: 'boolean', default: false },
     });
     if (!parsed) return 2;
@@ -48,9 +51,22 @@ export const checkCommand: Command = {
       process.stderr.write(`portcullis check: --listener: no listener '${listener}' in ${values.config} (have: ${rules.listeners.map((l) => l.name).join(', ')})\n`);
       return 2;
     }
+    let message: Buffer | undefined;
+    try {
+      message = values.message === undefined ? undefined : await readFile(values.message);
+    } catch (err) {
+      process.stderr.write(`portcullis check: --message: ${(err as Error).message}\n`);
+      return 2;
+    }
     const dnsbl = await openDnsbl(rules, { clock: systemClock });
     try {
-      const engine = new PolicyEngine(rules, { dnsbl: dnsbl.lookup, health: dnsbl.health, hostNames: dnsbl.hostNames, directory: DirectoryModel.fromRules(rules) });
+      const engine = new PolicyEngine(rules, {
+        dnsbl: dnsbl.lookup,
+        health: dnsbl.health,
+        hostNames: dnsbl.hostNames,
+        directory: DirectoryModel.fromRules(rules),
+        ...(rules.listeners.some((l) => l.senderAuth) ? { senderAuth: openSenderAuth(rules) } : {}),
+      });
       const result = await simulate(engine, {
         ip: values.ip,
         listener,
@@ -58,6 +74,7 @@ export const checkCommand: Command = {
         from: unbracket(values.from),
         to: values.to.map(unbracket),
         ...(values['header-from'] !== undefined ? { headerFrom: unbracket(values['header-from']) } : {}),
+        ...(message ? { message } : {}),
       });
       const zones = dnsbl.describeHealth();
       if (values.json) {

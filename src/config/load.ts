@@ -33,6 +33,7 @@ export const PATH_KEYS: readonly string[] = [
   'badmail',
   'log.protocolLog',
   'shadow.rules',
+  'senderAuth.spool.dir',
   'transport.dataDir',
   'transport.queueDir',
   'transport.mailboxDir',
@@ -176,6 +177,7 @@ function semanticProblems(rules: Rules): Finding[] {
   }
   if (!out.some(([path]) => path[0] === 'directory')) out.push(...directoryClashes(rules));
   if (rules.directory.forwardUnresolvedTo) out.push(...endpointFindings(['directory', 'forwardUnresolvedTo'], rules.directory.forwardUnresolvedTo, 'any'));
+  out.push(...ipListProblems(['senderAuth', 'exempt', 'clients'], rules.senderAuth.exempt.clients));
   rules.dns.servers.forEach((s, i) => out.push(...endpointFindings(['dns', 'servers', i], s, 'ip')));
   if (rules.metrics) out.push(...endpointFindings(['metrics', 'listen'], rules.metrics.listen, 'any'));
   const backendUrl = rules.backend?.url;

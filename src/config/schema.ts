@@ -62,6 +62,16 @@ export const ListenerSchema = z
       .object({ syntax: z.boolean().default(false), notOurs: z.boolean().default(false), fcrdns: z.boolean().default(false) })
       .strict()
       .prefault({}),
+    /** SPF, DKIM, DMARC and ARC on this listener (docs/sender-auth.md); absent = none of them. */
+    senderAuth: z
+      .object({
+        enforceSpf: z.boolean().default(false),
+        enforceDmarc: z.boolean().default(false),
+        onTempError: z.enum(['accept', 'tempfail']).default('accept'),
+        reportOnly: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -334,6 +344,25 @@ export const RulesSchema = z
     workers: z.union([z.literal('auto'), z.number().int(WORKERS).positive(WORKERS)], WORKERS).default(1),
     /** A candidate rule set judged beside the live one on every session, with no effect (docs/shadow.md). */
     shadow: z.object({ rules: z.string().min(1) }).strict().optional(),
+    /** Settings shared by the listeners that have `senderAuth` (docs/sender-auth.md). */
+    senderAuth: z
+      .object({
+        authservId: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected a host name').optional(),
+        timeoutMs: z.number().int().positive().default(5000),
+        exempt: z
+          .object({
+            clients: list,
+            domains: z.array(z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'expected a domain name')).default([]),
+          })
+          .strict()
+          .prefault({}),
+        spool: z
+          .object({ memoryBytes: z.number().int().nonnegative().default(256 * 1024), dir: z.string().min(1).optional() })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     transport: TransportSchema,
     rateLimits: RateLimitsSchema.optional(),
     backPressure: BackPressureSchema.optional(),
@@ -345,6 +374,8 @@ export const RulesSchema = z
 export type Rules = z.infer<typeof RulesSchema>;
 export type ListenerConfig = z.infer<typeof ListenerSchema>;
 export type BackendPoolConfig = z.infer<typeof BackendPoolSchema>;
+export type SenderAuthConfig = Rules['senderAuth'];
+export type ListenerSenderAuth = NonNullable<ListenerConfig['senderAuth']>;
 export type DnsblRuleConfig = z.infer<typeof DnsblRuleSchema>;
 export type DnsblMatch = z.infer<typeof DnsblMatchSchema>;
 export type DnsblScoringConfig = z.infer<typeof DnsblScoringSchema>;

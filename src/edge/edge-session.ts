@@ -16,6 +16,7 @@ import { replyLine, type Verdict } from '../policy/verdict.js';
 import type { BackendPool } from './backend-pool.js';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { archiveMessage } from './data-archive.js';
+import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
 import { judgeHeaderSection } from './data-header.js';
 import { DataLimits } from './data-limits.js';
 import { relayMessage } from './data-relay.js';
@@ -132,6 +133,10 @@ export class EdgeSession {
     this.shadow?.mailFrom(address, v);
     if (v.action === 'reject' || v.action === 'tempfail') return { reply: fromVerdict(v) };
     if (v.action === 'drop') return { reply: fromVerdict(v), close: true };
+    if (v.action === 'accept') {
+      const spf = await this.policy.spf(address, this.smtp.hostNameAppearsAs || '');
+      if (spf && spf.action !== 'accept') return { reply: fromVerdict(spf) };
+    }
     const tx = (this.transaction = new Transaction(address));
     if (v.action === 'archive') return { reply: fromVerdict(v) };
     try {
@@ -258,14 +263,17 @@ export class EdgeSession {
       return { reply: judged.refused };
     }
     const v = judged.verdict;
-    const body = async function* (): AsyncGenerator<Buffer> {
-      yield section.head;
+    const tail = async function* (): AsyncGenerator<Buffer> {
       if (section.rest.length) yield section.rest;
       if (section.ended) return;
       for (let n = await source.next(); !n.done; n = await source.next()) {
         count(n.value);
         yield n.value;
       }
+    };
+    const body = async function* (): AsyncGenerator<Buffer> {
+      yield section.head;
+      yield* tail();
     };
     if (v.action === 'archive') {
       tx.abandonBackend();
@@ -279,8 +287,18 @@ export class EdgeSession {
       return { reply: fromVerdict(v), close: v.action === 'drop' };
     }
     if (!tx.backend) return { reply: TEMPORARY_SERVER_ERROR };
+    let authed: AuthenticatedMessage | undefined;
+    if (this.policy.authenticatesSenders) {
+      authed = await authenticateMessage(this.policy, section.head, tail(), this.generation.engine.rules.senderAuth.spool, { sender: tx.sender, helo: this.smtp.hostNameAppearsAs || '' });
+      if (authed.removed > 0) this.services.logger.info({ session: this.smtp.id, removed: authed.removed }, 'forged Authentication-Results removed');
+      if (authed.verdict.action !== 'relay') {
+        tx.abandonBackend();
+        await this.disposeSpool(authed);
+        return { reply: fromVerdict(authed.verdict) };
+      }
+    }
     try {
-      const r = await relayMessage(tx.backend, body(), {
+      const r = await relayMessage(tx.backend, authed?.message ?? body(), {
         helo: this.smtp.hostNameAppearsAs || undefined,
         ...(this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[') ? { clientHostname: this.smtp.clientHostname } : {}),
         clientIp: this.policy.clientIp,
@@ -295,7 +313,14 @@ export class EdgeSession {
     } catch (err) {
       if (err instanceof BackendUnavailable) return { reply: this.backendFailed(tx, err) };
       throw err;
+    } finally {
+      if (authed) await this.disposeSpool(authed);
     }
+  }
+
+  /** A spool file that cannot be removed is the operator's to clean up: said, not thrown at a client already answered. */
+  private async disposeSpool(authed: AuthenticatedMessage): Promise<void> {
+    await authed.dispose().catch((err: unknown) => this.services.logger.error({ session: this.smtp.id, err: (err as Error).message }, 'spool file not removed'));
   }
 
   /** One log line and one metric per decision. */
@@ -313,7 +338,9 @@ export class EdgeSession {
       action: v.action,
       ...(v.reportOnly ? { reportOnly: true } : {}),
       ...(this.address !== undefined ? { address: this.address } : {}),
+      ...(v.auth ? { authResult: v.auth.result } : {}),
     });
+    if (v.auth) this.services.metrics.authResult(v.auth);
   }
 
   private noteHelo(): void {

@@ -11,6 +11,7 @@ import { startMetricsServer, type MetricsServer } from '../observability/http.js
 import { Metrics } from '../observability/metrics.js';
 import { ProtocolLog } from '../observability/protocol-log.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
+import { openSenderAuth } from '../auth/open-sender-auth.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
 import type { LimitPorts } from '../policy/limits.js';
 import { processResourceProbe, type ResourceProbe } from '../runtime/resource-probe.js';
@@ -136,8 +137,10 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
     directory: DirectoryModel.fromRules(rules),
     onDnsblScore: (score) => metrics.dnsblScore(score.total, score.contributions),
     limits,
+    ...(rules.listeners.some((l) => l.senderAuth) ? { senderAuth: openSenderAuth(rules, clock) } : {}),
   });
-  // The candidate counts nothing: no rate-limit counters, no greylisting triplets, no score metrics.
+  // The candidate counts nothing (no rate-limit counters, greylisting triplets or score metrics) and
+  // runs no sender authentication: its verdicts stop at the envelope and header checks.
   const shadow = shadowRules && new PolicyEngine(shadowRules, { ...deps, directory: DirectoryModel.fromRules(shadowRules) });
   const target: BackendTarget = {
     host,

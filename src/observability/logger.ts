@@ -49,6 +49,8 @@ export interface Decision {
   reportOnly?: boolean;
   /** The envelope address the decision was about, when there was one. */
   address?: string;
+  /** A sender authentication step's result, e.g. `fail` (the step and check say which mechanism). */
+  authResult?: string;
 }
 
 /** Writes exactly one log line for one decision. */

@@ -144,6 +144,12 @@ export class Metrics {
     labelNames: ['list', 'sign'] as const,
     registers: [this.registry],
   });
+  private readonly authResults = new Counter({
+    name: 'portcullis_auth_results_total',
+    help: 'Sender authentication results (SPF, DKIM, DMARC, ARC), by mechanism, result and what the edge did.',
+    labelNames: ['mechanism', 'result', 'action'] as const,
+    registers: [this.registry],
+  });
   private readonly relays = new Counter({
     name: 'portcullis_relay_total',
     help: "Back-end relay transactions, by outcome: delivered, tempfail (the back end's 4xx), rejected (its 5xx), failed (back end unreachable or gone: 451 4.7.0 to the client), aborted (the client left mid-DATA).",
@@ -316,6 +322,11 @@ export class Metrics {
       action: v.action,
       report_only: v.reportOnly === true ? 'true' : 'false',
     });
+  }
+
+  /** A sender authentication step found `result`; `action`: accept, reject, tempfail, quarantine, report or exempt. */
+  authResult(a: { mechanism: string; result: string; action: string }): void {
+    this.authResults.inc({ mechanism: a.mechanism, result: a.result, action: a.action });
   }
 
   /** A DNSBL lookup finished (matches the DNS module's `onLookup` callback). */

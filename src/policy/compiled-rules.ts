@@ -5,6 +5,7 @@ import { AcceptedDomains } from '../net/accepted-domains.js';
 import { isIP } from 'node:net';
 import { parseEndpoint } from '../net/endpoint.js';
 import { IpList } from '../net/ip-list.js';
+import type { AuthExemptions } from './sender-auth-checks.js';
 
 /** A listener's settings with its address lists parsed once, at load. */
 export interface CompiledListener {
@@ -30,6 +31,7 @@ export interface CompiledRules {
   dnsblZones: string[];
   /** The listeners' own addresses (those not a wildcard), for the HELO check `notOurs`. */
   listenAddresses: string[];
+  senderAuthExempt: AuthExemptions;
 }
 
 /** Parse every list in the rule set; throws on an entry that does not parse. */
@@ -56,5 +58,6 @@ export function compileRules(rules: Rules): CompiledRules {
     dnsblScoring: cf.scoring,
     dnsblZones: dnsblZones(rules),
     listenAddresses: rules.listeners.map((l) => parseEndpoint(l.listen, 'listen').host).filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::'),
+    senderAuthExempt: { clients: IpList.parse(rules.senderAuth.exempt.clients), domains: rules.senderAuth.exempt.domains },
   };
 }

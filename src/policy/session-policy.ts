@@ -1,3 +1,6 @@
+import type { Readable } from 'node:stream';
+import { authenticationResults } from '../auth/auth-results-header.js';
+import type { SenderAuth, SpfCheck } from '../auth/sender-auth.js';
 import { normalizeIp } from '../net/ip.js';
 import { acceptListEntry, checkAcceptDeny } from './accept-deny.js';
 import type { CompiledListener, CompiledRules } from './compiled-rules.js';
@@ -20,6 +23,7 @@ import { recipientAddress } from './recipient-address.js';
 import { checkBlockedRecipient } from './recipient-filter.js';
 import { checkRelay } from './relay-protection.js';
 import { checkSender } from './sender-filter.js';
+import { judgeMessage, judgeSpf } from './sender-auth-checks.js';
 import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
 
@@ -34,6 +38,15 @@ export interface SessionDeps {
   limits?: LimitPorts;
   /** Forward-confirmed reverse DNS, for the HELO checks' `fcrdns`. */
   hostNames?: HostNameLookup;
+  /** SPF, DKIM, DMARC and ARC, for listeners with `senderAuth`. */
+  senderAuth?: SenderAuth;
+}
+
+/** Steps 15.1-15.3 on a message: the verdict, and the header fields to put on top of it. */
+export interface AuthenticatedVerdict {
+  verdict: Verdict;
+  /** Authentication-Results (and X-Portcullis-Quarantine when DMARC's quarantine is enforced), CRLF-terminated. */
+  headers: string;
 }
 
 /** Called with every decision the session makes, report-only DNSBL matches included. */
@@ -62,6 +75,7 @@ export class SessionPolicy {
   private fcrdnsTraced = false;
   private heloNameChecked = false;
   private heloPassed = false;
+  private spfCheck: SpfCheck | undefined;
 
   constructor(
     private readonly rules: CompiledRules,
@@ -205,9 +219,49 @@ export class SessionPolicy {
     return this.decide(verdict('relay', 0, '', 'relayed to the back end', STEPS.headerFrom));
   }
 
+  /** Whether this listener authenticates senders: SPF at MAIL FROM, the whole message before relaying it. */
+  get authenticatesSenders(): boolean {
+    return this.listener.config.senderAuth !== undefined;
+  }
+
+  /** The authserv-id of the Authentication-Results the edge writes (and strips when forged). */
+  get authservId(): string {
+    return this.rules.rules.senderAuth.authservId ?? this.rules.rules.hostname;
+  }
+
+  /** Step 7.2, for a sender that passed step 7: SPF of MAIL FROM (of HELO for `<>`). Undefined where the listener does not authenticate. */
+  async spf(address: string, helo: string): Promise<Verdict | undefined> {
+    const settings = this.listener.config.senderAuth;
+    if (!settings) return undefined;
+    this.spfCheck = await this.senderAuthPort().spf({ sender: address, ip: this.clientIp, helo });
+    return this.judged(judgeSpf(settings, this.rules.senderAuthExempt, this.clientIp, this.spfCheck, address, this.trace));
+  }
+
+  /** Steps 15.1-15.3 on the whole message, after step 15 chose to relay it. */
+  async authenticateMessage(message: Readable, sender: string, helo: string): Promise<AuthenticatedVerdict> {
+    const settings = this.listener.config.senderAuth;
+    if (!settings) throw new Error(`listener '${this.listener.config.name}' does not authenticate senders`);
+    const auth = await this.senderAuthPort().message({ message, sender, ip: this.clientIp, helo, spf: this.spfCheck });
+    const judged = judgeMessage(settings, this.rules.senderAuthExempt, this.clientIp, auth, this.trace);
+    const entries = [...auth.dkim.map((d) => d.info), ...(this.spfCheck ? [this.spfCheck.info] : []), auth.arc.info, ...(auth.dmarc ? [auth.dmarc.info] : [])];
+    const quarantine = judged.quarantine === undefined ? '' : `X-Portcullis-Quarantine: ${judged.quarantine}\r\n`;
+    return { verdict: this.judged(judged), headers: quarantine + authenticationResults(this.authservId, entries) };
+  }
+
   /** Forget the current transaction (RSET, a new MAIL FROM, or the end of a message). */
   resetTransaction(): void {
     this.archiveVerdict = undefined;
+    this.spfCheck = undefined;
+  }
+
+  private senderAuthPort(): SenderAuth {
+    if (!this.deps.senderAuth) throw new Error('senderAuth is configured but no SenderAuth port was given to the policy');
+    return this.deps.senderAuth;
+  }
+
+  private judged({ verdict: v, observed }: { verdict: Verdict; observed: Verdict[] }): Verdict {
+    for (const o of observed) this.observe(o);
+    return v;
   }
 
   private async recipientVerdict(address: string): Promise<Verdict> {

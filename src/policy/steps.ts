@@ -2,7 +2,8 @@
  * The guide's steps (../shared/spec/filtering.md) and the name of the check each runs: the one
  * table the policy writes its verdicts and traces with, and the logs, metrics and `portcullis check`
  * show. Numbers are the guide's; relay protection and harvest protection, which the guide does not
- * number, sit on the RCPT TO step (8) and the repeat step (13) they belong to.
+ * number, sit on the RCPT TO step (8) and the repeat step (13) they belong to; sender authentication,
+ * which the guide predates, takes decimals after the step it follows (7.2, 15.1-15.3).
  */
 export interface StepCheck {
   readonly step: number;
@@ -23,6 +24,8 @@ export const STEPS = {
   denyList: { step: 6, check: 'global deny list' },
   envelopeSender: { step: 7, check: 'sender filter (envelope sender)' },
   rateMessages: { step: 7.1, check: 'rate limits (messages)' },
+  /** Sender authentication (docs/sender-auth.md): SPF once the sender has passed step 7. */
+  spf: { step: 7.2, check: 'SPF' },
   /** RCPT TO before any filter: a command out of order, answered by the listener itself. */
   rcptOutOfOrder: { step: 8, check: 'order of commands' },
   relayProtection: { step: 8, check: 'relay protection' },
@@ -42,4 +45,8 @@ export const STEPS = {
   /** DATA with no accepted recipient, answered by the listener itself. */
   dataOutOfOrder: { step: 14, check: 'order of commands' },
   headerFrom: { step: 15, check: 'sender filter (header From:)' },
+  /** Sender authentication at the end of DATA, on the whole message. */
+  dkim: { step: 15.1, check: 'DKIM' },
+  dmarc: { step: 15.2, check: 'DMARC' },
+  arc: { step: 15.3, check: 'ARC' },
 } as const satisfies Record<string, StepCheck>;

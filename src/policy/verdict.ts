@@ -20,6 +20,15 @@ export interface Verdict {
   reportOnly?: boolean;
   /** Harvest protection: hold the reply back this long before writing it. */
   delayMs?: number;
+  /** Sender authentication: the mechanism's result and what was done with it (metrics, logs). */
+  auth?: AuthLabel;
+}
+
+/** What a sender-authentication step found and did: `report` is a report-only enforcement, `exempt` an exempted client or domain. */
+export interface AuthLabel {
+  mechanism: 'spf' | 'dkim' | 'dmarc' | 'arc';
+  result: string;
+  action: 'accept' | 'reject' | 'tempfail' | 'quarantine' | 'report' | 'exempt';
 }
 
 /** One line of the explanation `portcullis check` prints and the logs carry. */

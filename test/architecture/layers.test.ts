@@ -18,6 +18,8 @@ const LAYER: Record<string, number> = {
   config: 1,
   directory: 1,
   dns: 1,
+  // Sender authentication (SPF, DKIM, DMARC, ARC with mailauth): the SenderAuth port the policy asks.
+  auth: 1,
   observability: 1,
   // Counters, greylisting and caches with a lifetime: memory, or Redis/Valkey shared across nodes.
   state: 1,

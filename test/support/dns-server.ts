@@ -63,6 +63,14 @@ function norm(name: string): string {
   return name.replace(/\.$/, '').toLowerCase();
 }
 
+/** A TXT record's text as the 255-byte character-strings DNS carries it in (RFC 1035 3.3.14; DKIM keys are longer). */
+function characterStrings(text: string): Buffer[] {
+  const bytes = Buffer.from(text);
+  const out: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += 255) out.push(bytes.subarray(at, at + 255));
+  return out.length > 0 ? out : [Buffer.alloc(0)];
+}
+
 function soaOwner(name: string): string {
   const labels = name.split('.');
   return labels.length > 2 ? labels.slice(-2).join('.') : name;
@@ -107,7 +115,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Te
       const ttl = entry.ttl ?? defaultTtl;
       if (q.type === 'A') for (const a of entry.A ?? []) answers.push({ type: 'A', name: q.name, ttl, data: a });
       if (q.type === 'AAAA') for (const a of entry.AAAA ?? []) answers.push({ type: 'AAAA', name: q.name, ttl, data: a });
-      if (q.type === 'TXT') for (const t of entry.TXT ?? []) answers.push({ type: 'TXT', name: q.name, ttl, data: t });
+      if (q.type === 'TXT') for (const t of entry.TXT ?? []) answers.push({ type: 'TXT', name: q.name, ttl, data: characterStrings(t) });
       if (q.type === 'MX') for (const m of entry.MX ?? []) answers.push({ type: 'MX', name: q.name, ttl, data: m });
       if (q.type === 'PTR') for (const p of entry.PTR ?? []) answers.push({ type: 'PTR', name: q.name, ttl, data: p });
     } else if (![...records.keys()].some((k) => k.endsWith(`.${name}`))) {

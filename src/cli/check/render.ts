@@ -29,7 +29,8 @@ export function renderText(r: SimulationResult, zones: string[]): string {
     for (const x of r.rcpt.slice(rcptIndex + 1)) out.push(`RCPT TO:<${x.address}>`, `  -> ${x.reply ?? x.action}`);
   }
   if (r.data && last !== 'data') out.push('DATA', `  -> ${r.data.reply ?? r.data.action}`);
-  for (const v of r.reportOnly) out.push(`report only: ${v.rule} would have ${v.reply ? `answered ${v.reply}` : 'allowlisted the client'}`);
+  for (const v of r.reportOnly) out.push(`report only: ${v.rule ?? `step ${v.step} ${v.check}`} would have ${v.reply ? `answered ${v.reply}` : 'allowlisted the client'}`);
+  if (r.stamped) out.push('header fields added on top of the message:', ...r.stamped.trimEnd().split('\r\n').map((l) => `  ${l}`));
   return `${out.join('\n')}\n`;
 }
 

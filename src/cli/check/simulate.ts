@@ -1,7 +1,9 @@
+import { Readable } from 'node:stream';
+import { headerFromAddress, readHeaderSection } from '../../edge/header-from.js';
 import type { PolicyEngine } from '../../policy/policy-engine.js';
 import { wireTestsTrace } from '../../policy/protocol-tests.js';
 import { STEPS, type StepCheck } from '../../policy/steps.js';
-import { replyLine, type Action, type TraceEntry, type Verdict } from '../../policy/verdict.js';
+import { replyLine, traceEntry, type Action, type TraceEntry, type Verdict } from '../../policy/verdict.js';
 
 /** The inputs of one simulated session. */
 export interface SimulatedSession {
@@ -11,6 +13,8 @@ export interface SimulatedSession {
   from: string;
   to: string[];
   headerFrom?: string;
+  /** A whole message (`--message FILE`): its From: for step 15 and, where the listener authenticates senders, steps 15.1-15.3. */
+  message?: Buffer;
 }
 
 /** What one SMTP stage came to, as the client would see it. */
@@ -47,6 +51,8 @@ export interface SimulationResult {
   /** Every check, with its stage and, at RCPT TO, the index of the recipient in `rcpt`. */
   trace: (TraceEntry & { stage: Stage; recipient?: number })[];
   reportOnly: StageResult[];
+  /** The header fields sender authentication would put on top of the message (Authentication-Results). */
+  stamped?: string;
 }
 
 export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data';
@@ -82,7 +88,11 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
   policy.helo(input.helo);
   mark('helo');
 
-  const mail = await policy.mail(input.from);
+  let mail = await policy.mail(input.from);
+  if (mail.action === 'accept') {
+    const spf = await policy.spf(input.from, input.helo);
+    if (spf && spf.action !== 'accept') mail = spf;
+  }
   result.mail = mail.action === 'accept' ? relayed(mail) : stage(mail);
   mark('mail');
   if (mail.action === 'drop') return result;
@@ -106,9 +116,26 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
     result.data = outOfOrder(STEPS.dataOutOfOrder, 'need RCPT command');
     return result;
   }
-  result.data = stage(policy.headerFrom(input.headerFrom));
+  const headerFrom = input.headerFrom ?? (input.message ? await messageFrom(input.message) : undefined);
+  const data = policy.headerFrom(headerFrom);
+  result.data = stage(data);
+  if (data.action === 'relay' && policy.authenticatesSenders) {
+    if (input.message) {
+      const authed = await policy.authenticateMessage(Readable.from([input.message]), input.from, input.helo);
+      result.data = stage(authed.verdict);
+      if (authed.verdict.action === 'relay') result.stamped = authed.headers;
+    } else {
+      policy.trace.push(traceEntry(STEPS.dkim, 'not checked: no --message FILE (so neither are DMARC and ARC)'));
+    }
+  }
   mark('data');
   return result;
+}
+
+/** The From: address of a message file, read as the edge reads it. */
+async function messageFrom(message: Buffer): Promise<string | undefined> {
+  const section = await readHeaderSection(Readable.from([message])[Symbol.asyncIterator](), message.length + 1, () => undefined);
+  return headerFromAddress(section.head);
 }
 
 function stage(v: Verdict): StageResult {
