@@ -30,6 +30,7 @@ export const PATH_KEYS: readonly string[] = [
   'listeners[].tls.cert',
   'badmail',
   'log.protocolLog',
+  'records.path',
   'transport.dataDir',
   'transport.queueDir',
   'transport.mailboxDir',

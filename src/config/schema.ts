@@ -219,6 +219,16 @@ export const RulesSchema = z
       })
       .strict()
       .prefault({}),
+    /** The decision record log (docs/records.md); absent = no records. */
+    records: z
+      .object({
+        path: z.string().min(1),
+        keepDays: z.number().int().positive().default(14),
+        maxBytes: z.number().int().positive().default(100 * 1024 * 1024),
+        hashLocalParts: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
     transport: TransportSchema,
   })

@@ -22,6 +22,8 @@ import { relayMessage } from './data-relay.js';
 import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
+import type { RecordLog } from '../observability/record-log.js';
+import { SessionRecorder } from './session-recorder.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {
@@ -40,6 +42,8 @@ export interface Outcome {
 export interface SessionServices {
   logger: Logger;
   metrics: Metrics;
+  /** The decision record log, when `records` is configured. */
+  records?: RecordLog;
 }
 
 function fromVerdict(v: Verdict): SmtpReply {
@@ -58,6 +62,7 @@ export class EdgeSession {
   private sessionBytes = 0;
   private heloSeen: string | undefined;
   private address: string | undefined;
+  private readonly recorder: SessionRecorder | undefined;
 
   constructor(
     readonly generation: Generation,
@@ -65,7 +70,8 @@ export class EdgeSession {
     private readonly smtp: SMTPServerSession,
     private readonly services: SessionServices,
   ) {
-    this.policy = generation.engine.session(listener.name, smtp.remoteAddress, (v) => this.record(v));
+    this.recorder = services.records ? new SessionRecorder(generation.engine, services.records) : undefined;
+    this.policy = generation.engine.session(listener.name, smtp.remoteAddress, (v) => this.record(v), this.recorder?.deps);
   }
 
   /** Step 2. Undefined: greet the client; otherwise refuse with the reply and close. */
@@ -189,6 +195,7 @@ export class EdgeSession {
   /** The connection is gone: whatever transaction was open is abandoned. */
   close(): void {
     this.transaction?.abandonBackend();
+    this.recorder?.close(this.policy, this.smtp.id, this.listener.name);
   }
 
   /** Step 15, then Badmail, a refusal, or the back end. */
@@ -246,6 +253,7 @@ export class EdgeSession {
 
   /** One log line and one metric per decision. */
   private record(v: Verdict): void {
+    this.recorder?.observe(v);
     this.services.metrics.verdict(v);
     logDecision(this.services.logger, {
       session: this.smtp.id,
@@ -277,6 +285,7 @@ export class EdgeSession {
   }
 
   private finishRelay(tx: Transaction, code: number): void {
+    this.recorder?.backendReplied(code);
     const outcome = code < 400 ? 'delivered' : code < 500 ? 'tempfail' : 'rejected';
     this.services.metrics.relay(outcome, (Date.now() - tx.backendOpenedAt) / 1000);
   }

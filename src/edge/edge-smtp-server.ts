@@ -15,6 +15,7 @@ import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { isHeloName } from '../net/helo-name.js';
 import { AdaptedConnection, AdaptedSmtpServer, type Adaptation } from '../net/smtp-server-adapter.js';
 import { DataDecoder } from './data-decoder.js';
+import { withSessionId } from './session-id-reply.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
 import { classDefault, fromServerLines, reply, type SmtpReply } from '../net/smtp-reply.js';
 
@@ -125,7 +126,8 @@ class EdgeConnection extends AdaptedConnection {
     return EDGE_ADAPTATION;
   }
 
-  override writeReply(r: SmtpReply, close: boolean): void {
+  override writeReply(written: SmtpReply, close: boolean): void {
+    const r = withSessionId(written, this.session.id);
     this.observer.reply(this.session, r);
     super.writeReply(r, close);
     this.deadlines.replied(this.inData);

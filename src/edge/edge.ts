@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { startMetricsServer, type MetricsServer } from '../observability/http.js';
 import { Metrics } from '../observability/metrics.js';
 import { ProtocolLog } from '../observability/protocol-log.js';
+import { openRecordLog } from './record-log-service.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
 import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
@@ -141,7 +142,8 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   const metrics = options.metrics ?? new Metrics({ processMetrics: true });
   let current = await build(rules, clock, metrics, logger);
   const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
-  const services = { logger, metrics, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
+  const records = rules.records ? await openRecordLog(rules.records, metrics, logger, clock) : undefined;
+  const services = { logger, metrics, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}), ...(records ? { records } : {}) };
   const listeners: EdgeListener[] = [];
   let metricsServer: MetricsServer | undefined;
   try {
@@ -199,6 +201,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       current.dnsbl.close();
       await metricsServer?.close();
       await protocolLog?.close();
+      await records?.flush();
       return { sessions, cut, ms: Date.now() - started };
     },
   };

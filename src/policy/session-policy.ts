@@ -16,6 +16,7 @@ import { checkRelay } from './relay-protection.js';
 import { checkSender } from './sender-filter.js';
 import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
+import type { JudgedEvent, SessionEvent } from './session-events.js';
 
 /** What a session needs from the outside world. */
 export interface SessionDeps {
@@ -34,6 +35,8 @@ export type DecisionObserver = (v: Verdict) => void;
 export class SessionPolicy {
   readonly clientIp: string;
   readonly trace: TraceEntry[] = [];
+  /** Every event judged, with its verdict: the session's inputs, for the decision record. */
+  readonly events: JudgedEvent[] = [];
   private readonly connectionFiltering: boolean;
   private acceptedBy: string | undefined;
   private readonly answers = new Map<string, Promise<DnsblAnswer>>();
@@ -66,17 +69,21 @@ export class SessionPolicy {
       // A client on the deny list is dropped at MAIL FROM: its lookups would only spend the lists' quota.
       if (this.acceptedBy === undefined && this.rules.denyList.match(this.clientIp) === undefined) this.startLookups();
     }
-    return this.decide(v);
+    return this.judged({ kind: 'connect' }, this.decide(v));
   }
 
   /** Step 3: no filter runs on HELO/EHLO. */
   helo(name: string): Verdict {
     this.trace.push(traceEntry(STEPS.helo, `answered normally (${name})`));
-    return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo);
+    return this.judged({ kind: 'helo', name }, verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo));
   }
 
   /** Steps 5-7: accept list, deny list, blocked senders on the envelope sender. */
   mailFrom(address: string): Verdict {
+    return this.judged({ kind: 'mail', address }, this.mailVerdict(address));
+  }
+
+  private mailVerdict(address: string): Verdict {
     this.resetTransaction();
     if (this.connectionFiltering) {
       const decided = checkAcceptDeny(this.rules, this.clientIp, this.acceptedBy, this.trace);
@@ -104,11 +111,16 @@ export class SessionPolicy {
 
   /** Relay protection, then steps 9-12 for one recipient (in the form `recipient` gives), then harvest protection. */
   async rcptTo(address: string): Promise<Verdict> {
-    return this.decide(this.harvest.apply(await this.recipientVerdict(this.recipient(address)), this.trace));
+    const v = this.decide(this.harvest.apply(await this.recipientVerdict(this.recipient(address)), this.trace));
+    return this.judged({ kind: 'rcpt', address }, v);
   }
 
   /** Step 15: the blocked-senders filter on the message's header `From:` address. */
   headerFrom(address: string | undefined): Verdict {
+    return this.judged(address === undefined ? { kind: 'data' } : { kind: 'data', headerFrom: address }, this.headerVerdict(address));
+  }
+
+  private headerVerdict(address: string | undefined): Verdict {
     if (!this.listener.config.filters.sender) {
       this.trace.push(traceEntry(STEPS.headerFrom, 'skipped: sender filtering is off on this listener'));
     } else if (address === undefined) {
@@ -177,6 +189,11 @@ export class SessionPolicy {
       return outcome;
     });
     return this.dnsbl;
+  }
+
+  private judged(event: SessionEvent, v: Verdict): Verdict {
+    this.events.push({ ...event, verdict: v, traceEnd: this.trace.length });
+    return v;
   }
 
   private decide(v: Verdict): Verdict {
