@@ -5,12 +5,12 @@
  */
 import { z } from 'zod';
 import type { RecordedDnsAnswer } from './recorded-ports.js';
-import type { JudgedEvent } from './session-events.js';
+import type { JudgedEvent, SessionEvent } from './session-events.js';
 import type { TraceEntry, Verdict } from './verdict.js';
 
 export const RECORD_FORMAT = 1;
 
-export type RecordedEvent = Omit<JudgedEvent, 'traceEnd'> & { trace: TraceEntry[] };
+export type RecordedEvent = SessionEvent & { verdict: Verdict; trace: TraceEntry[] };
 
 export interface DecisionRecord {
   format: typeof RECORD_FORMAT;
