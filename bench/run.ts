@@ -7,6 +7,7 @@
  *  (e) messages/second the bundled transport engine accepts with fsync on (bench/engine-throughput.ts)
  *  (f) the framing cost per body kind, and 50 clients sending bare LF at once (bench/framing-cost.ts)
  *  (g) time the engine takes to deliver fresh mail past a long retry backlog (bench/queue-backlog.ts)
+ *  (h) replay speed over a 100,000-session record log, and its bytes per session (bench/replay.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  */
 import fs from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { run as dnsblCache } from './dnsbl-cache.js';
 import { run as engineThroughput } from './engine-throughput.js';
 import { framingTable, run as framingCost, type FramingCost } from './framing-cost.js';
 import { run as queueBacklog } from './queue-backlog.js';
+import { run as replayBench, type ReplayBench } from './replay.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -229,10 +231,18 @@ function table(results: Record<string, Record<string, unknown>>): string {
     [`transport engine, fsync on, ${e.clients} clients (median of ${e.runs} x ${e.messages}): accepted while delivering`, `${round(e.messagesPerSecond)} msg/s`],
     ['transport engine, receive path alone (delivery held)', `${round(e.receiveOnlyMessagesPerSecond)} msg/s`],
     [`transport engine, ${q.fresh} fresh messages delivered past ${q.backlog} waiting (median of ${q.runs}, fsync off)`, `${q.deliverFreshMs} ms`],
+    ...replayRows(results.replay as unknown as ReplayBench),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
   return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}`;
+}
+
+function replayRows(r: ReplayBench): Array<[string, string]> {
+  return [
+    [`replay of ${r.sessions} recorded sessions, live rule set (no change) / candidate (${r.candidateChangedRecipients} recipients change)`, `${r.liveSessionsPerSecond} / ${r.candidateSessionsPerSecond} sessions/s`],
+    ['decision record size', `${r.bytesPerSession} B/session`],
+  ];
 }
 
 async function main(): Promise<void> {
@@ -255,6 +265,8 @@ async function main(): Promise<void> {
     results.framing = { ...(await framingCost(ROOT)) };
     process.stdout.write('(g) transport engine past a retry backlog ...\n');
     results.queueBacklog = { ...(await queueBacklog()) };
+    process.stdout.write('(h) replay of a 100,000-session record log ...\n');
+    results.replay = { ...(await replayBench()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

@@ -6,10 +6,10 @@ import { PolicyEngine } from '../policy/policy-engine.js';
 import { systemClock } from '../runtime/clock.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
-import { readRecords, RecordsError, timeWindow, type ReadStats } from './records/read-records.js';
+import { RecordsError, timeWindow } from './records/read-records.js';
 import { recordsOption, recordsPath } from './records/record-options.js';
-import { renderReplay, ReplayDiff } from './records/replay-diff.js';
-import { replaySession } from './records/replay-session.js';
+import { renderReplay } from './records/replay-diff.js';
+import { replayLog } from './records/replay-log.js';
 
 const usage =
   'usage: portcullis replay --rules CANDIDATE.yaml [--records PATH] [--since ISO] [--until ISO] [--json] [--live-dns] [--config FILE]\n' +
@@ -64,16 +64,7 @@ export const replayCommand: Command = {
       dns = values['live-dns'] ? await openDnsbl(candidate, { clock: systemClock }) : undefined;
       const directory = DirectoryModel.fromRules(candidate);
       const engine = new PolicyEngine(candidate, dns ? { dnsbl: dns.lookup, health: dns.health, directory } : { ...unusedPorts(), directory });
-      const diff = new ReplayDiff();
-      const stats: ReadStats = { files: 0, lines: 0, corrupt: 0 };
-      for await (const record of readRecords(path, stats)) {
-        const at = Date.parse(record.start);
-        if (at < window.since || at >= window.until) continue;
-        if (!engine.compiled.listeners.has(record.listener)) continue;
-        const replayed = await replaySession(engine, record, dns ? engine.deps : undefined);
-        diff.add(record, replayed.verdicts, replayed.missing);
-      }
-      const report = diff.finish(stats.corrupt);
+      const report = await replayLog(path, engine, { ...window, liveDns: dns !== undefined });
       process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : renderReplay(report, values.rules));
       return 0;
     } catch (err) {

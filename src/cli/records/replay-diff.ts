@@ -29,6 +29,8 @@ export interface ReplayReport {
   unrecorded: Record<string, number>;
   /** Records written under each rule-set hash. */
   recordedUnder: Record<string, number>;
+  /** Sessions skipped because the candidate has no listener of their name, by listener. */
+  noListener: Record<string, number>;
   corrupt: number;
 }
 
@@ -43,6 +45,7 @@ export class ReplayDiff {
     groups: [],
     unrecorded: {},
     recordedUnder: {},
+    noListener: {},
     corrupt: 0,
   };
   private readonly byKey = new Map<string, ChangeGroup>();
@@ -74,6 +77,11 @@ export class ReplayDiff {
     if (wasAccepted !== isAccepted) sessionDirection = wasAccepted ? 'accepted → refused' : 'refused → accepted';
     if (sessionDirection) r.changedSessions[sessionDirection] += 1;
     for (const g of touched) g.sessions += 1;
+  }
+
+  /** A session the candidate cannot replay: its listener is not in the candidate. */
+  skip(record: DecisionRecord): void {
+    this.report.noListener[record.listener] = (this.report.noListener[record.listener] ?? 0) + 1;
   }
 
   finish(corrupt: number): ReplayReport {
@@ -108,6 +116,8 @@ export function renderReplay(r: ReplayReport, candidate: string): string {
   if (zones.length) {
     out.push('', `zones the records have no answer for (their rules saw a lookup error; --live-dns asks them): ${zones.map(([z, n]) => `${z} (${n} session(s))`).join(', ')}`);
   }
+  const skipped = Object.entries(r.noListener);
+  if (skipped.length) out.push('', `skipped, no such listener in the candidate: ${skipped.map(([l, n]) => `${l} (${n} session(s))`).join(', ')}`);
   if (r.corrupt) out.push('', `skipped ${r.corrupt} corrupt line(s)`);
   return `${out.join('\n')}\n`;
 }
