@@ -49,7 +49,9 @@ export class EdgeListener {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
-    this.smtp.on('error', (err: Error) => this.services.logger.info({ listener: config.name, err: err.message }, 'client connection error'));
+    this.smtp.on('error', (err: Error, session?: SMTPServerSession) =>
+      this.services.logger.info({ listener: config.name, ...(session ? { session: session.id } : {}), err: err.message }, 'client connection error'),
+    );
     this.tcp = net.createServer((socket) => {
       this.accept(socket).catch((err: unknown) => {
         this.services.logger.error({ listener: config.name, err: (err as Error).message }, 'connection setup failed');
