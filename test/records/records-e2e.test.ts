@@ -37,13 +37,15 @@ function rules(dns: string, backend: number, records: string, change: (r: Record
 }
 
 /** One smtplib session from `source`; prints each refused recipient's code and text, or the exception. */
-async function smtplib(port: number, source: string, to: string[], headerFrom = 'alice@example.org'): Promise<Record<string, [number, string]>> {
+async function smtplib(port: number, source: string, to: string[], headerFrom = 'alice@example.org', sender = 'alice@example.org'): Promise<Record<string, [number, string]>> {
   const script = [
     'import json, smtplib, sys',
     's = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), local_hostname="py.example", timeout=20, source_address=(sys.argv[2], 0))',
     'msg = "From: %s\\r\\nSubject: records\\r\\n\\r\\nhello\\r\\n" % sys.argv[3]',
     'try:',
-    '    refused = {k: [v[0], v[1].decode()] for k, v in s.sendmail("alice@example.org", sys.argv[4:], msg).items()}',
+    '    refused = {k: [v[0], v[1].decode()] for k, v in s.sendmail(sys.argv[4], sys.argv[5:], msg).items()}',
+    'except smtplib.SMTPSenderRefused as e:',
+    '    refused = {"MAIL": [e.smtp_code, e.smtp_error.decode()]}',
     'except smtplib.SMTPRecipientsRefused as e:',
     '    refused = {k: [v[0], v[1].decode()] for k, v in e.recipients.items()}',
     'except smtplib.SMTPDataError as e:',
@@ -51,7 +53,7 @@ async function smtplib(port: number, source: string, to: string[], headerFrom = 
     'print(json.dumps(refused))',
     's.quit()',
   ].join('\n');
-  const out = await exec('python3', ['-c', script, String(port), source, headerFrom, ...to], { timeout: 20_000 });
+  const out = await exec('python3', ['-c', script, String(port), source, headerFrom, sender, ...to], { timeout: 20_000 });
   return JSON.parse(out.stdout) as Record<string, [number, string]>;
 }
 
@@ -116,7 +118,11 @@ describe('decision records from a real serve, replayed, explained and counted', 
     // 4: an unknown recipient beside a known one.
     const unknown = await smtplib(port, '127.0.0.1', ['dave@example.com', 'carol@example.com']);
     assert.match(unknown['dave@example.com']?.[1] ?? '', /^5\.1\.1 .* \[[0-9a-v]{16}\]$/);
-    for (let i = 0; i < 100 && recordLines(records).length < 4; i++) await new Promise((r) => setTimeout(r, 100));
+    // 5: a blocked envelope sender: refused at MAIL FROM, so the client names no recipient.
+    const sender = await smtplib(port, '127.0.0.1', ['carol@example.com'], 'alice@example.org', 'spam@bad.example');
+    assert.match(sender.MAIL?.[1] ?? '', /^5\.1\.0 Sender Denied \[[0-9a-v]{16}\]$/);
+    ids.sender = ID.exec(sender.MAIL?.[1] ?? '')?.[1] ?? '';
+    for (let i = 0; i < 100 && recordLines(records).length < 5; i++) await new Promise((r) => setTimeout(r, 100));
   });
 
   after(async () => {
@@ -128,7 +134,7 @@ describe('decision records from a real serve, replayed, explained and counted', 
 
   it('writes one record per session, keyed by the ID in its replies, with the DNS answer, its TTL and time', () => {
     const lines = recordLines(records);
-    assert.equal(lines.length, 4);
+    assert.equal(lines.length, 5);
     const listed = lines.find((l) => l.id === ids.listed) as { client: string; dns: { zone: string; at: number; answer: { status: string; ttlSec: number } }[]; events: { kind: string }[] };
     assert.equal(listed.client, '127.0.0.2');
     assert.deepEqual(listed.dns.map((d) => [d.zone, d.answer.status, d.answer.ttlSec]), [['bl.test', 'listed', 120]]);
@@ -137,14 +143,17 @@ describe('decision records from a real serve, replayed, explained and counted', 
     assert.ok(lines.some((l) => l.id === ids.header));
   });
 
-  it('replaying the live rule set on its own records changes nothing', async () => {
-    const r = await cli('replay', '--rules', live, '--records', records, '--json');
-    assert.equal(r.code, 0, r.stderr);
-    const report = JSON.parse(r.stdout) as { sessions: number; recipients: number; groups: unknown[]; changedSessions: Record<string, number>; changedRecipients: Record<string, number> };
-    assert.deepEqual([report.sessions, report.recipients], [4, 6]);
-    assert.deepEqual(report.groups, []);
-    assert.deepEqual(Object.values(report.changedSessions), [0, 0]);
-    assert.deepEqual(Object.values(report.changedRecipients), [0, 0]);
+  it('replaying the live rule set on its own records changes nothing, from the records and with live DNS', async () => {
+    for (const extra of [[], ['--live-dns']]) {
+      const r = await cli('replay', '--rules', live, '--records', records, '--json', ...extra);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as { sessions: number; recipients: number; groups: unknown[]; changedSessions: Record<string, number>; changedRecipients: Record<string, number>; changedSenders: Record<string, number> };
+      assert.deepEqual([report.sessions, report.recipients], [5, 6], extra.join(' '));
+      assert.deepEqual(report.groups, []);
+      assert.deepEqual(Object.values(report.changedSessions), [0, 0]);
+      assert.deepEqual(Object.values(report.changedRecipients), [0, 0]);
+      assert.deepEqual(Object.values(report.changedSenders), [0, 0]);
+    }
   });
 
   it('a candidate without the exception and the header block lists exactly the changed recipients, by deciding rule', async () => {
@@ -158,16 +167,18 @@ describe('decision records from a real serve, replayed, explained and counted', 
     );
     const r = await cli('replay', '--rules', candidate, '--records', records, '--json');
     assert.equal(r.code, 0, r.stderr);
-    const report = JSON.parse(r.stdout) as { groups: { direction: string; step: number; rule?: string; sessions: number; recipients: number; examples: { id: string; address: string }[] }[]; unrecorded: Record<string, number> };
+    const report = JSON.parse(r.stdout) as { groups: { direction: string; step: number; rule?: string; sessions: number; recipients: number; senders: number; examples: { id: string; address: string }[] }[]; unrecorded: Record<string, number> };
     assert.deepEqual(
-      report.groups.map((g) => [g.direction, g.step, g.rule, g.sessions, g.recipients, g.examples.map((e) => [e.id, e.address])]),
+      report.groups.map((g) => [g.direction, g.step, g.rule, g.sessions, g.recipients, g.senders, g.examples.map((e) => [e.id, e.address])]),
       [
-        ['accepted → refused', 9, 'Test BL', 1, 1, [[ids.listed, 'postmaster@example.com']]],
-        ['refused → accepted', 15, 'spam@bad.example', 1, 1, [[ids.header, 'carol@example.com']]],
+        ['accepted → refused', 9, 'Test BL', 1, 1, 0, [[ids.listed, 'postmaster@example.com']]],
+        ['refused → accepted', 15, 'spam@bad.example', 1, 1, 0, [[ids.header, 'carol@example.com']]],
+        // The client named no recipient after its refused MAIL FROM: counted as a sender, not guessed at.
+        ['refused → accepted', 7, 'spam@bad.example', 1, 0, 1, [[ids.sender, 'spam@bad.example']]],
       ],
     );
     // The new list was never asked live: the replay says so rather than inventing an answer.
-    assert.equal(report.unrecorded['new.test'], 4);
+    assert.equal(report.unrecorded['new.test'], 5);
     const text = await cli('replay', '--rules', candidate, '--records', records);
     assert.match(text.stdout, /accepted → refused: 1 session\(s\), 1 recipient\(s\)\n {2}step {2}9 {2}DNSBL rules \(Test BL\): 1 session\(s\), 1 recipient\(s\)/);
   });
@@ -188,7 +199,7 @@ describe('decision records from a real serve, replayed, explained and counted', 
     const r = await cli('dnsbl', '--stats', '--records', records, '--config', live, '--json');
     assert.equal(r.code, 0, r.stderr);
     const stats = JSON.parse(r.stdout) as { sessions: number; lists: { rule: string; hits: number; unique: number; disagree: number; disagreeShare: number }[] };
-    assert.equal(stats.sessions, 4);
+    assert.equal(stats.sessions, 5);
     // The listed client's other recipient was an exception the back end took: the signals disagree.
     assert.deepEqual(stats.lists.map((l) => [l.rule, l.hits, l.unique, l.disagree, l.disagreeShare]), [['Test BL', 1, 1, 1, 1]]);
   });
@@ -199,10 +210,10 @@ describe('decision records from a real serve, replayed, explained and counted', 
     fs.writeFileSync(copy, `${fs.readFileSync(records, 'utf8')}{"format":1,"id":"trunc\n`);
     const r = await cli('replay', '--rules', live, '--records', copy, '--json');
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(((o) => [o.sessions, o.corrupt])(JSON.parse(r.stdout) as { sessions: number; corrupt: number }), [4, 1]);
+    assert.deepEqual(((o) => [o.sessions, o.corrupt])(JSON.parse(r.stdout) as { sessions: number; corrupt: number }), [5, 1]);
     fs.appendFileSync(copy, '{"format":2,"id":"future"}\n');
     const newer = await cli('explain', ids.listed ?? '', '--records', copy, '--config', live);
     assert.equal(newer.code, 1);
-    assert.match(newer.stderr, /records\.jsonl:6: written by a newer Portcullis \(record format 2; this version reads format 1\)/);
+    assert.match(newer.stderr, /records\.jsonl:7: written by a newer Portcullis \(record format 2; this version reads format 1\)/);
   });
 });

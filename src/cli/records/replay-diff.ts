@@ -16,6 +16,8 @@ export interface ChangeGroup {
   rule?: string;
   sessions: number;
   recipients: number;
+  /** Transactions whose MAIL FROM changes and that have no recorded recipient (the client sent none after a refusal). */
+  senders: number;
   examples: { id: string; client: string; address: string }[];
 }
 
@@ -24,6 +26,7 @@ export interface ReplayReport {
   recipients: number;
   changedSessions: Record<Direction, number>;
   changedRecipients: Record<Direction, number>;
+  changedSenders: Record<Direction, number>;
   groups: ChangeGroup[];
   /** Sessions whose replay asked a zone with no recorded answer, by zone. */
   unrecorded: Record<string, number>;
@@ -35,6 +38,7 @@ export interface ReplayReport {
 }
 
 const EXAMPLES = 3;
+const REFUSED = new Set(['reject', 'drop', 'tempfail']);
 
 export class ReplayDiff {
   private readonly report: ReplayReport = {
@@ -42,6 +46,7 @@ export class ReplayDiff {
     recipients: 0,
     changedSessions: { 'accepted → refused': 0, 'refused → accepted': 0 },
     changedRecipients: { 'accepted → refused': 0, 'refused → accepted': 0 },
+    changedSenders: { 'accepted → refused': 0, 'refused → accepted': 0 },
     groups: [],
     unrecorded: {},
     recordedUnder: {},
@@ -72,6 +77,7 @@ export class ReplayDiff {
       if (group.examples.length < EXAMPLES) group.examples.push({ id: record.id, client: record.client, address: before.address });
       touched.add(group);
     });
+    this.senders(record, candidate, touched);
     const wasAccepted = live.some((x) => x.accepted);
     const isAccepted = next.some((x) => x.accepted);
     if (wasAccepted !== isAccepted) sessionDirection = wasAccepted ? 'accepted → refused' : 'refused → accepted';
@@ -84,6 +90,30 @@ export class ReplayDiff {
     this.report.noListener[record.listener] = (this.report.noListener[record.listener] ?? 0) + 1;
   }
 
+  /**
+   * A MAIL FROM whose outcome changes with no recipient recorded after it: what the client would
+   * have sent next is unknown, so it is counted apart rather than guessed at.
+   */
+  private senders(record: DecisionRecord, candidate: readonly (Verdict | undefined)[], touched: Set<ChangeGroup>): void {
+    const events = record.events;
+    events.forEach((event, i) => {
+      if (event.kind !== 'mail') return;
+      const next = events.slice(i + 1).findIndex((e) => e.kind === 'mail');
+      const tx = events.slice(i + 1, next < 0 ? undefined : i + 1 + next);
+      if (tx.some((e) => e.kind === 'rcpt')) return;
+      const before = !REFUSED.has(event.verdict.action);
+      const v = candidate[i];
+      const after = v !== undefined && !REFUSED.has(v.action);
+      if (before === after) return;
+      const direction: Direction = before ? 'accepted → refused' : 'refused → accepted';
+      const group = this.group(direction, before ? (v ?? event.verdict) : event.verdict);
+      group.senders += 1;
+      this.report.changedSenders[direction] += 1;
+      if (group.examples.length < EXAMPLES) group.examples.push({ id: record.id, client: record.client, address: event.address });
+      touched.add(group);
+    });
+  }
+
   finish(corrupt: number): ReplayReport {
     this.report.corrupt = corrupt;
     this.report.groups = [...this.byKey.values()].sort((a, b) => a.direction.localeCompare(b.direction) || b.recipients - a.recipients || a.step - b.step);
@@ -94,7 +124,7 @@ export class ReplayDiff {
     const key = `${direction}\u0000${v.step}\u0000${v.check}\u0000${v.rule ?? ''}`;
     let g = this.byKey.get(key);
     if (!g) {
-      g = { direction, step: v.step, check: v.check, sessions: 0, recipients: 0, examples: [] };
+      g = { direction, step: v.step, check: v.check, sessions: 0, recipients: 0, senders: 0, examples: [] };
       if (v.rule !== undefined) g.rule = v.rule;
       this.byKey.set(key, g);
     }
@@ -106,9 +136,10 @@ export class ReplayDiff {
 export function renderReplay(r: ReplayReport, candidate: string): string {
   const out = [`replayed ${r.sessions} session(s), ${r.recipients} recipient(s), against ${candidate}`];
   for (const direction of ['accepted → refused', 'refused → accepted'] as const) {
-    out.push('', `${direction}: ${r.changedSessions[direction]} session(s), ${r.changedRecipients[direction]} recipient(s)`);
+    const senders = (n: number): string => (n ? `, ${n} sender(s) with no recipient recorded` : '');
+    out.push('', `${direction}: ${r.changedSessions[direction]} session(s), ${r.changedRecipients[direction]} recipient(s)${senders(r.changedSenders[direction])}`);
     for (const g of r.groups.filter((x) => x.direction === direction)) {
-      out.push(`  step ${String(g.step).padStart(2)}  ${g.check}${g.rule !== undefined ? ` (${g.rule})` : ''}: ${g.sessions} session(s), ${g.recipients} recipient(s)`);
+      out.push(`  step ${String(g.step).padStart(2)}  ${g.check}${g.rule !== undefined ? ` (${g.rule})` : ''}: ${g.sessions} session(s), ${g.recipients} recipient(s)${senders(g.senders)}`);
       for (const e of g.examples) out.push(`      e.g. [${e.id}] ${e.client} <${e.address}>`);
     }
   }
