@@ -135,7 +135,12 @@ export class RecordLog {
     if (this.openedDay === -1) this.openedDay = day;
     if (this.size === 0 || (this.size + bytes <= this.config.maxBytes && day === this.openedDay)) return;
     this.rotations += 1;
-    await fs.promises.rename(this.config.path, rotatedName(this.config.path, now, this.rotations));
+    try {
+      await fs.promises.rename(this.config.path, rotatedName(this.config.path, now, this.rotations));
+    } catch (err) {
+      // Removed or moved away by someone else: there is nothing to rotate, and the next write starts afresh.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
     this.size = 0;
     this.openedDay = day;
     await this.prune();

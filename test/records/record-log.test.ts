@@ -128,3 +128,24 @@ describe('RecordLog', () => {
     assert.equal((fs.statSync(`${file}.salt`).mode & 0o777).toString(8), '600');
   });
 });
+
+describe('RecordLog, the file taken away', () => {
+  it('a log removed by someone else (logrotate, an operator) is started afresh, not dropped for ever', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'records.jsonl');
+    const c = counter();
+    // Each record is about 500 bytes: every write after the first rotates.
+    const log = await RecordLog.open({ path: file, keepDays: 14, maxBytes: 700, hashLocalParts: false }, c);
+    log.write(record('before'), []);
+    await log.flush();
+    fs.rmSync(file);
+    for (const id of ['after1', 'after2']) {
+      log.write(record(id), []);
+      await log.flush();
+    }
+    assert.equal(c.counts.disk, undefined);
+    const ids: string[] = [];
+    for await (const r of readRecords(file)) ids.push(r.id);
+    assert.deepEqual(ids, ['after1', 'after2']);
+  });
+});
