@@ -203,6 +203,8 @@ export class Metrics {
   });
 
   constructor(options: MetricsOptions = {}) {
+    // Both reasons exist from the start at 0, so a drop shows as a rise, not as a series appearing.
+    for (const reason of ['full', 'disk'] as const) this.recordsDropped.inc({ reason }, 0);
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
   }
 
