@@ -69,8 +69,10 @@ export class EdgeSession {
     private readonly listener: ListenerConfig,
     private readonly smtp: SMTPServerSession,
     private readonly services: SessionServices,
+    /** The balancer's address, when the client's came from its PROXY header. */
+    peer?: string,
   ) {
-    this.recorder = services.records ? new SessionRecorder(generation.engine, services.records) : undefined;
+    this.recorder = services.records ? new SessionRecorder(generation.engine, services.records, peer) : undefined;
     this.policy = generation.engine.session(listener.name, smtp.remoteAddress, (v) => this.record(v), this.recorder?.deps);
   }
 

@@ -36,6 +36,8 @@ const LOCAL_ERROR = reply(451, '4.3.0', 'Local error in processing');
 export class EdgeListener {
   private readonly sessions = new Map<SMTPServerSession, EdgeSession>();
   private readonly perClient = new Map<string, number>();
+  /** The balancer each PROXY-reported client (`address port`) came through, until its session starts. */
+  private readonly proxiedBy = new Map<string, string>();
   private readonly sockets = new Set<net.Socket>();
   private readonly smtp: EdgeSmtpServer;
   private readonly balancers: IpList | undefined;
@@ -138,6 +140,11 @@ export class EdgeListener {
     this.releaseSlotWhenSessionEnds(socket, client);
     socket.once('close', () => this.services.metrics.sessionClosed(this.config.name));
     if (socket.destroyed) return;
+    if (client !== peer) {
+      const key = `${client} ${clientPort}`;
+      this.proxiedBy.set(key, peer);
+      socket.once('close', () => this.proxiedBy.delete(key));
+    }
     this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
   }
 
@@ -217,8 +224,11 @@ export class EdgeListener {
   private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     this.services.protocolLog?.connect(session.id, session.remoteAddress, this.config.name);
     let edge: EdgeSession;
+    const key = `${session.remoteAddress} ${session.remotePort}`;
+    const peer = this.proxiedBy.get(key);
+    this.proxiedBy.delete(key);
     try {
-      edge = new EdgeSession(this.services.generation(), this.config, session, this.services);
+      edge = new EdgeSession(this.services.generation(), this.config, session, this.services, peer);
     } catch (err) {
       this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'session could not start');
       return answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);

@@ -21,6 +21,7 @@ export class SessionRecorder {
   constructor(
     private readonly engine: PolicyEngine,
     private readonly log: RecordLog,
+    private readonly peer?: string,
   ) {
     this.ports = new RecordingPorts(engine.deps.dnsbl, engine.deps.health, systemClock);
     this.deps = { ...engine.deps, dnsbl: this.ports.dnsbl, health: this.ports.health };
@@ -40,7 +41,7 @@ export class SessionRecorder {
   close(policy: SessionPolicy, id: string, listener: string): void {
     if (policy.events.length === 0) return;
     const record = recordOf(
-      { id, start: new Date(this.start).toISOString(), end: new Date(systemClock.now()).toISOString(), listener, client: policy.clientIp, rules: rulesHash(this.engine.rules) },
+      { id, start: new Date(this.start).toISOString(), end: new Date(systemClock.now()).toISOString(), listener, client: policy.clientIp, rules: rulesHash(this.engine.rules), ...(this.peer !== undefined ? { peer: this.peer } : {}) },
       policy.events,
       policy.trace,
       { reportOnly: this.reportOnly, dns: this.ports.answers, zones: this.ports.zones, backend: this.backend },

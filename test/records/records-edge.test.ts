@@ -11,7 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { startHarness, type Harness } from '../support/edge-harness.js';
 import { sample } from '../support/metrics-text.js';
-import { edgeRefusal, sendMail } from '../support/smtp-client.js';
+import { edgeRefusal, RawSmtpClient, sendMail } from '../support/smtp-client.js';
 
 const exec = promisify(execFile);
 const MSG = 'From: alice@example.org\r\nSubject: records\r\n\r\nhello\r\n';
@@ -56,6 +56,27 @@ describe('records on the edge', () => {
     assert.equal(h.backend.messages.length, 1);
     await until('the drop is counted', async () => sample(await h.metrics.render(), 'portcullis_records_dropped_total', { reason: 'disk' }) === 1);
     assert.equal(sample(await h.metrics.render(), 'portcullis_records_written_total'), 0);
+  });
+
+  it('under the PROXY protocol the record keeps both the reported client and the balancer it came through', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-records-proxy-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'records.jsonl');
+    const h = await startHarness((r) => {
+      r.listeners = [{ name: 'main', listen: '127.0.0.1:0', proxyProtocol: { from: ['127.0.0.1'] } }];
+      r.records = { path: file };
+    });
+    harnesses.push(h);
+    const c = await RawSmtpClient.connect(h.port());
+    c.socket.write('PROXY TCP4 192.0.2.9 192.0.2.1 40000 25\r\n');
+    assert.equal((await c.read()).code, 220);
+    assert.equal((await c.cmd('EHLO client.example')).code, 250);
+    assert.equal((await c.cmd('MAIL FROM:<alice@example.org>')).code, 250);
+    c.quit();
+    await c.closedByServer();
+    await until('the record is written', () => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('192.0.2.9'));
+    const rec = JSON.parse(fs.readFileSync(file, 'utf8').trim()) as { client: string; peer?: string };
+    assert.deepEqual([rec.client, rec.peer], ['192.0.2.9', '127.0.0.1']);
   });
 
   it('hashLocalParts: no local part reaches the disk, and explain finds the session by the ID in its reply', async () => {
