@@ -13,6 +13,7 @@
  *  (k) what each limit adds per session, memory store and Redis, greylisting cached and not (bench/limits-cost.ts)
  *  (l) the cost per session of each protocol test at the door (bench/protocol-tests.ts)
  *  (m) SPF + DKIM + ARC + DMARC per message, DNS answers cached and not (bench/sender-auth.ts)
+ *  (n) replay speed over a 100,000-session record log, and its bytes per session (bench/replay.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  * `npm run bench -- peers` (or BENCH=peers) runs bench/peers.ts instead: Portcullis beside Haraka and the wire.
  */
@@ -34,6 +35,7 @@ import { run as dnsblScore } from './dnsbl-score.js';
 import { limitsTable, run as limitsCost, type LimitsCostBench } from './limits-cost.js';
 import { protocolTestsRows, run as protocolTests, type ProtocolTestsBench } from './protocol-tests.js';
 import { run as senderAuth } from './sender-auth.js';
+import { run as replayBench, type ReplayBench } from './replay.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -254,11 +256,19 @@ function table(results: Record<string, Record<string, unknown>>): string {
     [`DNSBL scoring, ${sc.lists} lists, added per session: cached / uncached (first-match, same lists, cached)`, `${round(sc.scoringCachedMicros, 1)} / ${round(sc.scoringUncachedMicros)} µs (${round(sc.firstMatchCachedMicros, 1)} µs)`],
     ...protocolTestsRows(results.protocolTests as unknown as ProtocolTestsBench),
     ...senderAuthRows(results.senderAuth as { cachedMs: number; uncachedMs: number; queriesPerMessage: number; runs: number; messages: number }),
+    ...replayRows(results.replay as unknown as ReplayBench),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
   const pool = poolTable(results.pool as unknown as PoolThroughputBench);
   return `${rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n')}\n\n${framing}\n\n${pool}\n\n${limitsTable(results.limits as unknown as LimitsCostBench)}`;
+}
+
+function replayRows(r: ReplayBench): Array<[string, string]> {
+  return [
+    [`replay of ${r.sessions} recorded sessions, live rule set (no change) / candidate (${r.candidateChangedRecipients} recipients change)`, `${r.liveSessionsPerSecond} / ${r.candidateSessionsPerSecond} sessions/s`],
+    ['decision record size', `${r.bytesPerSession} B/session`],
+  ];
 }
 
 async function main(): Promise<void> {
@@ -293,6 +303,8 @@ async function main(): Promise<void> {
     results.protocolTests = { ...(await protocolTests()) };
     process.stdout.write('(m) sender authentication per message ...\n');
     results.senderAuth = { ...(await senderAuth()) };
+    process.stdout.write('(n) replay of a 100,000-session record log ...\n');
+    results.replay = { ...(await replayBench()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

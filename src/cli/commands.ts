@@ -2,7 +2,9 @@
 import { checkCommand } from './check-command.js';
 import { configCheckCommand } from './config-check-command.js';
 import { dnsblCommand } from './dnsbl-command.js';
+import { explainCommand } from './explain-command.js';
 import { queueCommand } from './queue-command.js';
+import { replayCommand } from './replay-command.js';
 import { serveCommand } from './serve.js';
 import { trackCommand } from './track-command.js';
 import { transportCommand } from './transport-command.js';
@@ -17,7 +19,9 @@ export const commands: Record<string, Command> = {
   check: checkCommand,
   'config check': configCheckCommand,
   dnsbl: dnsblCommand,
+  explain: explainCommand,
   queue: queueCommand,
+  replay: replayCommand,
   serve: serveCommand,
   track: trackCommand,
   transport: transportCommand,

@@ -6,9 +6,13 @@ import { signed } from '../policy/dnsbl/score.js';
 import { zoneStateWord, type ZoneStatus } from '../dns/zone-health.js';
 import { STEPS } from '../policy/steps.js';
 import { configOption, parseCommandArgs } from './args.js';
+import { dnsblStats } from './dnsbl/stats-command.js';
+import { recordsOption } from './records/record-options.js';
 import type { Command } from './commands.js';
 
-const usage = 'usage: portcullis dnsbl IP [--config FILE] [--json]\n       portcullis dnsbl --health [--config FILE] [--json]\n';
+const usage =
+  'usage: portcullis dnsbl IP [--config FILE] [--json]\n       portcullis dnsbl --health [--config FILE] [--json]\n' +
+  '       portcullis dnsbl --stats [--records PATH] [--config FILE] [--json]\n';
 
 function renderHealth(zones: Record<string, ZoneStatus>): string {
   const names = Object.keys(zones);
@@ -83,6 +87,8 @@ export const dnsblCommand: Command = {
       {
         ...configOption,
         health: { type: 'boolean', default: false },
+        stats: { type: 'boolean', default: false },
+        ...recordsOption,
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -95,8 +101,13 @@ export const dnsblCommand: Command = {
       return 0;
     }
     const ip = positionals[0];
+    if (values.stats && (ip !== undefined || values.health)) {
+      process.stderr.write(`portcullis dnsbl: --stats takes no IP address and no --health\n${usage}`);
+      return 2;
+    }
+    if (values.stats) return dnsblStats(values.config, values.records, values.json);
     if (positionals.length > 1 || (values.health ? ip !== undefined : ip === undefined)) {
-      process.stderr.write(`portcullis dnsbl: give one IP address, or --health alone\n${usage}`);
+      process.stderr.write(`portcullis dnsbl: give one IP address, or --health alone, or --stats\n${usage}`);
       return 2;
     }
     if (ip !== undefined && isIP(ip) === 0) {

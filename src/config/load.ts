@@ -34,6 +34,7 @@ export const PATH_KEYS: readonly string[] = [
   'log.protocolLog',
   'shadow.rules',
   'senderAuth.spool.dir',
+  'records.path',
   'transport.dataDir',
   'transport.queueDir',
   'transport.mailboxDir',

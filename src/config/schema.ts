@@ -339,6 +339,16 @@ export const RulesSchema = z
       })
       .strict()
       .prefault({}),
+    /** The decision record log (docs/records.md); absent = no records. */
+    records: z
+      .object({
+        path: z.string().min(1),
+        keepDays: z.number().int().positive().default(14),
+        maxBytes: z.number().int().positive().default(100 * 1024 * 1024),
+        hashLocalParts: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
     shutdownGraceMs: z.number().int().nonnegative().default(30_000),
     /** Edge processes `serve` runs, sharing the listening sockets (docs/workers.md); `auto` = one per core. */
     workers: z.union([z.literal('auto'), z.number().int(WORKERS).positive(WORKERS)], WORKERS).default(1),

@@ -15,6 +15,8 @@ export interface DnsblAnswer {
   detail?: string;
   /** Whether this answer came from the cache. */
   cached: boolean;
+  /** Seconds this answer stays good (what is left of it, for a cached one); 0 when it is not cached at all. */
+  ttlSec?: number;
 }
 
 /** A DNSBL answer's A records split into listing codes and error codes that are never listings. */

@@ -79,7 +79,7 @@ export class CachedDnsblLookup implements DnsblLookup {
     }
     const hit = this.cache.get(queryName);
     if (hit && hit.expiresAt > this.clock.now()) {
-      const answer = { ...hit.answer, cached: true };
+      const answer = { ...hit.answer, cached: true, ttlSec: Math.ceil((hit.expiresAt - this.clock.now()) / 1000) };
       this.report(zone, answer, started);
       return answer;
     }
@@ -104,7 +104,8 @@ export class CachedDnsblLookup implements DnsblLookup {
   }
 
   private remember(queryName: string, answer: Fresh, ttlMs: number): void {
-    const ms = Math.min(ttlMs, this.maxTtlMs);
+    const ms = Math.max(0, Math.min(ttlMs, this.maxTtlMs));
+    answer.ttlSec = Math.round(ms / 1000);
     if (ms > 0) this.cache.set(queryName, { answer, expiresAt: this.clock.now() + ms });
   }
 

@@ -8,6 +8,7 @@
  * onto the wrong command, so it is a protocol error that ends the session.
  */
 import { fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
+import { passedOnReply } from './session-id-reply.js';
 import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 
 export const MAX_REPLY_LINE = 4096;
@@ -61,7 +62,7 @@ export class ReplyParser {
     this.lines.push(m[3] ?? '');
     if (this.lines.length > MAX_REPLY_LINES) return this.stop('reply has too many lines');
     if (m[2] === '-') return undefined;
-    const reply = fromServerLines(Number(m[1]), this.lines);
+    const reply = passedOnReply(fromServerLines(Number(m[1]), this.lines));
     this.code = undefined;
     this.lines = [];
     return reply;

@@ -26,6 +26,8 @@ import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailabl
 import { ShadowSession } from './shadow-session.js';
 import { passedKey, preGreetingTest, type ProtocolTestSettings } from './pre-greeting.js';
 import type { StateStore } from '../state/state-store.js';
+import type { RecordLog } from '../observability/record-log.js';
+import { SessionRecorder } from './session-recorder.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {
@@ -48,6 +50,8 @@ export interface SessionServices {
   logger: Logger;
   metrics: Metrics;
   state: StateStore;
+  /** The decision record log, when `records` is configured. */
+  records?: RecordLog;
 }
 
 function fromVerdict(v: Verdict): SmtpReply {
@@ -69,14 +73,18 @@ export class EdgeSession {
   /** The client connection is gone: a session lent after that goes straight back. */
   private gone = false;
   private readonly shadow: ShadowSession | undefined;
+  private readonly recorder: SessionRecorder | undefined;
 
   constructor(
     readonly generation: Generation,
     private readonly listener: ListenerConfig,
     private readonly smtp: SMTPServerSession,
     private readonly services: SessionServices,
+    /** The balancer's address, when the client's came from its PROXY header. */
+    peer?: string,
   ) {
-    this.policy = generation.engine.session(listener.name, smtp.remoteAddress, (v) => this.record(v));
+    this.recorder = services.records ? new SessionRecorder(generation.engine, services.records, peer) : undefined;
+    this.policy = generation.engine.session(listener.name, smtp.remoteAddress, (v) => this.record(v), this.recorder?.deps);
     const shadowContext = { session: smtp.id, listener: listener.name, ...services };
     this.shadow = generation.shadow && new ShadowSession(generation.shadow, smtp.remoteAddress, shadowContext);
   }
@@ -244,6 +252,7 @@ export class EdgeSession {
     this.gone = true;
     this.transaction?.abandonBackend();
     this.policy.close().catch((err: unknown) => this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'concurrency slot not given back'));
+    this.recorder?.close(this.policy, this.smtp.id, this.listener.name);
   }
 
   /** Step 15, then Badmail, a refusal, or the back end. */
@@ -325,6 +334,7 @@ export class EdgeSession {
 
   /** One log line and one metric per decision. */
   private record(v: Verdict): void {
+    this.recorder?.observe(v);
     this.services.metrics.verdict(v);
     if (v.check === STEPS.heloChecks.check) this.services.metrics.protocolTest('helo', v.action === 'continue' ? 'pass' : v.action === 'tempfail' ? 'tempfail' : 'fail');
     logDecision(this.services.logger, {
@@ -360,6 +370,7 @@ export class EdgeSession {
   }
 
   private finishRelay(tx: Transaction, code: number): void {
+    this.recorder?.backendReplied(code);
     const outcome = code < 400 ? 'delivered' : code < 500 ? 'tempfail' : 'rejected';
     this.services.metrics.relay(outcome, (Date.now() - tx.backendOpenedAt) / 1000);
   }

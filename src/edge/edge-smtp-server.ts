@@ -16,6 +16,7 @@ import { isHeloName } from '../net/helo-name.js';
 import { AdaptedConnection, AdaptedSmtpServer, type Adaptation } from '../net/smtp-server-adapter.js';
 import { DataDecoder } from './data-decoder.js';
 import { PipeliningGuard } from './pipelining-guard.js';
+import { withSessionId } from './session-id-reply.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
 import { classDefault, fromServerLines, reply, type SmtpReply } from '../net/smtp-reply.js';
 
@@ -136,12 +137,13 @@ class EdgeConnection extends AdaptedConnection {
     return EDGE_ADAPTATION;
   }
 
-  override writeReply(r: SmtpReply, close: boolean): void {
+  override writeReply(written: SmtpReply, close: boolean): void {
     // Bytes came while the client had to wait for this reply: the refusal goes out in its place.
     if (this.pipelining?.violated) {
       const refusal = this.pipeliningRefusal();
       if (refusal) return this.writeReply(refusal, true);
     }
+    const r = withSessionId(written, this.session.id);
     this.pipelining?.replied(r.code);
     this.observer.reply(this.session, r);
     super.writeReply(r, close);

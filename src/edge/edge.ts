@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../observability/logger.js';
 import { startMetricsServer, type MetricsServer } from '../observability/http.js';
 import { Metrics } from '../observability/metrics.js';
 import { ProtocolLog } from '../observability/protocol-log.js';
+import { openRecordLog } from './record-log-service.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import { openSenderAuth } from '../auth/open-sender-auth.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
@@ -206,7 +207,8 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   const limits = limitPorts(rules, options, clock, metrics, logger);
   let current = await build(rules, clock, metrics, logger, limits);
   const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
-  const services = { logger, metrics, state: limits.store, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}) };
+  const records = rules.records ? await openRecordLog(rules.records, metrics, logger, clock) : undefined;
+  const services = { logger, metrics, state: limits.store, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}), ...(records ? { records } : {}) };
   const listeners: EdgeListener[] = [];
   let metricsServer: MetricsServer | undefined;
   try {
@@ -283,6 +285,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       await closeLimits(limits, options);
       await metricsServer?.close();
       await protocolLog?.close();
+      await records?.flush();
       return { sessions, cut, ms: Date.now() - started };
     },
   };

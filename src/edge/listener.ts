@@ -36,6 +36,8 @@ const LOCAL_ERROR = reply(451, '4.3.0', 'Local error in processing');
 export class EdgeListener {
   private readonly sessions = new Map<SMTPServerSession, EdgeSession>();
   private readonly perClient = new Map<string, number>();
+  /** The balancer each PROXY-reported client (`address port`) came through, until its session starts. */
+  private readonly proxiedBy = new Map<string, string>();
   private readonly sockets = new Set<net.Socket>();
   private readonly smtp: EdgeSmtpServer;
   private readonly balancers: IpList | undefined;
@@ -49,7 +51,9 @@ export class EdgeListener {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
-    this.smtp.on('error', (err: Error) => this.services.logger.info({ listener: config.name, err: err.message }, 'client connection error'));
+    this.smtp.on('error', (err: Error, session?: SMTPServerSession) =>
+      this.services.logger.info({ listener: config.name, ...(session ? { session: session.id } : {}), err: err.message }, 'client connection error'),
+    );
     this.tcp = net.createServer((socket) => {
       this.accept(socket).catch((err: unknown) => {
         this.services.logger.error({ listener: config.name, err: (err as Error).message }, 'connection setup failed');
@@ -136,6 +140,11 @@ export class EdgeListener {
     this.releaseSlotWhenSessionEnds(socket, client);
     socket.once('close', () => this.services.metrics.sessionClosed(this.config.name));
     if (socket.destroyed) return;
+    if (client !== peer) {
+      const key = `${client} ${clientPort}`;
+      this.proxiedBy.set(key, peer);
+      socket.once('close', () => this.proxiedBy.delete(key));
+    }
     this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
   }
 
@@ -216,8 +225,11 @@ export class EdgeListener {
   private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     this.services.protocolLog?.connect(session.id, session.remoteAddress, this.config.name);
     let edge: EdgeSession;
+    const key = `${session.remoteAddress} ${session.remotePort}`;
+    const peer = this.proxiedBy.get(key);
+    this.proxiedBy.delete(key);
     try {
-      edge = new EdgeSession(this.services.generation(), this.config, session, this.services);
+      edge = new EdgeSession(this.services.generation(), this.config, session, this.services, peer);
     } catch (err) {
       this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'session could not start');
       return answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);

@@ -273,7 +273,8 @@ export class AdaptedSmtpServer extends SMTPServer {
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
     const connection = this.connection(this, socket, socketOptions ?? null);
     this.connections.add(connection);
-    connection.on('error', (err: Error) => this.emit('error', err));
+    // The session goes with the error, so that its log line carries the session ID.
+    connection.on('error', (err: Error) => this.emit('error', err, connection.session));
     connection.on('connect', (data: unknown) => this.emit('connect', data));
     connection.init();
   }

@@ -288,8 +288,28 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly recordsWritten = new Counter({
+    name: 'portcullis_records_written_total',
+    help: 'Decision records written to the record log.',
+    registers: [this.registry],
+  });
+  private readonly recordsDropped = new Counter({
+    name: 'portcullis_records_dropped_total',
+    help: 'Decision records dropped, by reason: the write buffer was full, or the disk failed.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
+    // Both reasons exist from the start at 0, so a drop shows as a rise, not as a series appearing.
+    for (const reason of ['full', 'disk'] as const) this.recordsDropped.inc({ reason }, 0);
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'portcullis_' });
+  }
+
+  /** Decision records written (`written`) or dropped, never delaying mail (`full`: buffer, `disk`: a write failed). */
+  records(outcome: 'written' | 'full' | 'disk', count = 1): void {
+    if (outcome === 'written') this.recordsWritten.inc(count);
+    else this.recordsDropped.inc({ reason: outcome }, count);
   }
 
   /** A client connected to a listener. */

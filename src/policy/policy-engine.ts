@@ -11,16 +11,19 @@ export class PolicyEngine {
   constructor(
     readonly rules: Rules,
     /** The ports, built by whoever composes this generation (the directory from the same rule set). */
-    private readonly deps: SessionDeps,
+    readonly deps: SessionDeps,
   ) {
     this.compiled = compileRules(rules);
     this.limits = compileLimits(rules, deps.limits);
   }
 
-  /** A per-connection state machine for one client on one listener; throws if the listener is unknown. */
-  session(listenerName: string, clientIp: string, observe?: DecisionObserver): SessionPolicy {
+  /**
+   * A per-connection state machine for one client on one listener; throws if the listener is unknown.
+   * `deps` replaces the generation's ports for this one session (a recording or replaying lookup).
+   */
+  session(listenerName: string, clientIp: string, observe?: DecisionObserver, deps: SessionDeps = this.deps): SessionPolicy {
     const listener = this.compiled.listeners.get(listenerName);
     if (!listener) throw new Error(`unknown listener '${listenerName}'`);
-    return new SessionPolicy(this.compiled, listener, clientIp, this.deps, observe, this.limits);
+    return new SessionPolicy(this.compiled, listener, clientIp, deps, observe, this.limits);
   }
 }

@@ -26,6 +26,7 @@ import { checkSender } from './sender-filter.js';
 import { judgeMessage, judgeSpf } from './sender-auth-checks.js';
 import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';
+import type { JudgedEvent, SessionEvent } from './session-events.js';
 
 /** What a session needs from the outside world. */
 export interface SessionDeps {
@@ -59,6 +60,8 @@ export type DecisionObserver = (v: Verdict) => void;
 export class SessionPolicy {
   readonly clientIp: string;
   readonly trace: TraceEntry[] = [];
+  /** Every event judged, with its verdict: the session's inputs, for the decision record. */
+  readonly events: JudgedEvent[] = [];
   private readonly connectionFiltering: boolean;
   private acceptedBy: string | undefined;
   private readonly answers = new Map<string, Promise<DnsblAnswer>>();
@@ -116,7 +119,7 @@ export class SessionPolicy {
         this.fcrdns = checkFcrdns(this.clientIp, this.deps.hostNames, trace).then((found) => ({ verdict: found, trace }));
       }
     }
-    return this.decide(v);
+    return this.judged({ kind: 'connect' }, this.decide(v));
   }
 
   /** The whole connection stage: back pressure (1.2), step 2, then the connection rate limits (2.1). */
@@ -168,11 +171,15 @@ export class SessionPolicy {
       this.heloNameChecked = true;
       this.heloName = checkHeloName(name, checks, this.rules.rules.hostname, [...this.rules.listenAddresses, ...(ourAddress ? [ourAddress] : [])], this.trace);
     }
-    return verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo);
+    return this.judged({ kind: 'helo', name }, verdict('accept', 250, '2.0.0', `${this.rules.rules.hostname} Hello ${name}`, STEPS.helo));
   }
 
   /** Steps 5-7: accept list, deny list, blocked senders on the envelope sender. */
   mailFrom(address: string): Verdict {
+    return this.judged({ kind: 'mail', address }, this.mailVerdict(address));
+  }
+
+  private mailVerdict(address: string): Verdict {
     this.resetTransaction();
     this.sender = address;
     if (this.connectionFiltering) {
@@ -201,11 +208,16 @@ export class SessionPolicy {
 
   /** Relay protection, then steps 9-12 for one recipient (in the form `recipient` gives), then harvest protection. */
   async rcptTo(address: string): Promise<Verdict> {
-    return this.decide(this.harvest.apply(await this.recipientVerdict(this.recipient(address)), this.trace));
+    const v = this.decide(this.harvest.apply(await this.recipientVerdict(this.recipient(address)), this.trace));
+    return this.judged({ kind: 'rcpt', address }, v);
   }
 
   /** Step 15: the blocked-senders filter on the message's header `From:` address. */
   headerFrom(address: string | undefined): Verdict {
+    return this.judged(address === undefined ? { kind: 'data' } : { kind: 'data', headerFrom: address }, this.headerVerdict(address));
+  }
+
+  private headerVerdict(address: string | undefined): Verdict {
     if (!this.listener.config.filters.sender) {
       this.trace.push(traceEntry(STEPS.headerFrom, 'skipped: sender filtering is off on this listener'));
     } else if (address === undefined) {
@@ -234,7 +246,7 @@ export class SessionPolicy {
     const settings = this.listener.config.senderAuth;
     if (!settings) return undefined;
     this.spfCheck = await this.senderAuthPort().spf({ sender: address, ip: this.clientIp, helo });
-    return this.judged(judgeSpf(settings, this.rules.senderAuthExempt, this.clientIp, this.spfCheck, address, this.trace));
+    return this.observedAuth(judgeSpf(settings, this.rules.senderAuthExempt, this.clientIp, this.spfCheck, address, this.trace));
   }
 
   /** Steps 15.1-15.3 on the whole message, after step 15 chose to relay it. */
@@ -245,7 +257,7 @@ export class SessionPolicy {
     const judged = judgeMessage(settings, this.rules.senderAuthExempt, this.clientIp, auth, this.trace);
     const entries = [...auth.dkim.map((d) => d.info), ...(this.spfCheck ? [this.spfCheck.info] : []), auth.arc.info, ...(auth.dmarc ? [auth.dmarc.info] : [])];
     const quarantine = judged.quarantine === undefined ? '' : `X-Portcullis-Quarantine: ${judged.quarantine}\r\n`;
-    return { verdict: this.judged(judged), headers: quarantine + authenticationResults(this.authservId, entries) };
+    return { verdict: this.observedAuth(judged), headers: quarantine + authenticationResults(this.authservId, entries) };
   }
 
   /** Forget the current transaction (RSET, a new MAIL FROM, or the end of a message). */
@@ -259,7 +271,8 @@ export class SessionPolicy {
     return this.deps.senderAuth;
   }
 
-  private judged({ verdict: v, observed }: { verdict: Verdict; observed: Verdict[] }): Verdict {
+  /** A sender-authentication verdict, with the report-only results that came with it passed to the observer. */
+  private observedAuth({ verdict: v, observed }: { verdict: Verdict; observed: Verdict[] }): Verdict {
     for (const o of observed) this.observe(o);
     return v;
   }
@@ -365,6 +378,11 @@ export class SessionPolicy {
       return outcome;
     });
     return this.dnsbl;
+  }
+
+  private judged(event: SessionEvent, v: Verdict): Verdict {
+    this.events.push({ ...event, verdict: v, traceEnd: this.trace.length });
+    return v;
   }
 
   private decide(v: Verdict): Verdict {

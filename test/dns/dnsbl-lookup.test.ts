@@ -65,14 +65,24 @@ describe('CachedDnsblLookup against a real loopback DNS server', () => {
       errorCodes: [],
       txt: 'Listed for spam, see https://bl.test/?192.0.2.66',
       cached: false,
+      ttlSec: 60,
     });
     assert.deepEqual(calls, [[ZONE, 'listed', false]]);
+  });
+
+  it('a cached answer carries what is left of its TTL (the decision records keep it)', async () => {
+    const clock = new ManualClock();
+    const { lookup } = make(clock);
+    await lookup.lookup(ZONE, '192.0.2.66');
+    clock.advance(20_000);
+    const again = await lookup.lookup(ZONE, '192.0.2.66');
+    assert.deepEqual([again.cached, again.ttlSec], [true, 40]);
   });
 
   it('not listed (NXDOMAIN)', async () => {
     const { lookup } = make();
     const a = await lookup.lookup(ZONE, '192.0.2.1');
-    assert.deepEqual(a, { status: 'not-listed', queryName: '1.2.0.192.bl.test', codes: [], errorCodes: [], cached: false });
+    assert.deepEqual(a, { status: 'not-listed', queryName: '1.2.0.192.bl.test', codes: [], errorCodes: [], cached: false, ttlSec: 30 });
   });
 
   it('NODATA (name exists, no A record) is not listed, and no TXT is asked', async () => {

@@ -11,10 +11,10 @@ import { closedPort, startBlackHole } from '../support/backend-server.js';
 import { startDnsServer } from '../support/dns-server.js';
 import { startHarness, type Harness } from '../support/edge-harness.js';
 import { sample } from '../support/metrics-text.js';
-import { sendMail } from '../support/smtp-client.js';
+import { sendMail, edgeRefusal } from '../support/smtp-client.js';
 
 const MSG = 'From: <alice@example.org>\r\nSubject: t\r\n\r\nbody\r\n';
-const TEMP = '451 4.7.0 Temporary server error. Please try again later.';
+const TEMP = edgeRefusal('451 4.7.0 Temporary server error. Please try again later.');
 
 async function greeted(h: Harness, listener = 'main') {
   const c = await h.connect(listener);
@@ -33,7 +33,7 @@ describe('back end unavailable', () => {
     try {
       const c = await greeted(h);
       const t0 = Date.now();
-      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>', 15_000)).line, TEMP);
+      assert.match((await c.cmd('MAIL FROM:<alice@example.org>', 15_000)).line, TEMP);
       const took = Date.now() - t0;
       assert.ok(took < 3000, `took ${took} ms, not at once`);
       assert.equal((await c.cmd('NOOP')).code, 250, 'the client session goes on');
@@ -51,7 +51,7 @@ describe('back end unavailable', () => {
     try {
       const c = await greeted(h);
       const t0 = Date.now();
-      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>', 5000)).line, TEMP);
+      assert.match((await c.cmd('MAIL FROM:<alice@example.org>', 5000)).line, TEMP);
       const took = Date.now() - t0;
       // Not before the time-out; after it, bounded (a hang would be many times this) but with room for a loaded machine.
       assert.ok(took >= 450 && took < 500 + 1500, `took ${took} ms`);
@@ -106,7 +106,7 @@ describe('back end replies pass through at each stage', () => {
       const c = await greeted(h);
       const body = ('x'.repeat(998) + '\r\n').repeat(500);
       const r = await sendMail(c, 'alice@example.org', ['bob@example.com'], `Subject: big\r\n\r\n${body}`);
-      assert.equal(r.end?.line, TEMP);
+      assert.match(r.end?.line ?? '', TEMP);
       assert.equal(h.backend.messages.length, before);
       assert.equal((await c.cmd('RSET')).code, 250, 'the client session goes on');
     } finally {
@@ -146,7 +146,7 @@ describe('Badmail write failure', () => {
       fs.writeFileSync(h.badmail, 'not a directory');
       const c = await greeted(h);
       const r = await sendMail(c, 'spam@bad.example', ['bob@example.com'], MSG);
-      assert.equal(r.end?.line, '452 4.3.1 Insufficient system storage');
+      assert.match(r.end?.line ?? '', edgeRefusal('452 4.3.1 Insufficient system storage'));
       assert.equal(h.backend.messages.length, 0);
       fs.rmSync(h.badmail);
       fs.mkdirSync(h.badmail);
@@ -166,12 +166,12 @@ describe('reload', () => {
       h.input.senderFilter = { blocked: ['spam@bad.example'], action: 'explode' };
       await assert.rejects(h.edge.reload());
       let c = await greeted(h);
-      assert.equal((await c.cmd('MAIL FROM:<spam@bad.example>')).line, '550 5.1.0 Sender Denied', 'old rules still apply');
+      assert.match((await c.cmd('MAIL FROM:<spam@bad.example>')).line, edgeRefusal('550 5.1.0 Sender Denied'), 'old rules still apply');
       h.input.senderFilter = { blocked: ['other@bad.example'] };
       await h.edge.reload();
       c = await greeted(h);
       assert.equal((await c.cmd('MAIL FROM:<spam@bad.example>')).code, 250, 'new rules for new sessions');
-      assert.equal((await inFlight.cmd('MAIL FROM:<spam@bad.example>')).line, '550 5.1.0 Sender Denied', 'a session in flight keeps its rules');
+      assert.match((await inFlight.cmd('MAIL FROM:<spam@bad.example>')).line, edgeRefusal('550 5.1.0 Sender Denied'), 'a session in flight keeps its rules');
     } finally {
       await h.close();
     }

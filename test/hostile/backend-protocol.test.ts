@@ -7,10 +7,10 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHarness, type Harness } from '../support/edge-harness.js';
 import { startScriptedBackend, type ScriptedBackend } from '../support/scripted-backend.js';
-import { sendMail, type RawSmtpClient } from '../support/smtp-client.js';
+import { sendMail, type RawSmtpClient, edgeRefusal } from '../support/smtp-client.js';
 
 const MESSAGE = 'From: a@example.org\r\nTo: b@example.com\r\nSubject: t\r\n\r\nbody\r\n';
-const TEMPFAIL = '451 4.7.0 Temporary server error. Please try again later.';
+const TEMPFAIL = edgeRefusal('451 4.7.0 Temporary server error. Please try again later.');
 
 /** `p`, or a failure naming `what` after `ms`. */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -78,7 +78,7 @@ describe('hostile back end: reply accounting', () => {
     backend.script = { data: '250 2.0.0 Ok\r\n' };
     const [failed, delivered] = [await relays('failed'), await relays('delivered')];
     const { last, taken } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
     assert.equal(taken, 0);
     assert.equal(await relays('failed'), failed + 1);
     assert.equal(await relays('delivered'), delivered);
@@ -87,7 +87,7 @@ describe('hostile back end: reply accounting', () => {
   it('DATA answered with a 3xx other than 354: 451 4.7.0', async () => {
     backend.script = { data: '334 go on\r\n' };
     const { last } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
   });
 
   it('DATA answered 554 or 452: the client gets that reply as it is', async () => {
@@ -101,14 +101,14 @@ describe('hostile back end: reply accounting', () => {
     // Today's bug: the stray 250 became the answer to DATA, so the client got 250 without any message sent.
     backend.script = { rcpt: '250 2.1.5 Ok\r\n250 2.0.0 stray\r\n' };
     const { last, taken } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
     assert.equal(taken, 0);
   });
 
   it('an extra reply after EHLO (nothing outstanding) abandons the back end before MAIL', async () => {
     backend.script = { ehlo: '250-scripted.test\r\n250-PIPELINING\r\n250 XFORWARD NAME ADDR PROTO HELO\r\n250 2.0.0 stray\r\n' };
     const { last, taken } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
     assert.equal(taken, 0);
   });
 
@@ -128,7 +128,7 @@ describe('hostile back end: reply accounting', () => {
       assert.ok(dropped);
       await within(dropped, 5000, 'the back end dropped mid-DATA');
       c.write('second line\r\n.\r\n');
-      assert.equal((await c.read()).line, TEMPFAIL);
+      assert.match((await c.read()).line, TEMPFAIL);
       assert.ok(!backend.connections.at(-1)?.data.includes('second line'), 'the back end got no final dot');
       assert.equal((await c.cmd('RSET')).code, 250, 'the client session goes on');
     } finally {
@@ -139,48 +139,48 @@ describe('hostile back end: reply accounting', () => {
   it('a reply glued to the 354 (before any message byte was sent) is not the answer to the final dot', async () => {
     backend.script = { data: '354 go ahead\r\n250 2.0.0 Ok\r\n', dot: '554 5.7.1 Rejected\r\n' };
     const { last, taken } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
     assert.equal(taken, 0);
   });
 
   it('a partial unsolicited line (no CRLF yet) with nothing outstanding is also a protocol error', async () => {
     backend.script = { rcpt: '250 2.1.5 Ok\r\n250 2.0.0 half' };
     const { last, taken } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
     assert.equal(taken, 0);
   });
 
   it('a 3xx reply to MAIL FROM or RCPT TO, or to the final dot, is not passed on: 451', async () => {
     backend.script = { mail: '354 go ahead\r\n' };
-    assert.equal((await transaction()).last, TEMPFAIL);
+    assert.match((await transaction()).last, TEMPFAIL);
     backend.script = { rcpt: '354 go ahead\r\n' };
-    assert.equal((await transaction()).last, TEMPFAIL);
+    assert.match((await transaction()).last, TEMPFAIL);
     backend.script = { dot: '354 more please\r\n' };
-    assert.equal((await transaction()).last, TEMPFAIL);
+    assert.match((await transaction()).last, TEMPFAIL);
   });
 
   it('a multi-line reply whose lines disagree on the code is a protocol error', async () => {
     backend.script = { dot: '554-5.7.1 Rejected\r\n250 2.0.0 Ok\r\n' };
     const { last } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
   });
 
   it('a reply code outside 2xx-5xx, or run into its text, is a protocol error', async () => {
     backend.script = { dot: '650 2.0.0 Ok\r\n' };
-    assert.equal((await transaction()).last, TEMPFAIL);
+    assert.match((await transaction()).last, TEMPFAIL);
     backend.script = { dot: '2500 Ok\r\n' };
-    assert.equal((await transaction()).last, TEMPFAIL);
+    assert.match((await transaction()).last, TEMPFAIL);
   });
 
   it('an over-long reply line is refused without waiting for its end', async () => {
     backend.script = { dot: `250 ${'x'.repeat(100_000)}\r\n` };
-    assert.equal((await transaction()).last, TEMPFAIL);
+    assert.match((await transaction()).last, TEMPFAIL);
   });
 
   it('without PIPELINING, a stray reply after XFORWARD ends the back-end session before MAIL FROM', async () => {
     backend.script = { ehlo: '250-scripted.test\r\n250 XFORWARD NAME ADDR PROTO HELO\r\n', xforward: '250 2.0.0 Ok\r\n250 2.0.0 stray\r\n' };
     const { last, taken } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
     assert.equal(taken, 0);
     assert.ok(!backend.connections.at(-1)?.commands.some((l) => l.startsWith('MAIL')), 'MAIL FROM never sent');
   });
@@ -188,7 +188,7 @@ describe('hostile back end: reply accounting', () => {
   it('the XFORWARD pipelined with MAIL FROM answered with two replies shifts nothing', async () => {
     backend.script = { xforward: '250 2.0.0 Ok\r\n250 2.0.0 stray\r\n' };
     const { last, taken } = await transaction();
-    assert.equal(last, TEMPFAIL);
+    assert.match(last, TEMPFAIL);
     assert.equal(taken, 0);
   });
 });

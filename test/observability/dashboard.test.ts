@@ -31,7 +31,7 @@ async function dashboard(): Promise<{ panels: Panel[]; templating: { list: Varia
  * outcomes, histogram buckets, the scrape target). Anything else could carry an address or grow
  * with traffic. (`limit`, of portcullis_rate_limited_total, is one of the ten rateLimits keys.)
  */
-const BOUNDED_LABELS = new Set(['instance', 'listener', 'class', 'step', 'check', 'rule', 'action', 'report_only', 'zone', 'outcome', 'cached', 'state', 'queue', 'event', 'le', 'list', 'sign', 'limit', 'test', 'result', 'live', 'shadow', 'mechanism']);
+const BOUNDED_LABELS = new Set(['instance', 'listener', 'class', 'step', 'check', 'rule', 'action', 'report_only', 'zone', 'outcome', 'cached', 'state', 'queue', 'event', 'le', 'list', 'sign', 'limit', 'test', 'result', 'live', 'shadow', 'mechanism', 'reason']);
 
 function flatten(panels: Panel[]): Panel[] {
   return panels.flatMap((p) => [p, ...flatten(p.panels ?? [])]);

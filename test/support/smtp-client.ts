@@ -149,3 +149,11 @@ export async function sendMail(
   const end = await c.read(15000);
   return { mail, rcpts, data, end };
 }
+
+/**
+ * One of the edge's own replies, `text` exactly, ending in the session ID the edge adds to every
+ * 4xx/5xx it writes itself (`550 5.7.1 Access denied [0123456789abcdef]`).
+ */
+export function edgeRefusal(text: string): RegExp {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\[[0-9a-v]{16}\\]$`);
+}
