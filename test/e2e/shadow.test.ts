@@ -124,6 +124,28 @@ describe('shadow rule set', () => {
     }
   });
 
+  it("a candidate's greylisting and rate limits are not run: it counts on no store, so a first sight is no disagreement", async () => {
+    const metricsPort = await freePort();
+    const live = path.join(dir, 'live-grey.yaml');
+    fs.writeFileSync(path.join(dir, 'candidate-grey.yaml'), rules(backend.port, dns.address, metricsPort, {
+      greylisting: { delaySec: 300 },
+      rateLimits: { client: { messagesPerMinute: 1 } },
+    }));
+    fs.writeFileSync(live, rules(backend.port, dns.address, metricsPort, { shadow: { rules: 'candidate-grey.yaml' } }));
+    const s = await serve(live);
+    try {
+      const session = { port: s.port, helo: 'client.example', to: ['bob@example.com'], headerFrom: 'a@b.example', subject: 'grey' };
+      for (const from of ['a@example.org', 'b@example.org']) assert.equal((await swaksSession({ ...session, from })).dataEnd?.code, 250);
+      const text = await metricReaches(metricsPort, { step: '15', live: 'accept', shadow: 'accept' }, 2);
+      assert.equal(sample(text, 'portcullis_shadow_total', { step: '15', live: 'accept', shadow: 'accept' }), 2, 'both messages were judged to the end by the candidate');
+      assert.doesNotMatch(text, /^portcullis_shadow_total\{[^}]*shadow="tempfail"/m, 'no greylisting or rate-limit verdict from the candidate');
+      assert.doesNotMatch(text, /^portcullis_greylisting_total\{/m, 'nothing counted by greylisting');
+    } finally {
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 0);
+    }
+  });
+
   it('no shadow configured: no shadow series and no shadow log lines', async () => {
     const metricsPort = await freePort();
     const live = path.join(dir, 'plain.yaml');
