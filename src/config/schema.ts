@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HOST_PORT, SMTP_URL } from '../net/endpoint.js';
+import { BackPressureSchema, GreylistingSchema, RateLimitsSchema, StateSchema } from './limits-schema.js';
 
 /**
  * The rule set an administrator writes (rules/portcullis.yaml), as validated.
@@ -229,64 +230,6 @@ export const BackendSchema = z
   .strict();
 
 const WORKERS = { error: 'expected auto or a whole number of processes, 1 or more' };
-/** How much of a client address names its network: /24 and /48 unless configured (docs/limits.md). */
-const NetworkPrefixSchema = z
-  .object({
-    ipv4: z.number().int().min(0).max(32).default(24),
-    ipv6: z.number().int().min(0).max(128).default(48),
-  })
-  .strict()
-  .prefault({});
-
-const perMinute = z.number().int().positive().optional();
-
-/** Rate and concurrency limits (docs/limits.md); absent = no limits. Each key absent = that limit off. */
-export const RateLimitsSchema = z
-  .object({
-    networkPrefix: NetworkPrefixSchema,
-    exempt: list,
-    client: z
-      .object({ connectionsPerMinute: perMinute, concurrentConnections: perMinute, messagesPerMinute: perMinute, recipientsPerMinute: perMinute })
-      .strict()
-      .prefault({}),
-    network: z
-      .object({ connectionsPerMinute: perMinute, concurrentConnections: perMinute, messagesPerMinute: perMinute, recipientsPerMinute: perMinute })
-      .strict()
-      .prefault({}),
-    sender: z.object({ messagesPerMinute: perMinute, recipientsPerMinute: perMinute }).strict().prefault({}),
-  })
-  .strict();
-
-/** Back pressure (docs/limits.md); absent = off. At least one bound is required. */
-export const BackPressureSchema = z
-  .object({
-    maxEventLoopLagMs: z.number().int().positive().optional(),
-    maxRssMb: z.number().int().positive().optional(),
-    sampleIntervalMs: z.number().int().positive().default(1000),
-  })
-  .strict();
-
-/** Greylisting (docs/limits.md); absent = off. */
-export const GreylistingSchema = z
-  .object({
-    delaySec: z.number().int().nonnegative().default(300),
-    retryWindowHours: z.number().positive().default(24),
-    autoAllowAfter: z.number().int().positive().default(5),
-    allowDays: z.number().positive().default(36),
-    networkPrefix: NetworkPrefixSchema,
-    exemptClients: list,
-    exemptSenders: list,
-  })
-  .strict();
-
-/** Where counters, triplets and caches live (docs/limits.md); absent = in this process's memory. */
-export const StateSchema = z
-  .object({
-    url: z.string().regex(/^rediss?:\/\/\S+$/, 'expected redis://host:port (or rediss:// for TLS)'),
-    timeoutMs: z.number().int().positive().default(500),
-  })
-  .strict();
-
 export const RulesSchema = z
   .object({
     hostname: z.string().min(1),
@@ -392,7 +335,3 @@ export type DnsblScoringConfig = z.infer<typeof DnsblScoringSchema>;
 export type DnsblScoreListConfig = z.infer<typeof DnsblScoreListSchema>;
 export type ConnectorConfig = z.infer<typeof ConnectorSchema>;
 export type DirectoryConfig = z.infer<typeof DirectorySchema>;
-export type RateLimitsConfig = z.infer<typeof RateLimitsSchema>;
-export type BackPressureConfig = z.infer<typeof BackPressureSchema>;
-export type GreylistingConfig = z.infer<typeof GreylistingSchema>;
-export type StateConfig = z.infer<typeof StateSchema>;

@@ -1,4 +1,4 @@
-import type { BackPressureConfig } from '../config/schema.js';
+import type { BackPressureConfig } from '../config/limits-schema.js';
 import type { ResourceProbe } from '../runtime/resource-probe.js';
 import { traceEntry, verdict, type TraceEntry, type Verdict } from './verdict.js';
 import { STEPS } from './steps.js';

@@ -1,4 +1,4 @@
-import type { GreylistingConfig } from '../config/schema.js';
+import type { GreylistingConfig } from '../config/limits-schema.js';
 import { AddressList } from '../net/address-pattern.js';
 import { normalizeAddress } from '../net/address.js';
 import { IpList } from '../net/ip-list.js';

@@ -1,4 +1,4 @@
-import type { RateLimitsConfig } from '../config/schema.js';
+import type { RateLimitsConfig } from '../config/limits-schema.js';
 import { normalizeAddress } from '../net/address.js';
 import { IpList } from '../net/ip-list.js';
 import { networkOf } from '../net/network.js';

@@ -1,3 +1,8 @@
+/**
+ * The filtering order for one connection. Longer than 350 lines because it is the one state machine
+ * every step's entry point belongs to, with the state the steps share (accept list hit, DNSBL outcome,
+ * sender, SPF result, admission slots); each check itself is a module of its own beside it.
+ */
 import type { Readable } from 'node:stream';
 import { authenticationResults } from '../auth/auth-results-header.js';
 import type { SenderAuth, SpfCheck } from '../auth/sender-auth.js';

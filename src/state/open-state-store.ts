@@ -1,4 +1,4 @@
-import type { StateConfig } from '../config/schema.js';
+import type { StateConfig } from '../config/limits-schema.js';
 import type { Clock } from '../runtime/clock.js';
 import { FallbackStateStore, type FallbackEvents } from './fallback-state-store.js';
 import { MemoryStateStore } from './memory-state-store.js';
