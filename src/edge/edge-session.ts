@@ -1,9 +1,9 @@
 /**
  * One client connection on one listener: turns each SMTP event into the policy's verdict, and an
  * accepted transaction into a lock-step back-end transaction (or a Badmail entry). The decisions are
- * the SessionPolicy's; this module only carries them out and says what to write. Longer than 350
- * lines because it carries out every command of a session (with the pool, the shadow and the record
- * beside it); the DATA stages are the data-* modules.
+ * the SessionPolicy's; this module only carries them out and says what to write.
+ * Longer than 350 lines because it carries out every command of a session (with the pool, the shadow
+ * and the record beside it); the DATA stages are the data-* modules.
  */
 import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
