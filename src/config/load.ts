@@ -267,7 +267,6 @@ function exactAddressProblem(address: string): string | undefined {
   return undefined;
 }
 
-
 /** A DNSBL match whose dotted quads are real addresses and can ever match a listing code. */
 function matchProblems(path: Path, match: Rules['connectionFilter']['rules'][number]['match']): Finding[] {
   if (match === 'any') return [];

@@ -155,7 +155,6 @@ export class SessionPolicy {
     await this.admission?.release();
   }
 
-
   /** Step 1 and 1.1, the wire tests the edge runs: how the client fared, traced, logged and counted like any step. */
   preGreeting(result: PreGreetingResult, pauseMs: number): Verdict {
     return this.wireTest(preGreetingVerdict(result, pauseMs));

@@ -34,7 +34,6 @@ export interface RuleJudgement {
   outcome: string;
 }
 
-
 /** One rule against its zone's answer: the single place a DNSBL rule is judged. */
 export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneEnforced: boolean, ip: string): RuleJudgement {
   const where = `${answer.queryName}${answer.cached ? ' (cached)' : ''}`;
