@@ -37,9 +37,13 @@ const DAY_MS = 86_400_000;
 /** Characters that may precede an address's local part inside a JSON string without being part of it. */
 const LOCAL_PART_CHAR = "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]";
 
-/** The rotated name of the current file: its path, the UTC time it was rotated, and a counter. */
+/**
+ * The rotated name of the current file: its path, the UTC time it was rotated, the process and a
+ * counter. With `workers` every worker appends to the one file and may rotate it in the same second:
+ * the process id keeps one worker's rename from replacing another's rotated file.
+ */
 function rotatedName(file: string, now: number, n: number): string {
-  return `${file}.${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${n}`;
+  return `${file}.${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${process.pid}-${n}`;
 }
 
 export class RecordLog {

@@ -1,6 +1,7 @@
 /** The record log on a real disk: rotation by size and day, retention, drops instead of waits, hashed local parts. */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,6 +71,22 @@ describe('RecordLog', () => {
     assert.deepEqual(ids, ['s0', 's1', 's2', 's3', 's4', 's5', 'next-day']);
     assert.equal(fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length, 1, 'the new day starts a new file');
     assert.equal(c.counts.written, 7);
+  });
+
+  it('two processes on one log (workers) rotating in the same second keep every record', async () => {
+    const dir = tmp();
+    const file = path.join(dir, 'records.jsonl');
+    // Each process writes six records with the same clock, so both rotate at the same second with the same counters.
+    const script = (worker: string): string => `
+      import { RecordLog } from ${JSON.stringify(new URL('../../src/observability/record-log.ts', import.meta.url).href)};
+      const record = ${JSON.stringify(record('ID'))};
+      const log = await RecordLog.open({ path: ${JSON.stringify(file)}, keepDays: 14, maxBytes: 1500, hashLocalParts: false },
+        { count: () => {}, warn: (d) => { throw new Error(d); }, clock: { now: () => ${Date.parse('2026-12-01T10:00:00Z')} } });
+      for (let i = 0; i < 6; i++) { log.write({ ...record, id: '${worker}' + i }, []); await log.flush(); }`;
+    for (const worker of ['a', 'b']) execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(worker)], { stdio: 'pipe' });
+    const ids: string[] = [];
+    for await (const r of readRecords(file)) ids.push(r.id);
+    assert.deepEqual(ids.sort(), ['a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'b0', 'b1', 'b2', 'b3', 'b4', 'b5']);
   });
 
   it('deletes rotated files older than keepDays', async () => {
