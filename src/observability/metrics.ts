@@ -124,6 +124,8 @@ export class Metrics {
       'RFC 5782 health of each DNSBL zone at its last check, one series per state, 1 for the state it is in: healthy; ' +
       'unhealthy (answers wrongly: its rule rejects nothing); unreachable (the check could not complete: its rule is enforced, onError decides).',
     labelNames: ['zone', 'state'] as const,
+    // Under `workers` the group shows a state if any worker's zone is in it (summed, an alert's `== 1` would miss it).
+    aggregator: 'max',
     registers: [this.registry],
   });
   private readonly dnsblScores = new Histogram({
@@ -208,6 +210,7 @@ export class Metrics {
   private readonly backPressureActive = new Gauge({
     name: 'portcullis_back_pressure',
     help: 'Back pressure: 1 while the event loop lag or resident memory is past its bound (new connections 421 4.3.2, new transactions 452 4.3.1), else 0.',
+    aggregator: 'max',
     registers: [this.registry],
   });
   private readonly backPressureEpisodes = new Counter({
@@ -218,6 +221,8 @@ export class Metrics {
   private readonly stateStoreUp = new Gauge({
     name: 'portcullis_state_store_up',
     help: 'The shared state store (Redis/Valkey): 1 while it answers, 0 while limits and greylisting run on this process\'s local view.',
+    // Under `workers`, 0 as soon as one worker has lost the store.
+    aggregator: 'min',
     registers: [this.registry],
   });
   private readonly stateStoreErrors = new Counter({

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Metrics, isAddressLike, REDACTED_LABEL } from '../../src/observability/metrics.js';
+import { GroupMetrics } from '../../src/observability/group-metrics.js';
 import { verdict } from '../../src/policy/verdict.js';
+import { sample } from '../support/metrics-text.js';
 
 /** Every label value in a Prometheus text exposition. */
 function labelValues(text: string): string[] {
@@ -95,4 +97,23 @@ test('process metrics are opt-in and carry the prefix', async () => {
   const names = m.names();
   assert.ok(names.includes('portcullis_process_resident_memory_bytes'));
   assert.equal(new Metrics().names().some((n) => n.includes('process_')), false);
+});
+
+test('a worker group shows a zone state, back pressure or a lost state store as soon as one worker has it', async () => {
+  const [a, b] = [new Metrics(), new Metrics()];
+  a.zoneHealth('bl.test', 'healthy');
+  b.zoneHealth('bl.test', 'unhealthy');
+  a.stateStore(true);
+  b.stateStore(false);
+  a.backPressure(false);
+  b.backPressure(true);
+  const workers = new Map([
+    [1, await a.registry.getMetricsAsJSON()],
+    [2, await b.registry.getMetricsAsJSON()],
+  ]);
+  const text = await new GroupMetrics().render(new Metrics().registry, workers);
+  assert.equal(sample(text, 'portcullis_dnsbl_zone_health', { zone: 'bl.test', state: 'unhealthy' }), 1, 'what an alert on == 1 looks for');
+  assert.equal(sample(text, 'portcullis_dnsbl_zone_health', { zone: 'bl.test', state: 'healthy' }), 1);
+  assert.equal(sample(text, 'portcullis_state_store_up', {}), 0);
+  assert.equal(sample(text, 'portcullis_back_pressure', {}), 1);
 });
