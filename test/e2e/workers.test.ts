@@ -301,4 +301,19 @@ describe('portcullis serve, workers: 2, the limits and the engine the group shar
       assert.equal(await s.exited, 0);
     }
   });
+
+  it('greylisting and rate limits without state.url: the primary warns that they count per worker', async () => {
+    const backend = await startBackend();
+    const config = path.join(dir, 'per-worker.yaml');
+    fs.writeFileSync(config, `${rulesYaml(backend.port, 'spam@bad.example')}greylisting: { delaySec: 60 }\nrateLimits: { client: { messagesPerMinute: 100 } }\n`);
+    const s = await serve(config);
+    try {
+      const warning = await s.waitLog((l) => l.event === 'per-worker-state', 60_000);
+      assert.deepEqual([warning.level, warning.workers, warning.keys], ['warn', 2, ['rateLimits', 'greylisting']]);
+    } finally {
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 0);
+      await backend.close();
+    }
+  });
 });

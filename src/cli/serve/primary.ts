@@ -99,6 +99,11 @@ export async function runPrimary(config: string, count: number, stop: Promise<un
     logger.info({ metrics: metricsServer.address }, 'metrics listening');
   }
   logger.info({ event: 'ready', workers: count }, `${count} edge workers listening`);
+  const counted = [first.rateLimits && 'rateLimits', first.greylisting && 'greylisting'].filter(Boolean);
+  if (counted.length > 0 && !first.state) {
+    // Each worker's memory store counts on its own: a limit is reached up to `count` times over (docs/workers.md).
+    logger.warn({ event: 'per-worker-state', workers: count, keys: counted }, `${counted.join(' and ')} count per worker without state.url: set state.url to share them`);
+  }
 
   const [signal] = (await stop) as [NodeJS.Signals];
   logger.info({ event: 'drain', workers: workers.size }, `stopping ${workers.size} edge workers`);
