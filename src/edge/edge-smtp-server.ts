@@ -16,6 +16,7 @@ import { isHeloName } from '../net/helo-name.js';
 import { AdaptedConnection, AdaptedSmtpServer, type Adaptation } from '../net/smtp-server-adapter.js';
 import { DataDecoder } from './data-decoder.js';
 import { PipeliningGuard } from './pipelining-guard.js';
+import { ReplyGroups } from './reply-groups.js';
 import { withSessionId } from './session-id-reply.js';
 import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
 import { classDefault, fromServerLines, reply, type SmtpReply } from '../net/smtp-reply.js';
@@ -114,7 +115,12 @@ class EdgeConnection extends AdaptedConnection {
   private readonly deadlines: SessionDeadlines;
   /** Until the session turns out not to enforce the test, or TLS starts (bytes on the raw socket are then ciphertext). */
   private pipelining: PipeliningGuard | undefined = new PipeliningGuard();
-  private readonly countBytes = (chunk: Buffer): void => this.pipelining?.received(chunk.length, this.inData);
+  /** Until TLS starts, as the pipelining test. */
+  private groups: ReplyGroups | undefined;
+  private readonly countBytes = (chunk: Buffer): void => {
+    this.pipelining?.received(chunk.length, this.inData);
+    this.groups?.received(chunk, this.inData);
+  };
 
   constructor(
     server: AdaptedSmtpServer,
@@ -129,6 +135,7 @@ class EdgeConnection extends AdaptedConnection {
       expire: (what) =>
         this.writeReply(what === 'command' ? COMMAND_TIMEOUT : SESSION_TIME_LIMIT, false),
     });
+    this.groups = new ReplyGroups(socket);
     // Before smtp-server pipes the socket into its parser, so each chunk is counted before it is parsed.
     socket.on('data', this.countBytes);
   }
@@ -146,7 +153,9 @@ class EdgeConnection extends AdaptedConnection {
     const r = withSessionId(written, this.session.id);
     this.pipelining?.replied(r.code);
     this.observer.reply(this.session, r);
+    const held = this.groups?.holding(close) ?? false;
     super.writeReply(r, close);
+    this.groups?.written(held);
     this.deadlines.replied(this.inData);
   }
 
@@ -159,6 +168,7 @@ class EdgeConnection extends AdaptedConnection {
   }
 
   protected override ending(): void {
+    this.groups?.flush();
     this.deadlines.stop();
   }
 
@@ -166,17 +176,21 @@ class EdgeConnection extends AdaptedConnection {
     this.deadlines.commandRead();
     const line = command.toString('latin1');
     this.observer.command(this.session, line);
+    this.groups?.command(line);
     // A PROXY v1 header reaching the SMTP dialogue came from an address that is not a configured
     // balancer (headers from balancers are consumed before the session starts): refuse it. A v2
     // header is binary and already fails as unrecognised commands.
     if (/^PROXY /i.test(line)) return PROXY_REFUSED;
     if (!ready) return undefined;
+    const starttls = (this.pipelining || this.groups) && /^STARTTLS\b/i.test(line);
     if (this.pipelining) {
       this.pipelining.command(line);
       const refusal = this.pipelining.violated ? this.pipeliningRefusal() : undefined;
       if (refusal) return refusal;
-      if (/^STARTTLS\b/i.test(line)) this.stopPipeliningTest();
+      if (starttls) this.stopPipeliningTest();
     }
+    // After STARTTLS the raw socket carries ciphertext, and smtp-server writes to the TLS socket.
+    if (starttls) this.stopGrouping();
     return refuseArgument(line);
   }
 
@@ -188,7 +202,13 @@ class EdgeConnection extends AdaptedConnection {
 
   private stopPipeliningTest(): void {
     this.pipelining = undefined;
-    this._socket.off('data', this.countBytes);
+    if (!this.groups) this._socket.off('data', this.countBytes);
+  }
+
+  private stopGrouping(): void {
+    this.groups?.flush();
+    this.groups = undefined;
+    if (!this.pipelining) this._socket.off('data', this.countBytes);
   }
 }
 

@@ -51,10 +51,23 @@ export function isAddressLike(value: string): boolean {
   return value.includes('@') || net.isIP(value.split('/')[0] ?? '') !== 0 || IPV4_IN_TEXT.test(value) || IPV6_IN_TEXT.test(value);
 }
 
+/**
+ * Label values already judged. Every decision labels its check and rule, so the same few configured
+ * names are judged per message; remembering them saves isAddressLike's four tests each time. Bounded,
+ * so that a stream of distinct values (which would be a bug elsewhere) costs only the tests.
+ */
+const judgedLabels = new Map<string, string>();
+const JUDGED_LABELS_MAX = 1024;
+
 /** A label value that is safe to export: configured names pass, addresses and mailboxes do not. */
 export function safeLabel(value: string | undefined): string {
   if (value === undefined || value === '') return 'none';
-  return isAddressLike(value) ? REDACTED_LABEL : value;
+  let safe = judgedLabels.get(value);
+  if (safe === undefined) {
+    safe = isAddressLike(value) ? REDACTED_LABEL : value;
+    if (judgedLabels.size < JUDGED_LABELS_MAX) judgedLabels.set(value, safe);
+  }
+  return safe;
 }
 
 /** Points a list of the DNSBL scoring mode added to one session's score (a policy Contribution fits it). */
