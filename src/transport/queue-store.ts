@@ -7,6 +7,7 @@ import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
+import { ContentCache } from './content-cache.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -122,6 +123,8 @@ export class QueueStore {
   private readonly frozenQueues = new Set<string>();
   /** Content files whose names no directory sync has covered yet: the first record added for one syncs `content/`. */
   private readonly unsyncedContent = new Set<string>();
+  /** Recently written content, read from memory by the split and the local delivery that follow. */
+  private readonly recent = new ContentCache(16 * 1024 * 1024, 256 * 1024);
   private readonly watchers: ((queue: string, message: QueuedMessage) => void)[] = [];
 
   constructor(
@@ -192,8 +195,10 @@ export class QueueStore {
     const target = this.contentPath(contentId);
     try {
       const chunks = typeof source === 'string' ? [Buffer.from(source, 'utf8')] : Buffer.isBuffer(source) ? [source] : (source as AsyncIterable<Buffer>);
-      const size = await writeNewFile(target, chunks, this.fsync);
+      const kept: Buffer[] = [];
+      const size = await writeNewFile(target, keeping(chunks, kept, this.recent.maxItemBytes), this.fsync);
       if (this.fsync) this.unsyncedContent.add(contentId);
+      if (kept.length > 0) this.recent.set(contentId, Buffer.concat(kept));
       return size;
     } catch (err) {
       await unlink(target).catch(() => undefined);
@@ -201,9 +206,15 @@ export class QueueStore {
     }
   }
 
+  /** A content file's bytes when they are still held in memory from its writing, else undefined (read the file). */
+  recentContent(contentId: string): Buffer | undefined {
+    return this.recent.get(contentId);
+  }
+
   /** Removes a content file nothing refers to any more (a transaction that was not answered 250). */
   async discardContent(contentId: string): Promise<void> {
     this.unsyncedContent.delete(contentId);
+    this.recent.delete(contentId);
     await unlink(this.contentPath(contentId)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
@@ -363,6 +374,17 @@ export class QueueStore {
     } catch (err) {
       throw storageError(`writing ${path.relative(this.root, target)}`, err);
     }
+  }
+}
+
+/** Passes the chunks on, and keeps them in `kept` while they add up to at most `limit` bytes (else keeps none). */
+async function* keeping(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, kept: Buffer[], limit: number): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  for await (const chunk of chunks) {
+    bytes += chunk.length;
+    if (bytes <= limit) kept.push(chunk);
+    else kept.length = 0;
+    yield chunk;
   }
 }
 
