@@ -78,7 +78,8 @@ export class DeliveryAttempt {
 
   /** Delivers one local copy and records it in `d`; throws LocalDeliveryError. */
   private async deliverCopy(m: QueuedMessage, d: Delivery, contentPath: string): Promise<void> {
-    await deliverLocal(this.targets.mailboxRoot, d.address, contentPath, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
+    const content = this.ctx.store.recentContent(m.contentId) ?? contentPath;
+    await deliverLocal(this.targets.mailboxRoot, d.address, content, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
       fsync: this.ctx.rules.transport.fsync,
       queueId: m.envelope.id,
       mayBeDelivered: this.ctx.store.recovered(m.rootId),

@@ -10,6 +10,13 @@ const closeFd = promisify(fs.close);
 const FIRST_READ = 16 * 1024;
 const MAX_HEADER = 256 * 1024;
 
+/** The header block of a message's bytes held in memory, as `readHeaderBlock` gives it from the file. */
+export function headerBlockOf(content: Buffer): string {
+  const text = content.subarray(0, MAX_HEADER).toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  return end >= 0 ? text.slice(0, end) : text;
+}
+
 /** The header block of a stored message (up to the first empty line, at most 256 KiB). */
 export async function readHeaderBlock(file: string): Promise<string> {
   const fd = await openFd(file, 'r');

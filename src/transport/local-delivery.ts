@@ -38,7 +38,8 @@ export function localDeliveryHeaders(mailFrom: string, mailbox: string): string 
 export async function deliverLocal(
   mailboxRoot: string,
   mailbox: string,
-  contentPath: string,
+  /** The content's file, or its bytes when they are still in memory. */
+  content: string | Buffer,
   prepend: string,
   options: LocalDeliveryOptions = {},
 ): Promise<void> {
@@ -50,7 +51,7 @@ export async function deliverLocal(
     await ensureMaildir(dir, fsync);
     // A crash between the Maildir file and the removal of its record repeats the delivery: found here, it is not made twice.
     if (options.mayBeDelivered && options.queueId !== undefined && (await holdsDelivery(dir, options.queueId))) return;
-    const written = await writeNewFile(tmpPath, withLf(prepend, contentPath), fsync);
+    const written = await writeNewFile(tmpPath, withLf(prepend, content), fsync);
     if (options.quotaBytes !== undefined) {
       const used = await maildirSize(dir);
       if (used + written > options.quotaBytes) {
@@ -72,12 +73,16 @@ export async function deliverLocal(
 }
 
 /** prepend + content with CRLF turned into LF. */
-async function* withLf(prepend: string, contentPath: string): AsyncGenerator<Buffer> {
+async function* withLf(prepend: string, content: string | Buffer): AsyncGenerator<Buffer> {
   yield Buffer.from(prepend.replace(/\r\n/g, '\n'), 'utf8');
+  if (Buffer.isBuffer(content)) {
+    yield Buffer.from(content.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
+    return;
+  }
   // latin1 maps bytes 1:1, so 8-bit content passes through unchanged; a CR at a chunk's end waits
   // for the next chunk to see whether it starts an LF.
   let carry = '';
-  for await (const chunk of createReadStream(contentPath)) {
+  for await (const chunk of createReadStream(content)) {
     let text = carry + (chunk as Buffer).toString('latin1');
     carry = text.endsWith('\r') ? '\r' : '';
     if (carry) text = text.slice(0, -1);

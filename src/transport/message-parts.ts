@@ -4,7 +4,7 @@ import { categorize, countHops, outboundRecipient } from './categorizer.js';
 import type { DeliveryAttempt } from './delivery-attempt.js';
 import type { DeliveryReport } from './delivery-report.js';
 import type { Expiry } from './expiry.js';
-import { readHeaderBlock } from './header-block.js';
+import { headerBlockOf, readHeaderBlock } from './header-block.js';
 import type { QueueContext } from './queue-context.js';
 import { remoteQueue, type Delivery, type QueuedMessage } from './queue-store.js';
 import { failedRetryAt } from './retry-schedule.js';
@@ -29,7 +29,8 @@ export class MessageParts {
     const { rules, store, clock } = this.ctx;
     let header: string;
     try {
-      header = await readHeaderBlock(store.contentPath(m.contentId));
+      const recent = store.recentContent(m.contentId);
+      header = recent ? headerBlockOf(recent) : await readHeaderBlock(store.contentPath(m.contentId));
     } catch (err) {
       const lastError = `4.3.0 Message content unreadable: ${(err as Error).message}`;
       if (this.expiry.isDue(m)) {

@@ -1,8 +1,13 @@
+/**
+ * Longer than 350 lines because the record types, the index and the on-disk layout they are kept in
+ * (which directory holds what, which writes are synced when) are one contract, read together.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
+import { ContentCache } from './content-cache.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -96,12 +101,18 @@ export function newQueueId(now: number): string {
 }
 
 const ENVELOPE_SUFFIX = '.json';
+const CONTENT_DIR = 'content';
+/** Where the envelopes of `pre-submission` were kept before they moved beside their content. */
+const LEGACY_PRE_SUBMISSION_DIR = 'pre-submission';
 
 /**
  * The queue on disk: `content/<id>.eml` holds each message's bytes, written once; an envelope file
  * `<state>[/<destination>]/<id>.json` says where the message stands. Every write goes to `tmp/`, is
  * fsynced, renamed into place, and the directory fsynced; a move between queues is one rename. So at
  * any crash each message has exactly one envelope file, complete, and `open` rebuilds from them.
+ * `pre-submission`'s envelopes live in `content/`, beside the content they arrive with, so one sync
+ * of that directory makes both names durable before the 250 (a content file's name is otherwise
+ * synced with the first record that refers to it).
  */
 export class QueueStore {
   private readonly index = new Map<string, StoredMessage>();
@@ -110,6 +121,10 @@ export class QueueStore {
   /** Records per content file: a removal knows whether the content goes too without a scan of the queue. */
   private readonly contentRefs = new Map<string, number>();
   private readonly frozenQueues = new Set<string>();
+  /** Content files whose names no directory sync has covered yet: the first record added for one syncs `content/`. */
+  private readonly unsyncedContent = new Set<string>();
+  /** Recently written content, read from memory by the split and the local delivery that follow. */
+  private readonly recent = new ContentCache(16 * 1024 * 1024, 256 * 1024);
   private readonly watchers: ((queue: string, message: QueuedMessage) => void)[] = [];
 
   constructor(
@@ -120,7 +135,8 @@ export class QueueStore {
   /** Creates the directories, drops half-written temporary files, and loads every envelope; returns the count. */
   async open(): Promise<number> {
     await rm(path.join(this.root, 'tmp'), { recursive: true, force: true });
-    for (const dir of ['tmp', 'content', ...QUEUE_STATES]) await mkdir(path.join(this.root, dir), { recursive: true });
+    for (const state of ['tmp', CONTENT_DIR, ...QUEUE_STATES]) await mkdir(this.queueDir(state), { recursive: true });
+    await this.moveLegacyPreSubmission();
     this.index.clear();
     this.contentRefs.clear();
     this.recoveredRoots.clear();
@@ -136,10 +152,24 @@ export class QueueStore {
     return this.index.size;
   }
 
+  /** A store written before `pre-submission` moved into `content/`: its envelopes are moved there (durably) and the old directory goes. */
+  private async moveLegacyPreSubmission(): Promise<void> {
+    const legacy = path.join(this.root, LEGACY_PRE_SUBMISSION_DIR);
+    const names = await readdir(legacy).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (names === undefined) return;
+    for (const name of names) await rename(path.join(legacy, name), path.join(this.queueDir('pre-submission'), name));
+    if (this.fsync) await fsyncDir(this.queueDir('pre-submission'));
+    await rm(legacy, { recursive: true });
+    if (this.fsync) await fsyncDir(this.root);
+  }
+
   private async loadQueue(queue: string): Promise<void> {
-    for (const name of await readdir(path.join(this.root, queue))) {
+    for (const name of await readdir(this.queueDir(queue))) {
       if (!name.endsWith(ENVELOPE_SUFFIX)) continue;
-      const message = JSON.parse(await readFile(path.join(this.root, queue, name), 'utf8')) as QueuedMessage;
+      const message = JSON.parse(await readFile(path.join(this.queueDir(queue), name), 'utf8')) as QueuedMessage;
       this.index.set(message.envelope.id, { queue, message });
       this.refContent(message.contentId, 1);
       this.recoveredRoots.add(message.rootId);
@@ -148,24 +178,27 @@ export class QueueStore {
 
   /** Content a crash left without any envelope (received but never answered 250, or fully delivered). */
   private async dropUnreferencedContent(): Promise<void> {
-    for (const name of await readdir(path.join(this.root, 'content'))) {
-      if (!this.contentRefs.has(name.replace(/\.eml$/, ''))) await unlink(path.join(this.root, 'content', name));
+    for (const name of await readdir(path.join(this.root, CONTENT_DIR))) {
+      // Envelopes of pre-submission share the directory.
+      if (name.endsWith(ENVELOPE_SUFFIX)) continue;
+      if (!this.contentRefs.has(name.replace(/\.eml$/, ''))) await unlink(path.join(this.root, CONTENT_DIR, name));
     }
   }
 
   /** The path of a content file. */
   contentPath(contentId: string): string {
-    return path.join(this.root, 'content', `${contentId}.eml`);
+    return path.join(this.root, CONTENT_DIR, `${contentId}.eml`);
   }
 
-  /** Writes a message's content from a stream, fsynced; resolves to its size in bytes. */
+  /** Writes a message's content from a stream, fsynced; its name is made durable by the first `add` that refers to it. Resolves to its size in bytes. */
   async writeContent(contentId: string, source: Readable | Buffer | string): Promise<number> {
     const target = this.contentPath(contentId);
     try {
       const chunks = typeof source === 'string' ? [Buffer.from(source, 'utf8')] : Buffer.isBuffer(source) ? [source] : (source as AsyncIterable<Buffer>);
-      const size = await writeNewFile(target, chunks, this.fsync);
-      // The file's name must survive a power failure too: the 250 that follows promises the content.
-      if (this.fsync) await fsyncDir(path.dirname(target));
+      const kept: Buffer[] = [];
+      const size = await writeNewFile(target, keeping(chunks, kept, this.recent.maxItemBytes), this.fsync);
+      if (this.fsync) this.unsyncedContent.add(contentId);
+      if (kept.length > 0) this.recent.set(contentId, Buffer.concat(kept));
       return size;
     } catch (err) {
       await unlink(target).catch(() => undefined);
@@ -173,17 +206,30 @@ export class QueueStore {
     }
   }
 
+  /** A content file's bytes when they are still held in memory from its writing, else undefined (read the file). */
+  recentContent(contentId: string): Buffer | undefined {
+    return this.recent.get(contentId);
+  }
+
   /** Removes a content file nothing refers to any more (a transaction that was not answered 250). */
   async discardContent(contentId: string): Promise<void> {
+    this.unsyncedContent.delete(contentId);
+    this.recent.delete(contentId);
     await unlink(this.contentPath(contentId)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
   }
 
-  /** Adds a new record to a queue, durably. */
+  /** Adds a new record to a queue, durably: its envelope, and the name of its content if no sync covered it yet. */
   async add(queue: string, message: QueuedMessage): Promise<void> {
     if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
     await this.writeEnvelope(queue, message);
+    if (this.unsyncedContent.delete(message.contentId) && this.queueDir(queue) !== path.join(this.root, CONTENT_DIR)) {
+      // The 250 (or the report) that follows promises the content: its name must survive a power failure too.
+      await fsyncDir(path.join(this.root, CONTENT_DIR)).catch((err: unknown) => {
+        throw storageError(`syncing the content of ${message.envelope.id}`, err);
+      });
+    }
     this.index.set(message.envelope.id, { queue, message });
     this.refContent(message.contentId, 1);
     this.changed(queue, message);
@@ -212,8 +258,8 @@ export class QueueStore {
       stored.queue = queue;
       this.changed(queue, message);
       if (this.fsync) {
-        await fsyncDir(path.join(this.root, queue));
-        await fsyncDir(path.join(this.root, from));
+        await fsyncDir(this.queueDir(queue));
+        await fsyncDir(this.queueDir(from));
       }
     } catch (err) {
       throw storageError(`moving ${message.envelope.id} to ${queue}`, err);
@@ -299,7 +345,7 @@ export class QueueStore {
   }
 
   private envelopePath(queue: string, id: string): string {
-    return path.join(this.root, queue, `${id}${ENVELOPE_SUFFIX}`);
+    return path.join(this.queueDir(queue), `${id}${ENVELOPE_SUFFIX}`);
   }
 
   private async writeEnvelope(queue: string, message: QueuedMessage): Promise<void> {
@@ -311,9 +357,14 @@ export class QueueStore {
 
   /** Creates a queue's directory if missing, synced into its parent: a crash must not lose a new `remote-delivery/<destination>` with its envelopes. */
   private async ensureQueueDir(queue: string): Promise<void> {
-    const dir = path.join(this.root, queue);
+    const dir = this.queueDir(queue);
     const created = await mkdir(dir, { recursive: true });
     if (created !== undefined && this.fsync) await fsyncDir(path.dirname(dir));
+  }
+
+  /** A queue's directory: `pre-submission` shares `content/`, every other queue has its own. */
+  private queueDir(queue: string): string {
+    return path.join(this.root, queue === 'pre-submission' ? CONTENT_DIR : queue);
   }
 
   private async writeAtomic(target: string, text: string): Promise<void> {
@@ -323,6 +374,17 @@ export class QueueStore {
     } catch (err) {
       throw storageError(`writing ${path.relative(this.root, target)}`, err);
     }
+  }
+}
+
+/** Passes the chunks on, and keeps them in `kept` while they add up to at most `limit` bytes (else keeps none). */
+async function* keeping(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, kept: Buffer[], limit: number): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  for await (const chunk of chunks) {
+    bytes += chunk.length;
+    if (bytes <= limit) kept.push(chunk);
+    else kept.length = 0;
+    yield chunk;
   }
 }
 

@@ -11,6 +11,12 @@ interface Entry {
   message: QueuedMessage;
 }
 
+/** One run's records already worked on (`id@queue`), and its workers. */
+interface Run {
+  done: Set<string>;
+  workers: Set<Promise<void>>;
+}
+
 /** What the scheduler works with. */
 export interface SchedulerOptions {
   store: QueueStore;
@@ -44,6 +50,8 @@ export class Scheduler {
   // Records due at the same time go first come, first served: queue ids sort by time received, and a part's follows its message's.
   private readonly due = new MinHeap<Entry>(({ message: a }, { message: b }) => a.nextAttemptAt < b.nextAttemptAt || (a.nextAttemptAt === b.nextAttemptAt && a.envelope.id < b.envelope.id));
   private running: Promise<void> | null = null;
+  /** The run under way, while it drains: a kick meanwhile adds workers to it. */
+  private current: Run | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
 
@@ -74,6 +82,7 @@ export class Scheduler {
   runDue(): Promise<void> {
     if (this.running) {
       this.again = true;
+      if (this.current) this.fill(this.current);
       return this.running;
     }
     this.running = (async () => {
@@ -123,22 +132,46 @@ export class Scheduler {
   private async drain(): Promise<void> {
     for (const e of this.setAside.splice(0)) this.due.push(e);
     // A record is worked on once per queue per run, so a run always ends.
-    const done = new Set<string>();
+    const run: Run = { done: new Set<string>(), workers: new Set<Promise<void>>() };
+    this.current = run;
+    try {
+      do {
+        this.fill(run);
+        // Workers started meanwhile (by `fill`) join the set; a worker leaves it when it ends.
+        while (run.workers.size > 0) await Promise.all(run.workers);
+      } while (this.nextDue(run.done));
+    } finally {
+      this.current = undefined;
+    }
+  }
+
+  /**
+   * Starts workers up to WORKERS while work is due. Called at the start of a run, on each kick during
+   * it, and after each attempt: a worker ends as soon as nothing is due, so without this a run that
+   * began with one due record went on with that one worker however much arrived later.
+   */
+  private fill(run: Run): void {
+    while (run.workers.size < WORKERS && this.nextDue(run.done)) {
+      const worker: Promise<void> = this.work(run).finally(() => run.workers.delete(worker));
+      run.workers.add(worker);
+      // A rejection reaches `drain` through Promise.all; one started after the run already ended on another must not go unhandled.
+      worker.catch(() => undefined);
+    }
+  }
+
+  /** Takes due records one after another (the first synchronously, so `fill` sees it gone) until none is left. */
+  private async work(run: Run): Promise<void> {
     const take = (): StoredMessage | undefined => {
-      const e = this.nextDue(done);
+      const e = this.nextDue(run.done);
       if (!e) return undefined;
       this.due.pop();
-      done.add(`${e.message.envelope.id}@${e.queue}`);
+      run.done.add(`${e.message.envelope.id}@${e.queue}`);
       return e;
     };
-    const worker = async (): Promise<void> => {
-      for (let s = take(); s; s = take()) {
-        await this.hold(s.message.envelope.id, this.o.attempt(s));
-      }
-    };
-    do {
-      await Promise.all(Array.from({ length: WORKERS }, worker));
-    } while (this.nextDue(done));
+    for (let s = take(); s; s = take()) {
+      await this.hold(s.message.envelope.id, this.o.attempt(s));
+      this.fill(run);
+    }
   }
 
   /** The first entry due now that may be worked on, left on the heap; the entries before it are dropped for this run. */

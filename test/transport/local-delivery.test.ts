@@ -4,7 +4,9 @@ import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import fc from 'fast-check';
 import { deliverLocal, LocalDeliveryError, localDeliveryHeaders } from '../../src/transport/local-delivery.js';
+import { headerBlockOf, readHeaderBlock } from '../../src/transport/header-block.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
 
 let root: string;
@@ -101,4 +103,29 @@ test('a delivery repeated after a crash finds the file it made, in new/ or moved
   await deliverLocal(root, box, content, localDeliveryHeaders('a@b.test', box), { fsync: false, queueId: 'Q0001-10', mayBeDelivered: true });
   await deliverLocal(root, box, content, localDeliveryHeaders('a@b.test', box), { fsync: false, queueId: 'Q0001-1' });
   assert.equal((await readdir(path.join(dir, 'new'))).length, 2);
+});
+
+test('property: content delivered from memory (fresh mail) makes the same Maildir file, and the same header block, as from its file', async () => {
+  // Bytes a sender controls, CR and LF in any places, 8-bit included.
+  const bytes = fc.array(fc.oneof(fc.constantFrom(13, 10), fc.integer({ min: 0, max: 255 })), { maxLength: 3000 }).map((a) => Buffer.from(a));
+  let n = 0;
+  await fc.assert(
+    fc.asyncProperty(bytes, async (body) => {
+      n++;
+      const file = path.join(root, `prop-${n}.eml`);
+      await writeFile(file, body);
+      const fromFile = `prop-file-${n}@example.com`;
+      const fromMemory = `prop-memory-${n}@example.com`;
+      await deliverLocal(root, fromFile, file, localDeliveryHeaders('s@remote.test', 'x@example.com'), { fsync: false });
+      await deliverLocal(root, fromMemory, body, localDeliveryHeaders('s@remote.test', 'x@example.com'), { fsync: false });
+      const read = async (box: string): Promise<Buffer> => {
+        const dir = path.join(mailboxDir(root, box), 'new');
+        const [name] = await readdir(dir);
+        return readFile(path.join(dir, name!));
+      };
+      assert.deepEqual(await read(fromMemory), await read(fromFile));
+      assert.equal(headerBlockOf(body), await readHeaderBlock(file));
+    }),
+    { numRuns: 40 },
+  );
 });

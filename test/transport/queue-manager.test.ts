@@ -252,12 +252,22 @@ test('a message at the size limit is delivered after its 250, and the NDR of one
 
 test('unreadable content is retried in failed-retry until it expires, then fails 4.4.7 and leaves the queue', async () => {
   const clock = new ManualClock();
-  const engine = await startEngine(engineRules(path.join(dir, 'unreadable')), { clock });
+  const rules = engineRules(path.join(dir, 'unreadable'));
+  const first = await startEngine(rules, { clock });
+  let id: string;
+  let contentPath: string;
+  try {
+    await first.manager.setFrozen('pre-submission', true);
+    id = queuedId((await sendMessage(first.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: message('Lost content') })).at(-1)!);
+    contentPath = first.store.contentPath(first.store.get(id)!.message.contentId);
+  } finally {
+    await first.close();
+  }
+  // Lost while the engine was down: a running engine still holds what it received moments ago in memory.
+  await unlink(contentPath);
+  const engine = await startEngine(rules, { clock });
   try {
     const t0 = clock.now();
-    await engine.manager.setFrozen('pre-submission', true);
-    const id = queuedId((await sendMessage(engine.address.port, { from: 'alice@example.test', to: ['bob@example.test'], content: message('Lost content') })).at(-1)!);
-    await unlink(engine.store.contentPath(engine.store.get(id)!.message.contentId));
     await engine.manager.setFrozen('pre-submission', false);
     await settle(engine);
     assert.match(engine.manager.messages('failed-retry')[0]?.status ?? '', /^4\.3\.0 Message content unreadable/);

@@ -1,12 +1,12 @@
 /** The engine's SMTP listener: replies, what is on disk at the 250, DSN parameters, XFORWARD, allowFrom, size, disk failure. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TransportEngine } from '../../src/transport/engine.js';
 import type { QueuedMessage } from '../../src/transport/queue-store.js';
-import { engineRules, message, queuedId, RawSmtp, sendMessage, startEngine } from './engine-harness.js';
+import { engineRules, maildirFiles, message, queuedId, RawSmtp, sendMessage, startEngine, waitFor } from './engine-harness.js';
 
 let dir: string;
 let engine: TransportEngine;
@@ -45,7 +45,8 @@ test('250 2.6.0 <id@host> only once content and envelope are in pre-submission, 
   assert.match(replies.at(-1)!.text, /@mx\.example\.test> Queued mail for delivery$/);
 
   const queueDir = engine.paths.queueDir;
-  const stored = JSON.parse(await readFile(path.join(queueDir, 'pre-submission', `${id}.json`), 'utf8')) as QueuedMessage;
+  // pre-submission's envelopes sit beside their content, so one sync of content/ covers both names.
+  const stored = JSON.parse(await readFile(path.join(queueDir, 'content', `${id}.json`), 'utf8')) as QueuedMessage;
   assert.equal(stored.envelope.mailFrom, 'sender@remote.test');
   assert.equal(stored.envelope.ret, 'HDRS');
   assert.equal(stored.envelope.envid, 'env+42');
@@ -108,4 +109,32 @@ test('greets at once: ten connections in a row are greeted in less time than smt
   }
   const elapsed = performance.now() - started;
   assert.ok(elapsed < 1000, `10 greetings took ${elapsed.toFixed(0)} ms; with the early-talker pause they take at least 1000 ms`);
+});
+
+test('a queue left by an earlier version (pre-submission/<id>.json) is taken over at start: its mail is delivered once and the old directory goes', async () => {
+  const data = path.join(dir, 'legacy');
+  const first = await startEngine(engineRules(data));
+  let id: string;
+  try {
+    await first.manager.setFrozen('pre-submission', true);
+    id = queuedId((await sendMessage(first.address.port, { from: 'a@remote.test', to: ['alice@example.test'], content: message('legacy') })).at(-1)!);
+  } finally {
+    await first.close();
+  }
+  // The layout before pre-submission moved beside the content.
+  const queueDir = first.paths.queueDir;
+  await mkdir(path.join(queueDir, 'pre-submission'));
+  await rename(path.join(queueDir, 'content', `${id}.json`), path.join(queueDir, 'pre-submission', `${id}.json`));
+
+  const second = await startEngine(engineRules(data));
+  try {
+    assert.equal(second.store.get(id)?.queue, 'pre-submission');
+    await second.manager.setFrozen('pre-submission', false);
+    await second.manager.runDue();
+    await waitFor(async () => (await maildirFiles(second.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the legacy message in the Maildir');
+    assert.equal((await readdir(queueDir)).includes('pre-submission'), false);
+    assert.deepEqual(await readdir(path.join(queueDir, 'content')), []);
+  } finally {
+    await second.close();
+  }
 });

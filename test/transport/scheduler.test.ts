@@ -137,6 +137,43 @@ test("a record passed over while an administrator's change holds it is worked on
   }
 });
 
+test('records that arrive while a run works on one are taken up at once by the free workers, eight at a time', async () => {
+  // Every attempt waits at a barrier that opens when eight are in progress together (or after a bound).
+  let open!: () => void;
+  const barrier = new Promise<void>((resolve) => (open = resolve));
+  const bound = setTimeout(open, 3000);
+  let firstStarted!: () => void;
+  const first = new Promise<void>((resolve) => (firstStarted = resolve));
+  let inFlight = 0;
+  let most = 0;
+  const t = await setUp(async (s, store) => {
+    most = Math.max(most, ++inFlight);
+    if (inFlight === 8) open();
+    firstStarted();
+    await barrier;
+    inFlight--;
+    await store.remove(s.message.envelope.id);
+  });
+  try {
+    // The run starts with one record due, as when the first message of a burst arrives.
+    await t.store.add('pre-submission', record('FIRST', 0));
+    const run = t.scheduler.runDue();
+    await first;
+    // The rest of the burst arrives while FIRST is in progress, each with a kick, as the receive server does.
+    for (let i = 0; i < 10; i++) {
+      await t.store.add('pre-submission', record(`NEXT${i}`, 0));
+      t.scheduler.kick();
+    }
+    await run;
+    await t.scheduler.runDue();
+    assert.equal(t.store.all().length, 0);
+    assert.equal(most, 8, 'records worked on at once');
+  } finally {
+    clearTimeout(bound);
+    await t.done();
+  }
+});
+
 test('property: one run works on exactly the due, unfrozen records, in order of next attempt', async () => {
   const states = ['deferred', 'unreachable', 'remote-delivery/a.test', 'remote-delivery/b.test'] as const;
   const recordArb = fc.record({
