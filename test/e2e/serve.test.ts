@@ -184,4 +184,26 @@ describe('portcullis serve', () => {
       taken.close();
     }
   });
+
+  it('state.url is the store serve opens: an unreachable Redis is logged, and mail still flows on the local view', async () => {
+    const closed = net.createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const port = (closed.address() as net.AddressInfo).port;
+    closed.close();
+    const config = path.join(dir, 'state.json');
+    const rules = JSON.parse(rulesText(backend.port, 'spam@bad.example', 1000)) as Record<string, unknown>;
+    fs.writeFileSync(config, JSON.stringify({ ...rules, state: { url: `redis://127.0.0.1:${port}`, timeoutMs: 200 } }));
+    const s = await serve(config);
+    try {
+      const down = await s.waitLog((l) => l.event === 'state-store', 15_000);
+      assert.deepEqual([down.level, down.up], ['warn', false]);
+      const c = await greeted(s.port);
+      assert.equal((await c.cmd('MAIL FROM:<alice@example.org>')).code, 250);
+      c.quit();
+    } finally {
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 0);
+    }
+  });
 });
