@@ -93,7 +93,7 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
     const spf = await policy.spf(input.from, input.helo);
     if (spf && spf.action !== 'accept') mail = spf;
   }
-  result.mail = mail.action === 'accept' ? relayed(mail) : stage(mail);
+  result.mail = passedOn(mail, false);
   mark('mail');
   if (mail.action === 'drop') return result;
 
@@ -107,7 +107,7 @@ export async function simulate(engine: PolicyEngine, input: SimulatedSession): P
     const v = await policy.rcptTo(address);
     mark('rcpt', result.rcpt.length);
     // Under an archive verdict nothing is relayed: the edge answers every recipient itself.
-    result.rcpt.push({ address, ...(v.action === 'accept' && !policy.archive ? relayed(v) : stage(v)) });
+    result.rcpt.push({ address, ...passedOn(v, policy.archive !== undefined) });
     if (v.action === 'accept') accepted += 1;
     if (v.action === 'drop') return result;
   }
@@ -138,7 +138,8 @@ async function messageFrom(message: Buffer): Promise<string | undefined> {
   return headerFromAddress(section.head);
 }
 
-function stage(v: Verdict): StageResult {
+/** A verdict as `check` shows it (and `explain`, from a record). */
+export function stage(v: Verdict): StageResult {
   const s: StageResult = { action: v.action, step: v.step, check: v.check };
   if (v.code > 0) {
     s.code = v.code;
@@ -150,9 +151,13 @@ function stage(v: Verdict): StageResult {
   return s;
 }
 
-/** A command the filters pass goes on to the back end, whose reply the client gets instead of ours. */
-function relayed(v: Verdict): StageResult {
+/**
+ * A command the filters pass goes on to the back end, whose reply the client gets instead of ours;
+ * under an archive verdict nothing is relayed and the edge answers itself.
+ */
+export function passedOn(v: Verdict, archived: boolean): StageResult {
   const s = stage(v);
+  if (v.action !== 'accept' || archived) return s;
   delete s.reply;
   s.relayed = true;
   return s;

@@ -4,28 +4,7 @@
  * verdicts and traces, never from a new run of the rules.
  */
 import type { DecisionRecord, RecordedEvent } from '../../policy/decision-record.js';
-import { replyLine, type Verdict } from '../../policy/verdict.js';
-import type { RcptResult, SimulationResult, Stage, StageResult } from '../check/simulate.js';
-
-function stage(v: Verdict): StageResult {
-  const s: StageResult = { action: v.action, step: v.step, check: v.check };
-  if (v.code > 0) {
-    s.code = v.code;
-    s.reply = replyLine(v);
-  }
-  if (v.rule !== undefined) s.rule = v.rule;
-  if (v.delayMs) s.delayMs = v.delayMs;
-  return s;
-}
-
-/** Filters that passed a command leave the reply to the back end, as `check` shows it. */
-function passed(v: Verdict, archived: boolean): StageResult {
-  const s = stage(v);
-  if (v.action !== 'accept' || archived) return s;
-  delete s.reply;
-  s.relayed = true;
-  return s;
-}
+import { passedOn, stage, type RcptResult, type SimulationResult, type Stage } from '../check/simulate.js';
 
 const STAGE: Record<RecordedEvent['kind'], Stage> = { connect: 'connect', helo: 'helo', mail: 'mail', rcpt: 'rcpt', data: 'data' };
 
@@ -61,11 +40,11 @@ export function recordTraces(record: DecisionRecord): SimulationResult[] {
       current.helo = helo;
     } else if (event.kind === 'mail') {
       archived = event.verdict.action === 'archive';
-      current.mail = passed(event.verdict, false);
+      current.mail = passedOn(event.verdict, false);
     } else if (event.kind === 'rcpt') {
       current.rcpt ??= [];
       recipient = current.rcpt.length;
-      const r: RcptResult = { address: event.address, ...passed(event.verdict, archived) };
+      const r: RcptResult = { address: event.address, ...passedOn(event.verdict, archived) };
       current.rcpt.push(r);
     } else if (event.kind === 'data') {
       current.data = stage(event.verdict);
