@@ -4,6 +4,7 @@ import { loadRules } from '../config/load.js';
 import { normalizeIp } from '../net/ip.js';
 import { DirectoryModel } from '../directory/directory-model.js';
 import { openDnsbl } from '../dns/dnsbl-runtime.js';
+import { freshLimitPorts } from '../policy/limits.js';
 import { PolicyEngine } from '../policy/policy-engine.js';
 import { systemClock } from '../runtime/clock.js';
 import { renderText } from './check/render.js';
@@ -65,6 +66,7 @@ export const checkCommand: Command = {
         health: dnsbl.health,
         hostNames: dnsbl.hostNames,
         directory: DirectoryModel.fromRules(rules),
+        limits: freshLimitPorts(),
         ...(rules.listeners.some((l) => l.senderAuth) ? { senderAuth: openSenderAuth(rules) } : {}),
       });
       const result = await simulate(engine, {

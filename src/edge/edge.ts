@@ -106,11 +106,6 @@ async function shadowOf(rules: Rules, logger: Logger, previous?: Running): Promi
   }
 }
 
-/** A candidate judged without state: its limits would count on a store of their own and disagree with the live ones for that alone. */
-function withoutLimits(rules: Rules): Rules {
-  return { ...rules, rateLimits: undefined, backPressure: undefined, greylisting: undefined };
-}
-
 /**
  * One generation of the edge. A reload whose `dns` settings are unchanged keeps the DNSBL cache and
  * zone health of `previous` (answers within their TTL stay good), checking only zones it adds; one
@@ -147,7 +142,7 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
   });
   // The candidate counts nothing (no rate-limit counters, greylisting triplets or score metrics) and
   // runs no sender authentication: its verdicts stop at the envelope and header checks.
-  const shadow = shadowRules && new PolicyEngine(withoutLimits(shadowRules), { ...deps, directory: DirectoryModel.fromRules(shadowRules) });
+  const shadow = shadowRules && new PolicyEngine(shadowRules, { ...deps, directory: DirectoryModel.fromRules(shadowRules) });
   const target: BackendTarget = {
     host,
     port,

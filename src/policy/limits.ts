@@ -28,13 +28,21 @@ export interface Limits {
 const IGNORED: LimitEvents = { backPressure: () => undefined, rateLimited: () => undefined, greylisting: () => undefined };
 
 /**
- * The limits of one rule set. Without ports (`portcullis check`) they count in a fresh memory store
- * of their own: a simulation shows what a client new to the system gets and never writes to the
- * store the servers share.
+ * Ports for a simulation (`portcullis check`): a fresh memory store of its own, so it shows what a
+ * client new to the system gets and never writes to the store the servers share.
+ */
+export function freshLimitPorts(clock: Clock = systemClock): LimitPorts {
+  return { store: new MemoryStateStore(10_000), clock, events: IGNORED };
+}
+
+/**
+ * The limits of one rule set. They are state, not rules: without ports (a shadow rule set, a
+ * replay) none of them runs, as a store of their own would disagree with the live one for that alone.
  */
 export function compileLimits(rules: Rules, ports?: LimitPorts): Limits {
-  const { store, clock, probe, events } = ports ?? { store: new MemoryStateStore(10_000), clock: systemClock, events: IGNORED };
   const limits: Limits = {};
+  if (!ports) return limits;
+  const { store, clock, probe, events } = ports;
   if (rules.backPressure && probe) limits.backPressure = new BackPressure(rules.backPressure, probe, events);
   if (rules.rateLimits) limits.rateLimits = new RateLimits(rules.rateLimits, store, clock, events);
   if (rules.greylisting) limits.greylisting = new Greylisting(rules.greylisting, store, clock, events);

@@ -156,6 +156,17 @@ describe('decision records from a real serve, replayed, explained and counted', 
     }
   });
 
+  it('limits and greylisting are state, not rules: a candidate that adds them replays with no change', async () => {
+    const candidate = path.join(dir, 'with-limits.json');
+    const liveRules = JSON.parse(fs.readFileSync(live, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(candidate, JSON.stringify({ ...liveRules, greylisting: { delaySec: 300 }, rateLimits: { client: { recipientsPerMinute: 1 } } }));
+    const r = await cli('replay', '--rules', candidate, '--records', records, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { groups: unknown[]; changedRecipients: Record<string, number> };
+    assert.deepEqual(report.groups, []);
+    assert.deepEqual(Object.values(report.changedRecipients), [0, 0]);
+  });
+
   it('a candidate without the exception and the header block lists exactly the changed recipients, by deciding rule', async () => {
     const candidate = path.join(dir, 'candidate.json');
     fs.writeFileSync(
