@@ -34,8 +34,8 @@ interface Queued {
 }
 
 const DAY_MS = 86_400_000;
-/** Characters that may precede an address's local part inside a JSON string without being part of it. */
-const LOCAL_PART_CHAR = "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]";
+/** A character of an unquoted local part (RFC 5322 atext and dots; any non-ASCII character, RFC 6532). */
+const LOCAL_PART_CHAR_UTF8 = "[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\\u0080-\\uffff-]";
 
 /**
  * The rotated name of the current file: its path, the UTC time it was rotated, the process and a
@@ -200,15 +200,33 @@ export function hashLocalPart(local: string, salt: Buffer): string {
   return `h.${createHmac('sha256', salt).update(local.toLowerCase()).digest('hex').slice(0, 16)}`;
 }
 
-/** Every occurrence of each address in the serialised record, its local part replaced by its hash. */
+/**
+ * Where a local part may stand in the serialised record: a run of local-part characters (any non-ASCII
+ * character among them, for SMTPUTF8) or a quoted string as JSON escapes it (its own `\"` and `\\`
+ * escaped once more), before an `@` and not inside a longer run.
+ */
+// Inside the quotes: a plain character, a JSON escape, or a quoted pair (a backslash, JSON `\\`, and the
+// one character it escapes): read left to right, the closing quote is the first one no pair takes.
+const QUOTED_LOCAL_PART = String.raw`\\"(?:[^"\\]|\\[^"\\]|\\\\(?:\\["\\]|[^"\\]))*\\"`;
+const LOCAL_PART_TOKEN = new RegExp(`(?<!${LOCAL_PART_CHAR_UTF8})(${LOCAL_PART_CHAR_UTF8}+|${QUOTED_LOCAL_PART})@`, 'g');
+
+/**
+ * Every occurrence of each address in the serialised record, its local part replaced by its hash.
+ * One pass over the record whatever the number of addresses: a session with thousands of recipients
+ * costs the length of its record, not that times the recipients.
+ */
 export function pseudonymise(json: string, addresses: readonly string[], salt: Buffer): string {
-  let out = json;
-  for (const address of new Set(addresses)) {
+  const hashes = new Map<string, string>();
+  for (const address of addresses) {
     const at = address.lastIndexOf('@');
     if (at <= 0) continue;
     const local = address.slice(0, at);
-    const escaped = JSON.stringify(local).slice(1, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    out = out.replace(new RegExp(`(?<!${LOCAL_PART_CHAR})${escaped}@`, 'gi'), `${hashLocalPart(local, salt)}@`);
+    const key = JSON.stringify(local).slice(1, -1).toLowerCase();
+    if (!hashes.has(key)) hashes.set(key, hashLocalPart(local, salt));
   }
-  return out;
+  if (hashes.size === 0) return json;
+  return json.replace(LOCAL_PART_TOKEN, (whole, local: string) => {
+    const hash = hashes.get(local.toLowerCase());
+    return hash === undefined ? whole : `${hash}@`;
+  });
 }

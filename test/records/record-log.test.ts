@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RecordLog } from '../../src/observability/record-log.js';
+import fc from 'fast-check';
+import { hashLocalPart, pseudonymise, RecordLog } from '../../src/observability/record-log.js';
 import { readRecords } from '../../src/cli/records/read-records.js';
 
 class ManualClock {
@@ -164,5 +165,31 @@ describe('RecordLog, the file taken away', () => {
     const ids: string[] = [];
     for await (const r of readRecords(file)) ids.push(r.id);
     assert.deepEqual(ids, ['after1', 'after2']);
+  });
+});
+
+describe('pseudonymise: property', () => {
+  const atext = fc.string({ unit: fc.constantFrom(...'abcXYZ019.!#$%&*+/=?^_`{|}~-é中'.split('')), minLength: 1, maxLength: 12 });
+  const quoted = fc.string({ unit: fc.constantFrom(...'ab \\@,x"'.split('')), maxLength: 8 }).map((s) => `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"`);
+  const address = fc.tuple(fc.oneof(atext, quoted), fc.constantFrom('example.com', 'EXAMPLE.org')).map(([l, d]) => `${l}@${d}`);
+
+  it('no given local part is left before its @ in any case; the record stays the same JSON otherwise', () => {
+    const salt = Buffer.from('0123456789abcdef');
+    fc.assert(
+      fc.property(fc.uniqueArray(address, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 4 }), (addresses, upper) => {
+        // The addresses as a session's record holds them: envelope fields, reply texts, some in another case.
+        const shown = addresses.map((a, i) => (upper.includes(i) ? a.toUpperCase() : a));
+        const json = JSON.stringify({ to: shown, text: shown.map((a) => `<${a}>... Recipient OK`).join(' '), other: 'postmaster@example.net' });
+        const out = pseudonymise(json, addresses, salt);
+        const parsed = JSON.parse(out) as { to: string[]; text: string; other: string };
+        assert.equal(parsed.other, 'postmaster@example.net', 'an address not given is left alone');
+        parsed.to.forEach((a, i) => {
+          const local = addresses[i]!.slice(0, addresses[i]!.lastIndexOf('@'));
+          assert.equal(a, `${hashLocalPart(local, salt)}${shown[i]!.slice(shown[i]!.lastIndexOf('@'))}`);
+        });
+        assert.equal(parsed.text, parsed.to.map((a) => `<${a}>... Recipient OK`).join(' '));
+      }),
+      { numRuns: 300 },
+    );
   });
 });
