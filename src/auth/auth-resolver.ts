@@ -1,10 +1,10 @@
 /**
  * The DNS mailauth asks for SPF, DKIM keys, DMARC and ARC records: the edge's own resolver settings
- * (dns.servers, dns.timeoutMs) through DnsClient, with an LRU cache where each answer lives for its
- * TTL (a negative answer for its SOA's negative TTL), and a deadline for one whole check so a chain
+ * (dns.servers, dns.timeoutMs) through DnsClient and the shared TTL cache (CachingDns: a negative answer
+ * for its SOA's negative TTL, a day at most), and a deadline for one whole check so a chain
  * of includes cannot hold a session for ten lookups' worth of time-outs.
  */
-import { LRUCache } from 'lru-cache';
+import { CachingDns } from '../dns/caching-dns.js';
 import { DnsError, type DnsClient, type DnsResponse, type QueryType } from '../dns/client.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
 
@@ -16,13 +16,6 @@ const SUPPORTED = new Set<string>(['A', 'AAAA', 'TXT', 'MX']);
 
 /** Longest any answer is kept, whatever its TTL says. */
 const MAX_TTL_SEC = 86_400;
-
-type Answer = { records: unknown[] } | { code: 'ENOTFOUND' | 'ENODATA' };
-
-interface Entry {
-  answer: Answer;
-  expiresAt: number;
-}
 
 export interface AuthResolverOptions {
   client: DnsClient;
@@ -48,17 +41,20 @@ function recordsOf(response: DnsResponse, type: QueryType): unknown[] {
 }
 
 export class CachedAuthResolver {
-  private readonly client: DnsClient;
   private readonly clock: Clock;
-  private readonly cache: LRUCache<string, Entry>;
-  private readonly inFlight = new Map<string, Promise<Entry>>();
+  private readonly dns: CachingDns;
   /** DNS queries sent (not answered from the cache), for the benchmark and tests. */
   queries = 0;
 
   constructor(options: AuthResolverOptions) {
-    this.client = options.client;
     this.clock = options.clock ?? systemClock;
-    this.cache = new LRUCache({ max: options.cacheSize });
+    const counted: Pick<DnsClient, 'query'> = {
+      query: (...args) => {
+        this.queries += 1;
+        return options.client.query(...args);
+      },
+    };
+    this.dns = new CachingDns(counted, { max: options.cacheSize, maxTtlSec: MAX_TTL_SEC, clock: this.clock });
   }
 
   /** A resolver for one check that must be done within `budgetMs`: every query gets what is left of it. */
@@ -73,40 +69,20 @@ export class CachedAuthResolver {
 
   private async resolve(name: string, type: string, timeoutMs: number): Promise<unknown[]> {
     if (!SUPPORTED.has(type)) throw dnsError('ENODATA', `${type} lookups are not made`);
-    const key = `${type} ${name.toLowerCase()}`;
-    let entry = this.cache.get(key);
-    if (!entry || entry.expiresAt <= this.clock.now()) {
-      let pending = this.inFlight.get(key);
-      if (!pending) {
-        pending = this.fetch(name, type as QueryType, timeoutMs).finally(() => this.inFlight.delete(key));
-        this.inFlight.set(key, pending);
-      }
-      entry = await pending;
-    }
-    const { answer } = entry;
-    if ('code' in answer) throw dnsError(answer.code, `${answer.code} ${name} ${type}`);
-    return answer.records;
-  }
-
-  private async fetch(name: string, type: QueryType, timeoutMs: number): Promise<Entry> {
-    this.queries += 1;
     let response: DnsResponse;
     try {
-      response = await this.client.query(name, type, { timeoutMs });
+      response = await this.dns.query(name, type as QueryType, { timeoutMs });
     } catch (err) {
-      // Not cached: a time-out or an unreachable resolver is a temporary error, asked again next time.
+      // A time-out or an unreachable resolver is a temporary error (and not kept: asked again next time).
       const kind = err instanceof DnsError ? err.kind : 'network';
       throw dnsError(kind === 'timeout' ? 'ETIMEOUT' : 'ESERVFAIL', (err as Error).message);
     }
-    if (response.rcode !== 'NOERROR' && response.rcode !== 'NXDOMAIN') {
+    if (response.rcode === 'NXDOMAIN') throw dnsError('ENOTFOUND', `ENOTFOUND ${name} ${type}`);
+    if (response.rcode !== 'NOERROR') {
       throw dnsError(response.rcode === 'REFUSED' ? 'EREFUSED' : 'ESERVFAIL', `${response.rcode} from ${response.server} for ${name} ${type}`);
     }
-    const records = response.rcode === 'NXDOMAIN' ? [] : recordsOf(response, type);
-    const answer: Answer = response.rcode === 'NXDOMAIN' ? { code: 'ENOTFOUND' } : records.length === 0 ? { code: 'ENODATA' } : { records };
-    const ttls = response.answers.filter((r) => r.type === type).map((r) => r.ttl);
-    const ttl = Math.min(MAX_TTL_SEC, records.length > 0 ? Math.min(...ttls) : (response.negativeTtl ?? 0));
-    const entry = { answer, expiresAt: this.clock.now() + ttl * 1000 };
-    if (ttl > 0) this.cache.set(`${type} ${name.toLowerCase()}`, entry);
-    return entry;
+    const records = recordsOf(response, type as QueryType);
+    if (records.length === 0) throw dnsError('ENODATA', `ENODATA ${name} ${type}`);
+    return records;
   }
 }

@@ -11,7 +11,7 @@ import { parseEndpoint } from '../net/endpoint.js';
 import { reply, SmtpError } from '../net/smtp-reply.js';
 import type { Clock } from '../runtime/clock.js';
 import { ConnectionCache } from './connection-cache.js';
-import { CachingDns } from './dns-cache.js';
+import { CachingDns } from '../dns/caching-dns.js';
 import type { Route } from './router.js';
 import { KeyedSemaphore, Semaphore } from './semaphore.js';
 import type { Envelope, EnvelopeRecipient, RecipientResult } from './types.js';
@@ -73,7 +73,8 @@ export class RemoteDelivery {
   private readonly sessions: ConnectionCache;
 
   constructor(private readonly opts: RemoteDeliveryOptions) {
-    this.dns = new CachingDns(opts.dns, opts.clock);
+    // Destinations are many, each answer is small.
+    this.dns = new CachingDns(opts.dns, { max: 10_000, ...(opts.clock ? { clock: opts.clock } : {}) });
     this.sessions = new ConnectionCache({ perHost: opts.maxPerDomain, idleMs: SESSION_IDLE_MS, maxUses: SESSION_MAX_USES });
     this.total = new Semaphore(opts.maxConnections);
     this.perDestination = new KeyedSemaphore(opts.maxPerDomain);
