@@ -155,3 +155,35 @@ test('slots are reused: mail delivered one after another makes no new slot files
     await engine.close();
   }
 });
+
+test('a message too big to hold in memory (300 KiB) is copied out of its slot to a content file and delivered whole, while running and after a restart', async () => {
+  const rules = engineRules(path.join(dir, 'big'));
+  const body = Array.from({ length: 6000 }, (_, i) => `line ${i} ${'x'.repeat(40)}\r\n`).join('');
+  const send = async (engine: TransportEngine, subject: string): Promise<void> => {
+    const replies = await sendMessage(engine.address.port, { from: 'sender@remote.test', to: ['alice@example.test'], content: `${message(subject)}${body}` });
+    assert.equal(replies.at(-1)?.code, 250);
+  };
+  const first = await startEngine(rules);
+  try {
+    await send(first, 'big while running');
+    await waitFor(async () => (await aliceSubjects(first)).length === 1 && first.store.all().length === 0, 10_000, 'the first delivered');
+    await first.manager.setFrozen('pre-submission', true);
+    await send(first, 'big after restart');
+    const [slot] = (await slotFiles(first.paths.queueDir)).filter((s) => s.record);
+    assert.ok(slot && slot.record!.content.length > 300_000, 'the whole content is in the slot');
+  } finally {
+    await first.close();
+  }
+  const second = await startEngine(rules);
+  try {
+    await deliverAll(second, 2);
+  } finally {
+    await second.close();
+  }
+  const lf = body.replace(/\r\n/g, '\n');
+  const box = path.join(mailboxDir(first.paths.mailboxDir, 'alice@example.test'), 'new');
+  const names = await readdir(box);
+  assert.equal(names.length, 2);
+  for (const name of names) assert.ok((await readFile(path.join(box, name), 'latin1')).endsWith(lf), `${name} holds the whole body`);
+  assert.deepEqual(await readdir(path.join(first.paths.queueDir, 'content')), [], 'the copies out are gone with their messages');
+});
