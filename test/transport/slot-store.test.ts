@@ -187,3 +187,29 @@ test('a message too big to hold in memory (300 KiB) is copied out of its slot to
   for (const name of names) assert.ok((await readFile(path.join(box, name), 'latin1')).endsWith(lf), `${name} holds the whole body`);
   assert.deepEqual(await readdir(path.join(first.paths.queueDir, 'content')), [], 'the copies out are gone with their messages');
 });
+
+test('a slot whose emptying was lost (a power failure after delivery) brings its record back: it is taken up again and not delivered twice', async () => {
+  const rules = engineRules(path.join(dir, 'lost-truncation'));
+  const first = await startEngine(rules);
+  let slot: Awaited<ReturnType<typeof slotOf>>;
+  try {
+    await first.manager.setFrozen('pre-submission', true);
+    const [id] = await sendAll(first, ['delivered before the power failure']);
+    slot = await slotOf(first.paths.queueDir, id!);
+    await deliverAll(first, 1);
+    assert.equal((await readFile(slot.file)).length, 0, 'emptied once delivered');
+  } finally {
+    await first.close();
+  }
+  // The truncation was never synced: after a power failure the file may hold the record again.
+  await writeFile(slot.file, slot.bytes);
+  const second = await startEngine(rules);
+  try {
+    assert.equal(second.store.all().length, 1, 'the record is back');
+    await second.manager.runDue();
+    await waitFor(() => second.store.all().length === 0, 10_000, 'the record taken up again');
+    assert.deepEqual(await aliceSubjects(second), ['delivered before the power failure'], 'found in the Maildir, not delivered again');
+  } finally {
+    await second.close();
+  }
+});
