@@ -1,6 +1,6 @@
 /**
  * Longer than 350 lines because the record types, the index and the on-disk layout they are kept in
- * (which directory holds what, which writes are synced when) are one contract, read together.
+ * (which directory or slot holds what, which writes are synced when) are one contract, read together.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
