@@ -213,3 +213,42 @@ test('a slot whose emptying was lost (a power failure after delivery) brings its
     await second.close();
   }
 });
+
+test('a crash after a message was split into queued parts, before its slot was emptied: the split is redone without new parts, each copy delivered once', async () => {
+  const rules = engineRules(path.join(dir, 'split-crash'));
+  const first = await startEngine(rules);
+  let id: string;
+  let slot: Awaited<ReturnType<typeof slotOf>>;
+  try {
+    await first.manager.setFrozen('pre-submission', true);
+    await first.manager.setFrozen('local-delivery', true);
+    // Two mailboxes: one local part with two copies, queued (not delivered on the way).
+    const replies = await sendMessage(first.address.port, { from: 'sender@remote.test', to: ['alice@example.test', 'bob@example.test'], content: message('two copies') });
+    id = queuedId(replies.at(-1)!);
+    slot = await slotOf(first.paths.queueDir, id);
+    await first.manager.setFrozen('pre-submission', false);
+    await first.manager.runDue();
+    await waitFor(() => first.store.get(id) === undefined, 10_000, 'the split');
+    assert.deepEqual(first.store.all().map((s) => `${s.queue} ${s.message.envelope.id}`), [`local-delivery ${id}-1`]);
+    assert.deepEqual(await readdir(path.join(first.paths.queueDir, 'content')), [`${id}.eml`], 'the content copied out for the part');
+  } finally {
+    await first.close();
+  }
+  await writeFile(slot.file, slot.bytes);
+
+  const second = await startEngine(rules);
+  try {
+    assert.deepEqual(second.store.all().map((s) => s.queue).sort(), ['local-delivery', 'pre-submission']);
+    await second.manager.setFrozen('local-delivery', false);
+    await second.manager.runDue();
+    await waitFor(() => second.store.all().length === 0, 10_000, 'everything delivered');
+    for (const mailbox of ['alice@example.test', 'bob@example.test']) {
+      const box = path.join(mailboxDir(second.paths.mailboxDir, mailbox), 'new');
+      assert.equal((await readdir(box)).length, 1, `one copy for ${mailbox}`);
+    }
+    assert.deepEqual(await readdir(path.join(second.paths.queueDir, 'content')), []);
+    assert.equal((await slotFiles(second.paths.queueDir)).filter((s) => s.bytes.length > 0).length, 0);
+  } finally {
+    await second.close();
+  }
+});
