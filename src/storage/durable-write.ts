@@ -77,7 +77,7 @@ export async function writeNewFile(file: string, chunks: AsyncIterable<Buffer> |
   let written = 0;
   try {
     for await (const chunk of chunks) {
-      for (let done = 0; done < chunk.length; ) done += (await writeFd(fd, chunk, done, chunk.length - done)).bytesWritten;
+      await writeAll(fd, chunk);
       written += chunk.length;
     }
     if (fsync) await fsyncFd(fd);
@@ -85,6 +85,11 @@ export async function writeNewFile(file: string, chunks: AsyncIterable<Buffer> |
     await closeFd(fd);
   }
   return written;
+}
+
+/** Writes the whole chunk at the descriptor's position (a write may take less than it was given). */
+export async function writeAll(fd: number, chunk: Buffer): Promise<void> {
+  for (let done = 0; done < chunk.length; ) done += (await writeFd(fd, chunk, done, chunk.length - done)).bytesWritten;
 }
 
 /** Renames a finished file or directory into place and fsyncs the directory that now holds it. */

@@ -1,5 +1,5 @@
 /**
- * The bytes of recently received messages, kept after they were written to `content/` so the split
+ * The bytes of recently received messages, kept after they were written to disk (their slot) so the split
  * and the local delivery that follow within moments need not open and read the file again (at a
  * few KB a message, those reads were a good part of a delivery's cost). Bounded in bytes, oldest out;
  * a message not held here is read from its file as before. Content files never change once written,

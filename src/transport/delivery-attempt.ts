@@ -33,12 +33,11 @@ export class DeliveryAttempt {
   /** One attempt at every pending local copy; each success is recorded at once so a crash repeats only the rest. */
   async local(m: QueuedMessage): Promise<void> {
     const { store, metrics } = this.ctx;
-    const contentPath = store.contentPath(m.contentId);
     const deliveries = m.deliveries.map((d) => ({ ...d }));
     for (const d of deliveries) {
       if (d.status !== 'pending') continue;
       try {
-        await this.deliverCopy(m, d, contentPath);
+        await this.deliverCopy(m, d);
         if (deliveries.some((x) => x.status === 'pending')) await store.update({ ...m, deliveries });
       } catch (err) {
         if (!(err instanceof LocalDeliveryError)) throw err;
@@ -67,7 +66,7 @@ export class DeliveryAttempt {
     const d = part.deliveries.length === 1 ? { ...part.deliveries[0]! } : undefined;
     if (!d || d.status !== 'pending') return false;
     try {
-      await this.deliverCopy(part, d, this.ctx.store.contentPath(part.contentId));
+      await this.deliverCopy(part, d);
     } catch (err) {
       if (err instanceof LocalDeliveryError) return false;
       throw err;
@@ -77,8 +76,8 @@ export class DeliveryAttempt {
   }
 
   /** Delivers one local copy and records it in `d`; throws LocalDeliveryError. */
-  private async deliverCopy(m: QueuedMessage, d: Delivery, contentPath: string): Promise<void> {
-    const content = this.ctx.store.recentContent(m.contentId) ?? contentPath;
+  private async deliverCopy(m: QueuedMessage, d: Delivery): Promise<void> {
+    const content = this.ctx.store.recentContent(m.contentId) ?? (await this.ctx.store.contentFile(m.contentId));
     await deliverLocal(this.targets.mailboxRoot, d.address, content, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
       fsync: this.ctx.rules.transport.fsync,
       queueId: m.envelope.id,

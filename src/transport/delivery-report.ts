@@ -35,7 +35,7 @@ export class DeliveryReport {
     }
     const isBounce = m.envelope.isDsn === true || m.envelope.mailFrom === '';
     if (failed.length > 0 && isBounce) {
-      await this.badmail.write(createReadStream(ctx.store.contentPath(m.contentId)), {
+      await this.badmail.write(createReadStream(await ctx.store.contentFile(m.contentId)), {
         id: m.envelope.id,
         time: new Date(ctx.clock.now()).toISOString(),
         source: 'undeliverable-bounce',
@@ -72,7 +72,7 @@ export class DeliveryReport {
     const report = await buildDsn({
       reportingMta: rules.hostname,
       original: m.envelope,
-      originalContentPath: store.contentPath(m.contentId),
+      originalContentPath: await store.contentFile(m.contentId),
       results,
       from: rules.transport.dsn.from ?? `Mail Delivery System <MAILER-DAEMON@${rules.hostname}>`,
       now: new Date(now),

@@ -29,8 +29,8 @@ export class MessageParts {
     const { rules, store, clock } = this.ctx;
     let header: string;
     try {
-      const recent = store.recentContent(m.contentId);
-      header = recent ? headerBlockOf(recent) : await readHeaderBlock(store.contentPath(m.contentId));
+      const held = await store.heldContent(m.contentId);
+      header = held ? headerBlockOf(held) : await readHeaderBlock(await store.contentFile(m.contentId));
     } catch (err) {
       const lastError = `4.3.0 Message content unreadable: ${(err as Error).message}`;
       if (this.expiry.isDue(m)) {

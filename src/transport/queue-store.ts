@@ -1,6 +1,6 @@
 /**
  * Longer than 350 lines because the record types, the index and the on-disk layout they are kept in
- * (which directory holds what, which writes are synced when) are one contract, read together.
+ * (which directory or slot holds what, which writes are synced when) are one contract, read together.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
@@ -8,6 +8,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
 import { ContentCache } from './content-cache.js';
+import { readSlotContent, SlotPool, SlotWriter, streamSlotContent } from './slot-pool.js';
+import { decodeSlotRecord } from './slot-record.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -68,6 +70,23 @@ export interface StoredMessage {
   message: QueuedMessage;
 }
 
+/** A received message's content, written into a slot but not yet a record: `commit` makes it one (durably), `abandon` frees the slot. */
+export interface Receipt {
+  /** Bytes of content written. */
+  size: number;
+  commit(message: QueuedMessage): Promise<void>;
+  abandon(): Promise<void>;
+}
+
+/** A received record still in its slot file. */
+interface SlotHold {
+  recordId: string;
+  file: string;
+  contentLength: number;
+  /** Set once the content is being (or has been) copied out to `content/<id>.eml`. */
+  copied?: Promise<void>;
+}
+
 /** A write to the store that failed: a storage error, which the receive server answers with 452 4.3.1. */
 export class QueueStorageError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -102,6 +121,7 @@ export function newQueueId(now: number): string {
 
 const ENVELOPE_SUFFIX = '.json';
 const CONTENT_DIR = 'content';
+const SLOT_DIR = 'incoming';
 /** Where the envelopes of `pre-submission` were kept before they moved beside their content. */
 const LEGACY_PRE_SUBMISSION_DIR = 'pre-submission';
 
@@ -110,9 +130,14 @@ const LEGACY_PRE_SUBMISSION_DIR = 'pre-submission';
  * `<state>[/<destination>]/<id>.json` says where the message stands. Every write goes to `tmp/`, is
  * fsynced, renamed into place, and the directory fsynced; a move between queues is one rename. So at
  * any crash each message has exactly one envelope file, complete, and `open` rebuilds from them.
- * `pre-submission`'s envelopes live in `content/`, beside the content they arrive with, so one sync
- * of that directory makes both names durable before the 250 (a content file's name is otherwise
+ * `pre-submission`'s envelopes live in `content/`, beside their content (a content file's name is
  * synced with the first record that refers to it).
+ *
+ * Received mail arrives in a slot instead (`incoming/<n>`, `slot-pool.ts`): content and envelope in
+ * one pre-named file, one fsync before the 250. It stays there while in `pre-submission`; its content
+ * is copied out to `content/<id>.eml` (durably) only when something needs it as a file: a part
+ * queued, a report, a change to the record (which is then written as an envelope and the slot
+ * freed). A slot and an envelope for the same id after a crash: the envelope is the newer.
  */
 export class QueueStore {
   private readonly index = new Map<string, StoredMessage>();
@@ -125,12 +150,17 @@ export class QueueStore {
   private readonly unsyncedContent = new Set<string>();
   /** Recently written content, read from memory by the split and the local delivery that follow. */
   private readonly recent = new ContentCache(16 * 1024 * 1024, 256 * 1024);
+  /** Received records still in their slots, by content id (a received message's content id is its queue id). */
+  private readonly slotted = new Map<string, SlotHold>();
+  private readonly slots: SlotPool;
   private readonly watchers: ((queue: string, message: QueuedMessage) => void)[] = [];
 
   constructor(
     readonly root: string,
     private readonly fsync: boolean,
-  ) {}
+  ) {
+    this.slots = new SlotPool(path.join(root, SLOT_DIR), fsync);
+  }
 
   /** Creates the directories, drops half-written temporary files, and loads every envelope; returns the count. */
   async open(): Promise<number> {
@@ -147,6 +177,7 @@ export class QueueStore {
         await this.loadQueue(state);
       }
     }
+    await this.loadSlots();
     await this.dropUnreferencedContent();
     await this.loadFrozen();
     return this.index.size;
@@ -176,12 +207,43 @@ export class QueueStore {
     }
   }
 
+  /**
+   * Received records left in their slots. A slot that holds no complete record (empty, or torn by a
+   * crash before its fsync: never answered 250) is free; so is one whose record was written out as an
+   * envelope before the crash (the envelope is the newer).
+   */
+  private async loadSlots(): Promise<void> {
+    this.slotted.clear();
+    for (const { file, bytes } of await this.slots.open()) {
+      const record = decodeSlotRecord(bytes);
+      const message = record && parseSlotEnvelope(record.envelope);
+      if (!message || this.index.has(message.envelope.id)) {
+        await this.slots.release(file);
+        continue;
+      }
+      this.hold(file, message, record.content.length);
+      this.recoveredRoots.add(message.rootId);
+    }
+  }
+
+  private hold(file: string, message: QueuedMessage, contentLength: number): void {
+    this.slotted.set(message.contentId, { recordId: message.envelope.id, file, contentLength });
+    this.index.set(message.envelope.id, { queue: 'pre-submission', message });
+    this.refContent(message.contentId, 1);
+  }
+
   /** Content a crash left without any envelope (received but never answered 250, or fully delivered). */
   private async dropUnreferencedContent(): Promise<void> {
     for (const name of await readdir(path.join(this.root, CONTENT_DIR))) {
       // Envelopes of pre-submission share the directory.
       if (name.endsWith(ENVELOPE_SUFFIX)) continue;
-      if (!this.contentRefs.has(name.replace(/\.eml$/, ''))) await unlink(path.join(this.root, CONTENT_DIR, name));
+      const contentId = name.replace(/\.eml$/, '');
+      if (!this.contentRefs.has(contentId)) await unlink(path.join(this.root, CONTENT_DIR, name));
+      else {
+        // Copied out of its slot before the crash: renamed into place complete, so good as it is.
+        const hold = this.slotted.get(contentId);
+        if (hold) hold.copied = Promise.resolve();
+      }
     }
   }
 
@@ -206,13 +268,109 @@ export class QueueStore {
     }
   }
 
+  /**
+   * Writes a received message's content into a free slot, keeping a copy in memory for what follows.
+   * The returned receipt's `commit` adds the record to `pre-submission`: its envelope and trailer are
+   * written after the content and the slot is synced once; that is all the 250 waits for, since the
+   * slot's name was made durable with its batch.
+   */
+  async receive(contentId: string, source: AsyncIterable<Buffer>): Promise<Receipt> {
+    let file: string;
+    let writer: SlotWriter | undefined;
+    let size: number;
+    const kept: Buffer[] = [];
+    try {
+      file = await this.slots.take();
+    } catch (err) {
+      throw storageError(`making slots for ${contentId}`, err);
+    }
+    const free = async (): Promise<void> => {
+      await writer?.close();
+      await this.slots.release(file);
+    };
+    try {
+      writer = await SlotWriter.open(file);
+      size = await writer.write(keeping(source, kept, this.recent.maxItemBytes));
+    } catch (err) {
+      await free().catch(() => undefined);
+      throw storageError(`writing content ${contentId}`, err);
+    }
+    return {
+      size,
+      commit: async (message) => {
+        const w = writer as SlotWriter;
+        try {
+          if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
+          await w.finish(Buffer.from(JSON.stringify(message), 'utf8'), this.fsync);
+        } catch (err) {
+          await free().catch(() => undefined);
+          throw storageError(`writing ${message.envelope.id}`, err);
+        }
+        if (kept.length > 0) this.recent.set(contentId, Buffer.concat(kept));
+        this.hold(file, message, size);
+        this.changed('pre-submission', message);
+      },
+      abandon: free,
+    };
+  }
+
   /** A content file's bytes when they are still held in memory from its writing, else undefined (read the file). */
   recentContent(contentId: string): Buffer | undefined {
     return this.recent.get(contentId);
   }
 
-  /** Removes a content file nothing refers to any more (a transaction that was not answered 250). */
-  async discardContent(contentId: string): Promise<void> {
+  /** The content's bytes when held in memory or in a slot (small enough to read whole), else undefined: read `contentFile`. */
+  async heldContent(contentId: string): Promise<Buffer | undefined> {
+    const recent = this.recent.get(contentId);
+    const hold = this.slotted.get(contentId);
+    if (recent !== undefined || hold === undefined || hold.contentLength > this.recent.maxItemBytes) return recent;
+    const bytes = await readSlotContent(hold.file, hold.contentLength).catch((err: unknown) => {
+      throw storageError(`reading the slot of ${contentId}`, err);
+    });
+    this.recent.set(contentId, bytes);
+    return bytes;
+  }
+
+  /** The path of a content file to read, copied out of its slot first if it is still in one. */
+  async contentFile(contentId: string): Promise<string> {
+    const hold = this.slotted.get(contentId);
+    if (hold) await this.copyOut(hold);
+    return this.contentPath(contentId);
+  }
+
+  /**
+   * Copies content out of its slot to `content/<id>.eml`, durably (file and directory synced), once:
+   * a record that refers to it (a part), or a reader that needs a file, may then rely on it.
+   */
+  private copyOut(hold: SlotHold): Promise<void> {
+    const contentId = hold.recordId;
+    hold.copied ??= (async () => {
+      const recent = this.recent.get(contentId);
+      const tmp = path.join(this.root, 'tmp', `${contentId}.eml.${randomBytes(6).toString('hex')}`);
+      await writeDurably(tmp, this.contentPath(contentId), recent ? [recent] : streamSlotContent(hold.file, hold.contentLength), this.fsync);
+    })().catch((err: unknown) => {
+      hold.copied = undefined;
+      throw storageError(`copying the content of ${contentId} out of its slot`, err);
+    });
+    return hold.copied;
+  }
+
+  /** The slot a record is held in, if it is still in one (parts share their message's content id, not its slot). */
+  private slotOf(stored: StoredMessage): SlotHold | undefined {
+    const hold = this.slotted.get(stored.message.contentId);
+    return hold?.recordId === stored.message.envelope.id ? hold : undefined;
+  }
+
+  /** A record now written as an envelope: its slot is emptied and handed out again. */
+  private async unslot(hold: SlotHold): Promise<void> {
+    this.slotted.delete(hold.recordId);
+    await this.slots.release(hold.file).catch((err: unknown) => {
+      throw storageError(`freeing the slot of ${hold.recordId}`, err);
+    });
+  }
+
+  /** Removes a content file nothing refers to any more. */
+  private async discardContent(contentId: string): Promise<void> {
     this.unsyncedContent.delete(contentId);
     this.recent.delete(contentId);
     await unlink(this.contentPath(contentId)).catch((err: NodeJS.ErrnoException) => {
@@ -220,9 +378,11 @@ export class QueueStore {
     });
   }
 
-  /** Adds a new record to a queue, durably: its envelope, and the name of its content if no sync covered it yet. */
+  /** Adds a new record to a queue, durably: its envelope, and the name of its content if no sync covered it yet (or its content copied out of a slot). */
   async add(queue: string, message: QueuedMessage): Promise<void> {
     if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
+    const hold = this.slotted.get(message.contentId);
+    if (hold) await this.copyOut(hold);
     await this.writeEnvelope(queue, message);
     if (this.unsyncedContent.delete(message.contentId) && this.queueDir(queue) !== path.join(this.root, CONTENT_DIR)) {
       // The 250 (or the report) that follows promises the content: its name must survive a power failure too.
@@ -238,7 +398,7 @@ export class QueueStore {
   /** Rewrites a record in place (atomically), e.g. with per-recipient progress. */
   async update(message: QueuedMessage): Promise<void> {
     const stored = this.require(message.envelope.id);
-    await this.writeEnvelope(stored.queue, message);
+    await this.rewrite(stored, message);
     stored.message = message;
     this.changed(stored.queue, message);
   }
@@ -246,7 +406,7 @@ export class QueueStore {
   /** Rewrites a record and moves it to another queue: two atomic steps, so a crash leaves one copy. */
   async move(message: QueuedMessage, queue: string): Promise<void> {
     const stored = this.require(message.envelope.id);
-    await this.writeEnvelope(stored.queue, message);
+    await this.rewrite(stored, message);
     stored.message = message;
     this.changed(stored.queue, message);
     if (stored.queue === queue) return;
@@ -273,7 +433,9 @@ export class QueueStore {
    */
   async remove(id: string): Promise<void> {
     const stored = this.require(id);
-    await unlink(this.envelopePath(stored.queue, id));
+    const hold = this.slotOf(stored);
+    if (hold) await this.unslot(hold);
+    else await unlink(this.envelopePath(stored.queue, id));
     // Gone from disk, so gone from the index: an update must not bring it back.
     this.index.delete(id);
     const contentId = stored.message.contentId;
@@ -348,6 +510,18 @@ export class QueueStore {
     return path.join(this.queueDir(queue), `${id}${ENVELOPE_SUFFIX}`);
   }
 
+  /**
+   * Writes a record's envelope where it stands. A record still in its slot is written out as an envelope
+   * (its content copied out first), then its slot freed: a slot is never rewritten in place, where a
+   * torn write would lose the record.
+   */
+  private async rewrite(stored: StoredMessage, message: QueuedMessage): Promise<void> {
+    const hold = this.slotOf(stored);
+    if (hold) await this.copyOut(hold);
+    await this.writeEnvelope(stored.queue, message);
+    if (hold) await this.unslot(hold);
+  }
+
   private async writeEnvelope(queue: string, message: QueuedMessage): Promise<void> {
     await this.ensureQueueDir(queue).catch((err: unknown) => {
       throw storageError(`creating queue ${queue}`, err);
@@ -385,6 +559,16 @@ async function* keeping(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, kept: 
     if (bytes <= limit) kept.push(chunk);
     else kept.length = 0;
     yield chunk;
+  }
+}
+
+/** A slot's envelope, if it is a received record (anything else means the slot is not one of ours to trust). */
+function parseSlotEnvelope(bytes: Buffer): QueuedMessage | undefined {
+  try {
+    const m = JSON.parse(bytes.toString('utf8')) as Partial<QueuedMessage> | null;
+    return typeof m?.envelope?.id === 'string' && m.contentId === m.envelope.id ? (m as QueuedMessage) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -81,8 +81,9 @@ function recipientOf(a: { address: string; dsn?: { notify?: string[]; orcpt?: st
 /**
  * Starts the engine's SMTP listener. It takes mail only from `allowFrom`, advertises DSN (and SIZE),
  * honours XFORWARD/XCLIENT, and answers `250 2.6.0 <id@host> Queued mail for delivery` only after the
- * content (with the engine's Received: field) and the envelope are written, fsynced, and renamed into
- * `pre-submission/` with that directory fsynced. A write that fails is answered 452 4.3.1.
+ * content (with the engine's Received: field) and the envelope are written into a slot file whose name
+ * is already durable, and that file is synced (`QueueStore.receive`). A write that fails is answered
+ * 452 4.3.1.
  */
 export async function startReceiveServer(opts: ReceiveServerOptions): Promise<ReceiveServer> {
   // smtp-server merges recipients that differ only in case; a relay must keep their local parts apart
@@ -143,9 +144,10 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
     const content = new HeaderTap();
     content.write(receivedField(session, opts.hostname, id, now));
     (stream as Readable).pipe(content);
-    const size = await opts.store.writeContent(id, content);
+    const receipt = await opts.store.receive(id, content);
+    const size = receipt.size;
     if (stream.sizeExceeded) {
-      await opts.store.discardContent(id);
+      await receipt.abandon();
       throw new SmtpError(reply(552, '5.3.4', `Message size exceeds the limit of ${opts.maxMessageSize} bytes`));
     }
     const env = session.envelope;
@@ -172,12 +174,7 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
       attempts: 0,
       nextAttemptAt: 0,
     };
-    try {
-      await opts.store.add('pre-submission', message);
-    } catch (err) {
-      await opts.store.discardContent(id);
-      throw err;
-    }
+    await receipt.commit(message);
     const queued = `<${id}@${opts.hostname}> Queued mail for delivery`;
     opts.onQueued(message, `250 2.6.0 ${queued}`);
     return queued;

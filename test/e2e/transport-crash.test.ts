@@ -16,8 +16,8 @@ import { freePort } from '../support/smtp-sink.js';
 import { RawSmtp, waitFor } from '../transport/engine-harness.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-// At the engine's speed since group commit and the direct local path: eight clients, so that the kill
-// lands among concurrent arrivals sharing directory fsyncs and deliveries straight from pre-submission.
+// At the engine's speed since slots and the direct local path: eight clients, so that the kill lands
+// among concurrent arrivals each writing its own slot, and deliveries straight from their slots.
 const TOTAL = 600;
 const KILL_AFTER = 200;
 const CLIENTS = 8;

@@ -16,6 +16,7 @@ import { mailboxDir } from '../../src/transport/maildir.js';
 import { searchTrackingLog } from '../../src/transport/tracking-log.js';
 import { engineRules, HOUR, MINUTE, ManualClock, maildirFiles, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
 import { startRemotePeer, type RemotePeer } from './remote-peer.js';
+import { writeOldLayout } from './slot-files.js';
 import { startSmtpSink } from '../support/smtp-sink.js';
 
 let dir: string;
@@ -263,6 +264,8 @@ test('unreadable content is retried in failed-retry until it expires, then fails
   } finally {
     await first.close();
   }
+  // A record written as an envelope beside its content file (as one is once changed, or by the version before slots).
+  await writeOldLayout(first.paths.queueDir, id, 'content');
   // Lost while the engine was down: a running engine still holds what it received moments ago in memory.
   await unlink(contentPath);
   const engine = await startEngine(rules, { clock });

@@ -1,12 +1,12 @@
 /** The engine's SMTP listener: replies, what is on disk at the 250, DSN parameters, XFORWARD, allowFrom, size, disk failure. */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { TransportEngine } from '../../src/transport/engine.js';
-import type { QueuedMessage } from '../../src/transport/queue-store.js';
 import { engineRules, maildirFiles, message, queuedId, RawSmtp, sendMessage, startEngine, waitFor } from './engine-harness.js';
+import { slotOf, writeOldLayout } from './slot-files.js';
 
 let dir: string;
 let engine: TransportEngine;
@@ -30,7 +30,7 @@ test('EHLO advertises DSN, SIZE, XFORWARD and XCLIENT', async () => {
   for (const ext of ['DSN', 'SIZE 4096', 'XFORWARD', 'XCLIENT', 'ENHANCEDSTATUSCODES']) assert.match(ehlo.text, new RegExp(`^${ext}`, 'm'));
 });
 
-test('250 2.6.0 <id@host> only once content and envelope are in pre-submission, with DSN parameters and the XFORWARD client', async () => {
+test('250 2.6.0 <id@host> only once content and envelope are in their slot in pre-submission, with DSN parameters and the XFORWARD client', async () => {
   const replies = await sendMessage(engine.address.port, {
     before: ['XFORWARD ADDR=192.0.2.7 HELO=client.remote.test'],
     from: 'sender@remote.test',
@@ -45,8 +45,9 @@ test('250 2.6.0 <id@host> only once content and envelope are in pre-submission, 
   assert.match(replies.at(-1)!.text, /@mx\.example\.test> Queued mail for delivery$/);
 
   const queueDir = engine.paths.queueDir;
-  // pre-submission's envelopes sit beside their content, so one sync of content/ covers both names.
-  const stored = JSON.parse(await readFile(path.join(queueDir, 'content', `${id}.json`), 'utf8')) as QueuedMessage;
+  // Content and envelope in one slot file, whose name was durable before the message arrived.
+  const { record } = await slotOf(queueDir, id);
+  const stored = record.message;
   assert.equal(stored.envelope.mailFrom, 'sender@remote.test');
   assert.equal(stored.envelope.ret, 'HDRS');
   assert.equal(stored.envelope.envid, 'env+42');
@@ -56,7 +57,8 @@ test('250 2.6.0 <id@host> only once content and envelope are in pre-submission, 
     { address: 'bob@example.test', notify: ['NEVER'] },
   ]);
   assert.equal(stored.messageId, '<Receivetest@client.example.test>');
-  const content = await readFile(path.join(queueDir, 'content', `${id}.eml`), 'utf8');
+  const content = record.content.toString('utf8');
+  assert.deepEqual(await readdir(path.join(queueDir, 'content')), [], 'nothing else written for it');
   assert.match(content, /^Received: from client\.remote\.test \(\[192\.0\.2\.7\]\)\r\n\tby mx\.example\.test \(Portcullis transport\) with ESMTP id /);
   assert.match(content, /\r\nSubject: Receive test\r\nMessage-ID: <Receivetest@client\.example\.test>\r\n\r\nBody of Receive test\.\r\n$/);
   assert.equal(stored.envelope.size, Buffer.byteLength(content));
@@ -86,12 +88,12 @@ test('size: SIZE= over the limit and content over the limit are refused 552 5.3.
   assert.equal(engine.store.all().length, before);
 });
 
-test('a queue directory that cannot be written gives 452 4.3.1', async () => {
+test('a slot directory that cannot be written gives 452 4.3.1', async () => {
   const broken = await startEngine(engineRules(path.join(dir, 'broken')));
   try {
-    const contentDir = path.join(broken.paths.queueDir, 'content');
-    await rm(contentDir, { recursive: true });
-    await writeFile(contentDir, 'not a directory');
+    const slotDir = path.join(broken.paths.queueDir, 'incoming');
+    await rm(slotDir, { recursive: true });
+    await writeFile(slotDir, 'not a directory');
     const replies = await sendMessage(broken.address.port, { from: 'a@remote.test', to: ['alice@example.test'], content: message('disk') });
     assert.equal(replies.at(-1)?.code, 452);
     assert.equal(replies.at(-1)?.text, '4.3.1 Insufficient system storage');
@@ -123,8 +125,7 @@ test('a queue left by an earlier version (pre-submission/<id>.json) is taken ove
   }
   // The layout before pre-submission moved beside the content.
   const queueDir = first.paths.queueDir;
-  await mkdir(path.join(queueDir, 'pre-submission'));
-  await rename(path.join(queueDir, 'content', `${id}.json`), path.join(queueDir, 'pre-submission', `${id}.json`));
+  await writeOldLayout(queueDir, id, 'pre-submission');
 
   const second = await startEngine(engineRules(data));
   try {
