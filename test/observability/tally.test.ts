@@ -5,7 +5,6 @@ import { AggregatorRegistry } from 'prom-client';
 import { Metrics } from '../../src/observability/metrics.js';
 import { sample } from '../support/metrics-text.js';
 
-type Op = { kind: 'reply'; code: number } | { kind: 'verdict'; action: 'accept' | 'reject'; rule?: string } | { kind: 'dnsbl'; zone: string; cached: boolean } | { kind: 'scrape' };
 
 const op = fc.oneof(
   fc.record({ kind: fc.constant('reply' as const), code: fc.constantFrom(220, 250, 354, 421, 451, 550) }),
