@@ -14,6 +14,7 @@
  *  (l) the cost per session of each protocol test at the door (bench/protocol-tests.ts)
  *  (m) SPF + DKIM + ARC + DMARC per message, DNS answers cached and not (bench/sender-auth.ts)
  *  (n) replay speed over a 100,000-session record log, and its bytes per session (bench/replay.ts)
+ *  (o) what the peers benchmark's realistic rule set costs a policy session in CPU, beside no rules (bench/rules-cost.ts)
  * Prints a table and writes bench/results.json. Numbers, not assertions: nothing here fails on speed.
  * `npm run bench -- peers` (or BENCH=peers) runs bench/peers.ts instead: Portcullis beside Haraka and the wire.
  */
@@ -36,6 +37,7 @@ import { limitsTable, run as limitsCost, type LimitsCostBench } from './limits-c
 import { protocolTestsRows, run as protocolTests, type ProtocolTestsBench } from './protocol-tests.js';
 import { run as senderAuth } from './sender-auth.js';
 import { run as replayBench, type ReplayBench } from './replay.js';
+import { run as rulesCost, type RulesCostBench } from './rules-cost.js';
 
 const ROOT = process.cwd();
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -257,6 +259,7 @@ function table(results: Record<string, Record<string, unknown>>): string {
     ...protocolTestsRows(results.protocolTests as unknown as ProtocolTestsBench),
     ...senderAuthRows(results.senderAuth as { cachedMs: number; uncachedMs: number; queriesPerMessage: number; runs: number; messages: number }),
     ...replayRows(results.replay as unknown as ReplayBench),
+    ...rulesCostRows(results.rulesCost as unknown as RulesCostBench),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const framing = framingTable(results.framing as unknown as FramingCost);
@@ -269,6 +272,10 @@ function replayRows(r: ReplayBench): Array<[string, string]> {
     [`replay of ${r.sessions} recorded sessions, live rule set (no change) / candidate (${r.candidateChangedRecipients} recipients change)`, `${r.liveSessionsPerSecond} / ${r.candidateSessionsPerSecond} sessions/s`],
     ['decision record size', `${r.bytesPerSession} B/session`],
   ];
+}
+
+function rulesCostRows(r: RulesCostBench): Array<[string, string]> {
+  return [[`policy session, CPU: no rules / realistic rules of the peers mode (median of ${r.runs} x ${r.iterations})`, `${round(r.noRulesMicros, 1)} / ${round(r.realisticMicros, 1)} µs (+${round(r.addedMicros, 1)} µs)`]];
 }
 
 async function main(): Promise<void> {
@@ -305,6 +312,8 @@ async function main(): Promise<void> {
     results.senderAuth = { ...(await senderAuth()) };
     process.stdout.write('(n) replay of a 100,000-session record log ...\n');
     results.replay = { ...(await replayBench()) };
+    process.stdout.write('(o) the realistic rule set per policy session ...\n');
+    results.rulesCost = { ...(await rulesCost()) };
     const report = {
       date: new Date().toISOString(),
       node: process.version,

@@ -44,6 +44,22 @@ export const DEFAULT_ERROR_TTL_SEC = 5;
 export const DEFAULT_MAX_TTL_SEC = 86_400;
 
 /**
+ * A cached answer as the lookup returns it, field by field in the order of the fresh one's: an object
+ * spread of a stored answer whose `ttlSec` was added after it was built took V8 about 2 µs, three
+ * times per session.
+ */
+function cachedAnswer(fresh: Fresh, ttlSec: number): DnsblAnswer {
+  // The same keys in the same order as the spread gave: a decision record writes the answer out.
+  // `cached` is set last, below.
+  const answer = { status: fresh.status, queryName: fresh.queryName, codes: fresh.codes, errorCodes: fresh.errorCodes } as DnsblAnswer;
+  if (fresh.detail !== undefined) answer.detail = fresh.detail;
+  if (fresh.txt !== undefined) answer.txt = fresh.txt;
+  answer.ttlSec = ttlSec;
+  answer.cached = true;
+  return answer;
+}
+
+/**
  * DNSBL lookups with an LRU cache keyed by query name (zone + full address), each entry living as
  * long as the answer's TTL (the negative TTL for NXDOMAIN/NODATA). Concurrent lookups of one key
  * share one query; a listing also fetches the TXT record, within the same deadline.
@@ -66,8 +82,11 @@ export class CachedDnsblLookup implements DnsblLookup {
     this.maxTtlMs = (options.maxTtlSec ?? DEFAULT_MAX_TTL_SEC) * 1000;
   }
 
-  /** Ask `zone` about `ip`; never rejects — failures come back as `error` / `timeout` answers. */
-  async lookup(zone: string, ip: string): Promise<DnsblAnswer> {
+  /**
+   * Ask `zone` about `ip`; never rejects — failures come back as `error` / `timeout` answers. Not an
+   * async function: a cache hit, a busy server's usual case, is answered without one's machinery.
+   */
+  lookup(zone: string, ip: string): Promise<DnsblAnswer> {
     const started = performance.now();
     let queryName: string;
     try {
@@ -75,15 +94,21 @@ export class CachedDnsblLookup implements DnsblLookup {
     } catch (err) {
       const answer: DnsblAnswer = { status: 'error', queryName: '', codes: [], errorCodes: [], detail: (err as Error).message, cached: false };
       this.report(zone, answer, started);
-      return answer;
+      return Promise.resolve(answer);
     }
     const hit = this.cache.get(queryName);
-    if (hit && hit.expiresAt > this.clock.now()) {
-      const answer = { ...hit.answer, cached: true, ttlSec: Math.ceil((hit.expiresAt - this.clock.now()) / 1000) };
+    const now = this.clock.now();
+    if (hit && hit.expiresAt > now) {
+      const answer = cachedAnswer(hit.answer, Math.ceil((hit.expiresAt - now) / 1000));
       this.report(zone, answer, started);
-      return answer;
+      return Promise.resolve(answer);
     }
     if (hit) this.cache.delete(queryName);
+    return this.ask(zone, queryName, started);
+  }
+
+  /** A lookup the cache could not answer: one query per name, however many sessions wait for it. */
+  private async ask(zone: string, queryName: string, started: number): Promise<DnsblAnswer> {
     let pending = this.inFlight.get(queryName);
     if (!pending) {
       pending = this.resolve(queryName).finally(() => this.inFlight.delete(queryName));

@@ -9,12 +9,12 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
 import type { ListenerConfig } from '../config/schema.js';
 import { withCanonicalDomain } from '../net/address.js';
-import { logDecision, type Logger } from '../observability/logger.js';
+import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PolicyEngine } from '../policy/policy-engine.js';
 import type { SessionPolicy } from '../policy/session-policy.js';
 import { STEPS } from '../policy/steps.js';
-import { replyLine, type Verdict } from '../policy/verdict.js';
+import type { Verdict } from '../policy/verdict.js';
 import type { BackendPool } from './backend-pool.js';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { archiveMessage } from './data-archive.js';
@@ -30,6 +30,7 @@ import { passedKey, preGreetingTest, type ProtocolTestSettings } from './pre-gre
 import type { StateStore } from '../state/state-store.js';
 import type { RecordLog } from '../observability/record-log.js';
 import { SessionRecorder } from './session-recorder.js';
+import { recordDecision, type DecisionPlace } from './decision-observer.js';
 
 /** The rule set a session runs under, fixed for its lifetime even when a reload swaps the current one. */
 export interface Generation {
@@ -337,23 +338,15 @@ export class EdgeSession {
   /** One log line and one metric per decision. */
   private record(v: Verdict): void {
     this.recorder?.observe(v);
-    this.services.metrics.verdict(v);
-    if (v.check === STEPS.heloChecks.check) this.services.metrics.protocolTest('helo', v.action === 'continue' ? 'pass' : v.action === 'tempfail' ? 'tempfail' : 'fail');
-    logDecision(this.services.logger, {
-      session: this.smtp.id,
-      client: this.policy?.clientIp ?? this.smtp.remoteAddress,
-      listener: this.listener.name,
-      step: v.step,
-      check: v.check,
-      ...(v.rule !== undefined ? { rule: v.rule } : {}),
-      reply: v.code > 0 ? replyLine(v) : '',
-      action: v.action,
-      ...(v.reportOnly ? { reportOnly: true } : {}),
-      ...(this.address !== undefined ? { address: this.address } : {}),
-      ...(v.auth ? { authResult: v.auth.result } : {}),
-    });
-    if (v.auth) this.services.metrics.authResult(v.auth);
+    recordDecision(this.services, v, this.place);
   }
+
+  private readonly place = (): DecisionPlace => ({
+    session: this.smtp.id,
+    client: this.policy?.clientIp ?? this.smtp.remoteAddress,
+    listener: this.listener.name,
+    address: this.address,
+  });
 
   private noteHelo(): void {
     const helo = this.smtp.hostNameAppearsAs || '';

@@ -57,12 +57,26 @@ function blankLine(buf: Buffer): number {
   return lf >= 0 ? lf + 2 : -1;
 }
 
+/**
+ * The plain forms most mail writes, `a@b.example`, `<a@b.example>` and `Name <a@b.example>` (letters,
+ * digits and `._+-` in the address, words in the name), read without the full parser, which takes a
+ * few microseconds per message; they give exactly what it would.
+ */
+const PLAIN_FROM = /^\s*(?:[A-Za-z0-9 ]*<([A-Za-z0-9._+-]+@[A-Za-z0-9.-]+)>|([A-Za-z0-9._+-]+@[A-Za-z0-9.-]+))\s*$/;
+
 /** The first mailbox address in the first From: field, or undefined when there is none. */
 export function headerFromAddress(head: Buffer): string | undefined {
   const unfolded = head.toString('utf8').replace(/\r?\n(?=[ \t])/g, '');
   const field = /^from:(.*)$/im.exec(unfolded);
   if (!field?.[1]) return undefined;
-  for (const entry of addressparser(field[1], { flatten: true })) {
+  const plain = PLAIN_FROM.exec(field[1]);
+  if (plain) return plain[1] ?? plain[2];
+  return parsedFromAddress(field[1]);
+}
+
+/** The first mailbox address in a From: field's value, by the full RFC 5322 address parser. */
+export function parsedFromAddress(value: string): string | undefined {
+  for (const entry of addressparser(value, { flatten: true })) {
     if (entry.address) return entry.address;
   }
   return undefined;

@@ -60,7 +60,7 @@ export function splitAddress(address: string): { local: string; domain: string }
     at = address.lastIndexOf('@');
   }
   if (at <= 0 || at === address.length - 1) return undefined;
-  const domain = address.slice(at + 1).replace(/\.$/, '');
+  const domain = address.slice(at + 1, address.endsWith('.') ? -1 : undefined);
   if (domain === '') return undefined;
   return { local: address.slice(0, at), domain };
 }

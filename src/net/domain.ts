@@ -9,10 +9,17 @@ import { domainToASCII } from 'node:url';
  * it and it can never equal a valid domain.
  */
 export function canonicalDomain(domain: string): string {
-  const d = domain.trim().replace(/\.$/, '');
+  const trimmed = domain.trim();
+  const d = trimmed.endsWith('.') ? trimmed.slice(0, -1) : trimmed;
   // An ASCII name is already in A-label form; converting it would only cost time on every lookup.
-  if (!/[^\p{ASCII}]/u.test(d)) return d.toLowerCase();
+  if (isAscii(d)) return d.toLowerCase();
   return domainToASCII(d) || d.toLowerCase();
+}
+
+/** A loop, not a regular expression: this runs for every address of every command. */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
 }
 
 /** The canonical domain of an address (after its last `@`); '' when there is none. */

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import { parseIp } from './ip.js';
+import { parseIp, plainIpv4 } from './ip.js';
 
 /** An entry of an address list that does not parse, with where it stood. */
 export class IpListError extends Error {
@@ -39,7 +39,7 @@ export class IpList {
     entries.forEach((raw, index) => {
       const { addr, bits } = parseEntry(raw, index);
       const entry = raw.trim();
-      if (addr.kind() === 'ipv4') add(v4, bits, v4Key(addr.toByteArray(), bits), entry);
+      if (addr.kind() === 'ipv4') add(v4, bits, v4Prefix(v4Number(addr.toByteArray()), bits), entry);
       else add(v6, bits, v6Key(addr.toByteArray(), bits), entry);
     });
     v4.lengths.sort((a, b) => b - a);
@@ -53,17 +53,21 @@ export class IpList {
    */
   match(ip: string): string | undefined {
     if (this.size === 0) return undefined;
+    const plain = plainIpv4(ip);
+    if (plain !== undefined) return this.matchV4(plain);
     const addr = parseIp(ip);
     const bytes = addr.toByteArray();
-    if (addr.kind() === 'ipv4') {
-      for (const bits of this.v4.lengths) {
-        const hit = this.v4.byLength.get(bits)?.get(v4Key(bytes, bits));
-        if (hit !== undefined) return hit;
-      }
-      return undefined;
-    }
+    if (addr.kind() === 'ipv4') return this.matchV4(v4Number(bytes));
     for (const bits of this.v6.lengths) {
       const hit = this.v6.byLength.get(bits)?.get(v6Key(bytes, bits));
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  }
+
+  private matchV4(n: number): string | undefined {
+    for (const bits of this.v4.lengths) {
+      const hit = this.v4.byLength.get(bits)?.get(v4Prefix(n, bits));
       if (hit !== undefined) return hit;
     }
     return undefined;
@@ -86,8 +90,11 @@ function add<K>(family: Family<K>, bits: number, key: K, entry: string): void {
   if (!map.has(key)) map.set(key, entry);
 }
 
-function v4Key(bytes: number[], bits: number): number {
-  const n = (((bytes[0] ?? 0) << 24) | ((bytes[1] ?? 0) << 16) | ((bytes[2] ?? 0) << 8) | (bytes[3] ?? 0)) >>> 0;
+function v4Number(bytes: number[]): number {
+  return (((bytes[0] ?? 0) << 24) | ((bytes[1] ?? 0) << 16) | ((bytes[2] ?? 0) << 8) | (bytes[3] ?? 0)) >>> 0;
+}
+
+function v4Prefix(n: number, bits: number): number {
   return bits === 0 ? 0 : (n & (0xffffffff << (32 - bits))) >>> 0;
 }
 

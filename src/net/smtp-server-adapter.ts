@@ -23,6 +23,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMT
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { replyTexts, type SmtpReply } from './smtp-reply.js';
+import { newSessionId } from './session-id.js';
 
 /** The exact smtp-server release whose internals this module was written against. */
 export const SMTP_SERVER_VERSION = '3.21.6';
@@ -271,7 +272,7 @@ export class AdaptedSmtpServer extends SMTPServer {
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
-    const connection = this.connection(this, socket, socketOptions ?? null);
+    const connection = this.connection(this, socket, { ...socketOptions, id: socketOptions?.id ?? newSessionId() });
     this.connections.add(connection);
     // The session goes with the error, so that its log line carries the session ID.
     connection.on('error', (err: Error) => this.emit('error', err, connection.session));

@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { TalliedCounter } from './tally.js';
 
 export type DnsblOutcome = 'listed' | 'not-listed' | 'error' | 'timeout';
 /**
@@ -106,19 +107,19 @@ export class Metrics {
     labelNames: ['listener'] as const,
     registers: [this.registry],
   });
-  private readonly replies = new Counter({
+  private readonly replies = new TalliedCounter({
     name: 'portcullis_replies_total',
     help: 'Replies written to SMTP clients, by code class (2xx, 3xx, 4xx, 5xx).',
     labelNames: ['class'] as const,
     registers: [this.registry],
   });
-  private readonly verdicts = new Counter({
+  private readonly verdicts = new TalliedCounter({
     name: 'portcullis_verdicts_total',
     help: 'Filter decisions, by guide step, check, rule name, action and whether the rule is report-only.',
     labelNames: ['step', 'check', 'rule', 'action', 'report_only'] as const,
     registers: [this.registry],
   });
-  private readonly dnsblLookups = new Counter({
+  private readonly dnsblLookups = new TalliedCounter({
     name: 'portcullis_dnsbl_lookups_total',
     help: 'DNSBL lookups, by zone, outcome (listed, not-listed, error, timeout) and whether the cache answered.',
     labelNames: ['zone', 'outcome', 'cached'] as const,
@@ -348,18 +349,16 @@ export class Metrics {
 
   /** A reply went to a client; counted by its class only. */
   reply(code: number): void {
-    this.replies.inc({ class: `${Math.floor(code / 100)}xx` });
+    const cls = `${Math.floor(code / 100)}xx`;
+    this.replies.inc(cls, () => ({ class: cls }));
   }
 
   /** A filter decided; the rule label is the configured rule's name, never an address. */
   verdict(v: DecisionLabels): void {
-    this.verdicts.inc({
-      step: String(v.step),
-      check: safeLabel(v.check),
-      rule: safeLabel(v.rule),
-      action: v.action,
-      report_only: v.reportOnly === true ? 'true' : 'false',
-    });
+    const check = safeLabel(v.check);
+    const rule = safeLabel(v.rule);
+    const reportOnly = v.reportOnly === true ? 'true' : 'false';
+    this.verdicts.inc(`${v.step}\0${check}\0${rule}\0${v.action}\0${reportOnly}`, () => ({ step: String(v.step), check, rule, action: v.action, report_only: reportOnly }));
   }
 
   /** A sender authentication step found `result`; `action`: accept, reject, tempfail, quarantine, report or exempt. */
@@ -370,7 +369,7 @@ export class Metrics {
   /** A DNSBL lookup finished (matches the DNS module's `onLookup` callback). */
   dnsblLookup(zone: string, outcome: DnsblOutcome, seconds: number, cached: boolean): void {
     const z = safeLabel(zone);
-    this.dnsblLookups.inc({ zone: z, outcome, cached: String(cached) });
+    this.dnsblLookups.inc(`${z}\0${outcome}\0${cached}`, () => ({ zone: z, outcome, cached: String(cached) }));
     this.dnsblSeconds.observe({ zone: z, cached: String(cached) }, seconds);
   }
 

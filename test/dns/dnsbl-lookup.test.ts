@@ -79,6 +79,18 @@ describe('CachedDnsblLookup against a real loopback DNS server', () => {
     assert.deepEqual([again.cached, again.ttlSec], [true, 40]);
   });
 
+  it('a cached answer is the fresh one, key for key in the same order, but for cached and the TTL left (records write it out)', async () => {
+    const { lookup, clock } = make();
+    for (const ip of ['192.0.2.66', '192.0.2.3', '192.0.2.72']) {
+      const fresh = await lookup.lookup(ZONE, ip);
+      clock.advance(1500);
+      const hit = await lookup.lookup(ZONE, ip);
+      assert.equal(hit.cached, true, ip);
+      assert.equal(JSON.stringify(hit), JSON.stringify({ ...fresh, cached: true, ttlSec: hit.ttlSec }), ip);
+      assert.equal(hit.ttlSec, (fresh.ttlSec ?? 0) - 1, ip);
+    }
+  });
+
   it('not listed (NXDOMAIN)', async () => {
     const { lookup } = make();
     const a = await lookup.lookup(ZONE, '192.0.2.1');

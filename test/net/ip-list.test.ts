@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { IpList, IpListError } from '../../src/net/ip-list.js';
@@ -92,4 +93,17 @@ test('a large list matches by lookup, not by scanning', () => {
   assert.ok(hits > 0);
   // A linear scan of 51,000 entries costs well over 100 µs; a lookup stays in the low microseconds.
   assert.ok(nsPerMatch < 50_000, `${nsPerMatch.toFixed(0)} ns per match`);
+});
+
+test('an IPv4 client matches the same entry written plainly as through the IPv4-mapped form (property)', () => {
+  const octet = fc.integer({ min: 0, max: 255 });
+  const quad = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
+  const entry = fc.oneof(quad, fc.tuple(quad, fc.integer({ min: 0, max: 32 })).map(([q, bits]) => `${q}/${bits}`));
+  fc.assert(
+    fc.property(fc.array(entry, { maxLength: 6 }), quad, (entries, ip) => {
+      const list = IpList.parse(entries);
+      assert.equal(list.match(ip), list.match(`::ffff:${ip}`), ip);
+    }),
+    { numRuns: 500 },
+  );
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isIpv4, normalizeIp } from '../../src/net/ip.js';
+import fc from 'fast-check';
+import { isIpv4, normalizeIp, parseIp, plainIpv4 } from '../../src/net/ip.js';
 
 test('normalizeIp gives the canonical form a log or list would show', () => {
   assert.equal(normalizeIp('192.0.2.7'), '192.0.2.7');
@@ -23,4 +24,24 @@ test('isIpv4 counts a mapped address as IPv4 and junk as neither', () => {
   assert.equal(isIpv4('::ffff:192.0.2.7'), true);
   assert.equal(isIpv4('2001:db8::1'), false);
   assert.equal(isIpv4('nonsense'), false);
+});
+
+test('plainIpv4 reads exactly the canonical dotted quads, and parseIp and normalizeIp agree with it (property)', () => {
+  const oracle = (s: string): number | undefined => {
+    if (!/^(0|[1-9]\d{0,2})(\.(0|[1-9]\d{0,2})){3}$/.test(s)) return undefined;
+    const parts = s.split('.').map(Number);
+    return parts.some((p) => p > 255) ? undefined : parts.reduce((n, p) => n * 256 + p, 0);
+  };
+  const part = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '007', '', ' 1', 'x', '1 ', '0x1', '-1', '1e2'));
+  const quadish = fc.array(part, { minLength: 1, maxLength: 6 }).map((ps) => ps.join('.'));
+  fc.assert(
+    fc.property(fc.oneof(quadish, fc.string({ maxLength: 16 })), (s) => {
+      const n = plainIpv4(s);
+      assert.equal(n, oracle(s), s);
+      if (n === undefined) return;
+      assert.equal(normalizeIp(s), s);
+      assert.deepEqual(parseIp(s).toByteArray(), [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+    }),
+    { numRuns: 2000 },
+  );
 });

@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { AggregatorRegistry } from 'prom-client';
+import { Metrics } from '../../src/observability/metrics.js';
+import { sample } from '../support/metrics-text.js';
+
+
+const op = fc.oneof(
+  fc.record({ kind: fc.constant('reply' as const), code: fc.constantFrom(220, 250, 354, 421, 451, 550) }),
+  fc.record({ kind: fc.constant('verdict' as const), action: fc.constantFrom('accept' as const, 'reject' as const), rule: fc.constantFrom(undefined, 'BL1', '192.0.2.7', 'a@b.example') }),
+  fc.record({ kind: fc.constant('dnsbl' as const), zone: fc.constantFrom('bl1.test', 'bl2.test'), cached: fc.boolean() }),
+  fc.constant({ kind: 'scrape' as const }),
+);
+
+test('counted increments are exported exactly, however the scrapes fall between them (property)', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(op, { maxLength: 60 }), async (ops) => {
+      const metrics = new Metrics();
+      const expected = { '2xx': 0, '5xx': 0, reject: 0, redacted: 0, cachedBl1: 0 };
+      for (const o of ops) {
+        if (o.kind === 'scrape') await metrics.registry.metrics();
+        else if (o.kind === 'reply') {
+          metrics.reply(o.code);
+          if (o.code < 300) expected['2xx'] += 1;
+          if (o.code >= 500) expected['5xx'] += 1;
+        } else if (o.kind === 'verdict') {
+          metrics.verdict({ step: 9, check: 'DNSBL rules', action: o.action, ...(o.rule ? { rule: o.rule } : {}) });
+          if (o.action === 'reject') expected.reject += 1;
+          if (o.rule === '192.0.2.7' || o.rule === 'a@b.example') expected.redacted += 1;
+        } else {
+          metrics.dnsblLookup(o.zone, 'not-listed', 0.0001, o.cached);
+          if (o.zone === 'bl1.test' && o.cached) expected.cachedBl1 += 1;
+        }
+      }
+      for (let twice = 0; twice < 2; twice++) {
+        const text = await metrics.registry.metrics();
+        assert.equal(sample(text, 'portcullis_replies_total', { class: '2xx' }), expected['2xx']);
+        assert.equal(sample(text, 'portcullis_replies_total', { class: '5xx' }), expected['5xx']);
+        assert.equal(sample(text, 'portcullis_verdicts_total', { action: 'reject' }), expected.reject);
+        assert.equal(sample(text, 'portcullis_verdicts_total', { rule: 'list-entry' }), expected.redacted);
+        assert.equal(sample(text, 'portcullis_dnsbl_lookups_total', { zone: 'bl1.test', cached: 'true' }), expected.cachedBl1);
+      }
+    }),
+    { numRuns: 100 },
+  );
+});
+
+test("workers' counts reach the group's aggregation: each report carries what was counted since start", async () => {
+  const workers = [new Metrics(), new Metrics()];
+  for (const [i, m] of workers.entries()) for (let n = 0; n <= i; n++) m.reply(250);
+  const first = await Promise.all(workers.map((m) => m.registry.getMetricsAsJSON()));
+  assert.equal(sample(await AggregatorRegistry.aggregate(first).metrics(), 'portcullis_replies_total', { class: '2xx' }), 3);
+  workers[0]?.reply(250);
+  const second = await Promise.all(workers.map((m) => m.registry.getMetricsAsJSON()));
+  assert.equal(sample(await AggregatorRegistry.aggregate(second).metrics(), 'portcullis_replies_total', { class: '2xx' }), 4);
+});
