@@ -23,6 +23,8 @@ export interface SchedulerOptions {
   clock: Clock;
   /** One attempt at a record; it handles its own failures (a rejection ends the run, reported by `kick`). */
   attempt(s: StoredMessage): Promise<void>;
+  /** Work on a record that outlasts its attempt (its removal waiting for a sync): the record stays busy until it ends, its worker does not wait. */
+  settling?(id: string): Promise<void> | undefined;
   /** Called at the end of every run. */
   afterRun(): void;
   onError(err: Error, context: string): void;
@@ -115,14 +117,19 @@ export class Scheduler {
     return run;
   }
 
+  /** Marks the record busy until `work` and whatever settling it left have ended; resolves (or rejects) with `work`. */
   private hold(id: string, work: Promise<void>): Promise<void> {
-    const held = work.finally(() => {
-      this.busy.delete(id);
-      const s = this.o.store.get(id);
-      if (this.passedOver.delete(id) && s) this.push(s.queue, s.message);
-    });
+    const held = work
+      .then(() => this.o.settling?.(id))
+      .finally(() => {
+        this.busy.delete(id);
+        const s = this.o.store.get(id);
+        if (this.passedOver.delete(id) && s) this.push(s.queue, s.message);
+      });
     this.busy.set(id, held);
-    return held;
+    // Whoever waits on the busy mark sees `work`'s outcome through `work` itself.
+    held.catch(() => undefined);
+    return work;
   }
 
   private push(queue: string, message: QueuedMessage): void {
