@@ -2,7 +2,7 @@ import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import type { Rules } from '../config/schema.js';
 import type { DirectoryModel } from '../directory/directory-model.js';
 import type { Metrics } from '../observability/metrics.js';
-import { systemClock, type Clock } from '../runtime/clock.js';
+import { systemClock, type Clock, type Timers } from '../runtime/clock.js';
 import { BatchedDirSync } from '../storage/batched-dir-sync.js';
 import type { DeleteNotice, MessageSummary, QueueSummary } from './admin-api.js';
 import { DeliveryAttempt } from './delivery-attempt.js';
@@ -25,6 +25,8 @@ export interface QueueManagerOptions {
   rules: Rules;
   store: QueueStore;
   clock: Clock;
+  /** The wait of a batch of `new/` syncs (default: the process's timers). */
+  timers?: Timers;
   /** The directory in force now: a reload of the rule set replaces it between messages. */
   directory: () => DirectoryModel;
   router: Router;
@@ -69,7 +71,7 @@ export class QueueManager {
     const ctx = (this.ctx = queueContext(o));
     const reports = new DeliveryReport(ctx, o.badmail);
     this.expiry = new Expiry(ctx, reports);
-    this.settling = new Settling(new BatchedDirSync(systemClock, NEW_SYNC_WINDOW_MS, NEW_SYNC_BATCH), o.onError);
+    this.settling = new Settling(new BatchedDirSync(o.timers ?? systemClock, NEW_SYNC_WINDOW_MS, NEW_SYNC_BATCH), o.onError);
     this.delivery = new DeliveryAttempt(ctx, o, reports, this.expiry, this.settling);
     this.parts = new MessageParts(ctx, o.directory, reports, this.expiry, this.delivery);
     this.scheduler = new Scheduler({
