@@ -16,6 +16,8 @@ export function mailboxDir(root: string, mailbox: string): string {
 }
 
 let counter = 0;
+/** The host part of every name, escaped once: asked per delivery it was a `uname` call per message. */
+let escapedHost: string | undefined;
 
 /**
  * A unique Maildir file name in the usual `time.pid_rand.host` shape (seconds, then the process id,
@@ -23,7 +25,7 @@ let counter = 0;
  */
 export function uniqueName(now: number = Date.now(), queueId?: string): string {
   counter = (counter + 1) % 1_000_000_000;
-  const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+  const host = (escapedHost ??= hostname().replace(/\//g, '\\057').replace(/:/g, '\\072'));
   return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomBytes(4).toString('hex')}${queueId ? queueMark(queueId) : ''}.${host}`;
 }
 

@@ -2,8 +2,13 @@ import type { Clock } from '../runtime/clock.js';
 import { MinHeap } from './min-heap.js';
 import { queueState, type QueuedMessage, type QueueStore, type StoredMessage } from './queue-store.js';
 
-/** Records worked on at once: enough to overlap slow remote hosts; the remote delivery limits connections itself. */
-const WORKERS = 8;
+/**
+ * Records worked on at once: enough to overlap slow remote hosts (the remote delivery limits connections
+ * itself) and to keep pace with 32 receiving sessions. Receiving and delivering share libuv's thread
+ * pool, which serves file operations in the order asked: with 8 workers against 32 sessions, delivery
+ * got about a fifth of them and fell behind acceptance (0.92 of it in the benchmark's 32-session row).
+ */
+export const WORKERS = 32;
 
 /** A record as one write left it; stale once the store holds a later write or has dropped it. */
 interface Entry {
