@@ -5,13 +5,15 @@
  * sync, and the engine's stop syncs and settles whatever still waits, so a restart repeats nothing.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { createLogger, type Logger } from '../../src/observability/logger.js';
 import type { TransportEngine } from '../../src/transport/engine.js';
+import { mailboxDir } from '../../src/transport/maildir.js';
 import { searchTrackingLog } from '../../src/transport/tracking-log.js';
-import { engineRules, maildirFiles, ManualTimers, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
+import { engineRules, HOUR, maildirFiles, ManualClock, ManualTimers, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
 
 const COUNT = 5;
 
@@ -43,6 +45,11 @@ async function copiesOf(engine: TransportEngine, ids: string[]): Promise<number[
 async function deliveredLines(engine: TransportEngine, ids: string[]): Promise<number[]> {
   await engine.tracking.flush();
   return Promise.all(ids.map(async (id) => (await searchTrackingLog(engine.paths.trackingLog, { id })).filter((e) => e.event === 'delivered').length));
+}
+
+/** A logger that keeps the context of each error the engine reports. */
+function recordingLogger(errors: string[]): Logger {
+  return createLogger({ level: 'error', destination: { write: (line: string) => void errors.push(String((JSON.parse(line) as { context?: string }).context)) } });
 }
 
 function preSubmission(engine: TransportEngine): { count: number; state: string } | undefined {
@@ -92,6 +99,34 @@ test('the engine\'s stop syncs and settles what waits for its batch: nothing lef
     await engine.manager.runDue();
     assert.equal(engine.store.all().length, 0);
     assert.deepEqual(await copiesOf(engine, ids), ids.map(() => 1), 'nothing delivered again, nothing lost');
+  } finally {
+    await engine.close();
+  }
+});
+
+test('a batch\'s sync that fails leaves the record queued and rescheduled; its retry finds the Maildir file instead of delivering again', async () => {
+  const timers = new ManualTimers();
+  const clock = new ManualClock();
+  const errors: string[] = [];
+  const engine = await startEngine(engineRules(path.join(dir, 'failed-sync')), { timers, clock, logger: recordingLogger(errors) });
+  try {
+    const id = queuedId((await sendMessage(engine.address.port, { from: 'sender@remote.test', to: ['alice@example.test'], content: message('failed sync') })).at(-1)!);
+    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the Maildir file');
+    await waitFor(() => preSubmission(engine)?.state === 'active', 10_000, 'the record held in progress');
+    // The Maildir is moved away under the engine: the sync of its new/ fails.
+    const box = mailboxDir(engine.paths.mailboxDir, 'alice@example.test');
+    await rename(box, `${box}.away`);
+    timers.fire();
+    await waitFor(() => errors.some((c) => c.startsWith('syncing the Maildir')) && engine.manager.messages('pre-submission')[0]?.attempts === 1, 10_000, 'the failure reported and the record rescheduled');
+    assert.match(engine.manager.show(id).status, /^4\.3\.0 /);
+    assert.deepEqual(await deliveredLines(engine, [id]), [0], 'not durable, not tracked');
+
+    await rename(`${box}.away`, box);
+    clock.advance(HOUR);
+    await engine.manager.runDue();
+    assert.equal(engine.store.all().length, 0, 'the record removed after its retry');
+    assert.deepEqual(await copiesOf(engine, [id]), [1], 'the retry found the file: not delivered twice');
+    assert.deepEqual(await deliveredLines(engine, [id]), [1]);
   } finally {
     await engine.close();
   }
