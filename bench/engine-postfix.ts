@@ -44,7 +44,8 @@ export interface EnginePostfixBench {
   runs: number;
   rows: ComparisonRow[];
   /** `npm start` (edge + engine) beside the engine alone, 8 sessions reusing connections: delivered msg/s and their ratio. */
-  endToEnd: { engine: ServerRow; edgeAndEngine: ServerRow; deliveredRatio: number };
+  /** Absent when only some rows were asked for (`BENCH_LOADS`). */
+  endToEnd?: { engine: ServerRow; edgeAndEngine: ServerRow; deliveredRatio: number };
   /** fsync + fdatasync calls per message, receipt to Maildir, by sessions; absent without strace. */
   fsyncsPerMessage?: Record<string, { postfix: number; engine: number }>;
 }
@@ -330,7 +331,7 @@ async function fsyncsPerMessage(work: string, start: (work: string, straceOut?: 
 }
 
 /** `npm start`'s path (the edge in front of the engine) against the engine alone, alternating runs. */
-async function edgeBesideEngine(work: string, messages: number, runs: number): Promise<EnginePostfixBench['endToEnd']> {
+async function edgeBesideEngine(work: string, messages: number, runs: number): Promise<NonNullable<EnginePostfixBench['endToEnd']>> {
   const engine = await startEngine(work);
   const both = await startEdgeAndEngine(work);
   try {
@@ -351,13 +352,18 @@ async function edgeBesideEngine(work: string, messages: number, runs: number): P
   }
 }
 
-/** Runs the comparison: every row `runs` times on one Postfix and one engine, alternating; medians. */
-export async function run(messages = 2000, runs = 3, loads: { sessions: number; reuse: boolean }[] = [
+const ALL_LOADS = [
   { sessions: 8, reuse: false },
   { sessions: 8, reuse: true },
   { sessions: 32, reuse: false },
   { sessions: 32, reuse: true },
-]): Promise<EnginePostfixBench> {
+];
+
+/**
+ * Runs the comparison: every row `runs` times on one Postfix and one engine, alternating; medians.
+ * Given only some `loads`, it measures those rows alone (no `npm start` section, no fsync counts).
+ */
+export async function run(messages = 2000, runs = 3, loads?: { sessions: number; reuse: boolean }[]): Promise<EnginePostfixBench> {
   const work = await tempDir('portcullis-bench-postfix-');
   // Postfix's daemons run as mail_owner and must reach their directories inside it.
   await chmod(work, 0o755);
@@ -369,7 +375,7 @@ export async function run(messages = 2000, runs = 3, loads: { sessions: number; 
       // A small warm-up each, so that process start-up and JIT do not land in the first sample.
       await measure(postfix, 2, 50, true);
       await measure(engine, 2, 50, true);
-      for (const load of loads) {
+      for (const load of loads ?? ALL_LOADS) {
         const p: ServerRow[] = [];
         const e: ServerRow[] = [];
         for (let i = 0; i < runs; i++) {
@@ -393,8 +399,9 @@ export async function run(messages = 2000, runs = 3, loads: { sessions: number; 
       await engine.stop();
       await postfix.stop();
     }
-    const endToEnd = await edgeBesideEngine(work, messages, runs);
-    const result: EnginePostfixBench = { messages, runs, rows, endToEnd };
+    const result: EnginePostfixBench = { messages, runs, rows };
+    if (loads) return result;
+    result.endToEnd = await edgeBesideEngine(work, messages, runs);
     if ((await runCommand('sh', ['-c', 'command -v strace'])).code === 0) {
       const counted = Math.min(messages, 200);
       result.fsyncsPerMessage = {};
@@ -425,7 +432,7 @@ export function comparisonTable(r: EnginePostfixBench): string {
     );
   }
   const e = r.endToEnd;
-  lines.push(
+  if (e) lines.push(
     `npm start (edge + engine), 8 sessions reused: ${e.edgeAndEngine.acceptedPerSecond} / ${e.edgeAndEngine.deliveredPerSecond} msg/s accepted / delivered, ` +
       `engine alone ${e.engine.acceptedPerSecond} / ${e.engine.deliveredPerSecond}: ${e.deliveredRatio} of the engine alone`,
   );
@@ -433,7 +440,17 @@ export function comparisonTable(r: EnginePostfixBench): string {
   return lines.join('\n');
 }
 
+/** `BENCH_LOADS`, e.g. `32r,8n`: only these rows (sessions, r = connection reused, n = new connection per message). */
+function loadsFromEnv(spec: string | undefined): { sessions: number; reuse: boolean }[] | undefined {
+  if (!spec) return undefined;
+  return spec.split(',').map((item) => {
+    const m = /^(\d+)([rn])$/.exec(item.trim());
+    if (!m) throw new Error(`BENCH_LOADS: ${item} is not <sessions>r or <sessions>n`);
+    return { sessions: Number(m[1]), reuse: m[2] === 'r' };
+  });
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const r = await run(Number(process.env.BENCH_MESSAGES ?? 2000), Number(process.env.BENCH_RUNS ?? 3));
+  const r = await run(Number(process.env.BENCH_MESSAGES ?? 2000), Number(process.env.BENCH_RUNS ?? 3), loadsFromEnv(process.env.BENCH_LOADS));
   process.stdout.write(`${comparisonTable(r)}\n(medians of ${r.runs} runs x ${r.messages} messages of ${MESSAGE_BYTES} bytes)\n`);
 }

@@ -1,4 +1,5 @@
 import { domainOf } from '../net/domain.js';
+import { fsyncDir } from '../storage/durable-write.js';
 import type { DeliveryReport } from './delivery-report.js';
 import { formatResult } from './delivery-result.js';
 import type { Expiry } from './expiry.js';
@@ -6,8 +7,9 @@ import { deliverLocal, LocalDeliveryError, localDeliveryHeaders } from './local-
 import type { QueueContext } from './queue-context.js';
 import { queueState, remoteQueue, type Delivery, type QueuedMessage } from './queue-store.js';
 import type { RemoteDelivery } from './remote-delivery.js';
-import { isDelayNotifyDue, notifyAllows, retryDelayMs } from './retry-schedule.js';
+import { failedRetryAt, isDelayNotifyDue, notifyAllows, retryDelayMs } from './retry-schedule.js';
 import { FORWARD_UNRESOLVED_CONNECTOR, type Router } from './router.js';
+import type { Settling } from './settling.js';
 import type { RecipientResult } from './types.js';
 
 /** Where the copies of a categorized message go. */
@@ -15,6 +17,14 @@ export interface DeliveryTargets {
   router: Router;
   remote: RemoteDelivery;
   mailboxRoot: string;
+}
+
+/** A local copy renamed into its Maildir's `new/`: durable once `newDir` (if any) is synced, then tracked. */
+export interface PlacedCopy {
+  address: string;
+  /** The `new/` whose sync the copy still waits for. */
+  newDir?: string;
+  ageSeconds: number;
 }
 
 /**
@@ -28,17 +38,23 @@ export class DeliveryAttempt {
     private readonly targets: DeliveryTargets,
     private readonly reports: DeliveryReport,
     private readonly expiry: Expiry,
+    private readonly settling: Settling,
   ) {}
 
   /** One attempt at every pending local copy; each success is recorded at once so a crash repeats only the rest. */
   async local(m: QueuedMessage): Promise<void> {
     const { store, metrics } = this.ctx;
     const deliveries = m.deliveries.map((d) => ({ ...d }));
+    const placed: PlacedCopy[] = [];
     for (const d of deliveries) {
       if (d.status !== 'pending') continue;
       try {
-        await this.deliverCopy(m, d);
-        if (deliveries.some((x) => x.status === 'pending')) await store.update({ ...m, deliveries });
+        placed.push(await this.deliverCopy(m, d));
+        if (deliveries.some((x) => x.status === 'pending')) {
+          // The record is about to say "delivered": the copy must be durable first.
+          await this.makeDurable(m, placed.splice(0));
+          await store.update({ ...m, deliveries });
+        }
       } catch (err) {
         if (!(err instanceof LocalDeliveryError)) throw err;
         const { code, enhanced } = err.reply;
@@ -52,42 +68,90 @@ export class DeliveryAttempt {
         }
       }
     }
-    await this.afterAttempt({ ...m, deliveries }, 'deferred');
+    await this.afterAttempt({ ...m, deliveries }, 'deferred', undefined, placed);
   }
 
   /**
-   * A fresh local part of one copy, delivered before it is ever queued: true when it is in the Maildir
-   * and reported, so the part's own envelope file (a write, two fsyncs, a rename and an unlink) is never
-   * needed. False, with nothing recorded, when it was not delivered: the caller queues the part, and the
-   * attempt there decides what the failure means. The message it came from is still queued meanwhile, so
-   * a crash repeats the delivery (at-least-once, as for a queued part caught mid-delivery).
+   * A fresh local part of one copy, delivered before it is ever queued: the copy when it is in the
+   * Maildir and reported, so the part's own envelope file (a write, two fsyncs, a rename and an unlink)
+   * is never needed; the caller removes the message it came from with `settle`. Undefined, with nothing
+   * recorded, when it was not delivered: the caller queues the part, and the attempt there decides what
+   * the failure means. The message it came from is still queued meanwhile, so a crash repeats the
+   * delivery (found in the Maildir by its part id, as for a queued part caught mid-delivery).
    */
-  async localBeforeQueueing(part: QueuedMessage): Promise<boolean> {
+  async localBeforeQueueing(part: QueuedMessage): Promise<PlacedCopy | undefined> {
     const d = part.deliveries.length === 1 ? { ...part.deliveries[0]! } : undefined;
-    if (!d || d.status !== 'pending') return false;
+    if (!d || d.status !== 'pending') return undefined;
+    let placed: PlacedCopy;
     try {
-      await this.deliverCopy(part, d);
+      placed = await this.deliverCopy(part, d);
     } catch (err) {
-      if (err instanceof LocalDeliveryError) return false;
+      if (err instanceof LocalDeliveryError) return undefined;
       throw err;
     }
     await this.reports.report({ ...part, deliveries: [d] });
-    return true;
+    return placed;
   }
 
-  /** Delivers one local copy and records it in `d`; throws LocalDeliveryError. */
-  private async deliverCopy(m: QueuedMessage, d: Delivery): Promise<void> {
+  /**
+   * Removes record `id` once the copies of `m` in `placed` are durable, and tracks their delivery then.
+   * With no `new/` sync owed it is done before this resolves; otherwise the worker goes on at once and
+   * the rest waits for the Maildirs' batched syncs (`settling.ts`), the record held busy meanwhile.
+   */
+  async settle(id: string, m: QueuedMessage, placed: PlacedCopy[]): Promise<void> {
+    const { store } = this.ctx;
+    const dirs = [...new Set(placed.flatMap((p) => (p.newDir ? [p.newDir] : [])))];
+    if (dirs.length === 0) {
+      this.delivered(m, placed);
+      await store.remove(id);
+      return;
+    }
+    this.settling.after(
+      id,
+      m.rootId,
+      dirs,
+      async () => {
+        this.delivered(m, placed);
+        await store.remove(id);
+      },
+      async (err) => {
+        // Tried again later; the repeated delivery finds the file already there (`mayBeDelivered`).
+        this.ctx.onError(err, `syncing the Maildir of ${id}`);
+        const current = store.get(id);
+        if (!current) return;
+        const { rules, clock } = this.ctx;
+        await store.update({ ...current.message, lastError: `4.3.0 ${err.message}`, attempts: current.message.attempts + 1, nextAttemptAt: failedRetryAt(clock.now(), rules.transport.retry) });
+      },
+    );
+  }
+
+  /** Delivers one local copy and records it in `d` (tracked once durable: `makeDurable`, `settle`); throws LocalDeliveryError. */
+  private async deliverCopy(m: QueuedMessage, d: Delivery): Promise<PlacedCopy> {
     const content = this.ctx.store.recentContent(m.contentId) ?? (await this.ctx.store.contentFile(m.contentId));
-    await deliverLocal(this.targets.mailboxRoot, d.address, content, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
+    const newDir = await deliverLocal(this.targets.mailboxRoot, d.address, content, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
       fsync: this.ctx.rules.transport.fsync,
       queueId: m.envelope.id,
-      mayBeDelivered: this.ctx.store.recovered(m.rootId),
+      mayBeDelivered: this.ctx.store.recovered(m.rootId) || this.settling.mayBeDelivered(m.rootId),
+      deferNewSync: true,
       ...(d.quotaBytes !== undefined ? { quotaBytes: d.quotaBytes } : {}),
     });
     d.status = 'delivered';
     d.result = { address: d.address, outcome: 'delivered', code: 250, enhanced: '2.0.0', text: `Delivered to the mailbox of ${d.address}` };
-    this.ctx.track('delivered', m, [d.address], '250 2.0.0 delivered to Maildir');
-    this.ctx.metrics?.transportDelivery('delivered', this.ageSeconds(m));
+    return { address: d.address, ageSeconds: this.ageSeconds(m), ...(newDir ? { newDir } : {}) };
+  }
+
+  /** Syncs the `new/` of each copy now and tracks them: before a record that goes on says they were delivered. */
+  private async makeDurable(m: QueuedMessage, placed: PlacedCopy[]): Promise<void> {
+    await Promise.all([...new Set(placed.flatMap((p) => (p.newDir ? [p.newDir] : [])))].map((dir) => fsyncDir(dir)));
+    this.delivered(m, placed);
+  }
+
+  /** The tracking line and metric of copies now durable in their Maildirs. */
+  private delivered(m: QueuedMessage, placed: PlacedCopy[]): void {
+    for (const p of placed) {
+      this.ctx.track('delivered', m, [p.address], '250 2.0.0 delivered to Maildir');
+      this.ctx.metrics?.transportDelivery('delivered', p.ageSeconds);
+    }
   }
 
   /**
@@ -152,18 +216,20 @@ export class DeliveryAttempt {
    * After an attempt: finished → report and remove; else expire (4.4.7), send the delay DSN once, or
    * schedule the retry (on the retry schedule, or at `retryAt` when the caller knows better).
    */
-  private async afterAttempt(m: QueuedMessage, retryQueue: string, retryAt?: number): Promise<void> {
+  private async afterAttempt(m: QueuedMessage, retryQueue: string, retryAt?: number, placed: PlacedCopy[] = []): Promise<void> {
     const { store, clock, rules } = this.ctx;
     const retry = rules.transport.retry;
     const now = clock.now();
     const pending = m.deliveries.filter((d) => d.status === 'pending');
-    if (pending.length > 0 && this.expiry.isDue(m)) {
-      await this.expiry.expire(m);
-      return;
-    }
     if (pending.length === 0) {
       await this.reports.report(m);
-      await store.remove(m.envelope.id);
+      await this.settle(m.envelope.id, m, placed);
+      return;
+    }
+    // The record goes on (expired with its NDR, or rescheduled) saying which copies were delivered.
+    await this.makeDurable(m, placed);
+    if (this.expiry.isDue(m)) {
+      await this.expiry.expire(m);
       return;
     }
     if (isDelayNotifyDue(m.envelope.receivedAt, now, retry)) {

@@ -5,7 +5,7 @@ import { parseEndpoint } from '../net/endpoint.js';
 import { IpList } from '../net/ip-list.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
-import { systemClock, type Clock } from '../runtime/clock.js';
+import { systemClock, type Clock, type Timers } from '../runtime/clock.js';
 import { startAdminServer } from './admin.js';
 import { DirectoryModel } from '../directory/directory-model.js';
 import { QueueManager } from './queue-manager.js';
@@ -39,6 +39,8 @@ export function enginePaths(rules: Rules, baseDir: string = process.cwd()): Engi
 /** What may be injected into the engine (tests inject the clock and DNS). */
 export interface TransportEngineOptions {
   clock?: Clock;
+  /** The wait of a batch of `new/` syncs after local deliveries (tests hold it). */
+  timers?: Timers;
   dnsClient?: DnsClient;
   /** Share a registry with the edge; by default the engine has its own (served on the admin /metrics). */
   metrics?: Metrics;
@@ -65,7 +67,7 @@ export interface TransportEngine {
    * hands it each rule set the edge has put in force, so edge and engine judge recipients alike.
    */
   useDirectoryOf(rules: Rules): void;
-  /** Stops listening, lets the work in progress finish, and flushes the tracking log. */
+  /** Stops listening, lets the work in progress finish, syncs the Maildirs still waiting for a batched sync (and removes their records), and flushes the tracking log. */
   close(): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     rules,
     store,
     clock,
+    ...(opts.timers ? { timers: opts.timers } : {}),
     directory: () => directory,
     router,
     remote,

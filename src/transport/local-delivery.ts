@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { reply, SmtpError } from '../net/smtp-reply.js';
-import { publish, writeNewFile } from '../storage/durable-write.js';
+import { fsyncDir, publish, writeNewFile } from '../storage/durable-write.js';
 import { ensureMaildir, forgetMaildir, holdsDelivery, mailboxDir, maildirSize, uniqueName } from './maildir.js';
 
 /** A local delivery that did not happen, with the reply it becomes (4.2.2 quota, 4.3.1 disk full, 4.3.0 other). */
@@ -23,6 +23,8 @@ export interface LocalDeliveryOptions {
   queueId?: string;
   /** The part was in the queue when the engine stopped: a file already delivered for it counts as this delivery. */
   mayBeDelivered?: boolean;
+  /** Leave the sync of `new/` to the caller, which must not count the copy durable before it has synced the directory returned. */
+  deferNewSync?: boolean;
 }
 
 /** The trace headers a local delivery prepends: `Return-Path:` (the envelope sender) and `Delivered-To:`. */
@@ -32,8 +34,9 @@ export function localDeliveryHeaders(mailFrom: string, mailbox: string): string 
 
 /**
  * Delivers a message into `<mailboxRoot>/<mailbox>/` the Maildir way: written under a unique name in
- * `tmp/`, fsynced, renamed into `new/` (with its Maildir++ `,S=` size), and `new/` fsynced. Line
- * endings become LF, as Maildir files conventionally have. Throws LocalDeliveryError.
+ * `tmp/`, fsynced, renamed into `new/` (with its Maildir++ `,S=` size), and `new/` fsynced (or, with
+ * `deferNewSync`, `new/` returned for the caller to sync). Line endings become LF, as Maildir files
+ * conventionally have. Throws LocalDeliveryError.
  */
 export async function deliverLocal(
   mailboxRoot: string,
@@ -42,15 +45,22 @@ export async function deliverLocal(
   content: string | Buffer,
   prepend: string,
   options: LocalDeliveryOptions = {},
-): Promise<void> {
+): Promise<string | undefined> {
   const fsync = options.fsync ?? true;
   const dir = mailboxDir(mailboxRoot, mailbox);
+  const newDir = path.join(dir, 'new');
+  // The directory whose sync makes the copy durable, when the caller takes it on.
+  const owed = fsync && options.deferNewSync ? newDir : undefined;
   const name = uniqueName(Date.now(), options.queueId);
   const tmpPath = path.join(dir, 'tmp', name);
   try {
     await ensureMaildir(dir, fsync);
     // A crash between the Maildir file and the removal of its record repeats the delivery: found here, it is not made twice.
-    if (options.mayBeDelivered && options.queueId !== undefined && (await holdsDelivery(dir, options.queueId))) return;
+    if (options.mayBeDelivered && options.queueId !== undefined && (await holdsDelivery(dir, options.queueId))) {
+      // Found after a crash that may have come before the sync of `new/`: synced before the record goes.
+      if (fsync && !owed) await fsyncDir(newDir);
+      return owed;
+    }
     const written = await writeNewFile(tmpPath, withLf(prepend, content), fsync);
     if (options.quotaBytes !== undefined) {
       const used = await maildirSize(dir);
@@ -59,7 +69,8 @@ export async function deliverLocal(
         throw new LocalDeliveryError(452, '4.2.2', `Mailbox ${mailbox} is over its storage quota (${used} + ${written} > ${options.quotaBytes} bytes)`);
       }
     }
-    await publish(tmpPath, path.join(dir, 'new', `${name},S=${written}`), fsync);
+    await publish(tmpPath, path.join(newDir, `${name},S=${written}`), fsync && !owed);
+    return owed;
   } catch (err) {
     if (err instanceof LocalDeliveryError) throw err;
     forgetMaildir(dir);

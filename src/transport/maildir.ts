@@ -16,6 +16,8 @@ export function mailboxDir(root: string, mailbox: string): string {
 }
 
 let counter = 0;
+/** The host part of every name, escaped once: asked per delivery it was a `uname` call per message. */
+let escapedHost: string | undefined;
 
 /**
  * A unique Maildir file name in the usual `time.pid_rand.host` shape (seconds, then the process id,
@@ -23,7 +25,7 @@ let counter = 0;
  */
 export function uniqueName(now: number = Date.now(), queueId?: string): string {
   counter = (counter + 1) % 1_000_000_000;
-  const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
+  const host = (escapedHost ??= hostname().replace(/\//g, '\\057').replace(/:/g, '\\072'));
   return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomBytes(4).toString('hex')}${queueId ? queueMark(queueId) : ''}.${host}`;
 }
 
@@ -47,13 +49,24 @@ export async function holdsDelivery(dir: string, queueId: string): Promise<boole
 
 /** Maildirs this process has made sure of: the next delivery to one skips its four mkdir calls. */
 const known = new Set<string>();
+/** Maildirs being made sure of now: concurrent first deliveries to one share the work (two racing recursive mkdirs can both report a creation, and then both synced the directories). */
+const making = new Map<string, Promise<void>>();
 
 /**
  * Creates `tmp/`, `new/` and `cur/` if missing; a freshly made Maildir is fsynced up to the root. A
  * Maildir removed behind the engine's back is made again when a delivery into it fails (`forgetMaildir`).
  */
-export async function ensureMaildir(dir: string, fsync: boolean): Promise<void> {
-  if (known.has(dir)) return;
+export function ensureMaildir(dir: string, fsync: boolean): Promise<void> {
+  if (known.has(dir)) return Promise.resolve();
+  let pending = making.get(dir);
+  if (pending === undefined) {
+    pending = makeMaildir(dir, fsync).finally(() => making.delete(dir));
+    making.set(dir, pending);
+  }
+  return pending;
+}
+
+async function makeMaildir(dir: string, fsync: boolean): Promise<void> {
   const created = await mkdir(dir, { recursive: true });
   for (const sub of ['tmp', 'new', 'cur']) await mkdir(path.join(dir, sub), { recursive: true });
   if (created !== undefined && fsync) {

@@ -1,7 +1,7 @@
 import type { DirectoryModel } from '../directory/directory-model.js';
 import { domainOf } from '../net/domain.js';
 import { categorize, countHops, outboundRecipient } from './categorizer.js';
-import type { DeliveryAttempt } from './delivery-attempt.js';
+import type { DeliveryAttempt, PlacedCopy } from './delivery-attempt.js';
 import type { DeliveryReport } from './delivery-report.js';
 import type { Expiry } from './expiry.js';
 import { headerBlockOf, readHeaderBlock } from './header-block.js';
@@ -21,7 +21,7 @@ export class MessageParts {
     private readonly directory: () => DirectoryModel,
     private readonly reports: DeliveryReport,
     private readonly expiry: Expiry,
-    private readonly local: Pick<DeliveryAttempt, 'localBeforeQueueing'>,
+    private readonly local: Pick<DeliveryAttempt, 'localBeforeQueueing' | 'settle'>,
   ) {}
 
   /** Splits one message into its parts; unreadable content waits in `failed-retry` until it expires. */
@@ -72,6 +72,7 @@ export class MessageParts {
     // Part ids follow from the message id, so a categorization repeated after a crash finds the parts it already made.
     // A frozen local-delivery queue holds its mail: the part is queued there as ever.
     const single = parts.length === 1 && c.failed.length === 0 && !isQueueFrozen(store, 'local-delivery');
+    let direct: { part: QueuedMessage; copy: PlacedCopy } | undefined;
     for (const [i, p] of parts.entries()) {
       const id = `${m.envelope.id}-${i + 1}`;
       if (store.get(id)) continue;
@@ -87,11 +88,17 @@ export class MessageParts {
         nextAttemptAt: 0,
       };
       // The common case, one local mailbox, goes straight into it; only a copy that did not make it is queued.
-      if (single && p.kind === 'local' && (await this.local.localBeforeQueueing(part))) continue;
+      const copy = single && p.kind === 'local' ? await this.local.localBeforeQueueing(part) : undefined;
+      if (copy) {
+        direct = { part, copy };
+        continue;
+      }
       await store.add(p.queue, part);
     }
     const failed: Delivery[] = c.failed.map((f) => ({ address: f.result.address, recipient: f.recipient, status: 'failed', result: f.result }));
     await this.reports.report({ ...m, deliveries: failed });
-    await store.remove(m.envelope.id);
+    // Delivered straight from here, the message's record stands for its copy until the copy is durable.
+    if (direct) await this.local.settle(m.envelope.id, direct.part, [direct.copy]);
+    else await store.remove(m.envelope.id);
   }
 }

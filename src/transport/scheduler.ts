@@ -2,8 +2,13 @@ import type { Clock } from '../runtime/clock.js';
 import { MinHeap } from './min-heap.js';
 import { queueState, type QueuedMessage, type QueueStore, type StoredMessage } from './queue-store.js';
 
-/** Records worked on at once: enough to overlap slow remote hosts; the remote delivery limits connections itself. */
-const WORKERS = 8;
+/**
+ * Records worked on at once: enough to overlap slow remote hosts (the remote delivery limits connections
+ * itself) and to keep pace with 32 receiving sessions. Receiving and delivering share libuv's thread
+ * pool, which serves file operations in the order asked: with 8 workers against 32 sessions, delivery
+ * got about a fifth of them and fell behind acceptance (0.92 of it in the benchmark's 32-session row).
+ */
+export const WORKERS = 32;
 
 /** A record as one write left it; stale once the store holds a later write or has dropped it. */
 interface Entry {
@@ -23,6 +28,8 @@ export interface SchedulerOptions {
   clock: Clock;
   /** One attempt at a record; it handles its own failures (a rejection ends the run, reported by `kick`). */
   attempt(s: StoredMessage): Promise<void>;
+  /** Work on a record that outlasts its attempt (its removal waiting for a sync): the record stays busy until it ends, its worker does not wait. */
+  settling?(id: string): Promise<void> | undefined;
   /** Called at the end of every run. */
   afterRun(): void;
   onError(err: Error, context: string): void;
@@ -115,14 +122,19 @@ export class Scheduler {
     return run;
   }
 
+  /** Marks the record busy until `work` and whatever settling it left have ended; resolves (or rejects) with `work`. */
   private hold(id: string, work: Promise<void>): Promise<void> {
-    const held = work.finally(() => {
-      this.busy.delete(id);
-      const s = this.o.store.get(id);
-      if (this.passedOver.delete(id) && s) this.push(s.queue, s.message);
-    });
+    const held = work
+      .then(() => this.o.settling?.(id))
+      .finally(() => {
+        this.busy.delete(id);
+        const s = this.o.store.get(id);
+        if (this.passedOver.delete(id) && s) this.push(s.queue, s.message);
+      });
     this.busy.set(id, held);
-    return held;
+    // Whoever waits on the busy mark sees `work`'s outcome through `work` itself.
+    held.catch(() => undefined);
+    return work;
   }
 
   private push(queue: string, message: QueuedMessage): void {

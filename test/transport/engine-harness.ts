@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { RulesSchema, type Rules } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
-import type { Clock } from '../../src/runtime/clock.js';
+import type { Clock, Timers } from '../../src/runtime/clock.js';
 import { startTransportEngine, type TransportEngine, type TransportEngineOptions } from '../../src/transport/engine.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
 
@@ -16,6 +16,28 @@ export class ManualClock implements Clock {
   }
   advance(ms: number): void {
     this.t += ms;
+  }
+}
+
+/** Timers that fire only when told: `fire()` runs every wait set so far (not cleared), whatever its length. */
+export class ManualTimers implements Timers {
+  private readonly waiting = new Map<number, () => void>();
+  private next = 0;
+  setTimeout(fn: () => void, _ms: number): unknown {
+    this.waiting.set(++this.next, fn);
+    return this.next;
+  }
+  clearTimeout(handle: unknown): void {
+    this.waiting.delete(handle as number);
+  }
+  /** Waits set and not cleared. */
+  get pending(): number {
+    return this.waiting.size;
+  }
+  fire(): void {
+    const due = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const fn of due) fn();
   }
 }
 

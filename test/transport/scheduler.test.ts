@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { MinHeap } from '../../src/transport/min-heap.js';
 import { QueueStore, type QueuedMessage, type StoredMessage } from '../../src/transport/queue-store.js';
-import { Scheduler } from '../../src/transport/scheduler.js';
+import { Scheduler, WORKERS } from '../../src/transport/scheduler.js';
 import { ManualClock, MINUTE } from './engine-harness.js';
 
 function record(id: string, nextAttemptAt: number, frozen = false): QueuedMessage {
@@ -137,8 +137,8 @@ test("a record passed over while an administrator's change holds it is worked on
   }
 });
 
-test('records that arrive while a run works on one are taken up at once by the free workers, eight at a time', async () => {
-  // Every attempt waits at a barrier that opens when eight are in progress together (or after a bound).
+test(`records that arrive while a run works on one are taken up at once by the free workers, ${WORKERS} at a time`, async () => {
+  // Every attempt waits at a barrier that opens when WORKERS are in progress together (or after a bound).
   let open!: () => void;
   const barrier = new Promise<void>((resolve) => (open = resolve));
   const bound = setTimeout(open, 3000);
@@ -148,7 +148,7 @@ test('records that arrive while a run works on one are taken up at once by the f
   let most = 0;
   const t = await setUp(async (s, store) => {
     most = Math.max(most, ++inFlight);
-    if (inFlight === 8) open();
+    if (inFlight === WORKERS) open();
     firstStarted();
     await barrier;
     inFlight--;
@@ -160,14 +160,14 @@ test('records that arrive while a run works on one are taken up at once by the f
     const run = t.scheduler.runDue();
     await first;
     // The rest of the burst arrives while FIRST is in progress, each with a kick, as the receive server does.
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < WORKERS + 2; i++) {
       await t.store.add('pre-submission', record(`NEXT${i}`, 0));
       t.scheduler.kick();
     }
     await run;
     await t.scheduler.runDue();
     assert.equal(t.store.all().length, 0);
-    assert.equal(most, 8, 'records worked on at once');
+    assert.equal(most, WORKERS, 'records worked on at once');
   } finally {
     clearTimeout(bound);
     await t.done();
