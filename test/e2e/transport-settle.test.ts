@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +16,7 @@ import type { QueueSummary } from '../../src/transport/admin-api.js';
 import { adminRequest } from '../../src/transport/admin-client.js';
 import { freePort } from '../support/smtp-sink.js';
 import { queuedId, RawSmtp, waitFor } from '../transport/engine-harness.js';
+import { slotFiles } from '../transport/slot-files.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const COUNT = 10;
@@ -77,8 +77,14 @@ async function stopped(e: Engine, signal: NodeJS.Signals): Promise<void> {
 }
 
 const newDir = (e: Engine): string => path.join(e.work, 'data', 'mailboxes', 'alice@example.test', 'new');
-/** Where a record waiting in pre-submission is (beside its content). */
-const recordOf = (e: Engine, id: string): string => path.join(e.work, 'data', 'queue', 'content', `${id}.json`);
+/** The ids of the records waiting in pre-submission: in their slots, or written out beside their content. */
+async function queued(e: Engine): Promise<Set<string>> {
+  const queueDir = path.join(e.work, 'data', 'queue');
+  const ids = new Set<string>();
+  for (const slot of await slotFiles(queueDir)) if (slot.record) ids.add(slot.record.message.envelope.id);
+  for (const name of await readdir(path.join(queueDir, 'content')).catch(() => [] as string[])) if (name.endsWith('.json')) ids.add(name.slice(0, -'.json'.length));
+  return ids;
+}
 
 /** `COUNT` messages over one session, one after another; their queue ids. */
 async function sendAtOneSession(e: Engine): Promise<string[]> {
@@ -127,14 +133,17 @@ test('kill -9 while deliveries wait for their new/ sync: the records are still q
       const ids = await sendAtOneSession(engine);
       await allInMaildir(engine);
       await stopped(engine, 'SIGKILL');
-      const waiting = ids.filter((id) => existsSync(recordOf(engine, id)));
+      const atKill = await queued(engine);
+      const waiting = ids.filter((id) => atKill.has(id));
       t.diagnostic(`try ${attempt}: ${waiting.length} of ${COUNT} delivered messages still queued at the kill`);
       if (waiting.length === 0) continue;
 
       engine = await startEngineProcess(work, engine);
       await drained(engine);
       assert.deepEqual(await copies(engine, ids), ids.map(() => 1), 'each message once: the repeated delivery found its file');
-      assert.deepEqual(ids.filter((id) => existsSync(recordOf(engine, id))), [], 'the records removed after the restart');
+      await stopped(engine, 'SIGTERM');
+      const left = await queued(engine);
+      assert.deepEqual(ids.filter((id) => left.has(id)), [], 'the records removed after the restart');
       return;
     } finally {
       await stopped(engine, 'SIGTERM');
@@ -150,12 +159,14 @@ test('SIGTERM while deliveries wait for their new/ sync: the stop syncs and remo
     try {
       const ids = await sendAtOneSession(engine);
       await allInMaildir(engine);
-      const waiting = ids.filter((id) => existsSync(recordOf(engine, id)));
+      const before = await queued(engine);
+      const waiting = ids.filter((id) => before.has(id));
       await stopped(engine, 'SIGTERM');
       t.diagnostic(`try ${attempt}: ${waiting.length} of ${COUNT} delivered messages still queued at SIGTERM`);
       if (waiting.length === 0) continue;
       assert.equal(engine.child.exitCode, 0);
-      assert.deepEqual(ids.filter((id) => existsSync(recordOf(engine, id))), [], 'no record left once the engine has stopped');
+      const left = await queued(engine);
+      assert.deepEqual(ids.filter((id) => left.has(id)), [], 'no record left once the engine has stopped');
 
       engine = await startEngineProcess(work, engine);
       await drained(engine);
