@@ -13,7 +13,7 @@ import { after, before, test } from 'node:test';
 import { adminRequest } from '../../src/transport/admin-client.js';
 import type { QueueSummary } from '../../src/transport/admin-api.js';
 import { freePort } from '../support/smtp-sink.js';
-import { RawSmtp, waitFor } from '../transport/engine-harness.js';
+import { engineProcessConfig, RawSmtp, waitFor } from '../transport/engine-harness.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 // At the engine's speed since slots and the direct local path: eight clients, so that the kill lands
@@ -30,22 +30,7 @@ before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'portcullis-crash-'));
   smtpPort = await freePort();
   adminPort = await freePort();
-  await writeFile(
-    path.join(dir, 'rules.yaml'),
-    [
-      'hostname: mx.example.test',
-      'acceptedDomains: [example.test]',
-      'listeners: [{ name: edge, listen: "127.0.0.1:2525" }]',
-      'directory: { addresses: [alice@example.test] }',
-      'log: { level: warn }',
-      'transport:',
-      `  listen: 127.0.0.1:${smtpPort}`,
-      `  admin: { listen: "127.0.0.1:${adminPort}" }`,
-      '  dataDir: data',
-      '  fsync: true',
-      '',
-    ].join('\n'),
-  );
+  await writeFile(path.join(dir, 'rules.yaml'), engineProcessConfig(smtpPort, adminPort, 'data'));
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });

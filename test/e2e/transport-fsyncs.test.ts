@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { launch, smtpSource } from '../interop/peers.js';
 import { freePort } from '../support/smtp-sink.js';
 import { syncCalls, tracee, underStrace } from '../support/strace.js';
-import { RawSmtp, waitFor } from '../transport/engine-harness.js';
+import { engineProcessConfig, RawSmtp, waitFor } from '../transport/engine-harness.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const MESSAGES = 60;
@@ -36,23 +36,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-/** The engine's configuration: one local mailbox, fsync on, its queue under `work`. */
-function engineConfig(port: number, admin: number, work: string): string {
-  return [
-    'hostname: mx.example.test',
-    'acceptedDomains: [example.test]',
-    'listeners: [{ name: edge, listen: "127.0.0.1:2525" }]',
-    'directory: { addresses: [alice@example.test] }',
-    'log: { level: warn }',
-    'transport:',
-    `  listen: 127.0.0.1:${port}`,
-    `  admin: { listen: "127.0.0.1:${admin}" }`,
-    `  dataDir: ${work}`,
-    '  fsync: true',
-    '',
-  ].join('\n');
-}
 
 /** One syscall from the log, in the order strace saw it: a sync's start and end are two events (threads interleave). */
 type Event = { kind: 'sync-start' | 'sync-end'; path: string; pid: string } | { kind: 'rename'; to: string } | { kind: 'unlink'; path: string } | { kind: 'empty'; path: string };
@@ -107,7 +90,7 @@ async function countSyncs(sessions: number): Promise<Counted> {
   const work = path.join(dir, `s${sessions}`);
   const port = await freePort();
   const admin = await freePort();
-  await writeFile(path.join(dir, `s${sessions}.yaml`), engineConfig(port, admin, work));
+  await writeFile(path.join(dir, `s${sessions}.yaml`), engineProcessConfig(port, admin, work));
   const log = path.join(dir, `s${sessions}.strace`);
   const strace = launch('strace', [
     '-f', '-y', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,ftruncate', '-o', log,
@@ -166,7 +149,7 @@ async function receiptSyncs(sessions: number): Promise<number> {
   await writeFile(path.join(work, 'queue', 'frozen-queues.json'), JSON.stringify(['pre-submission']));
   const port = await freePort();
   const admin = await freePort();
-  await writeFile(path.join(dir, `${name}.yaml`), engineConfig(port, admin, work));
+  await writeFile(path.join(dir, `${name}.yaml`), engineProcessConfig(port, admin, work));
   const summary = path.join(dir, `${name}.strace`);
   const [command, args] = underStrace(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, 'src/cli/main.ts'), 'transport', '--config', path.join(dir, `${name}.yaml`)], summary);
   const strace = launch(command, args, { cwd: dir });

@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import type { QueueSummary } from '../../src/transport/admin-api.js';
 import { adminRequest } from '../../src/transport/admin-client.js';
 import { freePort } from '../support/smtp-sink.js';
-import { queuedId, RawSmtp, waitFor } from '../transport/engine-harness.js';
+import { engineProcessConfig, queuedId, RawSmtp, waitFor } from '../transport/engine-harness.js';
 import { slotFiles } from '../transport/slot-files.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -42,22 +42,7 @@ async function startEngineProcess(work: string, ports?: { port: number; admin: n
   const port = ports?.port ?? (await freePort());
   const admin = ports?.admin ?? (await freePort());
   const config = path.join(work, 'rules.yaml');
-  await writeFile(
-    config,
-    [
-      'hostname: mx.example.test',
-      'acceptedDomains: [example.test]',
-      'listeners: [{ name: edge, listen: "127.0.0.1:2525" }]',
-      'directory: { addresses: [alice@example.test] }',
-      'log: { level: warn }',
-      'transport:',
-      `  listen: 127.0.0.1:${port}`,
-      `  admin: { listen: "127.0.0.1:${admin}" }`,
-      '  dataDir: data',
-      '  fsync: true',
-      '',
-    ].join('\n'),
-  );
+  await writeFile(config, engineProcessConfig(port, admin, 'data'));
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(root, 'src/cli/main.ts'), 'transport', '--config', config], {
     cwd: work,
     stdio: ['ignore', 'ignore', 'inherit'],

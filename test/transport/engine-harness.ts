@@ -204,3 +204,20 @@ export function queuedId(r: Reply): string {
   if (r.code !== 250 || !m) throw new Error(`not a queued reply: ${r.code} ${r.text}`);
   return m[1] as string;
 }
+
+/** The rule set of the engine run as its own process (`portcullis transport`): one local mailbox (alice@example.test), fsync on. */
+export function engineProcessConfig(port: number, admin: number, dataDir: string): string {
+  return [
+    'hostname: mx.example.test',
+    'acceptedDomains: [example.test]',
+    'listeners: [{ name: edge, listen: "127.0.0.1:2525" }]',
+    'directory: { addresses: [alice@example.test] }',
+    'log: { level: warn }',
+    'transport:',
+    `  listen: 127.0.0.1:${port}`,
+    `  admin: { listen: "127.0.0.1:${admin}" }`,
+    `  dataDir: ${dataDir}`,
+    '  fsync: true',
+    '',
+  ].join('\n');
+}
