@@ -33,22 +33,24 @@ function sourceArgs(mode: Mode): string[] {
   return ['-d', '-s', '1', ...common];
 }
 
-const ZONES = ['bl1.bench.test', 'bl2.bench.test', 'bl3.bench.test'];
+export const ZONES = ['bl1.bench.test', 'bl2.bench.test', 'bl3.bench.test'];
+
+/** The realistic rule set's filters (its DNS servers apart): accept and deny lists, sender and recipient filters, a directory, three DNSBL zones. */
+export const REALISTIC_FILTERS = {
+  connectionFilter: {
+    accept: ['192.0.2.0/24'],
+    deny: ['198.51.100.0/24', '203.0.113.7'],
+    exceptions: ['postmaster@example.test'],
+    rules: ZONES.map((zone, i) => ({ name: `BL${i + 1}`, zone })),
+  },
+  senderFilter: { blocked: ['spammer@bad.example', '*@spam.example'] },
+  recipientFilter: { blocked: ['blocked@example.test'], rejectUnknown: true },
+  directory: { addresses: ['user@example.test', 'postmaster@example.test'] },
+};
 
 function portcullisRules(sinkPort: number, workers: 1 | 'auto', realistic: Rbldnsd | undefined): Record<string, unknown> {
   const filters = realistic
-    ? {
-        connectionFilter: {
-          accept: ['192.0.2.0/24'],
-          deny: ['198.51.100.0/24', '203.0.113.7'],
-          exceptions: ['postmaster@example.test'],
-          rules: ZONES.map((zone, i) => ({ name: `BL${i + 1}`, zone })),
-        },
-        senderFilter: { blocked: ['spammer@bad.example', '*@spam.example'] },
-        recipientFilter: { blocked: ['blocked@example.test'], rejectUnknown: true },
-        directory: { addresses: ['user@example.test', 'postmaster@example.test'] },
-        dns: { servers: [`127.0.0.1:${realistic.port}`], healthCheckIntervalSec: 0 },
-      }
+    ? { ...REALISTIC_FILTERS, dns: { servers: [`127.0.0.1:${realistic.port}`], healthCheckIntervalSec: 0 } }
     : { dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 } };
   return {
     hostname: 'edge.bench.test',

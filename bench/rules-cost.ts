@@ -18,6 +18,7 @@ import { Metrics } from '../src/observability/metrics.js';
 import { PolicyEngine } from '../src/policy/policy-engine.js';
 import { systemClock } from '../src/runtime/clock.js';
 import { startDnsServer } from '../test/support/dns-server.js';
+import { REALISTIC_FILTERS, ZONES } from './peers.js';
 
 export interface RulesCostBench {
   /** Median µs per session with no rules. */
@@ -31,7 +32,6 @@ export interface RulesCostBench {
 }
 
 const CLIENT = '127.0.0.1';
-const ZONES = ['bl1.bench.test', 'bl2.bench.test', 'bl3.bench.test'];
 
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -41,19 +41,7 @@ function median(values: number[]): number {
 
 /** The peers benchmark's rule sets (bench/peers.ts portcullisRules), without the back end and workers. */
 function rules(realistic: boolean, dnsServer: string): Rules {
-  const filters = realistic
-    ? {
-        connectionFilter: {
-          accept: ['192.0.2.0/24'],
-          deny: ['198.51.100.0/24', '203.0.113.7'],
-          exceptions: ['postmaster@example.test'],
-          rules: ZONES.map((zone, i) => ({ name: `BL${i + 1}`, zone })),
-        },
-        senderFilter: { blocked: ['spammer@bad.example', '*@spam.example'] },
-        recipientFilter: { blocked: ['blocked@example.test'], rejectUnknown: true },
-        directory: { addresses: ['user@example.test', 'postmaster@example.test'] },
-      }
-    : {};
+  const filters = realistic ? REALISTIC_FILTERS : {};
   return RulesSchema.parse({
     hostname: 'edge.bench.test',
     acceptedDomains: ['example.test'],
