@@ -8,6 +8,7 @@ import { usesBundledEngine, withBundledBackend } from '../transport/bundled-back
 import { startTransportEngine } from '../transport/engine.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
+import { inProcessEngine } from './serve/in-process-engine.js';
 import { runPrimary } from './serve/primary.js';
 import { runWorker } from './serve/worker.js';
 import { workerCount } from './serve/worker-rules.js';
@@ -29,7 +30,8 @@ export const serveCommand: Command = {
     // Signals are taken from the start: the listeners announce themselves before startEdge returns.
     const stop = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
     // With no back end configured (or backend.url: bundled) the bundled transport engine runs in this
-    // process, started first, and every rule set loaded (also on SIGHUP) relays to it.
+    // process, started first, and every rule set loaded (also on SIGHUP) relays to it: still SMTP to
+    // its listen address (logs and `check` say so), but over in-memory streams, not TCP.
     const first = await loadRules(config);
     const workers = workerCount(first.workers);
     if (workers > 1) return runPrimary(config, workers, stop);
@@ -37,7 +39,7 @@ export const serveCommand: Command = {
     const logger = createLogger({ level: first.log.level });
     const engine = usesBundledEngine(first) ? await startTransportEngine(first, { metrics, logger }) : undefined;
     const load = async () => (engine ? withBundledBackend(await loadRules(config), engine) : loadRules(config));
-    const starting = startEdge({ load }, { metrics, logger });
+    const starting = startEdge({ load }, { metrics, logger, ...(engine ? { inProcessBackend: inProcessEngine(engine) } : {}) });
     // One generation for edge and engine: the engine takes the directory of exactly the rule set the
     // edge has put in force, and nothing from one it refused. Reloads run one after another.
     let reloads: Promise<unknown> = Promise.resolve();

@@ -20,7 +20,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { DotStuffer } from './dot-stuffing.js';
 import { ReplyReader } from './backend-reply-reader.js';
 import { asciiAddress } from '../net/address.js';
@@ -41,6 +41,11 @@ export interface BackendTarget {
   tlsRejectUnauthorized: boolean;
   /** The name the edge gives in its own EHLO. */
   heloName: string;
+  /**
+   * Opens the connection instead of a TCP connect to host:port: a back end in this process (serve's
+   * bundled engine) hands over one end of an in-memory stream pair. The same SMTP goes over it.
+   */
+  connect?: () => Duplex;
 }
 
 export type { ForwardedClient } from './backend-forward.js';
@@ -78,7 +83,7 @@ export class BackendSession {
   onClose: (() => void) | undefined;
 
   private constructor(
-    private socket: net.Socket,
+    private socket: Duplex,
     private readonly target: BackendTarget,
   ) {
     this.attach(socket);
@@ -90,7 +95,7 @@ export class BackendSession {
    * greeting included.
    */
   static async connect(target: BackendTarget): Promise<BackendSession> {
-    const socket = await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs);
+    const socket = target.connect ? target.connect() : await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs);
     const session = new BackendSession(socket, target);
     try {
       await session.handshake();
@@ -339,7 +344,7 @@ export class BackendSession {
     });
   }
 
-  private attach(socket: net.Socket): void {
+  private attach(socket: Duplex): void {
     const reader = this.reader;
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', (err) => reader.fail(new BackendUnavailable(err.message)));

@@ -2,6 +2,7 @@
  * The edge as a whole: every listener of the rule set, the current rule set (swapped on reload while
  * sessions in flight keep theirs), and an orderly shutdown. `serve` runs it; tests run it in-process.
  */
+import type { Duplex } from 'node:stream';
 import type { ListenerConfig, Rules } from '../config/schema.js';
 import { loadShadowRules } from '../config/shadow-rules.js';
 import { DirectoryModel } from '../directory/directory-model.js';
@@ -38,6 +39,15 @@ export interface EdgeOptions {
   state?: StateStore;
   /** The load back pressure judges; default: this process's event loop and memory. */
   probe?: ResourceProbe;
+  /** A back end running in this process (serve's bundled engine): while the rule set relays to it, sessions go over its in-memory streams. */
+  inProcessBackend?: InProcessBackend;
+}
+
+/** Where a back end in this process listens, and how to open a session to it without TCP. */
+export interface InProcessBackend {
+  host: string;
+  port: number;
+  connect(): Duplex;
 }
 
 /** A running edge. */
@@ -111,7 +121,7 @@ async function shadowOf(rules: Rules, logger: Logger, previous?: Running): Promi
  * zone health of `previous` (answers within their TTL stay good), checking only zones it adds; one
  * whose back end and pool settings are unchanged keeps the back-end pool and its idle sessions.
  */
-async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, limits: LimitPorts, previous?: Running): Promise<Running> {
+async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logger, limits: LimitPorts, inProcess: InProcessBackend | undefined, previous?: Running): Promise<Running> {
   if (!rules.backend) throw new Error("the rule set has no 'backend' (backend.url: smtp://host:port)");
   const { host, port } = parseSmtpUrl(rules.backend.url, 'backend.url');
   const shadowRules = await shadowOf(rules, logger, previous);
@@ -151,6 +161,7 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
     starttls: rules.backend.starttls,
     tlsRejectUnauthorized: rules.backend.tlsRejectUnauthorized,
     heloName: rules.hostname,
+    ...(inProcess && inProcess.host === host && inProcess.port === port ? { connect: inProcess.connect } : {}),
   };
   const old = previous?.generation.pool;
   const same = old && JSON.stringify([old.target, old.config]) === JSON.stringify([target, rules.backend.pool]);
@@ -205,7 +216,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
   const logger = options.logger ?? createLogger({ level: rules.log.level });
   const metrics = options.metrics ?? new Metrics({ processMetrics: true });
   const limits = limitPorts(rules, options, clock, metrics, logger);
-  let current = await build(rules, clock, metrics, logger, limits);
+  let current = await build(rules, clock, metrics, logger, limits, options.inProcessBackend);
   const protocolLog = rules.log.protocolLog ? await ProtocolLog.open(rules.log.protocolLog) : undefined;
   const records = rules.records ? await openRecordLog(rules.records, metrics, logger, clock) : undefined;
   const services = { logger, metrics, state: limits.store, generation: () => current.generation, ...(protocolLog ? { protocolLog } : {}), ...(records ? { records } : {}) };
@@ -230,7 +241,7 @@ export async function startEdge(source: RulesSource, options: EdgeOptions = {}):
       loaded = await source.load();
       const mismatch = listenerMismatch(rules.listeners, loaded);
       if (mismatch !== undefined) throw new Error(mismatch);
-      next = await build(loaded, clock, metrics, logger, limits, current);
+      next = await build(loaded, clock, metrics, logger, limits, options.inProcessBackend, current);
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'reload refused: the rule set cannot be applied; the old one stays');
       throw err;

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Rules } from '../config/schema.js';
 import { DnsClient } from '../dns/client.js';
 import { parseEndpoint } from '../net/endpoint.js';
@@ -55,6 +56,8 @@ export interface TransportEngineOptions {
 export interface TransportEngine {
   /** The SMTP listener, as bound. */
   address: { host: string; port: number };
+  /** Takes an SMTP session on an in-memory stream from this process, as the listener takes a TCP client (receive-server.ts). */
+  accept(stream: Duplex): void;
   /** The admin interface (`portcullis queue` talks to it), as bound. */
   admin: { host: string; port: number };
   paths: EnginePaths;
@@ -146,6 +149,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
 
   return {
     address: receive.address,
+    accept: (stream) => receive.accept(stream),
     admin: admin.address,
     paths,
     manager,

@@ -1,4 +1,5 @@
-import type { Readable } from 'node:stream';
+import type net from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
 import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { boundAddress } from '../net/bound.js';
 import { reply, replyTexts, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
@@ -30,6 +31,13 @@ export interface ReceiveServerOptions {
 /** The running listener. */
 export interface ReceiveServer {
   address: { host: string; port: number };
+  /**
+   * Takes an SMTP session on `stream` (one end of an in-memory pair from the same process) exactly as
+   * one accepted from a TCP client at the stream's remoteAddress: allowFrom, greeting, XFORWARD,
+   * limits and counting alike. After close() it is closed at once, as a connect would be refused.
+   */
+  accept(stream: Duplex): void;
+  /** Stops listening and resolves once every session, TCP or in-process, has ended. */
   close(): Promise<void>;
 }
 
@@ -37,6 +45,9 @@ export interface ReceiveServer {
 function refusal(r: SmtpReply): Error {
   return Object.assign(new Error(replyTexts(r).join(' ')), { responseCode: r.code });
 }
+
+/** smtp-server's own close time-out (CLOSE_TIMEOUT): how long close() waits for sessions still open. */
+const IN_PROCESS_CLOSE_MS = 30_000;
 
 const RECEIVE_ADAPTATION: Adaptation = { greetAtOnce: true };
 
@@ -185,8 +196,28 @@ export async function startReceiveServer(opts: ReceiveServerOptions): Promise<Re
   const bound = await boundAddress(server.server, server);
   // A client that drops mid-session is reported, and must not bring the listener down.
   server.on('error', (err: Error) => opts.onError({ kind: 'connection', ip: '', detail: err.message }));
+  // The net server's close waits for TCP sessions only; close() waits for these too.
+  const inProcess = new Set<Duplex>();
+  let closing = false;
   return {
     address: { host: bound.address, port: bound.port },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    accept(stream) {
+      if (closing) return void stream.destroy();
+      inProcess.add(stream);
+      stream.once('close', () => inProcess.delete(stream));
+      // smtp-server uses only the socket members a PairedSocket has (see net/stream-pair.ts).
+      server.connect(stream as net.Socket, null);
+    },
+    async close() {
+      closing = true;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // smtp-server gives TCP sessions at most its close time-out, then cuts them; these get the same.
+      let timer: NodeJS.Timeout | undefined;
+      const cut = new Promise<void>((resolve) => (timer = setTimeout(resolve, IN_PROCESS_CLOSE_MS)));
+      const ended = Promise.all([...inProcess].map((s) => new Promise((resolve) => (s.closed ? resolve(undefined) : s.once('close', resolve)))));
+      await Promise.race([ended, cut]);
+      clearTimeout(timer);
+      for (const s of inProcess) s.destroy();
+    },
   };
 }

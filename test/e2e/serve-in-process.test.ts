@@ -1,0 +1,103 @@
+/**
+ * `serve` with the bundled engine in its own process: the edge speaks SMTP to the engine over
+ * in-memory stream pairs, not over a loopback TCP connection to the engine's listener, which still
+ * takes mail from trusted clients directly.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { serve, type Served } from '../support/serve-process.js';
+import { RawSmtpClient } from '../support/smtp-client.js';
+import { run, swaksSession } from '../interop/peers.js';
+
+/** Established TCP connections from or to `port` on loopback, as the kernel lists them. */
+async function tcpConnections(port: number): Promise<string[]> {
+  const res = await run('ss', ['-tnH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], { timeoutMs: 10_000 });
+  assert.equal(res.code, 0, res.stderr);
+  return res.stdout.split('\n').filter((l) => l.trim() !== '');
+}
+
+/** The files of a mailbox's Maildir once there are `count` of them, or after a bounded wait. */
+async function delivered(data: string, mailbox: string, count: number): Promise<string[]> {
+  const newDir = path.join(data, 'mailboxes', mailbox, 'new');
+  for (let i = 0; ; i++) {
+    const files = fs.existsSync(newDir) ? fs.readdirSync(newDir).sort() : [];
+    if (files.length >= count || i === 200) return files.map((f) => fs.readFileSync(path.join(newDir, f), 'latin1'));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('serve with the bundled engine in the same process', () => {
+  let dir: string;
+  let data: string;
+  let s: Served;
+  let enginePort: number;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-in-process-'));
+    data = path.join(dir, 'data');
+    const config = path.join(dir, 'rules.yaml');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        hostname: 'edge.test',
+        acceptedDomains: ['example.com'],
+        listeners: [{ name: 'main', listen: '127.0.0.1:0' }],
+        directory: { addresses: ['alice@example.com'] },
+        dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
+        transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir: data, fsync: false },
+        log: { level: 'info' },
+        shutdownGraceMs: 500,
+      }),
+    );
+    s = await serve(config);
+    const started = await s.waitLog((l) => l.msg === 'transport engine started');
+    enginePort = Number((started.smtp as { port: number }).port);
+  });
+  after(async () => {
+    s.child.kill('SIGTERM');
+    assert.equal(await s.exited, 0, 'serve stops cleanly, the engine draining its in-process sessions');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('relays to the engine with no TCP connection to its listener, and XFORWARD names the original client in the engine Received: field', async () => {
+    // A transaction held open: the engine has answered MAIL FROM and RCPT TO through the edge, live.
+    const c = await RawSmtpClient.connect(s.port);
+    assert.equal((await c.read()).code, 220);
+    assert.equal((await c.cmd('EHLO held.example')).code, 250);
+    assert.equal((await c.cmd('MAIL FROM:<held@sender.test>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<alice@example.com>')).code, 250);
+    assert.deepEqual(await tcpConnections(enginePort), [], 'no TCP connection to the engine while the edge holds a back-end session');
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('Subject: held\r\n\r\nbody\r\n.\r\n');
+    assert.match((await c.read()).line, /^250 2\.6\.0 <[^@>]+@edge\.test> Queued mail for delivery/);
+    c.quit();
+
+    for (const subject of ['one', 'two']) {
+      const r = await swaksSession({ port: s.port, localAddress: '127.0.0.2', helo: 'client.sender.test', from: 'bob@sender.test', to: ['alice@example.com'], headerFrom: 'bob@sender.test', subject });
+      assert.equal(r.dataEnd?.code, 250, JSON.stringify(r));
+    }
+    const mail = await delivered(data, 'alice@example.com', 3);
+    assert.equal(mail.length, 3);
+    const viaSwaks = mail.filter((m) => /\nSubject: (one|two)\r?\n/.test(m));
+    assert.equal(viaSwaks.length, 2);
+    for (const m of viaSwaks) {
+      // The engine's field (its first) names the client the edge saw, passed on with XFORWARD.
+      const engineField = /^Received: from ([^\n]*)\n(?:\t[^\n]*\n)*?\tby edge\.test \(Portcullis transport\)/m.exec(m);
+      assert.ok(engineField, m);
+      assert.equal(engineField[1]?.trim(), 'client.sender.test ([127.0.0.2])');
+    }
+    assert.deepEqual(await tcpConnections(enginePort), [], 'the pooled idle sessions are in-memory too');
+  });
+
+  it("the engine's TCP listener still takes mail from a trusted client directly", async () => {
+    const r = await swaksSession({ port: enginePort, helo: 'trusted.example', from: 'app@example.com', to: ['alice@example.com'], headerFrom: 'app@example.com', subject: 'direct' });
+    assert.match(r.dataEnd?.text ?? JSON.stringify(r), /^250 2\.6\.0 <[^@>]+@edge\.test> Queued mail for delivery/);
+    const mail = await delivered(data, 'alice@example.com', 4);
+    const direct = mail.find((m) => /\nSubject: direct\r?\n/.test(m));
+    assert.ok(direct, 'the message sent to the engine directly is in the Maildir');
+    assert.match(direct, /^Received: from trusted\.example \(\[127\.0\.0\.1\]\)/m);
+  });
+});
