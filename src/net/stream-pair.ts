@@ -51,7 +51,8 @@ export class PairedSocket extends Duplex {
 
   /**
    * As net.Socket's: 'timeout' is emitted after `ms` without bytes read or written (0 disarms), and
-   * `onTimeout` is added as a one-time listener. smtp-server's idle time-out rests on it.
+   * `onTimeout` is added as a one-time listener. smtp-server's idle time-out rests on it; unlike
+   * net.Socket it fires once per call, as smtp-server arms it again itself when it wants more.
    */
   setTimeout(ms: number, onTimeout?: () => void): this {
     clearTimeout(this.idleTimer);
