@@ -3,8 +3,9 @@
  * can be made durable, name and all, by one fsync of the file it is written into. Files are made in
  * batches, each batch named durably by one fsync of the directory before any of its files is handed
  * out; a file done with is emptied and handed out again, so in steady state no names are made at all.
- * A slot's descriptor stays open from one use to the next (up to `KEEP_OPEN` of them), so a message
- * costs its slot one write, one fdatasync and, at release, one ftruncate: no open or close.
+ * A slot's descriptor stays open from its making and from one use to the next (up to `KEEP_OPEN` of
+ * them), so a message costs its slot one write, one fdatasync and, at release, one ftruncate: no open
+ * or close.
  * What a slot holds is framed by `slot-record.ts`.
  */
 import fs from 'node:fs';
@@ -132,7 +133,8 @@ export class SlotPool {
     const made: string[] = [];
     for (let i = 0; i < BATCH; i++) {
       const file = path.join(this.dir, String(this.next++));
-      await closeFd(await openFd(file, 'wx', 0o600));
+      // Kept open for the slot's first use (writing, syncing and emptying need no read access).
+      await this.putDown(file, await openFd(file, 'wx', 0o600));
       made.push(file);
     }
     if (this.fsync) await fsyncDir(this.dir);
