@@ -87,9 +87,11 @@ export async function writeNewFile(file: string, chunks: AsyncIterable<Buffer> |
   return written;
 }
 
-/** Writes the whole chunk at the descriptor's position (a write may take less than it was given). */
-export async function writeAll(fd: number, chunk: Buffer): Promise<void> {
-  for (let done = 0; done < chunk.length; ) done += (await writeFd(fd, chunk, done, chunk.length - done)).bytesWritten;
+/** Writes the whole chunk at `position`, else at the descriptor's own (a write may take less than it was given). */
+export async function writeAll(fd: number, chunk: Buffer, position?: number): Promise<void> {
+  for (let done = 0; done < chunk.length; ) {
+    done += (await writeFd(fd, chunk, done, chunk.length - done, position === undefined ? null : position + done)).bytesWritten;
+  }
 }
 
 /** Renames a finished file or directory into place and fsyncs the directory that now holds it. */

@@ -70,7 +70,7 @@ export interface TransportEngine {
    * hands it each rule set the edge has put in force, so edge and engine judge recipients alike.
    */
   useDirectoryOf(rules: Rules): void;
-  /** Stops listening, lets the work in progress finish, syncs the Maildirs still waiting for a batched sync (and removes their records), and flushes the tracking log. */
+  /** Stops listening, lets the work in progress finish, syncs the Maildirs still waiting for a batched sync (and removes their records), writes out and closes the tracking log, and closes the slot files kept open. */
   close(): Promise<void>;
 }
 
@@ -165,7 +165,8 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
       await manager.stop();
       remote.close();
       await admin.close();
-      await tracking.flush();
+      await store.close();
+      await tracking.close();
     },
   };
 }

@@ -83,13 +83,14 @@ export async function deliverLocal(
   }
 }
 
-/** prepend + content with CRLF turned into LF. */
+/** prepend + content with CRLF turned into LF; content in memory comes as one chunk, for one write. */
 async function* withLf(prepend: string, content: string | Buffer): AsyncGenerator<Buffer> {
-  yield Buffer.from(prepend.replace(/\r\n/g, '\n'), 'utf8');
+  const head = Buffer.from(prepend.replace(/\r\n/g, '\n'), 'utf8');
   if (Buffer.isBuffer(content)) {
-    yield Buffer.from(content.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
+    yield Buffer.concat([head, Buffer.from(content.toString('latin1').replace(/\r\n/g, '\n'), 'latin1')]);
     return;
   }
+  yield head;
   // latin1 maps bytes 1:1, so 8-bit content passes through unchanged; a CR at a chunk's end waits
   // for the next chunk to see whether it starts an LF.
   let carry = '';

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { randomHex } from '../net/random-hex.js';
 import { fsyncDir } from '../storage/durable-write.js';
 
 /** The Maildir of a mailbox under the store root; the address is escaped so it is one safe path segment. */
@@ -26,7 +26,7 @@ let escapedHost: string | undefined;
 export function uniqueName(now: number = Date.now(), queueId?: string): string {
   counter = (counter + 1) % 1_000_000_000;
   const host = (escapedHost ??= hostname().replace(/\//g, '\\057').replace(/:/g, '\\072'));
-  return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomBytes(4).toString('hex')}${queueId ? queueMark(queueId) : ''}.${host}`;
+  return `${Math.floor(now / 1000)}.${process.pid}_${counter}${randomHex(4)}${queueId ? queueMark(queueId) : ''}.${host}`;
 }
 
 /** What a file delivered for a queued part carries in its name, so a delivery repeated after a crash can find it. */

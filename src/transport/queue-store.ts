@@ -2,10 +2,10 @@
  * Longer than 350 lines because the record types, the index and the on-disk layout they are kept in
  * (which directory or slot holds what, which writes are synced when) are one contract, read together.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { randomHex } from '../net/random-hex.js';
 import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
 import { ContentCache } from './content-cache.js';
 import { readSlotContent, SlotPool, SlotWriter, streamSlotContent } from './slot-pool.js';
@@ -85,6 +85,8 @@ interface SlotHold {
   contentLength: number;
   /** Set once the content is being (or has been) copied out to `content/<id>.eml`. */
   copied?: Promise<void>;
+  /** A copy out was started, so `content/<id>.eml` may exist even if it then failed (e.g. renamed, its directory sync failed). */
+  copyStarted: boolean;
 }
 
 /** A write to the store that failed: a storage error, which the receive server answers with 452 4.3.1. */
@@ -116,7 +118,7 @@ export function remoteQueue(destination: string): string {
 
 /** A new queue id: time-ordered, unique, filesystem-safe. */
 export function newQueueId(now: number): string {
-  return `${now.toString(36).toUpperCase().padStart(9, '0')}${randomBytes(5).toString('hex').toUpperCase()}`;
+  return `${now.toString(36).toUpperCase().padStart(9, '0')}${randomHex(5).toUpperCase()}`;
 }
 
 const ENVELOPE_SUFFIX = '.json';
@@ -183,6 +185,11 @@ export class QueueStore {
     return this.index.size;
   }
 
+  /** Closes the slot descriptors kept open between messages; the queue on disk stays as it is. */
+  async close(): Promise<void> {
+    await this.slots.close();
+  }
+
   /** A store written before `pre-submission` moved into `content/`: its envelopes are moved there (durably) and the old directory goes. */
   private async moveLegacyPreSubmission(): Promise<void> {
     const legacy = path.join(this.root, LEGACY_PRE_SUBMISSION_DIR);
@@ -227,7 +234,7 @@ export class QueueStore {
   }
 
   private hold(file: string, message: QueuedMessage, contentLength: number): void {
-    this.slotted.set(message.contentId, { recordId: message.envelope.id, file, contentLength });
+    this.slotted.set(message.contentId, { recordId: message.envelope.id, file, contentLength, copyStarted: false });
     this.index.set(message.envelope.id, { queue: 'pre-submission', message });
     this.refContent(message.contentId, 1);
   }
@@ -242,7 +249,10 @@ export class QueueStore {
       else {
         // Copied out of its slot before the crash: renamed into place complete, so good as it is.
         const hold = this.slotted.get(contentId);
-        if (hold) hold.copied = Promise.resolve();
+        if (hold) {
+          hold.copied = Promise.resolve();
+          hold.copyStarted = true;
+        }
       }
     }
   }
@@ -275,21 +285,19 @@ export class QueueStore {
    * slot's name was made durable with its batch.
    */
   async receive(contentId: string, source: AsyncIterable<Buffer>): Promise<Receipt> {
-    let file: string;
-    let writer: SlotWriter | undefined;
+    let writer: SlotWriter;
     let size: number;
     const kept: Buffer[] = [];
     try {
-      file = await this.slots.take();
+      writer = await this.slots.take();
     } catch (err) {
-      throw storageError(`making slots for ${contentId}`, err);
+      throw storageError(`taking a slot for ${contentId}`, err);
     }
     const free = async (): Promise<void> => {
-      await writer?.close();
-      await this.slots.release(file);
+      await writer.close();
+      await this.slots.release(writer.file);
     };
     try {
-      writer = await SlotWriter.open(file);
       size = await writer.write(keeping(source, kept, this.recent.maxItemBytes));
     } catch (err) {
       await free().catch(() => undefined);
@@ -298,16 +306,15 @@ export class QueueStore {
     return {
       size,
       commit: async (message) => {
-        const w = writer as SlotWriter;
         try {
           if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
-          await w.finish(Buffer.from(JSON.stringify(message), 'utf8'), this.fsync);
+          await writer.finish(Buffer.from(JSON.stringify(message), 'utf8'), this.fsync);
         } catch (err) {
           await free().catch(() => undefined);
           throw storageError(`writing ${message.envelope.id}`, err);
         }
         if (kept.length > 0) this.recent.set(contentId, Buffer.concat(kept));
-        this.hold(file, message, size);
+        this.hold(writer.file, message, size);
         this.changed('pre-submission', message);
       },
       abandon: free,
@@ -344,9 +351,10 @@ export class QueueStore {
    */
   private copyOut(hold: SlotHold): Promise<void> {
     const contentId = hold.recordId;
+    hold.copyStarted = true;
     hold.copied ??= (async () => {
       const recent = this.recent.get(contentId);
-      const tmp = path.join(this.root, 'tmp', `${contentId}.eml.${randomBytes(6).toString('hex')}`);
+      const tmp = path.join(this.root, 'tmp', `${contentId}.eml.${randomHex(6)}`);
       await writeDurably(tmp, this.contentPath(contentId), recent ? [recent] : streamSlotContent(hold.file, hold.contentLength), this.fsync);
     })().catch((err: unknown) => {
       hold.copied = undefined;
@@ -369,10 +377,11 @@ export class QueueStore {
     });
   }
 
-  /** Removes a content file nothing refers to any more. */
-  private async discardContent(contentId: string): Promise<void> {
+  /** Forgets content nothing refers to any more, and removes its file if it has one. */
+  private async discardContent(contentId: string, hasFile: boolean): Promise<void> {
     this.unsyncedContent.delete(contentId);
     this.recent.delete(contentId);
+    if (!hasFile) return;
     await unlink(this.contentPath(contentId)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
@@ -439,7 +448,9 @@ export class QueueStore {
     // Gone from disk, so gone from the index: an update must not bring it back.
     this.index.delete(id);
     const contentId = stored.message.contentId;
-    if (this.refContent(contentId, -1) === 0) await this.discardContent(contentId);
+    // A record that never left its slot and whose content was never copied out has no content file:
+    // most received mail, so no removal is tried (it was one failing unlink per message).
+    if (this.refContent(contentId, -1) === 0) await this.discardContent(contentId, hold === undefined || hold.copyStarted);
   }
 
   /** Counts a record more or less for a content file; returns how many are left. */
@@ -542,7 +553,7 @@ export class QueueStore {
   }
 
   private async writeAtomic(target: string, text: string): Promise<void> {
-    const tmp = path.join(this.root, 'tmp', `${path.basename(target)}.${randomBytes(6).toString('hex')}`);
+    const tmp = path.join(this.root, 'tmp', `${path.basename(target)}.${randomHex(6)}`);
     try {
       await writeDurably(tmp, target, [Buffer.from(text, 'utf8')], this.fsync);
     } catch (err) {

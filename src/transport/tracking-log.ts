@@ -1,7 +1,12 @@
-import { createReadStream } from 'node:fs';
-import { appendFile, mkdir } from 'node:fs/promises';
+import fs, { createReadStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { writeAll } from '../storage/durable-write.js';
+
+const openFd = promisify(fs.open);
+const closeFd = promisify(fs.close);
 
 /** The events of the message tracking log. */
 export type TrackingEventName = 'received' | 'submitted' | 'expanded' | 'delivered' | 'transferred' | 'deferred' | 'dsn' | 'failed' | 'badmail';
@@ -34,38 +39,58 @@ export interface TrackingQuery {
   recipient?: string;
 }
 
-/** Appends events to the tracking log, one JSON object per line, in the order they were logged. */
+/**
+ * Appends events to the tracking log, one JSON object per line, in the order they were logged. The file
+ * stays open for appending between writes (an open and a close per write were two of the engine's
+ * thread-pool round trips per line); a write that fails closes it, and the next write opens it again
+ * (making its folder if need be). Not synced: a crash may lose the last lines written, as before.
+ */
 export class TrackingLog {
   private tail: Promise<void> = Promise.resolve();
   /** Lines waiting for the next write. */
   private pending: string[] = [];
-  private dirReady: Promise<unknown> | undefined;
+  /** The open append descriptor, or undefined until the next write opens it. */
+  private fd: number | undefined;
 
   constructor(readonly file: string) {}
 
   /** Queues one event for writing; `flush` waits for it. A failed write is reported through `onError`. */
   log(event: Omit<TrackingEvent, 'time'> & { time?: string }, now: number, onError: (err: Error) => void): void {
     const line = `${JSON.stringify({ ...event, time: event.time ?? new Date(now).toISOString() })}\n`;
-    // A failed mkdir is tried again by the next event, not remembered for good.
-    this.dirReady ??= mkdir(path.dirname(this.file), { recursive: true }).catch((err: unknown) => {
-      this.dirReady = undefined;
-      throw err;
-    });
-    const ready = this.dirReady;
-    // Lines logged while a write is under way go out together in the next one: one append per
-    // batch, not an open, write and close per event.
+    // Lines logged while a write is under way (or before it starts) go out together in the next one:
+    // one write per batch, in the order logged.
     this.pending.push(line);
     if (this.pending.length > 1) return;
-    this.tail = this.tail.then(async () => {
-      const lines = this.pending.splice(0).join('');
-      await ready;
-      await appendFile(this.file, lines, 'utf8');
-    }).catch((err: unknown) => onError(err as Error));
+    this.tail = this.tail.then(() => this.writePending()).catch((err: unknown) => onError(err as Error));
   }
 
   /** Resolves once every event logged so far is written. */
   flush(): Promise<void> {
     return this.tail;
+  }
+
+  /** Writes what is logged so far and closes the file (a later event opens it again). */
+  async close(): Promise<void> {
+    await this.tail;
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) await closeFd(fd);
+  }
+
+  private async writePending(): Promise<void> {
+    const lines = Buffer.from(this.pending.splice(0).join(''), 'utf8');
+    try {
+      if (this.fd === undefined) {
+        await mkdir(path.dirname(this.file), { recursive: true });
+        this.fd = await openFd(this.file, 'a', 0o666);
+      }
+      await writeAll(this.fd, lines);
+    } catch (err) {
+      const fd = this.fd;
+      this.fd = undefined;
+      if (fd !== undefined) await closeFd(fd).catch(() => undefined);
+      throw err;
+    }
   }
 }
 

@@ -188,6 +188,35 @@ test('a message too big to hold in memory (300 KiB) is copied out of its slot to
   assert.deepEqual(await readdir(path.join(first.paths.queueDir, 'content')), [], 'the copies out are gone with their messages');
 });
 
+test('a slot reused through its open descriptor holds only its new record: a short one after a long one (written as it came) decodes alone, and is delivered whole after a restart', async () => {
+  const rules = engineRules(path.join(dir, 'reuse-shorter'));
+  // Over the 64 KiB a slot writer holds back, so its content went out in several writes.
+  const long = Array.from({ length: 3000 }, (_, i) => `long line ${i} ${'y'.repeat(40)}\r\n`).join('');
+  const first = await startEngine(rules);
+  let longSlot: string | undefined;
+  try {
+    await first.manager.setFrozen('pre-submission', true);
+    const replies = await sendMessage(first.address.port, { from: 'sender@remote.test', to: ['alice@example.test'], content: `${message('long')}${long}` });
+    longSlot = (await slotOf(first.paths.queueDir, queuedId(replies.at(-1)!))).file;
+    await deliverAll(first, 1);
+    await first.manager.setFrozen('pre-submission', true);
+    const [id] = await sendAll(first, ['short after long']);
+    const slot = await slotOf(first.paths.queueDir, id!);
+    assert.equal(slot.file, longSlot, 'the emptied slot is the one handed out next');
+    assert.match(slot.record.content.toString('latin1'), /Subject: short after long/);
+    assert.ok(slot.bytes.length < 2048, `the slot holds the short record only (${slot.bytes.length} bytes)`);
+  } finally {
+    await first.close();
+  }
+  const second = await startEngine(rules);
+  try {
+    await deliverAll(second, 2);
+  } finally {
+    await second.close();
+  }
+  assert.deepEqual((await aliceSubjects(second)).sort(), ['long', 'short after long']);
+});
+
 test('a slot whose emptying was lost (a power failure after delivery) brings its record back: it is taken up again and not delivered twice', async () => {
   const rules = engineRules(path.join(dir, 'lost-truncation'));
   const first = await startEngine(rules);
