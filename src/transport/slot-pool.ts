@@ -21,6 +21,7 @@ const readFd = promisify(fs.read);
 const fdatasyncFd = promisify(fs.fdatasync);
 const ftruncateFd = promisify(fs.ftruncate);
 const closeFd = promisify(fs.close);
+const fstatFd = promisify(fs.fstat);
 
 /** Files made at once when none is free: one directory fsync covers them all. */
 const BATCH = 64;
@@ -155,6 +156,8 @@ export class SlotWriter {
   private held: Buffer[] = [];
   private heldBytes = 0;
   private closed = false;
+  /** The file was unlinked while its descriptor was kept (its directory removed or replaced): never used again. */
+  private orphaned = false;
 
   constructor(
     readonly file: string,
@@ -177,11 +180,17 @@ export class SlotWriter {
   /**
    * Ends the record with its envelope and trailer and syncs it. fdatasync is enough: it writes the data
    * and every attribute needed to read it back (the file grew, so its size), leaving out only times.
+   * A kept descriptor outlives its name: a slot no longer linked (its directory removed or replaced)
+   * would take mail into a file no restart can find, so that is an error, as opening it by name was.
    */
   async finish(envelope: Buffer, sync: boolean): Promise<void> {
     try {
       await this.writeHeld(recordTail(this.crc, this.length, envelope));
-      if (sync) await fdatasyncFd(this.fd);
+      const [stat] = await Promise.all([fstatFd(this.fd), sync ? fdatasyncFd(this.fd) : undefined]);
+      if (stat.nlink === 0) {
+        this.orphaned = true;
+        throw new Error(`slot ${this.file} is no longer in its directory`);
+      }
     } finally {
       await this.close();
     }
@@ -191,7 +200,8 @@ export class SlotWriter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.putDown(this.file, this.fd);
+    if (this.orphaned) await closeFd(this.fd);
+    else await this.pool.putDown(this.file, this.fd);
   }
 
   /** Writes the held content (and the tail, when given) where the content written so far ends. */
