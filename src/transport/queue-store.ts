@@ -9,7 +9,7 @@ import { randomHex } from '../net/random-hex.js';
 import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
 import { ContentCache } from './content-cache.js';
 import { readSlotContent, SlotPool, SlotWriter, streamSlotContent } from './slot-pool.js';
-import { decodeSlotRecord } from './slot-record.js';
+import { readSlotRecord } from './slot-record.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -217,18 +217,21 @@ export class QueueStore {
   /**
    * Received records left in their slots. A slot that holds no complete record (empty, or torn by a
    * crash before its fsync: never answered 250) is free; so is one whose record was written out as an
-   * envelope before the crash (the envelope is the newer).
+   * envelope before the crash (the envelope is the newer). Slots are decoded one after another, their
+   * content left in the file: memory at start does not grow with what the slots hold.
    */
   private async loadSlots(): Promise<void> {
     this.slotted.clear();
-    for (const { file, bytes } of await this.slots.open()) {
-      const record = decodeSlotRecord(bytes);
+    for (const file of await this.slots.open()) {
+      const record = await readSlotRecord(file).catch((err: unknown) => {
+        throw storageError(`reading slot ${path.basename(file)}`, err);
+      });
       const message = record && parseSlotEnvelope(record.envelope);
       if (!message || this.index.has(message.envelope.id)) {
         await this.slots.release(file);
         continue;
       }
-      this.hold(file, message, record.content.length);
+      this.hold(file, message, record.contentLength);
       this.recoveredRoots.add(message.rootId);
     }
   }

@@ -9,15 +9,14 @@
  * What a slot holds is framed by `slot-record.ts`.
  */
 import fs from 'node:fs';
-import { mkdir, readdir, readFile, truncate } from 'node:fs/promises';
+import { mkdir, readdir, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { fsyncDir, writeAll } from '../storage/durable-write.js';
-import { recordTail } from './slot-record.js';
+import { readSlotBytes, recordTail } from './slot-record.js';
 
 const openFd = promisify(fs.open);
-const readFd = promisify(fs.read);
 const fdatasyncFd = promisify(fs.fdatasync);
 const ftruncateFd = promisify(fs.ftruncate);
 const closeFd = promisify(fs.close);
@@ -34,12 +33,6 @@ const KEEP_OPEN = 256;
 /** Content up to this size is held until the trailer and written with it in one call. */
 const BUFFER_BYTES = 64 * 1024;
 
-/** A slot file that held something at `open`, with its bytes, for the store to decode. */
-export interface UsedSlot {
-  file: string;
-  bytes: Buffer;
-}
-
 /** The slot files of one directory: which are free, and making more when none is. */
 export class SlotPool {
   /** Empty slot files, the most recently emptied last (handed out first: its pages are likely still cached). */
@@ -54,20 +47,23 @@ export class SlotPool {
     private readonly fsync: boolean,
   ) {}
 
-  /** Finds the slot files: empty ones are free, the others are returned with their bytes. Makes the first batch if none is free. */
-  async open(): Promise<UsedSlot[]> {
+  /**
+   * Finds the slot files: empty ones are free, the others are returned by name for the store to decode
+   * (`readSlotRecord`), never read here: a frozen queue may hold thousands of large records. Makes the
+   * first batch if none is free.
+   */
+  async open(): Promise<string[]> {
     await this.close();
     const created = await mkdir(this.dir, { recursive: true });
     if (created !== undefined && this.fsync) await fsyncDir(path.dirname(this.dir));
     this.free.length = 0;
-    const used: UsedSlot[] = [];
+    const used: string[] = [];
     for (const name of await readdir(this.dir)) {
       if (!/^\d+$/.test(name)) continue;
       this.next = Math.max(this.next, Number(name) + 1);
       const file = path.join(this.dir, name);
-      const bytes = await readFile(file);
-      if (bytes.length === 0) this.free.push(file);
-      else used.push({ file, bytes });
+      if ((await stat(file)).size === 0) this.free.push(file);
+      else used.push(file);
     }
     if (this.free.length === 0) await this.grow();
     return used;
@@ -219,13 +215,7 @@ export class SlotWriter {
 export async function readSlotContent(file: string, length: number): Promise<Buffer> {
   const fd = await openFd(file, 'r');
   try {
-    const buf = Buffer.allocUnsafe(length);
-    for (let done = 0; done < length; ) {
-      const { bytesRead } = await readFd(fd, buf, done, length - done, done);
-      if (bytesRead === 0) throw new Error(`slot ${path.basename(file)} ends before its content does`);
-      done += bytesRead;
-    }
-    return buf;
+    return await readSlotBytes(fd, Buffer.allocUnsafe(length), 0);
   } finally {
     await closeFd(fd);
   }
