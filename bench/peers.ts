@@ -142,8 +142,8 @@ export async function run(root: string, workDir: string): Promise<Record<string,
   try {
     targets = await startTargets(root, workDir, rbl);
     // Warm-up, untimed: one full round of every mode per target (JIT, DNSBL caches, every worker up).
-    // A Portcullis under 200 messages was still 0.1-0.2 CPU ms per message above its steady state
-    // for its first ~10,000, longer with the rules (docs/bench-peers.md, "Where the rules' CPU went").
+    // After 200 messages a Portcullis still spent up to twice its steady CPU per message, and kept
+    // falling for several thousand more (docs/bench-peers.md, "Where the rules' CPU went").
     for (const t of targets) for (const mode of MODES) await named(t, () => smtpSource(t.peer.port, sourceArgs(mode), 300_000));
     const samples = new Map<string, Sample[]>();
     for (let r = 0; r < ROUNDS; r++) {
