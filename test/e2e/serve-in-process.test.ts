@@ -8,9 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { serve, type Served } from '../support/serve-process.js';
+import { bundledServeRules, serve, type Served } from '../support/serve-process.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
 import { run, swaksSession } from '../interop/peers.js';
+import { mailboxDir } from '../../src/transport/maildir.js';
+import { maildirFiles, waitFor } from '../transport/engine-harness.js';
 
 /** Established TCP connections from or to `port` on loopback, as the kernel lists them. */
 async function tcpConnections(port: number): Promise<string[]> {
@@ -19,14 +21,12 @@ async function tcpConnections(port: number): Promise<string[]> {
   return res.stdout.split('\n').filter((l) => l.trim() !== '');
 }
 
-/** The files of a mailbox's Maildir once there are `count` of them, or after a bounded wait. */
+/** The messages of a mailbox's Maildir once there are `count` of them. */
 async function delivered(data: string, mailbox: string, count: number): Promise<string[]> {
-  const newDir = path.join(data, 'mailboxes', mailbox, 'new');
-  for (let i = 0; ; i++) {
-    const files = fs.existsSync(newDir) ? fs.readdirSync(newDir).sort() : [];
-    if (files.length >= count || i === 200) return files.map((f) => fs.readFileSync(path.join(newDir, f), 'latin1'));
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const root = path.join(data, 'mailboxes');
+  await waitFor(async () => (await maildirFiles(root, mailbox)).length >= count, 10_000, `${count} messages for ${mailbox}`);
+  const newDir = path.join(mailboxDir(root, mailbox), 'new');
+  return Promise.all((await maildirFiles(root, mailbox)).map((f) => fs.promises.readFile(path.join(newDir, f), 'latin1')));
 }
 
 describe('serve with the bundled engine in the same process', () => {
@@ -39,19 +39,7 @@ describe('serve with the bundled engine in the same process', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-in-process-'));
     data = path.join(dir, 'data');
     const config = path.join(dir, 'rules.yaml');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        hostname: 'edge.test',
-        acceptedDomains: ['example.com'],
-        listeners: [{ name: 'main', listen: '127.0.0.1:0' }],
-        directory: { addresses: ['alice@example.com'] },
-        dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
-        transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir: data, fsync: false },
-        log: { level: 'info' },
-        shutdownGraceMs: 500,
-      }),
-    );
+    fs.writeFileSync(config, bundledServeRules(data));
     s = await serve(config);
     const started = await s.waitLog((l) => l.msg === 'transport engine started');
     enginePort = Number((started.smtp as { port: number }).port);

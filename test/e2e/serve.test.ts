@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startBackend, type TestBackend } from '../support/backend-server.js';
-import { serve } from '../support/serve-process.js';
+import { bundledServeRules, serve } from '../support/serve-process.js';
 import { RawSmtpClient, edgeRefusal } from '../support/smtp-client.js';
 import { run } from '../interop/peers.js';
 
@@ -109,17 +109,7 @@ describe('portcullis serve', () => {
     const config = path.join(dir, 'bundled.yaml');
     const data = path.join(dir, 'bundled-data');
     const rules = (addresses: string[], listener = 'main'): string =>
-      JSON.stringify({
-        hostname: 'edge.test',
-        acceptedDomains: ['example.com'],
-        listeners: [{ name: listener, listen: '127.0.0.1:0' }],
-        recipientFilter: { rejectUnknown: true },
-        directory: { addresses },
-        dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
-        transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir: data, fsync: false },
-        log: { level: 'info' },
-        shutdownGraceMs: 500,
-      });
+      bundledServeRules(data, { listeners: [{ name: listener, listen: '127.0.0.1:0' }], recipientFilter: { rejectUnknown: true }, directory: { addresses } });
     /** How many messages are in the mailbox once `count` are there, or after a bounded wait. */
     const delivered = async (mailbox: string, count: number): Promise<number> => {
       const newDir = path.join(data, 'mailboxes', mailbox, 'new');

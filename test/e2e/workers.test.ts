@@ -11,7 +11,7 @@ import { startBackend, type TestBackend } from '../support/backend-server.js';
 import { startDnsServer } from '../support/dns-server.js';
 import { sample } from '../support/metrics-text.js';
 import { RawSmtpClient, edgeRefusal, sendMail } from '../support/smtp-client.js';
-import { serve, type Served } from '../support/serve-process.js';
+import { bundledServeRules, serve, type Served } from '../support/serve-process.js';
 
 const SESSIONS = 40;
 const PER_CLIENT = 4;
@@ -267,20 +267,7 @@ describe('portcullis serve, workers: 2, the limits and the engine the group shar
   it('the bundled engine runs once, in the primary, and every worker relays to it', async () => {
     const config = path.join(dir, 'bundled.yaml');
     const data = path.join(dir, 'data');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        hostname: 'edge.test',
-        acceptedDomains: ['example.com'],
-        listeners: [{ name: 'main', listen: '127.0.0.1:0' }],
-        directory: { addresses: ['alice@example.com'] },
-        dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
-        transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir: data, fsync: false },
-        log: { level: 'info' },
-        shutdownGraceMs: 500,
-        workers: 2,
-      }),
-    );
+    fs.writeFileSync(config, bundledServeRules(data, { workers: 2 }));
     const s = await serve(config);
     try {
       await s.waitLog((l) => l.event === 'ready', 60_000);

@@ -45,3 +45,21 @@ export async function serve(config: string): Promise<Served> {
   const listening = await waitLog((l) => l.msg === 'listening' && l.listener === 'main');
   return { child, port: Number(listening.port), lines, exited, waitLog };
 }
+
+/**
+ * A rule set (JSON) for `serve` with the bundled engine on free loopback ports, its data in `data`,
+ * alice@example.com its one mailbox, no DNS off the machine; `extra` is merged at the top level.
+ */
+export function bundledServeRules(data: string, extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    hostname: 'edge.test',
+    acceptedDomains: ['example.com'],
+    listeners: [{ name: 'main', listen: '127.0.0.1:0' }],
+    directory: { addresses: ['alice@example.com'] },
+    dns: { servers: ['127.0.0.1:9'], healthCheckIntervalSec: 0 },
+    transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir: data, fsync: false },
+    log: { level: 'info' },
+    shutdownGraceMs: 500,
+    ...extra,
+  });
+}
