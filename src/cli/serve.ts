@@ -30,8 +30,8 @@ export const serveCommand: Command = {
     // Signals are taken from the start: the listeners announce themselves before startEdge returns.
     const stop = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
     // With no back end configured (or backend.url: bundled) the bundled transport engine runs in this
-    // process, started first, and every rule set loaded (also on SIGHUP) relays to it: still SMTP to
-    // its listen address (logs and `check` say so), but over in-memory streams, not TCP.
+    // process, started first, and every rule set loaded (also on SIGHUP) relays to its listen address
+    // (logs and `check` say so); the edge hands it each transaction directly, with no SMTP text.
     const first = await loadRules(config);
     const workers = workerCount(first.workers);
     if (workers > 1) return runPrimary(config, workers, stop);

@@ -15,7 +15,9 @@
  * at most `maxTransactions` transactions, the last one pipelining QUIT with its final dot.
  */
 import type { BackendPoolConfig } from '../config/schema.js';
+import type { BackendConnection } from './backend-connection.js';
 import { BackendSession, type BackendTarget, type ForwardedClient } from './backend-relay.js';
+import { InProcessSession } from './in-process-session.js';
 import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 import type { SmtpReply } from '../net/smtp-reply.js';
 
@@ -34,7 +36,7 @@ export interface PoolCounts {
 }
 
 interface Idle {
-  session: BackendSession;
+  session: BackendConnection;
   since: number;
 }
 
@@ -63,7 +65,7 @@ export class BackendPool {
    * more on a fresh connection, so the client sees only the fresh connection's outcome; a time-out is
    * not retried (the client has already waited the time-out). Rejects with BackendUnavailable.
    */
-  async begin(client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<{ session: BackendSession; reply: SmtpReply }> {
+  async begin(client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<{ session: BackendConnection; reply: SmtpReply }> {
     const idle = this.takeIdle();
     this.busy += 1;
     try {
@@ -77,7 +79,7 @@ export class BackendPool {
         }
       }
       this.events.opened();
-      const fresh = await BackendSession.connect(this.target);
+      const fresh = await this.openSession();
       try {
         return { session: fresh, reply: await this.mailOn(fresh, client, sender, params) };
       } catch (err) {
@@ -95,7 +97,7 @@ export class BackendPool {
    * again (after RSET if the back end still holds a transaction), else it is closed with QUIT.
    * Never throws, and the caller does not wait for it.
    */
-  release(session: BackendSession): void {
+  release(session: BackendConnection): void {
     this.busy -= 1;
     if (session.reusable) return this.park(session);
     if (!session.resettable || !this.keeps(session)) return void session.quit();
@@ -105,7 +107,7 @@ export class BackendPool {
   }
 
   /** The transaction on `session` failed or was cut off: the session is closed at once, nothing more is sent. */
-  discard(session: BackendSession): void {
+  discard(session: BackendConnection): void {
     this.busy -= 1;
     session.abandon();
   }
@@ -118,19 +120,25 @@ export class BackendPool {
     await Promise.all(idle.map((i) => i.session.quit()));
   }
 
-  private async mailOn(session: BackendSession, client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<SmtpReply> {
+  /** A new session: a connection, or with a back end in this process, a session of its own kind. */
+  private async openSession(): Promise<BackendConnection> {
+    const { inProcess } = this.target;
+    return inProcess ? new InProcessSession(inProcess, this.target.timeoutMs) : BackendSession.connect(this.target);
+  }
+
+  private async mailOn(session: BackendConnection, client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<SmtpReply> {
     session.last = !this.keeps(session, 1);
     await session.begin(client);
     return session.mailFrom(sender, params);
   }
 
   /** Whether `session` may be kept after its current transaction (`ahead`: counting one not yet begun). */
-  private keeps(session: BackendSession, ahead = 0): boolean {
+  private keeps(session: BackendConnection, ahead = 0): boolean {
     if (this.closing || this.config.maxIdle === 0) return false;
     return session.transactions + ahead < this.config.maxTransactions;
   }
 
-  private takeIdle(): BackendSession | undefined {
+  private takeIdle(): BackendConnection | undefined {
     for (let i = this.idle.pop(); i; i = this.idle.pop()) {
       i.session.onClose = undefined;
       if (i.session.reusable) return i.session;
@@ -139,7 +147,7 @@ export class BackendPool {
     return undefined;
   }
 
-  private park(session: BackendSession): void {
+  private park(session: BackendConnection): void {
     if (!this.keeps(session) || this.idle.length >= this.config.maxIdle) return void session.quit();
     const entry: Idle = { session, since: Date.now() };
     this.idle.push(entry);

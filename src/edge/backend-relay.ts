@@ -20,13 +20,15 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Duplex, Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { DotStuffer } from './dot-stuffing.js';
 import { ReplyReader } from './backend-reply-reader.js';
 import { asciiAddress } from '../net/address.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable } from './backend-unavailable.js';
 import { forwardAttributes, type ForwardedClient } from './backend-forward.js';
+import type { BackendConnection } from './backend-connection.js';
+import type { InProcessBackend } from './in-process-session.js';
 
 /** Where the back end is and how long to wait on it. */
 export interface BackendTarget {
@@ -42,10 +44,10 @@ export interface BackendTarget {
   /** The name the edge gives in its own EHLO. */
   heloName: string;
   /**
-   * Opens the connection instead of a TCP connect to host:port: a back end in this process (serve's
-   * bundled engine) hands over one end of an in-memory stream pair. The same SMTP goes over it.
+   * The back end at host:port runs in this process (serve's bundled engine): sessions with it are
+   * in-process ones (in-process-session.ts), with no connection and no SMTP text.
    */
-  connect?: () => Duplex;
+  inProcess?: InProcessBackend;
 }
 
 export type { ForwardedClient } from './backend-forward.js';
@@ -53,7 +55,7 @@ export type { ForwardedClient } from './backend-forward.js';
 const QUIT_LINE = Buffer.from('QUIT\r\n');
 
 /** An open back-end session; every method resolves with the back end's own reply. */
-export class BackendSession {
+export class BackendSession implements BackendConnection {
   private extensions = new Map<string, string>();
   private reader = new ReplyReader((err) => this.brokeProtocol(err), { greeting: true });
   private closed = false;
@@ -95,7 +97,7 @@ export class BackendSession {
    * greeting included.
    */
   static async connect(target: BackendTarget): Promise<BackendSession> {
-    const socket = target.connect ? target.connect() : await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs);
+    const socket = await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs);
     const session = new BackendSession(socket, target);
     try {
       await session.handshake();
@@ -211,14 +213,14 @@ export class BackendSession {
    * over after the final dot whatever its reply; when this was the session's `last` transaction and the
    * back end offers PIPELINING, QUIT goes out with the final dot.
    */
-  async data(message: Readable | AsyncIterable<Buffer>): Promise<SmtpReply> {
+  async data(message: AsyncIterable<Buffer>): Promise<SmtpReply> {
     const go = await this.command('DATA', 'DATA', this.target.timeoutMs, (code) => code === 354);
     // A refused DATA may leave the transaction open at the back end (RFC 5321 is silent): RSET before reuse.
     if (go.code !== 354) return go;
     this.inData = true;
     const stuffer = new DotStuffer();
     try {
-      for await (const chunk of message as AsyncIterable<Buffer>) {
+      for await (const chunk of message) {
         if (!this.gather([stuffer.push(chunk)])) await this.drained();
       }
       const last = [stuffer.end()];
@@ -439,8 +441,8 @@ export class BackendSession {
   }
 }
 
-/** The address as written to the back end: ASCII only, since the edge never asks for SMTPUTF8. */
-function onWire(address: string): string {
+/** The address as handed to the back end: ASCII only, since the edge never asks for SMTPUTF8. */
+export function onWire(address: string): string {
   const ascii = asciiAddress(address);
   if (ascii === undefined) throw new SmtpError(reply(553, '5.6.7', 'Non-ASCII addresses not permitted without SMTPUTF8'));
   return ascii;

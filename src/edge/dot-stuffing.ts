@@ -1,7 +1,9 @@
 /**
  * The message as it goes on the wire after DATA (RFC 5321 4.5.2): a dot opening a line is doubled,
  * bare CR and bare LF become CRLF (so no receiver can read a lone CR or LF as a line end: SMTP
- * smuggling), and the final `.` line is added. Same rules as nodemailer's DataStream.
+ * smuggling), and the final `.` line is added. Same rules as nodemailer's DataStream. A back end in
+ * this process takes the message as its SMTP server would hold it after un-stuffing (CrlfLines): the
+ * same line ends, no doubled dots, no final `.` line.
  *
  * Cost follows bytes whatever the bytes are: a chunk that needs nothing added is handed back as is,
  * any other chunk becomes exactly one new buffer. Handing out slices and shared inserts instead made
@@ -15,28 +17,28 @@ const DOT = 0x2e;
 const END_AFTER_LF = Buffer.from('.\r\n');
 const END_AFTER_CR = Buffer.from('\n.\r\n');
 const END_OTHERWISE = Buffer.from('\r\n.\r\n');
+const NOTHING = Buffer.alloc(0);
+const LF_ONLY = Buffer.from('\n');
+const CRLF = Buffer.from('\r\n');
 
-/** How many bytes go before `byte` given the byte before it (undefined at the start of the message). */
-function added(prev: number | undefined, byte: number): number {
-  if (prev === CR && byte !== LF) return byte === DOT ? 2 : 1; // LF, and the dot doubled
-  if (byte === LF && prev !== CR) return 1; // CR
-  if (byte === DOT && (prev === LF || prev === undefined)) return 1; // the dot doubled
-  return 0;
-}
-
-/** Dot-stuffs one message, chunk by chunk. */
-export class DotStuffer {
+/** Makes every line end CRLF, chunk by chunk, doubling line-opening dots when `stuffDots`. */
+class LineEncoder {
   /** The last byte seen; undefined at the start of the message (which is the start of a line). */
-  private last: number | undefined;
+  protected last: number | undefined;
 
-  /** The wire bytes for `chunk`: `chunk` itself when nothing is added, else one new buffer. */
+  constructor(private readonly stuffDots: boolean) {}
+
+  /** The bytes for `chunk`: `chunk` itself when nothing is added, else one new buffer. */
   push(chunk: Buffer): Buffer {
     const start = this.last;
+    const stuff = this.stuffDots;
     let extra = 0;
     let prev = start;
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i] as number;
-      extra += added(prev, byte);
+      if (prev === CR && byte !== LF) extra += 1; // LF
+      else if (byte === LF && prev !== CR) extra += 1; // CR
+      if (stuff && byte === DOT && (prev === LF || prev === CR || prev === undefined)) extra += 1; // the dot doubled
       prev = byte;
     }
     this.last = prev;
@@ -48,11 +50,18 @@ export class DotStuffer {
       const byte = chunk[i] as number;
       if (prev === CR && byte !== LF) out[at++] = LF;
       else if (byte === LF && prev !== CR) out[at++] = CR;
-      if (byte === DOT && (prev === LF || prev === CR || prev === undefined)) out[at++] = DOT;
+      if (stuff && byte === DOT && (prev === LF || prev === CR || prev === undefined)) out[at++] = DOT;
       out[at++] = byte;
       prev = byte;
     }
     return out;
+  }
+}
+
+/** Dot-stuffs one message, chunk by chunk. */
+export class DotStuffer extends LineEncoder {
+  constructor() {
+    super(true);
   }
 
   /** The end-of-data line, completing a last line the message left open. */
@@ -60,5 +69,19 @@ export class DotStuffer {
     if (this.last === LF) return END_AFTER_LF;
     if (this.last === CR) return END_AFTER_CR;
     return END_OTHERWISE;
+  }
+}
+
+/** One message's line ends made CRLF, chunk by chunk, as a back end holds it after un-stuffing what DotStuffer sends. */
+export class CrlfLines extends LineEncoder {
+  constructor() {
+    super(false);
+  }
+
+  /** What completes a last line the message left open (it ends with CRLF, as after the end-of-data line). */
+  end(): Buffer {
+    if (this.last === LF) return NOTHING;
+    if (this.last === CR) return LF_ONLY;
+    return CRLF;
   }
 }

@@ -2,7 +2,6 @@
  * The edge as a whole: every listener of the rule set, the current rule set (swapped on reload while
  * sessions in flight keep theirs), and an orderly shutdown. `serve` runs it; tests run it in-process.
  */
-import type { Duplex } from 'node:stream';
 import type { ListenerConfig, Rules } from '../config/schema.js';
 import { loadShadowRules } from '../config/shadow-rules.js';
 import { DirectoryModel } from '../directory/directory-model.js';
@@ -25,6 +24,7 @@ import { EdgeListener } from './listener.js';
 import { parseSmtpUrl } from '../net/endpoint.js';
 import { BackendPool } from './backend-pool.js';
 import type { BackendTarget } from './backend-relay.js';
+import type { InProcessBackend } from './in-process-session.js';
 
 /** Where rule sets come from: `load` reads and validates the current one, throwing on a bad set. */
 export interface RulesSource {
@@ -39,15 +39,8 @@ export interface EdgeOptions {
   state?: StateStore;
   /** The load back pressure judges; default: this process's event loop and memory. */
   probe?: ResourceProbe;
-  /** A back end running in this process (serve's bundled engine): while the rule set relays to it, sessions go over its in-memory streams. */
+  /** A back end running in this process (serve's bundled engine): while the rule set relays to it, it takes the transactions without SMTP text. */
   inProcessBackend?: InProcessBackend;
-}
-
-/** Where a back end in this process listens, and how to open a session to it without TCP. */
-export interface InProcessBackend {
-  host: string;
-  port: number;
-  connect(): Duplex;
 }
 
 /** A running edge. */
@@ -161,7 +154,7 @@ async function build(rules: Rules, clock: Clock, metrics: Metrics, logger: Logge
     starttls: rules.backend.starttls,
     tlsRejectUnauthorized: rules.backend.tlsRejectUnauthorized,
     heloName: rules.hostname,
-    ...(inProcess && inProcess.host === host && inProcess.port === port ? { connect: inProcess.connect } : {}),
+    ...(inProcess && inProcess.host === host && inProcess.port === port ? { inProcess } : {}),
   };
   const old = previous?.generation.pool;
   const same = old && JSON.stringify([old.target, old.config]) === JSON.stringify([target, rules.backend.pool]);

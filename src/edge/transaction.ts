@@ -4,24 +4,24 @@
  * RSET (or HELO/EHLO, which reset as RSET does), or at the next MAIL FROM.
  */
 import type { BackendPool } from './backend-pool.js';
-import type { BackendSession } from './backend-relay.js';
+import type { BackendConnection } from './backend-connection.js';
 
 export class Transaction {
   /** Recipients accepted so far, in the form relayed. */
   readonly recipients: string[] = [];
   /** The back-end session this transaction borrows, once one is lent, and the pool it goes back to. */
-  private lent: { session: BackendSession; pool: BackendPool } | undefined;
+  private lent: { session: BackendConnection; pool: BackendPool } | undefined;
   /** When the back-end session was asked for (ms), for the relay-duration metric. */
   backendOpenedAt = 0;
 
   constructor(readonly sender: string) {}
 
-  get backend(): BackendSession | undefined {
+  get backend(): BackendConnection | undefined {
     return this.lent?.session;
   }
 
   /** `session`, lent by `pool`, carries this transaction from now on. */
-  borrow(session: BackendSession, pool: BackendPool): void {
+  borrow(session: BackendConnection, pool: BackendPool): void {
     this.lent = { session, pool };
   }
 

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
 import type { Rules } from '../config/schema.js';
 import { DnsClient } from '../dns/client.js';
 import { parseEndpoint } from '../net/endpoint.js';
@@ -12,6 +11,7 @@ import { DirectoryModel } from '../directory/directory-model.js';
 import { QueueManager } from './queue-manager.js';
 import { QueueStore } from './queue-store.js';
 import { startReceiveServer } from './receive-server.js';
+import type { ReceiveClient, ReceiveTransaction } from './receive-transaction.js';
 import { RemoteDelivery } from './remote-delivery.js';
 import { BadmailWriter, badmailDir } from '../badmail/badmail-writer.js';
 import { Router } from './router.js';
@@ -56,8 +56,12 @@ export interface TransportEngineOptions {
 export interface TransportEngine {
   /** The SMTP listener, as bound. */
   address: { host: string; port: number };
-  /** Takes an SMTP session on an in-memory stream from this process, as the listener takes a TCP client (receive-server.ts). */
-  accept(stream: Duplex): void;
+  /**
+   * Begins a transaction handed over by a caller in this process (serve's edge) without SMTP text,
+   * answered step by step as the SMTP listener answers (receive-server.ts); throws an SmtpError when
+   * the engine cannot take one (closing, or 127.0.0.1 not in transport.allowFrom).
+   */
+  open(client: ReceiveClient): ReceiveTransaction;
   /** The admin interface (`portcullis queue` talks to it), as bound. */
   admin: { host: string; port: number };
   paths: EnginePaths;
@@ -149,7 +153,7 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
 
   return {
     address: receive.address,
-    accept: (stream) => receive.accept(stream),
+    open: (client) => receive.open(client),
     admin: admin.address,
     paths,
     manager,

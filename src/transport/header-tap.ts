@@ -1,20 +1,19 @@
-import { Transform, type TransformCallback } from 'node:stream';
-
 /** How much of a message's start is kept to find its Message-ID. */
 const HEADER_TAP_BYTES = 65536;
 
-/** Passes the content through to the queue file, keeping its first 64 KiB: the file is not read back for the Message-ID. */
-export class HeaderTap extends Transform {
+/** Sees the content on its way to the queue file, keeping its first 64 KiB: the file is not read back for the Message-ID. */
+export class HeaderTap {
   private readonly kept: Buffer[] = [];
   private keptBytes = 0;
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /** Notes `chunk` (the next bytes of the content) and hands it back unchanged. */
+  keep(chunk: Buffer): Buffer {
     if (this.keptBytes < HEADER_TAP_BYTES) {
       const part = chunk.subarray(0, HEADER_TAP_BYTES - this.keptBytes);
       this.kept.push(part);
       this.keptBytes += part.length;
     }
-    callback(null, chunk);
+    return chunk;
   }
 
   /** The Message-ID header, when the kept start holds one in its header block. */

@@ -1,101 +1,95 @@
 /**
- * The edge and the bundled engine in one process, wired as `serve` wires them (in-memory stream
- * pairs): when the engine's end of a pair is closed or destroyed in the middle of a transaction, the
- * client is told 451 4.7.0, never 250, nothing is delivered, and its next message goes through on a
- * new pair.
+ * `serve` with the bundled engine in its process, the edge handing transactions to it directly: when
+ * the engine fails in the middle of a transaction (its slot file can grow no further: the process's
+ * file-size limit, set with prlimit, makes the write fail with EFBIG) or the client goes away in the
+ * middle of DATA, the client is never told 250 for mail not stored, nothing of it is delivered, and
+ * the next message goes through.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
-import { after, before, test } from 'node:test';
-import { inProcessEngine } from '../../src/cli/serve/in-process-engine.js';
-import { startEdge, type Edge } from '../../src/edge/edge.js';
-import { createLogger } from '../../src/observability/logger.js';
-import { Metrics } from '../../src/observability/metrics.js';
-import { withBundledBackend } from '../../src/transport/bundled-backend.js';
-import type { TransportEngine } from '../../src/transport/engine.js';
-import { engineRules, maildirFiles, startEngine, waitFor } from '../transport/engine-harness.js';
-import { sample } from '../support/metrics-text.js';
+import { after, before, describe, it } from 'node:test';
+import { run } from '../interop/peers.js';
+import { bundledServeRules, serve, type Served } from '../support/serve-process.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
+import { mailboxDir } from '../../src/transport/maildir.js';
+import { maildirFiles, waitFor } from '../transport/engine-harness.js';
 
-let dir: string;
-let engine: TransportEngine;
-let edge: Edge;
-const metrics = new Metrics();
-/** The engine's end of every pair the edge opened, in order. */
-const engineEnds: Duplex[] = [];
+/** Bytes the serve process may write into any one file: far above a small message, far below the big one. */
+const FILE_SIZE_LIMIT = 256 * 1024;
 
-before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cut-'));
-  const rules = engineRules(dir, { listeners: [{ name: 'main', listen: '127.0.0.1:0' }] }, { fsync: false });
-  engine = await startEngine(rules, { metrics });
-  const backend = inProcessEngine({
-    address: engine.address,
-    accept: (stream) => {
-      engineEnds.push(stream);
-      engine.accept(stream);
-    },
+describe('serve: a failure between the edge and the engine in its process', () => {
+  let dir: string;
+  let data: string;
+  let s: Served;
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cut-'));
+    data = path.join(dir, 'data');
+    const config = path.join(dir, 'rules.yaml');
+    fs.writeFileSync(config, bundledServeRules(data));
+    s = await serve(config);
+    const limited = await run('prlimit', ['--pid', String(s.child.pid), `--fsize=${FILE_SIZE_LIMIT}`], { timeoutMs: 10_000 });
+    assert.equal(limited.code, 0, limited.stderr);
   });
-  edge = await startEdge({ load: async () => withBundledBackend(rules, engine) }, { metrics, logger: createLogger({ level: 'silent' }), inProcessBackend: backend });
-});
-after(async () => {
-  await edge.close(200);
-  await engine.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+  after(async () => {
+    s.child.kill('SIGTERM');
+    assert.equal(await s.exited, 0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
 
-/** The one pair the edge is using now (the pool holds at most one here). */
-function liveEnd(): Duplex {
-  const live = engineEnds.filter((e) => !e.destroyed);
-  assert.equal(live.length, 1, 'one back-end session, lent to this transaction');
-  return live[0]!;
-}
+  async function subjects(): Promise<string[]> {
+    const root = path.join(data, 'mailboxes');
+    const files = await maildirFiles(root, 'alice@example.com');
+    return files.map((f) => /\nSubject: ([^\r\n]*)/.exec(fs.readFileSync(path.join(mailboxDir(root, 'alice@example.com'), 'new', f), 'latin1'))?.[1] ?? '').sort();
+  }
 
-const cuts = [
-  { how: 'destroys', when: 'before DATA', cut: (e: Duplex) => e.destroy() },
-  { how: 'closes', when: 'before DATA', cut: (e: Duplex) => e.end() },
-  { how: 'destroys', when: 'in the middle of DATA', cut: (e: Duplex) => e.destroy() },
-  { how: 'closes', when: 'in the middle of DATA', cut: (e: Duplex) => e.end() },
-];
+  async function transaction(c: RawSmtpClient, subject: string): Promise<void> {
+    assert.equal((await c.cmd('MAIL FROM:<sender@remote.test>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<alice@example.com>')).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write(`Subject: ${subject}\r\n\r\n`);
+  }
 
-for (const [i, { how, when, cut }] of cuts.entries()) {
-  test(`the engine ${how} its end of the pair ${when}: the client gets 451 4.7.0, and its next message is delivered over a new pair`, async () => {
-    const before = engineEnds.length;
-    const c = await RawSmtpClient.connect(edge.addresses.main!.port);
+  it("the engine cannot write the message (EFBIG): the client gets the engine's 452 4.3.1, never 250, and its next message is delivered", async () => {
+    const c = await RawSmtpClient.connect(s.port);
     assert.equal((await c.read()).code, 220);
     assert.equal((await c.cmd('EHLO client.example.test')).code, 250);
-    assert.equal((await c.cmd('MAIL FROM:<sender@remote.test>')).code, 250);
-    assert.equal((await c.cmd('RCPT TO:<alice@example.test>')).code, 250);
-    const end = liveEnd();
-    // The edge answers DATA itself (it holds the message until its header checks have passed), so the
-    // back end's loss shows in the reply to the final dot.
-    if (when === 'before DATA') cut(end);
-    assert.equal((await c.cmd('DATA')).code, 354);
-    c.write(`Subject: cut ${i}\r\n\r\nfirst half\r\n`);
-    if (when === 'in the middle of DATA') {
-      // The first half is on its way to the engine before the cut.
-      await new Promise((r) => setTimeout(r, 50));
-      cut(end);
-    }
-    c.write('second half\r\n.\r\n');
-    assert.match((await c.read()).line, /^451 4\.7\.0 /);
-    await waitFor(() => end.destroyed, 5000, 'the cut pair to close');
+    await transaction(c, 'too big to write');
+    const line = `${'x'.repeat(998)}\r\n`;
+    for (let i = 0; i < (2 * FILE_SIZE_LIMIT) / line.length; i++) c.write(line);
+    c.write('.\r\n');
+    const refused = await c.read(20_000);
+    assert.equal(refused.line, '452 4.3.1 Insufficient system storage');
+    await s.waitLog((l) => l.msg === 'transport receive problem' && l.kind === 'storage');
 
-    assert.equal((await c.cmd('MAIL FROM:<sender@remote.test>')).code, 250);
-    assert.equal((await c.cmd('RCPT TO:<alice@example.test>')).code, 250);
-    assert.equal((await c.cmd('DATA')).code, 354);
-    c.write(`Subject: after cut ${i}\r\n\r\nbody\r\n.\r\n`);
-    assert.equal((await c.read()).code, 250);
+    await transaction(c, 'after the failure');
+    c.write('body\r\n.\r\n');
+    assert.match((await c.read()).line, /^250 2\.6\.0 /);
     c.quit();
-    assert.ok(engineEnds.length > before, 'the pool opened a new pair for the next message');
-
-    await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === i + 1, 10_000, 'the delivery');
-    const subjects = (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).map((f) =>
-      /\nSubject: ([^\r\n]*)/.exec(fs.readFileSync(path.join(engine.paths.mailboxDir, 'alice@example.test', 'new', f), 'latin1'))?.[1],
-    );
-    assert.deepEqual(subjects.sort(), cuts.slice(0, i + 1).map((_, k) => `after cut ${k}`), 'only the messages answered 250 were delivered');
-    assert.equal(sample(await metrics.render(), 'portcullis_transport_received_total', { outcome: 'queued' }), i + 1);
+    await waitFor(async () => (await subjects()).length === 1, 10_000, 'the delivery');
+    assert.deepEqual(await subjects(), ['after the failure']);
   });
-}
+
+  it('the client goes away in the middle of DATA: nothing of its message is delivered, and the next message goes through', async () => {
+    const c = await RawSmtpClient.connect(s.port);
+    assert.equal((await c.read()).code, 220);
+    assert.equal((await c.cmd('EHLO client.example.test')).code, 250);
+    await transaction(c, 'cut off');
+    c.write('first half\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    c.kill();
+
+    const next = await RawSmtpClient.connect(s.port);
+    assert.equal((await next.read()).code, 220);
+    assert.equal((await next.cmd('EHLO client.example.test')).code, 250);
+    await transaction(next, 'next client');
+    next.write('body\r\n.\r\n');
+    assert.match((await next.read()).line, /^250 2\.6\.0 /);
+    next.quit();
+    await waitFor(async () => (await subjects()).length === 2, 10_000, 'the delivery');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(await subjects(), ['after the failure', 'next client']);
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * The replies a client sees through `serve` for MAIL, RCPT and the final dot come from the bundled
- * engine, word for word as its SMTP listener gave them before the edge handed transactions to it
- * without SMTP text (written against the stream-pair version first, so it proves sameness).
+ * engine, word for word as its SMTP listener gave them when the edge still spoke SMTP to it (this test
+ * was written and passed against that version first, so it proves the direct hand-over kept them).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

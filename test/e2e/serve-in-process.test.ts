@@ -1,6 +1,6 @@
 /**
- * `serve` with the bundled engine in its own process: the edge speaks SMTP to the engine over
- * in-memory stream pairs, not over a loopback TCP connection to the engine's listener, which still
+ * `serve` with the bundled engine in its own process: the edge hands each transaction to the engine
+ * directly, with no SMTP text and no loopback TCP connection to the engine's listener, which still
  * takes mail from trusted clients directly.
  */
 import assert from 'node:assert/strict';
@@ -50,7 +50,7 @@ describe('serve with the bundled engine in the same process', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('relays to the engine with no TCP connection to its listener, and XFORWARD names the original client in the engine Received: field', async () => {
+  it('relays to the engine with no TCP connection to its listener, and the engine Received: field names the original client', async () => {
     // A transaction held open: the engine has answered MAIL FROM and RCPT TO through the edge, live.
     const c = await RawSmtpClient.connect(s.port);
     assert.equal((await c.read()).code, 220);
@@ -72,12 +72,12 @@ describe('serve with the bundled engine in the same process', () => {
     const viaSwaks = mail.filter((m) => /\nSubject: (one|two)\r?\n/.test(m));
     assert.equal(viaSwaks.length, 2);
     for (const m of viaSwaks) {
-      // The engine's field (its first) names the client the edge saw, passed on with XFORWARD.
+      // The engine's field (its first) names the client the edge saw, passed on with the transaction.
       const engineField = /^Received: from ([^\n]*)\n(?:\t[^\n]*\n)*?\tby edge\.test \(Portcullis transport\)/m.exec(m);
       assert.ok(engineField, m);
       assert.equal(engineField[1]?.trim(), 'client.sender.test ([127.0.0.2])');
     }
-    assert.deepEqual(await tcpConnections(enginePort), [], 'the pooled idle sessions are in-memory too');
+    assert.deepEqual(await tcpConnections(enginePort), [], 'the pooled idle sessions hold no connection either');
   });
 
   it("the engine's TCP listener still takes mail from a trusted client directly", async () => {

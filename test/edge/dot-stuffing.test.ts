@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import DataStream from 'nodemailer/lib/smtp-connection/data-stream.js';
-import { DotStuffer } from '../../src/edge/dot-stuffing.js';
+import { CrlfLines, DotStuffer } from '../../src/edge/dot-stuffing.js';
+import { DataDecoder } from '../../src/edge/data-decoder.js';
 
 /** The wire bytes our stuffer makes of `chunks`. */
 function stuff(chunks: string[]): string {
@@ -74,6 +75,46 @@ describe('DotStuffer properties', () => {
           const at = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
           const chunks = [0, ...at].map((from, k) => text.slice(from, [...at, text.length][k]));
           assert.equal(stuff(chunks), stuff([text]));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+/** What a back end in this process is handed for `chunks` (CrlfLines), as one string. */
+function handedOver(chunks: string[]): string {
+  const l = new CrlfLines();
+  const out = chunks.map((c) => l.push(Buffer.from(c, 'latin1')));
+  out.push(l.end());
+  return Buffer.concat(out).toString('latin1');
+}
+
+/** What an SMTP server holds after un-stuffing the wire bytes DotStuffer makes of `text`. */
+function unstuffed(text: string): string {
+  const d = new DataDecoder();
+  const { data, rest } = d.push(Buffer.from(stuff([text]), 'latin1'));
+  assert.equal(rest?.length, 0, 'the end-of-data line ends the wire bytes');
+  return data.toString('latin1');
+}
+
+describe('CrlfLines', () => {
+  it('makes every line end CRLF and completes an open last line, dots untouched', () => {
+    assert.equal(handedOver(['.a\nb\r.c\r\n']), '.a\r\nb\r\n.c\r\n');
+    assert.equal(handedOver(['no newline']), 'no newline\r\n');
+    assert.equal(handedOver(['ends in CR\r']), 'ends in CR\r\n');
+    assert.equal(handedOver(['line\r', '\n', '..two\r\n']), 'line\r\n..two\r\n');
+  });
+
+  it('property: for any bytes, however cut into chunks, it hands over exactly what an SMTP server un-stuffs from the dot-stuffed wire bytes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom('\r', '\n', '.', '..', '\r\n', '\r\n.', 'a', '\xff'), { maxLength: 60 }).map((p) => p.join('')),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        (text, cuts) => {
+          const at = [...new Set(cuts.map((c) => c % (text.length + 1)))].sort((a, b) => a - b);
+          const chunks = [0, ...at].map((from, k) => text.slice(from, [...at, text.length][k]));
+          assert.equal(handedOver(chunks), unstuffed(text));
         },
       ),
       { numRuns: 300 },

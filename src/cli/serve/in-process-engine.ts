@@ -1,24 +1,23 @@
-import type { InProcessBackend } from '../../edge/edge.js';
-import { streamPair } from '../../net/stream-pair.js';
+import type { InProcessBackend } from '../../edge/in-process-session.js';
 import type { TransportEngine } from '../../transport/engine.js';
 
-/** The edge's side of each pair: the engine takes it for a TCP client from 127.0.0.1, as it was before. */
-const EDGE_SIDE = { address: '127.0.0.1', port: 0 };
-
 /**
- * The bundled engine as a back end in this process: each session the edge opens to the engine's
- * listen address is an in-memory stream pair carrying the same SMTP, the engine taking one end as a
- * client of its listener. No system call, socket buffer or wake-up of the kernel's lies between them.
+ * The bundled engine as a back end in this process: the edge hands each transaction to the engine's
+ * receive path directly (engine.open), with no SMTP text, socket or stream between them. The client
+ * is passed on as XFORWARD would pass it: its address, and its HELO name in lower case.
  */
-export function inProcessEngine(engine: Pick<TransportEngine, 'address' | 'accept'>): InProcessBackend {
-  const listener = { address: engine.address.host, port: engine.address.port };
+export function inProcessEngine(engine: Pick<TransportEngine, 'address' | 'open'>): InProcessBackend {
   return {
     host: engine.address.host,
     port: engine.address.port,
-    connect() {
-      const [edgeEnd, engineEnd] = streamPair(EDGE_SIDE, listener);
-      engine.accept(engineEnd);
-      return edgeEnd;
+    begin(client) {
+      const tx = engine.open({ ip: client.address, ...(client.helo ? { helo: client.helo.toLowerCase() } : {}) });
+      return {
+        mail: (sender, params) => tx.mail(sender, params),
+        rcpt: (address) => tx.rcpt({ address }),
+        data: (body) => tx.data(body),
+        abandon: () => tx.abandon(),
+      };
     },
   };
 }

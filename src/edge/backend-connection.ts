@@ -1,0 +1,36 @@
+/**
+ * What the pool, a transaction and the DATA relay need of a back-end session, whichever kind it is:
+ * an SMTP client on a socket (backend-relay.ts) or a back end in this process that takes SMTP's
+ * transactions without SMTP's text (in-process-session.ts). Every step resolves with the back end's
+ * own reply; failures reject with BackendUnavailable (451 4.7.0).
+ */
+import type { SmtpReply } from '../net/smtp-reply.js';
+import type { ForwardedClient } from './backend-forward.js';
+
+export interface BackendConnection {
+  /** Transactions begun on this session. */
+  transactions: number;
+  /** Set by the pool when this transaction is the session's last. */
+  last: boolean;
+  /** Told once when the session closes, for whatever reason (the pool forgets it then). */
+  onClose: (() => void) | undefined;
+  /** Whether the session can be lent to another transaction: open, healthy, between commands, no transaction open. */
+  readonly reusable: boolean;
+  /** Whether reset() can make the session reusable. */
+  readonly resettable: boolean;
+  /** Passes the client of the next transaction on. */
+  begin(client: ForwardedClient): Promise<void>;
+  mailFrom(address: string, params?: { body?: string; size?: number }): Promise<SmtpReply>;
+  rcptTo(address: string): Promise<SmtpReply>;
+  /**
+   * Hands `message` over (with back-pressure) and resolves with the reply to its end. If `message`
+   * fails, nothing is delivered and its error is rethrown.
+   */
+  data(message: AsyncIterable<Buffer>): Promise<SmtpReply>;
+  /** Ends an open transaction; true when the session is clean again, false when it was closed. Never throws. */
+  reset(): Promise<boolean>;
+  /** Ends the session politely; never throws. */
+  quit(): Promise<void>;
+  /** Drops the session at once: whatever transaction is open is abandoned, nothing is delivered. */
+  abandon(): void;
+}
