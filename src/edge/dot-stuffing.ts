@@ -32,6 +32,10 @@ class LineEncoder {
   push(chunk: Buffer): Buffer {
     const start = this.last;
     const stuff = this.stuffDots;
+    if (this.clean(chunk, start)) {
+      if (chunk.length > 0) this.last = chunk[chunk.length - 1];
+      return chunk;
+    }
     let extra = 0;
     let prev = start;
     for (let i = 0; i < chunk.length; i++) {
@@ -55,6 +59,28 @@ class LineEncoder {
       prev = byte;
     }
     return out;
+  }
+
+  /**
+   * Whether `chunk`, after `prev`, needs nothing added: each LF after a CR, each CR before an LF (or
+   * last), no dot opening a line when stuffing. Found with indexOf over the line ends rather than a
+   * look at every byte, which costs a message of ordinary lines several times as much.
+   */
+  private clean(chunk: Buffer, prev: number | undefined): boolean {
+    const n = chunk.length;
+    if (n === 0) return true;
+    const first = chunk[0] as number;
+    if (prev === CR ? first !== LF : first === LF) return false;
+    const stuff = this.stuffDots;
+    if (stuff && first === DOT && (prev === LF || prev === undefined)) return false;
+    for (let i = chunk.indexOf(LF); i !== -1; i = chunk.indexOf(LF, i + 1)) {
+      if (i > 0 && chunk[i - 1] !== CR) return false;
+      if (stuff && chunk[i + 1] === DOT) return false;
+    }
+    for (let i = chunk.indexOf(CR); i !== -1; i = chunk.indexOf(CR, i + 1)) {
+      if (i + 1 < n && chunk[i + 1] !== LF) return false;
+    }
+    return true;
   }
 }
 
