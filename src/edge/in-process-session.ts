@@ -87,9 +87,10 @@ export class InProcessSession implements BackendConnection {
     const tx = this.current('DATA');
     this.inData = true;
     const ms = this.timeoutMs;
-    // The back end holds the message while it writes what it was given; waiting for the client is not its time.
-    let holding = false;
-    let since = 0;
+    // The back end holds the message from the start, and whenever it has been handed a chunk and has not
+    // asked for the next; the time spent waiting for the client is not its time.
+    let holding = true;
+    let since = Date.now();
     let stall!: (err: Error) => void;
     const stalled = new Promise<never>((_, reject) => (stall = reject));
     let timer: NodeJS.Timeout | undefined;
@@ -102,6 +103,7 @@ export class InProcessSession implements BackendConnection {
     let messageError: unknown;
     const lines = new CrlfLines();
     const body = async function* (): AsyncGenerator<Buffer> {
+      holding = false;
       try {
         for await (const chunk of message) {
           holding = true;
