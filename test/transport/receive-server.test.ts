@@ -4,6 +4,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { replyTexts, type SmtpReply } from '../../src/net/smtp-reply.js';
 import type { TransportEngine } from '../../src/transport/engine.js';
 import { engineRules, maildirFiles, message, queuedId, RawSmtp, sendMessage, startEngine, waitFor } from './engine-harness.js';
 import { slotOf, writeOldLayout } from './slot-files.js';
@@ -139,3 +140,57 @@ test('a queue left by an earlier version (pre-submission/<id>.json) is taken ove
     await second.close();
   }
 });
+
+test('both doors, the SMTP listener and open() for a caller in this process, answer the same steps in the same words', async () => {
+  const both = await startEngine(engineRules(path.join(dir, 'doors'), {}, { fsync: false, limits: { maxMessageSize: 4096, maxRecipients: 2 } }));
+  try {
+    const big = `Subject: big\r\n\r\n${'x'.repeat(5000)}\r\n`;
+    const small = message('Doors');
+    const recipients = ['alice@example.test', 'bob@example.test', 'carol@example.test', 'Alice@example.test', 'alice@example.test'];
+    const shown = (r: { code: number; text: string }): string => `${r.code} ${r.text}`.replace(/<[^@>]+@/, '<ID@');
+
+    const { client } = await RawSmtp.connect(both.address.port);
+    await client.send('EHLO client.example.test');
+    const tcp = [shown(await client.send('MAIL FROM:<sender@remote.test> SIZE=5000')), shown(await client.send('MAIL FROM:<sender@remote.test>'))];
+    for (const to of recipients) tcp.push(shown(await client.send(`RCPT TO:<${to}>`)));
+    await client.send('DATA');
+    tcp.push(shown(await client.data(big)));
+    await client.send('MAIL FROM:<sender@remote.test>');
+    await client.send('RCPT TO:<alice@example.test>');
+    await client.send('DATA');
+    tcp.push(shown(await client.data(small)));
+    client.close();
+
+    const said = (r: SmtpReply): string => shown({ code: r.code, text: replyTexts(r)[0] ?? '' });
+    const door = both.open({ ip: '192.0.2.7', helo: 'client.example.test' });
+    const direct = [said(door.mail('sender@remote.test', { size: 5000 })), said(door.mail('sender@remote.test'))];
+    for (const to of recipients) direct.push(said(door.rcpt({ address: to })));
+    direct.push(said(await door.data(chunks(big))));
+    const next = both.open({ ip: '192.0.2.7', helo: 'client.example.test' });
+    next.mail('sender@remote.test');
+    next.rcpt({ address: 'alice@example.test' });
+    direct.push(said(await next.data(chunks(small))));
+
+    assert.deepEqual(direct, tcp);
+    assert.deepEqual(tcp, [
+      '552 5.3.4 Error: message exceeds fixed maximum message size 4096',
+      '250 2.1.0 Accepted',
+      '250 2.1.5 Accepted',
+      '250 2.1.5 Accepted',
+      '452 4.5.3 Error: too many recipients',
+      '250 2.1.5 Accepted',
+      '250 2.1.5 Accepted',
+      '552 5.3.4 Message size exceeds the limit of 4096 bytes',
+      '250 2.6.0 <ID@mx.example.test> Queued mail for delivery',
+    ]);
+  } finally {
+    await both.close();
+  }
+});
+
+/** `text` as the body a caller in this process hands over, in two chunks. */
+async function* chunks(text: string): AsyncGenerator<Buffer> {
+  const bytes = Buffer.from(text, 'latin1');
+  yield bytes.subarray(0, 7);
+  yield bytes.subarray(7);
+}
