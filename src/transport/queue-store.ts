@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { randomHex } from '../net/random-hex.js';
 import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
 import { ContentCache } from './content-cache.js';
-import { readSlotContent, SlotPool, streamSlotContent } from './slot-pool.js';
+import { readSlotContent, SlotPool, streamSlotContent, type SlotPlace } from './slot-pool.js';
 import { readSlotRecords } from './slot-record.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
@@ -241,9 +241,15 @@ export class QueueStore {
     }
   }
 
-  private hold(file: string, offset: number, message: QueuedMessage, contentLength: number): void {
+  /**
+   * Holds a record in its slot. Records found at start are counted one by one; a group just written
+   * counts all its records from its first member's hold (members are held one per turn of the event
+   * loop), so none taken up before the others are held can empty the slot under them.
+   */
+  private hold(file: string, offset: number, message: QueuedMessage, contentLength: number, recordsInSlot?: number): void {
     this.slotted.set(message.contentId, { recordId: message.envelope.id, file, offset, contentLength, copyStarted: false });
-    this.slotRecords.set(file, (this.slotRecords.get(file) ?? 0) + 1);
+    if (recordsInSlot === undefined) this.slotRecords.set(file, (this.slotRecords.get(file) ?? 0) + 1);
+    else if (!this.slotRecords.has(file)) this.slotRecords.set(file, recordsInSlot);
     this.index.set(message.envelope.id, { queue: 'pre-submission', message });
     this.refContent(message.contentId, 1);
   }
@@ -307,7 +313,7 @@ export class QueueStore {
     return {
       size,
       commit: async (message) => {
-        let place: { file: string; offset: number };
+        let place: SlotPlace;
         try {
           if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
           place = await writer.finish(Buffer.from(JSON.stringify(message), 'utf8'));
@@ -316,7 +322,7 @@ export class QueueStore {
           throw storageError(`writing ${message.envelope.id}`, err);
         }
         if (kept.length > 0) this.recent.set(contentId, Buffer.concat(kept));
-        this.hold(place.file, place.offset, message, size);
+        this.hold(place.file, place.offset, message, size, place.records);
         this.changed('pre-submission', message);
       },
       abandon: () => writer.abandon(),

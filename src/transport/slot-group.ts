@@ -14,18 +14,18 @@ const MAX_RECORDS = 64;
 /** Bytes per group at most (a record alone may be larger; held records are at most 64 KiB of content). */
 const MAX_BYTES = 1024 * 1024;
 
-/** Records gathered for one slot, and the promise of the file they were made durable in. */
-interface Group {
-  records: Buffer[];
-  bytes: number;
-  durable: Promise<string>;
-  settle: { resolve: (file: string) => void; reject: (err: unknown) => void };
+/** A record waiting in a group, and how its commit is answered. */
+interface Member {
+  record: Buffer;
+  offset: number;
+  resolve: (place: SlotPlace) => void;
+  reject: (err: unknown) => void;
 }
 
-function newGroup(): Group {
-  let settle!: Group['settle'];
-  const durable = new Promise<string>((resolve, reject) => (settle = { resolve, reject }));
-  return { records: [], bytes: 0, durable, settle };
+/** Records gathered for one slot. */
+interface Group {
+  members: Member[];
+  bytes: number;
 }
 
 export class SlotGroups {
@@ -36,30 +36,36 @@ export class SlotGroups {
   constructor(private readonly pool: SlotPool) {}
 
   /** Makes a whole record (content, envelope, trailer) durable in a slot; resolves to where it is. */
-  async commit(record: Buffer): Promise<SlotPlace> {
+  commit(record: Buffer): Promise<SlotPlace> {
     let group = this.waiting.at(-1);
-    if (group === undefined || group.records.length >= MAX_RECORDS || group.bytes + record.length > MAX_BYTES) {
-      group = newGroup();
+    if (group === undefined || group.members.length >= MAX_RECORDS || group.bytes + record.length > MAX_BYTES) {
+      group = { members: [], bytes: 0 };
       this.waiting.push(group);
     }
-    const offset = group.bytes;
-    group.records.push(record);
-    group.bytes += record.length;
+    const joined = group;
+    const done = new Promise<SlotPlace>((resolve, reject) => joined.members.push({ record, offset: joined.bytes, resolve, reject }));
+    joined.bytes += record.length;
     if (!this.writing) this.writeNext();
-    return { file: await group.durable, offset };
+    return done;
   }
 
   private writeNext(): void {
     const group = this.waiting.shift();
     this.writing = group !== undefined;
     if (group === undefined) return;
-    void this.write(group).then(group.settle.resolve, group.settle.reject).finally(() => this.writeNext());
+    void this.write(group)
+      .then(
+        (file) => answer(group.members, (m) => m.resolve({ file, offset: m.offset, records: group.members.length })),
+        (err: unknown) => answer(group.members, (m) => m.reject(err)),
+      )
+      .finally(() => this.writeNext());
   }
 
   private async write(group: Group): Promise<string> {
     const slot = await this.pool.take();
+    const records = group.members.map((m) => m.record);
     try {
-      await this.pool.seal(slot, group.records.length === 1 ? (group.records[0] as Buffer) : Buffer.concat(group.records, group.bytes), 0);
+      await this.pool.seal(slot, records.length === 1 ? (records[0] as Buffer) : Buffer.concat(records, group.bytes), 0);
     } catch (err) {
       // Its records are not kept (every member is told so), and no other group's record is in this slot.
       await this.pool.release(slot.file).catch(() => undefined);
@@ -67,4 +73,16 @@ export class SlotGroups {
     }
     return slot.file;
   }
+}
+
+/**
+ * Answers a group's members one per turn of the event loop, in the order they came: each member's
+ * commit then runs to its end (its record queued, its client answered, its `received` tracking line)
+ * before the next one's begins, as when each had a sync of its own, so the queue never starts work on
+ * a record whose receipt has not finished.
+ */
+function answer(members: Member[], settle: (m: Member) => void): void {
+  const [first, ...rest] = members;
+  if (first) settle(first);
+  for (const m of rest) setImmediate(() => settle(m));
 }

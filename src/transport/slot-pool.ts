@@ -175,10 +175,11 @@ export interface OpenSlot {
   fd: number;
 }
 
-/** Where a record was written: its slot file, and the byte its content starts at. */
+/** Where a record was written: its slot file, the byte its content starts at, and how many records the slot holds. */
 export interface SlotPlace {
   file: string;
   offset: number;
+  records: number;
 }
 
 /**
@@ -223,7 +224,7 @@ export class SlotWriter {
     if (this.slot === undefined) return this.pool.groups.commit(this.takeHeld());
     this.sealed = true;
     await this.pool.seal(this.slot, this.takeHeld(), at);
-    return { file: this.slot.file, offset: 0 };
+    return { file: this.slot.file, offset: 0, records: 1 };
   }
 
   /** Frees the slot of its own, if it took one: its record is not to be kept (abandoned, or its commit failed). */

@@ -61,7 +61,8 @@ function parseLog(text: string): Event[] {
     const pid = line.split(' ', 1)[0] ?? '';
     const write = /\b(?:pwrite64|write|writev)\(\d+<([^>]*)>/.exec(line);
     if (write) {
-      const queued = /250 2\.6\.0 <([0-9A-Z]+)@/.exec(line);
+      // The reply on the client's socket (the tracking log's `received` line quotes it too).
+      const queued = /^(?:socket:|TCP)/.test(write[1]!) ? /250 2\.6\.0 <([0-9A-Z]+)@/.exec(line) : null;
       if (queued) events.push({ kind: 'queued', id: queued[1]! });
       else events.push({ kind: 'write', path: write[1]!, ids: [...line.matchAll(/\\"contentId\\":\\"([0-9A-Z]+)\\"/g)].map((m) => m[1]!) });
       continue;
