@@ -29,6 +29,8 @@ mock.method(fs, 'fdatasync', (fd: number, cb: (err: NodeJS.ErrnoException | null
 const { mailboxDir } = await import('../../src/transport/maildir.js');
 const { engineRules, message, queuedId, sendMessage, startEngine, waitFor } = await import('./engine-harness.js');
 const { slotFiles, slotOf, writeOldLayout } = await import('./slot-files.js');
+const { SlotPool } = await import('../../src/transport/slot-pool.js');
+const { decodeSlotRecords, encodeSlotRecord } = await import('../../src/transport/slot-record.js');
 
 let dir: string;
 
@@ -140,5 +142,36 @@ test('a group whose sync fails answers every member 452 4.3.1, none 250, and fre
     assert.deepEqual((await aliceSubjects(engine)).sort(), ['after 0.0', 'kept 0.0', 'kept 1.0', 'kept 2.0']);
   } finally {
     await engine.close();
+  }
+});
+
+test('a group is bounded: at most 64 records and 1 MiB in a slot; every record lands whole where its commit said', async () => {
+  const pool = new SlotPool(path.join(dir, 'bounded', 'incoming'), true);
+  await pool.open();
+  try {
+    // 100 small records (64 a group at most), then 40 of 60 KB (1 MiB a group at most), all at once.
+    const records = [
+      ...Array.from({ length: 100 }, (_, i) => encodeSlotRecord(Buffer.alloc(500, `small ${i} `), Buffer.from(`{"n":${i}}`))),
+      ...Array.from({ length: 40 }, (_, i) => encodeSlotRecord(Buffer.alloc(60_000, `large ${i} `), Buffer.from(`{"n":${100 + i}}`))),
+    ];
+    const places = await Promise.all(records.map((r) => pool.groups.commit(r)));
+    const files = new Map<string, Buffer>();
+    for (const p of places) if (!files.has(p.file)) files.set(p.file, await readFile(p.file));
+    for (const [file, bytes] of files) {
+      const held = decodeSlotRecords(bytes);
+      assert.ok(held.length <= 64, `${path.basename(file)} holds ${held.length} records`);
+      assert.ok(held.length === 1 || bytes.length <= 1024 * 1024, `${path.basename(file)} holds ${bytes.length} bytes`);
+      const mine = places.filter((p) => p.file === file);
+      assert.equal(mine.length, held.length, 'a place for each record in the slot');
+      assert.ok(mine.every((p) => p.records === held.length), 'each place counts the records in its slot');
+    }
+    for (const [i, p] of places.entries()) {
+      const record = records[i]!;
+      assert.ok(files.get(p.file)!.subarray(p.offset, p.offset + record.length).equals(record), `record ${i} whole at its offset`);
+      assert.equal(decodeSlotRecords(files.get(p.file)!).find((r) => r.offset === p.offset)?.envelope.toString(), `{"n":${i}}`);
+    }
+    assert.ok(files.size < records.length / 4, `${records.length} records in ${files.size} slots`);
+  } finally {
+    await pool.close();
   }
 });
