@@ -120,7 +120,7 @@ test('a group whose sync fails answers every member 452 4.3.1, none 250, and fre
     assert.deepEqual(kept.map((r) => r.code), [250, 250, 250]);
     const before = (await slotFiles(queueDir)).filter((s) => s.records.length > 0);
 
-    failSlotSyncsAfterMs = 500;
+    failSlotSyncsAfterMs = 1500;
     let failing: { code: number; text: string }[];
     try {
       failing = await sendConcurrently(engine, 4, 1, 'failed');
