@@ -6,7 +6,7 @@
  * `portcullis transport` with fsync on. For each: accepted msg/s (smtp-source's own time), delivered
  * msg/s (until the Maildir holds every message), CPU per message (utime + stime of the process tree,
  * reaped children included, from /proc), and in a separate pass under `strace -f -c` (when installed)
- * fsync calls per message from receipt to Maildir at 1 and 8 sessions. Rows alternate Postfix and
+ * fsync calls per message from receipt to Maildir at 1, 8 and 32 sessions. Rows alternate Postfix and
  * engine, so both see the same machine load.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -405,7 +405,7 @@ export async function run(messages = 2000, runs = 3, loads?: { sessions: number;
     if ((await runCommand('sh', ['-c', 'command -v strace'])).code === 0) {
       const counted = Math.min(messages, 200);
       result.fsyncsPerMessage = {};
-      for (const sessions of [1, 8]) {
+      for (const sessions of [1, 8, 32]) {
         result.fsyncsPerMessage[String(sessions)] = {
           postfix: await fsyncsPerMessage(work, startPostfix, sessions, counted),
           engine: await fsyncsPerMessage(work, startEngine, sessions, counted),

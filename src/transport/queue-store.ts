@@ -8,8 +8,8 @@ import type { Readable } from 'node:stream';
 import { randomHex } from '../net/random-hex.js';
 import { fsyncDir, writeDurably, writeNewFile } from '../storage/durable-write.js';
 import { ContentCache } from './content-cache.js';
-import { readSlotContent, SlotPool, SlotWriter, streamSlotContent } from './slot-pool.js';
-import { readSlotRecord } from './slot-record.js';
+import { readSlotContent, SlotPool, streamSlotContent, type SlotPlace } from './slot-pool.js';
+import { readSlotRecords } from './slot-record.js';
 import type { EnvelopeRecipient, Envelope, RecipientResult } from './types.js';
 
 /** The queue states of transport.md, each a directory of the store. */
@@ -78,10 +78,12 @@ export interface Receipt {
   abandon(): Promise<void>;
 }
 
-/** A received record still in its slot file. */
+/** A received record still in its slot file (alone, or one of a group). */
 interface SlotHold {
   recordId: string;
   file: string;
+  /** Where its content starts in the slot. */
+  offset: number;
   contentLength: number;
   /** Set once the content is being (or has been) copied out to `content/<id>.eml`. */
   copied?: Promise<void>;
@@ -154,6 +156,8 @@ export class QueueStore {
   private readonly recent = new ContentCache(16 * 1024 * 1024, 256 * 1024);
   /** Received records still in their slots, by content id (a received message's content id is its queue id). */
   private readonly slotted = new Map<string, SlotHold>();
+  /** Records held per slot file: a slot is emptied only when every record in it has been taken up. */
+  private readonly slotRecords = new Map<string, number>();
   private readonly slots: SlotPool;
   private readonly watchers: ((queue: string, message: QueuedMessage) => void)[] = [];
 
@@ -216,28 +220,36 @@ export class QueueStore {
 
   /**
    * Received records left in their slots. A slot that holds no complete record (empty, or torn by a
-   * crash before its fsync: never answered 250) is free; so is one whose record was written out as an
-   * envelope before the crash (the envelope is the newer). Slots are decoded one after another, their
+   * crash before its fsync: never answered 250) is free; so is one whose records were all written out
+   * as envelopes before the crash (an envelope is the newer). Slots are decoded one after another, their
    * content left in the file: memory at start does not grow with what the slots hold.
    */
   private async loadSlots(): Promise<void> {
     this.slotted.clear();
+    this.slotRecords.clear();
     for (const file of await this.slots.open()) {
-      const record = await readSlotRecord(file).catch((err: unknown) => {
+      const records = await readSlotRecords(file).catch((err: unknown) => {
         throw storageError(`reading slot ${path.basename(file)}`, err);
       });
-      const message = record && parseSlotEnvelope(record.envelope);
-      if (!message || this.index.has(message.envelope.id)) {
-        await this.slots.release(file);
-        continue;
+      for (const record of records) {
+        const message = parseSlotEnvelope(record.envelope);
+        if (!message || this.index.has(message.envelope.id)) continue;
+        this.hold(file, record.offset, message, record.contentLength);
+        this.recoveredRoots.add(message.rootId);
       }
-      this.hold(file, message, record.contentLength);
-      this.recoveredRoots.add(message.rootId);
+      if (!this.slotRecords.has(file)) await this.slots.release(file);
     }
   }
 
-  private hold(file: string, message: QueuedMessage, contentLength: number): void {
-    this.slotted.set(message.contentId, { recordId: message.envelope.id, file, contentLength, copyStarted: false });
+  /**
+   * Holds a record in its slot. Records found at start are counted one by one; a group just written
+   * counts all its records from its first member's hold (members are held one per turn of the event
+   * loop), so none taken up before the others are held can empty the slot under them.
+   */
+  private hold(file: string, offset: number, message: QueuedMessage, contentLength: number, recordsInSlot?: number): void {
+    this.slotted.set(message.contentId, { recordId: message.envelope.id, file, offset, contentLength, copyStarted: false });
+    if (recordsInSlot === undefined) this.slotRecords.set(file, (this.slotRecords.get(file) ?? 0) + 1);
+    else if (!this.slotRecords.has(file)) this.slotRecords.set(file, recordsInSlot);
     this.index.set(message.envelope.id, { queue: 'pre-submission', message });
     this.refContent(message.contentId, 1);
   }
@@ -282,45 +294,38 @@ export class QueueStore {
   }
 
   /**
-   * Writes a received message's content into a free slot, keeping a copy in memory for what follows.
-   * The returned receipt's `commit` adds the record to `pre-submission`: its envelope and trailer are
-   * written after the content and the slot is synced once; that is all the 250 waits for, since the
-   * slot's name was made durable with its batch.
+   * Takes a received message's content, keeping a copy in memory for what follows: held in memory up to
+   * 64 KiB, else written into a slot of its own as it arrives. The returned receipt's `commit` adds the
+   * record to `pre-submission`: its envelope and trailer follow the content and the slot is synced
+   * once, shared with the small records committed beside it (`slot-group.ts`); that is all the 250
+   * waits for, since the slot's name was made durable with its batch.
    */
   async receive(contentId: string, source: AsyncIterable<Buffer>): Promise<Receipt> {
-    let writer: SlotWriter;
     let size: number;
     const kept: Buffer[] = [];
-    try {
-      writer = await this.slots.take();
-    } catch (err) {
-      throw storageError(`taking a slot for ${contentId}`, err);
-    }
-    const free = async (): Promise<void> => {
-      await writer.close();
-      await this.slots.release(writer.file);
-    };
+    const writer = this.slots.writer();
     try {
       size = await writer.write(keeping(source, kept, this.recent.maxItemBytes));
     } catch (err) {
-      await free().catch(() => undefined);
+      await writer.abandon().catch(() => undefined);
       throw storageError(`writing content ${contentId}`, err);
     }
     return {
       size,
       commit: async (message) => {
+        let place: SlotPlace;
         try {
           if (this.index.has(message.envelope.id)) throw new Error(`queue id ${message.envelope.id} already in use`);
-          await writer.finish(Buffer.from(JSON.stringify(message), 'utf8'), this.fsync);
+          place = await writer.finish(Buffer.from(JSON.stringify(message), 'utf8'));
         } catch (err) {
-          await free().catch(() => undefined);
+          await writer.abandon().catch(() => undefined);
           throw storageError(`writing ${message.envelope.id}`, err);
         }
         if (kept.length > 0) this.recent.set(contentId, Buffer.concat(kept));
-        this.hold(writer.file, message, size);
+        this.hold(place.file, place.offset, message, size, place.records);
         this.changed('pre-submission', message);
       },
-      abandon: free,
+      abandon: () => writer.abandon(),
     };
   }
 
@@ -334,7 +339,7 @@ export class QueueStore {
     const recent = this.recent.get(contentId);
     const hold = this.slotted.get(contentId);
     if (recent !== undefined || hold === undefined || hold.contentLength > this.recent.maxItemBytes) return recent;
-    const bytes = await readSlotContent(hold.file, hold.contentLength).catch((err: unknown) => {
+    const bytes = await readSlotContent(hold.file, hold.offset, hold.contentLength).catch((err: unknown) => {
       throw storageError(`reading the slot of ${contentId}`, err);
     });
     this.recent.set(contentId, bytes);
@@ -358,7 +363,7 @@ export class QueueStore {
     hold.copied ??= (async () => {
       const recent = this.recent.get(contentId);
       const tmp = path.join(this.root, 'tmp', `${contentId}.eml.${randomHex(6)}`);
-      await writeDurably(tmp, this.contentPath(contentId), recent ? [recent] : streamSlotContent(hold.file, hold.contentLength), this.fsync);
+      await writeDurably(tmp, this.contentPath(contentId), recent ? [recent] : streamSlotContent(hold.file, hold.offset, hold.contentLength), this.fsync);
     })().catch((err: unknown) => {
       hold.copied = undefined;
       throw storageError(`copying the content of ${contentId} out of its slot`, err);
@@ -372,9 +377,12 @@ export class QueueStore {
     return hold?.recordId === stored.message.envelope.id ? hold : undefined;
   }
 
-  /** A record now written as an envelope: its slot is emptied and handed out again. */
+  /** A record taken up (written as an envelope, or done with): its slot is emptied and handed out again once no other record is in it. */
   private async unslot(hold: SlotHold): Promise<void> {
     this.slotted.delete(hold.recordId);
+    const left = (this.slotRecords.get(hold.file) ?? 1) - 1;
+    if (left > 0) return void this.slotRecords.set(hold.file, left);
+    this.slotRecords.delete(hold.file);
     await this.slots.release(hold.file).catch((err: unknown) => {
       throw storageError(`freeing the slot of ${hold.recordId}`, err);
     });

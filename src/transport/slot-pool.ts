@@ -4,8 +4,8 @@
  * batches, each batch named durably by one fsync of the directory before any of its files is handed
  * out; a file done with is emptied and handed out again, so in steady state no names are made at all.
  * A slot's descriptor stays open from its making and from one use to the next (up to `KEEP_OPEN` of
- * them), so a message costs its slot one write, one fdatasync and, at release, one ftruncate: no open
- * or close.
+ * them), so a slot costs one write, one fdatasync and, at release, one ftruncate: no open or close. A
+ * slot holds one record, or a group of small ones committed together (`slot-group.ts`).
  * What a slot holds is framed by `slot-record.ts`.
  */
 import fs from 'node:fs';
@@ -14,6 +14,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { fsyncDir, writeAll } from '../storage/durable-write.js';
+import { SlotGroups } from './slot-group.js';
 import { readSlotBytes, recordTail } from './slot-record.js';
 
 const openFd = promisify(fs.open);
@@ -41,6 +42,8 @@ export class SlotPool {
   private readonly descriptors = new Map<string, number>();
   private next = 0;
   private growing: Promise<void> | undefined;
+  /** Small records committed together, a slot and a sync per group. */
+  readonly groups = new SlotGroups(this);
 
   constructor(
     readonly dir: string,
@@ -69,25 +72,52 @@ export class SlotPool {
     return used;
   }
 
-  /** A free slot, empty, to write a record into; waits for the next batch when none is free (everyone waiting shares it). */
-  async take(): Promise<SlotWriter> {
+  /** A writer for one received record: it takes a slot only if its content outgrows what is held in memory (else at `finish`, in a group). */
+  writer(): SlotWriter {
+    return new SlotWriter(this);
+  }
+
+  /** A free slot, empty, to write into; waits for the next batch when none is free (everyone waiting shares it). */
+  async take(): Promise<OpenSlot> {
     for (;;) {
       const file = this.free.pop();
       if (file !== undefined) {
         const kept = this.descriptors.get(file);
         if (kept !== undefined) {
           this.descriptors.delete(file);
-          return new SlotWriter(file, kept, this);
+          return { file, fd: kept };
         }
         try {
           // Never created here, so its name is the durable one.
-          return new SlotWriter(file, await openFd(file, 'r+'), this);
+          return { file, fd: await openFd(file, 'r+') };
         } catch (err) {
           this.free.push(file);
           throw err;
         }
       }
       await (this.growing ??= this.grow().finally(() => (this.growing = undefined)));
+    }
+  }
+
+  /**
+   * Writes the last bytes of what a slot holds at `at` and syncs the file, then puts its descriptor down.
+   * fdatasync is enough: it writes the data and every attribute needed to read it back (the file grew,
+   * so its size), leaving out only times. A kept descriptor outlives its name: a slot no longer linked
+   * (its directory removed or replaced) would take mail into a file no restart can find, so that is an
+   * error, as opening it by name was.
+   */
+  async seal(slot: OpenSlot, bytes: Buffer, at: number): Promise<void> {
+    let orphaned = false;
+    try {
+      await writeAll(slot.fd, bytes, at);
+      const [stat] = await Promise.all([fstatFd(slot.fd), this.fsync ? fdatasyncFd(slot.fd) : undefined]);
+      if (stat.nlink === 0) {
+        orphaned = true;
+        throw new Error(`slot ${slot.file} is no longer in its directory`);
+      }
+    } finally {
+      if (orphaned) await closeFd(slot.fd);
+      else await this.putDown(slot.file, slot.fd);
     }
   }
 
@@ -139,11 +169,25 @@ export class SlotPool {
   }
 }
 
+/** A slot file being written, through its descriptor. */
+export interface OpenSlot {
+  file: string;
+  fd: number;
+}
+
+/** Where a record was written: its slot file, the byte its content starts at, and how many records the slot holds. */
+export interface SlotPlace {
+  file: string;
+  offset: number;
+  records: number;
+}
+
 /**
- * One record being written into a slot: the content as it arrives, then the envelope and trailer, then
- * one sync. Content that fits in `BUFFER_BYTES` goes out with the trailer in a single write; larger
- * content is written as it comes. Writes are at explicit offsets from 0: a reused descriptor's own
- * position is wherever the slot's previous record ended.
+ * One record on its way into a slot: the content as it arrives, then the envelope and trailer, then one
+ * sync. Content that fits in `BUFFER_BYTES` is held, and at `finish` the whole record joins a group
+ * (`slot-group.ts`) that shares a slot and its sync with the records committed beside it; larger
+ * content takes a slot of its own and is written as it comes, at explicit offsets from 0 (a reused
+ * descriptor's own position is wherever the slot's previous use ended).
  */
 export class SlotWriter {
   private crc = 0;
@@ -151,15 +195,11 @@ export class SlotWriter {
   /** Content not written yet, and its bytes. */
   private held: Buffer[] = [];
   private heldBytes = 0;
-  private closed = false;
-  /** The file was unlinked while its descriptor was kept (its directory removed or replaced): never used again. */
-  private orphaned = false;
+  /** The slot of its own, once the content outgrew what is held. */
+  private slot: OpenSlot | undefined;
+  private sealed = false;
 
-  constructor(
-    readonly file: string,
-    private readonly fd: number,
-    private readonly pool: SlotPool,
-  ) {}
+  constructor(private readonly pool: SlotPool) {}
 
   /** Takes the content; resolves to its length. */
   async write(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<number> {
@@ -168,60 +208,53 @@ export class SlotWriter {
       this.heldBytes += chunk.length;
       this.crc = crc32(chunk, this.crc);
       this.length += chunk.length;
-      if (this.heldBytes > BUFFER_BYTES) await this.writeHeld();
+      if (this.heldBytes > BUFFER_BYTES) {
+        this.slot ??= await this.pool.take();
+        const at = this.length - this.heldBytes;
+        await writeAll(this.slot.fd, this.takeHeld(), at);
+      }
     }
     return this.length;
   }
 
-  /**
-   * Ends the record with its envelope and trailer and syncs it. fdatasync is enough: it writes the data
-   * and every attribute needed to read it back (the file grew, so its size), leaving out only times.
-   * A kept descriptor outlives its name: a slot no longer linked (its directory removed or replaced)
-   * would take mail into a file no restart can find, so that is an error, as opening it by name was.
-   */
-  async finish(envelope: Buffer, sync: boolean): Promise<void> {
-    try {
-      await this.writeHeld(recordTail(this.crc, this.length, envelope));
-      const [stat] = await Promise.all([fstatFd(this.fd), sync ? fdatasyncFd(this.fd) : undefined]);
-      if (stat.nlink === 0) {
-        this.orphaned = true;
-        throw new Error(`slot ${this.file} is no longer in its directory`);
-      }
-    } finally {
-      await this.close();
-    }
-  }
-
-  /** Gives the descriptor back to the pool; the slot itself is released by the pool's `release`. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.orphaned) await closeFd(this.fd);
-    else await this.pool.putDown(this.file, this.fd);
-  }
-
-  /** Writes the held content (and the tail, when given) where the content written so far ends. */
-  private async writeHeld(tail?: Buffer): Promise<void> {
-    const parts = tail === undefined ? this.held : [...this.held, tail];
-    const bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  /** Ends the record with its envelope and trailer, durably: in a group if it was held whole, else in its own slot. */
+  async finish(envelope: Buffer): Promise<SlotPlace> {
     const at = this.length - this.heldBytes;
+    this.held.push(recordTail(this.crc, this.length, envelope));
+    if (this.slot === undefined) return this.pool.groups.commit(this.takeHeld());
+    this.sealed = true;
+    await this.pool.seal(this.slot, this.takeHeld(), at);
+    return { file: this.slot.file, offset: 0, records: 1 };
+  }
+
+  /** Frees the slot of its own, if it took one: its record is not to be kept (abandoned, or its commit failed). */
+  async abandon(): Promise<void> {
+    const slot = this.slot;
+    if (slot === undefined) return;
+    this.slot = undefined;
+    if (!this.sealed) await this.pool.putDown(slot.file, slot.fd);
+    await this.pool.release(slot.file);
+  }
+
+  private takeHeld(): Buffer {
+    const bytes = this.held.length === 1 ? (this.held[0] as Buffer) : Buffer.concat(this.held);
     this.held = [];
     this.heldBytes = 0;
-    await writeAll(this.fd, bytes, at);
+    return bytes;
   }
 }
 
-/** The first `length` bytes of a slot file (its record's content). */
-export async function readSlotContent(file: string, length: number): Promise<Buffer> {
+/** `length` bytes of a slot file from `offset` (a record's content). */
+export async function readSlotContent(file: string, offset: number, length: number): Promise<Buffer> {
   const fd = await openFd(file, 'r');
   try {
-    return await readSlotBytes(fd, Buffer.allocUnsafe(length), 0);
+    return await readSlotBytes(fd, Buffer.allocUnsafe(length), offset);
   } finally {
     await closeFd(fd);
   }
 }
 
-/** The first `length` bytes of a slot file as a stream, for content too big to hold in memory. */
-export function streamSlotContent(file: string, length: number): AsyncIterable<Buffer> | Iterable<Buffer> {
-  return length === 0 ? [] : (fs.createReadStream(file, { start: 0, end: length - 1 }) as AsyncIterable<Buffer>);
+/** `length` bytes of a slot file from `offset` as a stream, for content too big to hold in memory. */
+export function streamSlotContent(file: string, offset: number, length: number): AsyncIterable<Buffer> | Iterable<Buffer> {
+  return length === 0 ? [] : (fs.createReadStream(file, { start: offset, end: offset + length - 1 }) as AsyncIterable<Buffer>);
 }

@@ -4,8 +4,9 @@
  * content comes first so it can be streamed to disk as it arrives; the trailer comes last so a record
  * is complete only once its last bytes are written. A slot whose bytes do not decode (empty, torn by a
  * crash before its fsync, or overwritten in part) holds no record: its message was never answered 250.
- * One rule decides what is a record, whether the bytes are in memory (`decodeSlotRecord`) or in a file
- * read in bounded chunks (`readSlotRecord`, used at start, where a frozen queue may hold thousands of
+ * A slot holds one such record or several back to back (a group committed with one sync, `slot-group.ts`).
+ * One rule decides what is a record, whether the bytes are in memory (`decodeSlotRecords`) or in a file
+ * read in bounded chunks (`readSlotRecords`, used at start, where a frozen queue may hold thousands of
  * large records): `trailerOf` checks the frame, `tailChecks` the CRC once the content's is known.
  */
 import fs from 'node:fs';
@@ -41,12 +42,15 @@ export function encodeSlotRecord(content: Buffer, envelope: Buffer): Buffer {
   return Buffer.concat([content, recordTail(crc32(content), content.length, envelope)]);
 }
 
-/** The content length a trailer states, if it ends a record of `size` bytes (magic, and lengths that add up). */
-function trailerOf(trailer: Buffer, size: number): number | undefined {
-  if (size < TRAILER_BYTES || !trailer.subarray(16).equals(MAGIC)) return undefined;
+/**
+ * Where the record whose trailer ends at byte `end` starts, and its content's length: undefined unless
+ * the magic is there and the lengths fit before `end`.
+ */
+function trailerOf(trailer: Buffer, end: number): { offset: number; contentLength: number } | undefined {
+  if (end < TRAILER_BYTES || !trailer.subarray(16).equals(MAGIC)) return undefined;
   const contentLength = trailer.readBigUInt64BE(0);
-  if (contentLength + BigInt(trailer.readUInt32BE(8)) !== BigInt(size - TRAILER_BYTES)) return undefined;
-  return Number(contentLength);
+  const offset = BigInt(end - TRAILER_BYTES) - contentLength - BigInt(trailer.readUInt32BE(8));
+  return offset < 0n ? undefined : { offset: Number(offset), contentLength: Number(contentLength) };
 }
 
 /** Whether the bytes after the content (envelope and trailer) carry the CRC of the content's CRC and themselves. */
@@ -55,34 +59,57 @@ function tailChecks(tail: Buffer, contentCrc: number): boolean {
   return crc32(tail.subarray(0, crcAt), contentCrc) === tail.readUInt32BE(crcAt);
 }
 
-/** The content and envelope of a complete record, or undefined for anything else (never a part of one). */
-export function decodeSlotRecord(bytes: Buffer): { content: Buffer; envelope: Buffer } | undefined {
-  const cut = trailerOf(bytes.subarray(bytes.length - TRAILER_BYTES), bytes.length);
-  if (cut === undefined || !tailChecks(bytes.subarray(cut), crc32(bytes.subarray(0, cut)))) return undefined;
-  return { content: bytes.subarray(0, cut), envelope: bytes.subarray(cut, bytes.length - TRAILER_BYTES) };
+/** A complete record in a slot: where it starts in the file, its content and its envelope. */
+export interface SlotRecord {
+  offset: number;
+  content: Buffer;
+  envelope: Buffer;
 }
 
 /**
- * The content length and envelope of the record in a slot file, or undefined when it holds none, as
- * `decodeSlotRecord` would decide on its bytes. The content stays in the file: it is read in chunks of
- * `CHUNK_BYTES` for its CRC, so memory is one chunk and one envelope (which the queue's index keeps anyway).
+ * The records of a slot's bytes, in file order. A slot holds one record or a group of them back to back,
+ * written in one call and synced once: they are found from the end backwards, each trailer giving its
+ * record's start, and the first bytes that do not end in a complete record end the search (a torn
+ * group, never answered 250, holds nothing past its tear; nothing before a tear is read as a record).
  */
-export async function readSlotRecord(file: string): Promise<{ contentLength: number; envelope: Buffer } | undefined> {
+export function decodeSlotRecords(bytes: Buffer): SlotRecord[] {
+  const records: SlotRecord[] = [];
+  for (let end = bytes.length; end > 0; ) {
+    const frame = trailerOf(bytes.subarray(end - TRAILER_BYTES, end), end);
+    if (frame === undefined) break;
+    const cut = frame.offset + frame.contentLength;
+    if (!tailChecks(bytes.subarray(cut, end), crc32(bytes.subarray(frame.offset, cut)))) break;
+    records.unshift({ offset: frame.offset, content: bytes.subarray(frame.offset, cut), envelope: bytes.subarray(cut, end - TRAILER_BYTES) });
+    end = frame.offset;
+  }
+  return records;
+}
+
+/**
+ * The records of a slot file (offset, content length and envelope each), as `decodeSlotRecords` would
+ * find them in its bytes. The content stays in the file: it is read in chunks of `CHUNK_BYTES` for its
+ * CRC, so memory is one chunk and the envelopes (which the queue's index keeps anyway).
+ */
+export async function readSlotRecords(file: string): Promise<{ offset: number; contentLength: number; envelope: Buffer }[]> {
   const fd = await openFd(file, 'r');
   try {
-    const { size } = await fstatFd(fd);
-    if (size < TRAILER_BYTES) return undefined;
-    const contentLength = trailerOf(await readSlotBytes(fd, Buffer.alloc(TRAILER_BYTES), size - TRAILER_BYTES), size);
-    if (contentLength === undefined) return undefined;
-    const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, contentLength));
-    let crc = 0;
-    for (let at = 0; at < contentLength; at += chunk.length) {
-      const part = chunk.subarray(0, Math.min(chunk.length, contentLength - at));
-      crc = crc32(await readSlotBytes(fd, part, at), crc);
+    const records: { offset: number; contentLength: number; envelope: Buffer }[] = [];
+    for (let end = (await fstatFd(fd)).size; end >= TRAILER_BYTES; ) {
+      const frame = trailerOf(await readSlotBytes(fd, Buffer.alloc(TRAILER_BYTES), end - TRAILER_BYTES), end);
+      if (frame === undefined) break;
+      const { offset, contentLength } = frame;
+      const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, contentLength));
+      let crc = 0;
+      for (let at = 0; at < contentLength; at += chunk.length) {
+        const part = chunk.subarray(0, Math.min(chunk.length, contentLength - at));
+        crc = crc32(await readSlotBytes(fd, part, offset + at), crc);
+      }
+      const tail = await readSlotBytes(fd, Buffer.alloc(end - offset - contentLength), offset + contentLength);
+      if (!tailChecks(tail, crc)) break;
+      records.unshift({ offset, contentLength, envelope: tail.subarray(0, tail.length - TRAILER_BYTES) });
+      end = offset;
     }
-    const tail = await readSlotBytes(fd, Buffer.alloc(size - contentLength), contentLength);
-    if (!tailChecks(tail, crc)) return undefined;
-    return { contentLength, envelope: tail.subarray(0, tail.length - TRAILER_BYTES) };
+    return records;
   } finally {
     await closeFd(fd);
   }

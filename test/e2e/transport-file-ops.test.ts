@@ -3,7 +3,8 @@
  * the engine as its own process (`portcullis transport`, fsync on): smtp-source sends 2 KB messages
  * to one local mailbox over eight sessions. Each async file call is a round trip through libuv's
  * thread pool, so the ones that are not needed must stay gone: a slot file is used through the
- * descriptor it was made with, never opened again by name, and its record is one write; the tracking log is opened once; the
+ * descriptor it was made with, never opened again by name, and its record (or the group of records it
+ * holds, committed together) is one write; the tracking log is opened once; the
  * Maildir file is one write; no removal of a content file that was never made; no getpid per message
  * (OpenSSL's fork check on every randomBytes call).
  */
@@ -39,6 +40,8 @@ interface Call {
   path: string;
   flags: string;
   failed: boolean;
+  /** For a write: the queue ids of the records it holds (their envelopes' `contentId`). */
+  ids: string[];
 }
 
 /** The calls of an `strace -f -y` log; a call cut by another thread is read from its first line (name, path and flags are there). */
@@ -58,7 +61,8 @@ function parseLog(text: string): Call[] {
     if (!m) continue;
     const [, name, rest] = m as unknown as [string, string, string];
     const named = /^(?:AT_FDCWD(?:<[^>]*>)?, )?"([^"]*)"(.*)$/.exec(rest) ?? /^\d+<([^>]*)>(.*)$/.exec(rest);
-    calls.push({ name, path: named?.[1] ?? '', flags: named?.[2] ?? '', failed: / = -1 /.test(rest) });
+    const ids = [...rest.matchAll(/\\"contentId\\":\\"([0-9A-Z]+)\\"/g)].map((r) => r[1]!);
+    calls.push({ name, path: named?.[1] ?? '', flags: named?.[2] ?? '', failed: / = -1 /.test(rest), ids });
     if (rest.includes('<unfinished ...>')) unfinished.set(pid, calls.length - 1);
   }
   return calls;
@@ -71,7 +75,7 @@ test(`per message over ${SESSIONS} sessions: one write and no open of its slot f
   await writeFile(path.join(dir, 'rules.yaml'), engineProcessConfig(port, admin, work));
   const log = path.join(dir, 'engine.strace');
   const strace = launch('strace', [
-    '-f', '-y', '-e', 'trace=openat,write,pwrite64,unlink,getpid', '-o', log,
+    '-f', '-y', '-s', '1000000', '-e', 'trace=openat,write,pwrite64,unlink,getpid', '-o', log,
     process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'src/cli/main.ts'), 'transport', '--config', path.join(dir, 'rules.yaml'),
   ], { cwd: dir });
   const box = path.join(work, 'mailboxes', 'alice@example.test');
@@ -92,17 +96,22 @@ test(`per message over ${SESSIONS} sessions: one write and no open of its slot f
   // Slot files are made (O_CREAT) in batches and kept open; an open by name (O_RDWR) would be one per use.
   const slotOpens = new Map<string, number>();
   for (const c of calls) if (c.name === 'openat' && inSlot(c) && !c.flags.includes('O_CREAT') && c.flags.includes('O_RDWR')) slotOpens.set(c.path, (slotOpens.get(c.path) ?? 0) + 1);
-  const slotWrites = calls.filter((c) => (c.name === 'write' || c.name === 'pwrite64') && inSlot(c)).length;
+  const slotWriteCalls = calls.filter((c) => (c.name === 'write' || c.name === 'pwrite64') && inSlot(c));
+  const slotWrites = slotWriteCalls.length;
+  const slotRecords = slotWriteCalls.flatMap((c) => c.ids);
   const maildirWrites = calls.filter((c) => (c.name === 'write' || c.name === 'pwrite64') && c.path.startsWith(`${box}/tmp/`)).length;
   const failedUnlinks = calls.filter((c) => c.name === 'unlink' && c.failed).map((c) => c.path);
   const trackingOpens = calls.filter((c) => c.name === 'openat' && c.path === path.join(work, 'tracking.log')).length;
   // getpid from the first message on: node's own at start and smtp-server's one per session set aside.
   const first = calls.findIndex((c) => c.name === 'pwrite64' && inSlot(c));
   const getpids = calls.slice(first).filter((c) => c.name === 'getpid').length;
-  t.diagnostic(`slot files opened ${[...slotOpens.values()].reduce((a, b) => a + b, 0)} times (${slotOpens.size} files), ${slotWrites} slot writes, ${maildirWrites} Maildir writes, ${failedUnlinks.length} failed unlinks, tracking log opened ${trackingOpens} times, ${getpids} getpid for ${MESSAGES} messages`);
+  t.diagnostic(`slot files opened ${[...slotOpens.values()].reduce((a, b) => a + b, 0)} times (${slotOpens.size} files), ${slotWrites} slot writes of ${slotRecords.length} records, ${maildirWrites} Maildir writes, ${failedUnlinks.length} failed unlinks, tracking log opened ${trackingOpens} times, ${getpids} getpid for ${MESSAGES} messages`);
   assert.ok(first >= 0, 'the log shows the slot writes');
   assert.deepEqual(Object.fromEntries(slotOpens), {}, 'no slot file opened again by name: each is written through the descriptor it was made with');
-  assert.equal(slotWrites, MESSAGES, 'one write per slot record');
+  assert.equal(new Set(slotRecords).size, MESSAGES, 'every record written into a slot');
+  assert.equal(slotRecords.length, MESSAGES, 'each record written once');
+  assert.ok(slotWriteCalls.every((c) => c.ids.length > 0), 'one write per slot use: a record, or a group of them, whole');
+  assert.ok(slotWrites <= MESSAGES, `${slotWrites} slot writes for ${MESSAGES} records`);
   assert.equal(maildirWrites, MESSAGES, 'one write per Maildir file');
   assert.deepEqual(failedUnlinks, [], 'no unlink that fails');
   assert.equal(trackingOpens, 1, 'the tracking log opened once');

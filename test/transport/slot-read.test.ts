@@ -12,7 +12,7 @@ import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { mailboxDir } from '../../src/transport/maildir.js';
 import { newQueueId } from '../../src/transport/queue-store.js';
-import { decodeSlotRecord, encodeSlotRecord, readSlotRecord, recordTail, TRAILER_BYTES } from '../../src/transport/slot-record.js';
+import { decodeSlotRecords, encodeSlotRecord, readSlotRecords, recordTail, TRAILER_BYTES } from '../../src/transport/slot-record.js';
 import { engineRules, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
 import { slotFiles, slotOf } from './slot-files.js';
 
@@ -33,13 +33,14 @@ const envelope = fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b));
 
 /** Bytes a slot file may hold after a crash or by accident. */
 const slotBytes = fc.oneof(
-  // Whole records, cut short, or with one byte changed (in a large content only the CRC notices).
-  fc.tuple(content, envelope, fc.constantFrom('whole', 'cut', 'changed'), fc.nat(), fc.integer({ min: 1, max: 255 })).map(([c, e, how, at, flip]) => {
-    const record = encodeSlotRecord(c, e);
-    if (how === 'whole') return record;
-    if (how === 'cut') return record.subarray(0, at % record.length);
-    const changed = Buffer.from(record);
-    changed[at % record.length] = (changed[at % record.length] ?? 0) ^ flip;
+  // A record or a group of them back to back, whole, cut short at any byte, or with one byte changed
+  // (in a large content only the CRC notices).
+  fc.tuple(fc.array(fc.tuple(content, envelope), { minLength: 1, maxLength: 3 }), fc.constantFrom('whole', 'cut', 'changed'), fc.nat(), fc.integer({ min: 1, max: 255 })).map(([records, how, at, flip]) => {
+    const group = Buffer.concat(records.map(([c, e]) => encodeSlotRecord(c, e)));
+    if (how === 'whole') return group;
+    if (how === 'cut') return group.subarray(0, at % group.length);
+    const changed = Buffer.from(group);
+    changed[at % group.length] = (changed[at % group.length] ?? 0) ^ flip;
     return changed;
   }),
   // A foreign trailer: lengths that add up, magic, any CRC.
@@ -51,23 +52,25 @@ const slotBytes = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b)),
 );
 
-test('a slot file read in chunks decodes exactly as its bytes do in memory: same accept/reject, same envelope and content length', async () => {
+test('a slot file read in chunks decodes exactly as its bytes do in memory: the same records, at the same offsets, with the same envelopes and content lengths', async () => {
   const file = path.join(dir, 'property-slot');
   let records = 0;
+  let groups = 0;
   await fc.assert(
     fc.asyncProperty(slotBytes, async (bytes) => {
       await writeFile(file, bytes);
-      const streamed = await readSlotRecord(file);
-      const whole = decodeSlotRecord(bytes);
-      if (whole === undefined) return assert.equal(streamed, undefined);
-      records++;
-      assert.ok(streamed, 'a record in memory is a record in a file');
-      assert.equal(streamed.contentLength, whole.content.length);
-      assert.ok(streamed.envelope.equals(whole.envelope));
+      const streamed = await readSlotRecords(file);
+      const whole = decodeSlotRecords(bytes);
+      records += whole.length;
+      if (whole.length > 1) groups++;
+      assert.deepEqual(
+        streamed.map((r) => ({ offset: r.offset, contentLength: r.contentLength, envelope: r.envelope.toString('hex') })),
+        whole.map((r) => ({ offset: r.offset, contentLength: r.content.length, envelope: r.envelope.toString('hex') })),
+      );
     }),
     { numRuns: 150 },
   );
-  assert.ok(records > 10, `whole records were among the cases (${records})`);
+  assert.ok(records > 10 && groups > 5, `whole records (${records}) and groups of them (${groups}) were among the cases`);
 });
 
 /** A body of about 3 MiB whose last line is unique, so a whole delivery can be told from a cut one. */

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import type { TransportEngine } from '../../src/transport/engine.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
-import { decodeSlotRecord, encodeSlotRecord, TRAILER_BYTES } from '../../src/transport/slot-record.js';
+import { decodeSlotRecords, encodeSlotRecord, TRAILER_BYTES } from '../../src/transport/slot-record.js';
 import { engineRules, message, queuedId, sendMessage, startEngine, waitFor } from './engine-harness.js';
 import { slotFiles, slotOf, writeOldLayout } from './slot-files.js';
 
@@ -23,24 +23,38 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test('slot record framing: what is encoded decodes to the same bytes; any truncation or single-byte change is rejected', () => {
+test('slot record framing: records encoded back to back decode to the same bytes at their offsets; a cut or a changed byte in record j leaves exactly the records after it, never a part of one', () => {
+  const record = fc.tuple(fc.uint8Array({ maxLength: 600 }), fc.uint8Array({ maxLength: 200 }));
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 600 }), fc.uint8Array({ maxLength: 200 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (content, envelope, at, flip) => {
-      const record = encodeSlotRecord(Buffer.from(content), Buffer.from(envelope));
-      const decoded = decodeSlotRecord(record);
-      assert.ok(decoded, 'a whole record decodes');
-      assert.deepEqual(new Uint8Array(decoded.content), content);
-      assert.deepEqual(new Uint8Array(decoded.envelope), envelope);
-      const cut = at % record.length;
-      assert.equal(decodeSlotRecord(record.subarray(0, cut)), undefined, `cut at ${cut} of ${record.length}`);
-      const changed = Buffer.from(record);
-      changed[cut] = (changed[cut] ?? 0) ^ flip;
-      assert.equal(decodeSlotRecord(changed), undefined, `byte ${cut} of ${record.length} changed`);
+    fc.property(fc.array(record, { minLength: 1, maxLength: 4 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (records, at, flip) => {
+      const encoded = records.map(([c, e]) => encodeSlotRecord(Buffer.from(c), Buffer.from(e)));
+      const ends = encoded.map((_, i) => encoded.slice(0, i + 1).reduce((n, r) => n + r.length, 0));
+      const slot = Buffer.concat(encoded);
+      const decoded = decodeSlotRecords(slot);
+      assert.equal(decoded.length, records.length, 'every record of a whole group decodes');
+      for (const [i, [c, e]] of records.entries()) {
+        assert.equal(decoded[i]!.offset, ends[i]! - encoded[i]!.length);
+        assert.deepEqual(new Uint8Array(decoded[i]!.content), c);
+        assert.deepEqual(new Uint8Array(decoded[i]!.envelope), e);
+      }
+      const pos = at % slot.length;
+      // The record the byte falls in: a cut there (a torn group) or a change there loses it and what precedes it.
+      const j = ends.findIndex((end) => pos < end);
+      const cut = decodeSlotRecords(slot.subarray(0, pos));
+      const boundary = ends.includes(pos);
+      assert.equal(cut.length, boundary ? ends.indexOf(pos) + 1 : 0, `cut at ${pos} of ${slot.length}`);
+      const changed = Buffer.from(slot);
+      changed[pos] = (changed[pos] ?? 0) ^ flip;
+      assert.deepEqual(
+        decodeSlotRecords(changed).map((r) => r.offset),
+        decoded.slice(j + 1).map((r) => r.offset),
+        `byte ${pos} of ${slot.length} changed (record ${j})`,
+      );
     }),
     { numRuns: 300 },
   );
-  assert.equal(decodeSlotRecord(Buffer.alloc(0)), undefined, 'an empty slot holds nothing');
-  assert.equal(decodeSlotRecord(Buffer.alloc(TRAILER_BYTES * 3)), undefined, 'zeros (a size extended, blocks never written) hold nothing');
+  assert.deepEqual(decodeSlotRecords(Buffer.alloc(0)), [], 'an empty slot holds nothing');
+  assert.deepEqual(decodeSlotRecords(Buffer.alloc(TRAILER_BYTES * 3)), [], 'zeros (a size extended, blocks never written) hold nothing');
 });
 
 /** Subjects of the messages in alice's Maildir. */
@@ -132,7 +146,7 @@ test("a store written before slots (content/<id>.eml + content/<id>.json) opens 
   }
 });
 
-test('slots are reused: mail delivered one after another makes no new slot files; more held at once than free makes one more batch', async () => {
+test('slots are reused: mail delivered one after another makes no new slot files; more records held than free slots makes one more batch', async () => {
   const engine = await startEngine(engineRules(path.join(dir, 'reuse')));
   try {
     const queueDir = engine.paths.queueDir;
@@ -146,9 +160,10 @@ test('slots are reused: mail delivered one after another makes no new slot files
     assert.equal((await slotFiles(queueDir)).length, made, 'no slot file made for 80 messages');
 
     await engine.manager.setFrozen('pre-submission', true);
-    await Promise.all(Array.from({ length: 8 }, (_, c) => sendAll(engine, Array.from({ length: 9 }, (_, i) => `held ${c}.${i}`))));
+    // One after another, so each is committed alone, in a slot of its own (concurrent ones would share: slot-group.test.ts).
+    await sendAll(engine, Array.from({ length: 72 }, (_, i) => `held ${i}`));
     assert.equal(engine.store.all().length, 72);
-    assert.equal((await slotFiles(queueDir)).length, 2 * made, 'one more batch for the 72 held at once');
+    assert.equal((await slotFiles(queueDir)).length, 2 * made, 'one more batch for the 72 held');
     await deliverAll(engine, 152);
     assert.equal(new Set(await aliceSubjects(engine)).size, 152, 'each delivered once');
   } finally {
