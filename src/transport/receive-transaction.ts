@@ -155,7 +155,9 @@ export class ReceiveTransaction {
         for await (const chunk of body) {
           if (this.abandoned) throw new ReceiveAbandoned();
           bytes += chunk.length;
-          yield tap.keep(chunk);
+          // Past the limit the rest is read (the client is owed its 552 only at the end) but not stored:
+          // disk written follows the limit, not what a client chooses to send.
+          if (bytes <= s.maxMessageSize) yield tap.keep(chunk);
         }
         if (this.abandoned) throw new ReceiveAbandoned();
       } catch (err) {

@@ -1,6 +1,6 @@
 /** The engine's SMTP listener: replies, what is on disk at the 250, DSN parameters, XFORWARD, allowFrom, size, disk failure. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -87,6 +87,31 @@ test('size: SIZE= over the limit and content over the limit are refused 552 5.3.
   assert.equal(big.at(-1)?.code, 552);
   assert.match(big.at(-1)!.text, /^5\.3\.4 /);
   assert.equal(engine.store.all().length, before);
+});
+
+test('a body over the limit is read to its end but not stored: the slot files stay within the limit, and the reply is 552 5.3.4', async () => {
+  const slotDir = path.join(engine.paths.queueDir, 'incoming');
+  const slotBytes = async (): Promise<number> => {
+    let total = 0;
+    for (const name of await readdir(slotDir)) total += (await stat(path.join(slotDir, name))).size;
+    return total;
+  };
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  let most = 0;
+  const body = async function* (): AsyncGenerator<Buffer> {
+    yield Buffer.from(message('huge'));
+    for (let i = 0; i < 64; i++) {
+      yield chunk;
+      most = Math.max(most, await slotBytes());
+    }
+  };
+  const tx = engine.open({ ip: '192.0.2.9' });
+  assert.equal(tx.mail('a@remote.test').code, 250);
+  assert.equal(tx.rcpt({ address: 'alice@example.test' }).code, 250);
+  const r = await tx.data(body());
+  assert.deepEqual([r.code, r.enhanced], [552, '5.3.4']);
+  // 4 MiB were sent; what reached the slots is at most the limit and the one chunk that crossed it.
+  assert.ok(most <= 4096 + chunk.length, `slot files grew to ${most} bytes`);
 });
 
 test('a slot directory that cannot be written gives 452 4.3.1', async () => {
