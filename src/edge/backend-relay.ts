@@ -20,7 +20,6 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
 import { DotStuffer } from './dot-stuffing.js';
 import { ReplyReader } from './backend-reply-reader.js';
 import { asciiAddress } from '../net/address.js';
@@ -85,7 +84,7 @@ export class BackendSession implements BackendConnection {
   onClose: (() => void) | undefined;
 
   private constructor(
-    private socket: Duplex,
+    private socket: net.Socket,
     private readonly target: BackendTarget,
   ) {
     this.attach(socket);
@@ -346,7 +345,7 @@ export class BackendSession implements BackendConnection {
     });
   }
 
-  private attach(socket: Duplex): void {
+  private attach(socket: net.Socket): void {
     const reader = this.reader;
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', (err) => reader.fail(new BackendUnavailable(err.message)));

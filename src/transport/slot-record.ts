@@ -79,10 +79,11 @@ export function decodeSlotRecords(bytes: Buffer): SlotRecord[] {
     if (frame === undefined) break;
     const cut = frame.offset + frame.contentLength;
     if (!tailChecks(bytes.subarray(cut, end), crc32(bytes.subarray(frame.offset, cut)))) break;
-    records.unshift({ offset: frame.offset, content: bytes.subarray(frame.offset, cut), envelope: bytes.subarray(cut, end - TRAILER_BYTES) });
+    records.push({ offset: frame.offset, content: bytes.subarray(frame.offset, cut), envelope: bytes.subarray(cut, end - TRAILER_BYTES) });
     end = frame.offset;
   }
-  return records;
+  // Found from the end: put back in file order.
+  return records.reverse();
 }
 
 /**
@@ -106,10 +107,10 @@ export async function readSlotRecords(file: string): Promise<{ offset: number; c
       }
       const tail = await readSlotBytes(fd, Buffer.alloc(end - offset - contentLength), offset + contentLength);
       if (!tailChecks(tail, crc)) break;
-      records.unshift({ offset, contentLength, envelope: tail.subarray(0, tail.length - TRAILER_BYTES) });
+      records.push({ offset, contentLength, envelope: tail.subarray(0, tail.length - TRAILER_BYTES) });
       end = offset;
     }
-    return records;
+    return records.reverse();
   } finally {
     await closeFd(fd);
   }
