@@ -7,11 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { run } from '../interop/peers.js';
-import { bundledServeRules, serve, type Served } from '../support/serve-process.js';
+import { serveBundled, type BundledServe, type Served } from '../support/serve-process.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
 import { maildirFiles, waitFor } from '../transport/engine-harness.js';
@@ -20,23 +19,19 @@ import { maildirFiles, waitFor } from '../transport/engine-harness.js';
 const FILE_SIZE_LIMIT = 256 * 1024;
 
 describe('serve: a failure between the edge and the engine in its process', () => {
-  let dir: string;
+  let b: BundledServe;
   let data: string;
   let s: Served;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-cut-'));
-    data = path.join(dir, 'data');
-    const config = path.join(dir, 'rules.yaml');
-    fs.writeFileSync(config, bundledServeRules(data));
-    s = await serve(config);
+    b = await serveBundled('cut');
+    s = b.served;
+    data = b.data;
     const limited = await run('prlimit', ['--pid', String(s.child.pid), `--fsize=${FILE_SIZE_LIMIT}`], { timeoutMs: 10_000 });
     assert.equal(limited.code, 0, limited.stderr);
   });
   after(async () => {
-    s.child.kill('SIGTERM');
-    assert.equal(await s.exited, 0);
-    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await b.stop(), 0);
   });
 
   async function subjects(): Promise<string[]> {

@@ -5,33 +5,30 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { bundledServeRules, serve, type Served } from '../support/serve-process.js';
+import { serveBundled, type BundledServe, type Served } from '../support/serve-process.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
 import { maildirFiles, waitFor } from '../transport/engine-harness.js';
 
 const ENGINE_MAX_SIZE = 10_000;
 
 describe("serve's replies from the bundled engine", () => {
-  let dir: string;
+  let b: BundledServe;
   let data: string;
   let s: Served;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-in-process-replies-'));
-    data = path.join(dir, 'data');
-    const config = path.join(dir, 'rules.yaml');
-    // The engine's limits are below the edge's (10 MB, 5000 recipients): the engine is the one refusing.
-    const transport = { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir: data, fsync: false, limits: { maxMessageSize: ENGINE_MAX_SIZE, maxRecipients: 2 } };
-    fs.writeFileSync(config, bundledServeRules(data, { transport, directory: { addresses: ['alice@example.com', 'bob@example.com', 'carol@example.com'] } }));
-    s = await serve(config);
+    b = await serveBundled('in-process-replies', (dataDir) => ({
+      // The engine's limits are below the edge's (10 MB, 5000 recipients): the engine is the one refusing.
+      transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir, fsync: false, limits: { maxMessageSize: ENGINE_MAX_SIZE, maxRecipients: 2 } },
+      directory: { addresses: ['alice@example.com', 'bob@example.com', 'carol@example.com'] },
+    }));
+    s = b.served;
+    data = b.data;
   });
   after(async () => {
-    s.child.kill('SIGTERM');
-    assert.equal(await s.exited, 0);
-    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await b.stop(), 0);
   });
 
   async function session(): Promise<RawSmtpClient> {

@@ -5,10 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { bundledServeRules, serve, type Served } from '../support/serve-process.js';
+import { serveBundled, type BundledServe, type Served } from '../support/serve-process.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
 import { run, swaksSession } from '../interop/peers.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
@@ -30,24 +29,20 @@ async function delivered(data: string, mailbox: string, count: number): Promise<
 }
 
 describe('serve with the bundled engine in the same process', () => {
-  let dir: string;
+  let b: BundledServe;
   let data: string;
   let s: Served;
   let enginePort: number;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-in-process-'));
-    data = path.join(dir, 'data');
-    const config = path.join(dir, 'rules.yaml');
-    fs.writeFileSync(config, bundledServeRules(data));
-    s = await serve(config);
+    b = await serveBundled('in-process');
+    s = b.served;
+    data = b.data;
     const started = await s.waitLog((l) => l.msg === 'transport engine started');
     enginePort = Number((started.smtp as { port: number }).port);
   });
   after(async () => {
-    s.child.kill('SIGTERM');
-    assert.equal(await s.exited, 0, 'serve stops cleanly, the engine draining its in-process sessions');
-    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(await b.stop(), 0, 'serve stops cleanly, the engine draining its in-process sessions');
   });
 
   it('relays to the engine with no TCP connection to its listener, and the engine Received: field names the original client', async () => {

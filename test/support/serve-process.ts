@@ -1,5 +1,8 @@
 /** `portcullis serve` as a real subprocess from the TypeScript sources, its JSON log lines read as they come. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import readline from 'node:readline';
 
 export interface Served {
@@ -62,4 +65,32 @@ export function bundledServeRules(data: string, extra: Record<string, unknown> =
     shutdownGraceMs: 500,
     ...extra,
   });
+}
+
+/** `serve` with the bundled engine, in a temporary folder of its own. */
+export interface BundledServe {
+  served: Served;
+  /** The engine's data directory. */
+  data: string;
+  /** SIGTERM, then the folder removed; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `serve` on `bundledServeRules` in a fresh temporary folder; `extra(data)` is merged into the rule set. */
+export async function serveBundled(prefix: string, extra: (data: string) => Record<string, unknown> = () => ({})): Promise<BundledServe> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `portcullis-${prefix}-`));
+  const data = path.join(dir, 'data');
+  const config = path.join(dir, 'rules.yaml');
+  fs.writeFileSync(config, bundledServeRules(data, extra(data)));
+  const served = await serve(config);
+  return {
+    served,
+    data,
+    async stop() {
+      served.child.kill('SIGTERM');
+      const code = await served.exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
 }
