@@ -3,7 +3,7 @@ import type { DeliveryAttempt, PlacedCopy } from './delivery-attempt.js';
 import type { DeliveryReport } from './delivery-report.js';
 import type { Expiry } from './expiry.js';
 import { headerBlockOf, readHeaderBlock } from './header-block.js';
-import { planParts } from './part-plan.js';
+import { planParts, trackExpansions } from './part-plan.js';
 import type { QueueContext } from './queue-context.js';
 import type { Delivery, QueuedMessage } from './queue-store.js';
 import { failedRetryAt } from './retry-schedule.js';
@@ -41,7 +41,7 @@ export class MessageParts {
       return;
     }
     const plan = planParts(m, header, this.directory(), rules, store);
-    for (const e of plan.categorized.expansions) this.ctx.track('expanded', m, e.members, `group ${e.group} expanded to ${e.members.length} member(s)`);
+    trackExpansions(this.ctx, m, plan);
 
     let direct: { part: QueuedMessage; copy: PlacedCopy } | undefined;
     for (const { queue, part } of plan.parts) {

@@ -2,6 +2,7 @@ import type { Rules } from '../config/schema.js';
 import type { DirectoryModel } from '../directory/directory-model.js';
 import { domainOf } from '../net/domain.js';
 import { categorize, countHops, outboundRecipient, type Categorized } from './categorizer.js';
+import type { QueueContext } from './queue-context.js';
 import { remoteQueue, type Delivery, type QueuedMessage, type QueueStore } from './queue-store.js';
 import { isQueueFrozen } from './scheduler.js';
 
@@ -75,4 +76,9 @@ export function planParts(m: QueuedMessage, header: string, directory: Directory
   const only = parts.length === 1 ? parts[0]!.part : undefined;
   const straight = only?.kind === 'local' && only.deliveries.length === 1 && c.failed.length === 0 && !isQueueFrozen(store, 'local-delivery') ? only : undefined;
   return { categorized: c, parts, ...(straight ? { straight } : {}) };
+}
+
+/** The tracking log's `expanded` line for each group the plan expanded. */
+export function trackExpansions(ctx: QueueContext, m: QueuedMessage, plan: PartPlan): void {
+  for (const e of plan.categorized.expansions) ctx.track('expanded', m, e.members, `group ${e.group} expanded to ${e.members.length} member(s)`);
 }

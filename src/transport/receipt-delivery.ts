@@ -8,7 +8,7 @@
 import type { DirectoryModel } from '../directory/directory-model.js';
 import type { DeliveryAttempt } from './delivery-attempt.js';
 import { headerBlockOf } from './header-block.js';
-import { planParts } from './part-plan.js';
+import { planParts, trackExpansions } from './part-plan.js';
 import type { QueueContext } from './queue-context.js';
 import type { QueuedMessage } from './queue-store.js';
 import { notifyAllows } from './retry-schedule.js';
@@ -41,7 +41,7 @@ export class ReceiptDelivery {
       if (!placed) return undefined;
       return () => {
         this.ctx.track('submitted', m, m.envelope.recipients.map((r) => r.address));
-        for (const e of plan.categorized.expansions) this.ctx.track('expanded', m, e.members, `group ${e.group} expanded to ${e.members.length} member(s)`);
+        trackExpansions(this.ctx, m, plan);
         this.delivery.delivered(part, [placed]);
       };
     } catch (err) {
