@@ -94,6 +94,33 @@ export class DeliveryAttempt {
   }
 
   /**
+   * The one copy of a received message, delivered before its 250 from the content in memory (nothing of
+   * it queued): the copy once its `new/` is synced (now, sharing a sync with concurrent deliveries into
+   * that Maildir), to be tracked with `delivered`; undefined, with nothing recorded, when it did not
+   * make it, and the caller queues the message. A file renamed into `new/` whose sync failed stays
+   * there, so the message's delivery from the queue looks for it first (`mayBeDelivered`).
+   */
+  async atReceipt(part: QueuedMessage, content: Buffer): Promise<PlacedCopy | undefined> {
+    const d = { ...part.deliveries[0]! };
+    let placed: PlacedCopy;
+    try {
+      placed = await this.deliverCopy(part, d, content);
+    } catch (err) {
+      if (err instanceof LocalDeliveryError) return undefined;
+      throw err;
+    }
+    if (placed.newDir === undefined) return placed;
+    try {
+      await fsyncDir(placed.newDir);
+    } catch (err) {
+      this.settling.mayHaveLeft(part.rootId);
+      this.ctx.onError(err as Error, `syncing the Maildir of ${part.envelope.id} at receipt`);
+      return undefined;
+    }
+    return placed;
+  }
+
+  /**
    * Removes record `id` once the copies of `m` in `placed` are durable, and tracks their delivery then.
    * With no `new/` sync owed it is done before this resolves; otherwise the worker goes on at once and
    * the rest waits for the Maildirs' batched syncs (`settling.ts`), the record held busy meanwhile.
@@ -126,8 +153,8 @@ export class DeliveryAttempt {
   }
 
   /** Delivers one local copy and records it in `d` (tracked once durable: `makeDurable`, `settle`); throws LocalDeliveryError. */
-  private async deliverCopy(m: QueuedMessage, d: Delivery): Promise<PlacedCopy> {
-    const content = this.ctx.store.recentContent(m.contentId) ?? (await this.ctx.store.contentFile(m.contentId));
+  private async deliverCopy(m: QueuedMessage, d: Delivery, held?: Buffer): Promise<PlacedCopy> {
+    const content = held ?? this.ctx.store.recentContent(m.contentId) ?? (await this.ctx.store.contentFile(m.contentId));
     const newDir = await deliverLocal(this.targets.mailboxRoot, d.address, content, localDeliveryHeaders(m.envelope.mailFrom, d.address), {
       fsync: this.ctx.rules.transport.fsync,
       queueId: m.envelope.id,
@@ -147,7 +174,7 @@ export class DeliveryAttempt {
   }
 
   /** The tracking line and metric of copies now durable in their Maildirs. */
-  private delivered(m: QueuedMessage, placed: PlacedCopy[]): void {
+  delivered(m: QueuedMessage, placed: PlacedCopy[]): void {
     for (const p of placed) {
       this.ctx.track('delivered', m, [p.address], '250 2.0.0 delivered to Maildir');
       this.ctx.metrics?.transportDelivery('delivered', p.ageSeconds);

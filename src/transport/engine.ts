@@ -130,10 +130,12 @@ export async function startTransportEngine(rules: Rules, opts: TransportEngineOp
     maxRecipients: t.limits.maxRecipients,
     store,
     clock,
-    onQueued(message, reply) {
+    deliverNow: (message, content) => manager.deliverNow(message, content),
+    onQueued(message, reply, delivered) {
       metrics.transportReceive('queued');
       manager.track('received', message, message.envelope.recipients.map((r) => r.address), reply);
-      manager.kick();
+      if (delivered) delivered();
+      else manager.kick();
     },
     onError(e) {
       if (e.kind !== 'connection') metrics.transportReceive(e.kind === 'refused' ? 'refused' : 'storage-error');

@@ -13,6 +13,7 @@ import { QueueAdmin } from './queue-admin.js';
 import { queueContext, type QueueContext } from './queue-context.js';
 import { queueState, type QueuedMessage, type QueueStore, type StoredMessage } from './queue-store.js';
 import { QueueViews } from './queue-views.js';
+import { ReceiptDelivery } from './receipt-delivery.js';
 import type { RemoteDelivery } from './remote-delivery.js';
 import { failedRetryAt } from './retry-schedule.js';
 import type { Router } from './router.js';
@@ -66,6 +67,7 @@ export class QueueManager {
   private readonly views: QueueViews;
   private readonly admin: QueueAdmin;
   private readonly settling: Settling;
+  private readonly atReceipt: ReceiptDelivery;
 
   constructor(o: QueueManagerOptions) {
     const ctx = (this.ctx = queueContext(o));
@@ -74,6 +76,7 @@ export class QueueManager {
     this.settling = new Settling(new BatchedDirSync(o.timers ?? systemClock, NEW_SYNC_WINDOW_MS, NEW_SYNC_BATCH), o.onError);
     this.delivery = new DeliveryAttempt(ctx, o, reports, this.expiry, this.settling);
     this.parts = new MessageParts(ctx, o.directory, reports, this.expiry, this.delivery);
+    this.atReceipt = new ReceiptDelivery(ctx, o.directory, this.delivery);
     this.scheduler = new Scheduler({
       store: o.store,
       clock: o.clock,
@@ -106,6 +109,11 @@ export class QueueManager {
   async runDue(): Promise<void> {
     await this.scheduler.runDue();
     await this.settling.flush();
+  }
+
+  /** Delivers a received message before its 250 when it can be delivered whole at once (`receipt-delivery.ts`). */
+  deliverNow(m: QueuedMessage, content: Buffer): Promise<(() => void) | undefined> {
+    return this.atReceipt.deliver(m, content);
   }
 
   /** Writes one tracking-log line about a message. */

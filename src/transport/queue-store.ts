@@ -74,6 +74,8 @@ export interface StoredMessage {
 export interface Receipt {
   /** Bytes of content written. */
   size: number;
+  /** The content, when it is held whole in memory (up to 64 KiB) and none of it is on disk yet. */
+  held: Buffer | undefined;
   commit(message: QueuedMessage): Promise<void>;
   abandon(): Promise<void>;
 }
@@ -312,6 +314,7 @@ export class QueueStore {
     }
     return {
       size,
+      held: writer.content(),
       commit: async (message) => {
         let place: SlotPlace;
         try {

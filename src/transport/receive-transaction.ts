@@ -18,8 +18,14 @@ export interface ReceiveSettings {
   maxRecipients: number;
   store: QueueStore;
   clock: Clock;
-  /** Called once a message is on disk and fsynced, just before the 250 is written. */
-  onQueued(message: QueuedMessage, reply: string): void;
+  /**
+   * Delivers a received message whose content is held in memory before it is queued, when its whole
+   * delivery can be made at once: resolves to what records that delivery (called after the receipt is
+   * recorded), or undefined: the message is queued. Never rejects.
+   */
+  deliverNow(message: QueuedMessage, content: Buffer): Promise<(() => void) | undefined>;
+  /** Called once a message is on disk and fsynced (queued, or delivered with `delivered` to record it), just before the 250 is written. */
+  onQueued(message: QueuedMessage, reply: string, delivered?: () => void): void;
   /** Called when a client is refused or a message could not be stored. */
   onError(event: { kind: 'refused' | 'storage' | 'connection'; ip: string; detail: string }): void;
 }
@@ -117,7 +123,8 @@ export class ReceiveTransaction {
   /**
    * Writes the engine's Received: field and `body` (un-stuffed, read as the store takes it, so never
    * buffered whole) into a slot, and answers `250 2.6.0 <id@host> Queued mail for delivery` only once
-   * the slot is committed and synced. Over the size limit: 552 5.3.4 and nothing kept; a write that
+   * the slot is committed and synced, or the message, delivered whole at once (`deliverNow`), is
+   * durable in its mailbox. Over the size limit: 552 5.3.4 and nothing kept; a write that
    * fails: 452 4.3.1; anything else: 451 4.3.0. When `body` itself fails (or abandon() is called while
    * it is read), the slot is given back and that error (ReceiveAbandoned) is rethrown: nobody is left
    * to answer.
@@ -193,9 +200,13 @@ export class ReceiveTransaction {
       attempts: 0,
       nextAttemptAt: 0,
     };
-    await receipt.commit(message);
+    const delivered = receipt.held ? await s.deliverNow(message, receipt.held) : undefined;
+    // Delivered, the message needs no record: its slot (if it took one) is freed and nothing is left to deliver again.
+    if (delivered) await receipt.abandon();
+    else await receipt.commit(message);
+    // The spec's words whether it was queued or is already in its mailbox (which is more than "queued").
     const queued = reply(250, '2.6.0', `<${id}@${s.hostname}> Queued mail for delivery`);
-    s.onQueued(message, `250 2.6.0 ${queued.lines[0]}`);
+    s.onQueued(message, `250 2.6.0 ${queued.lines[0]}`, delivered);
     return queued;
   }
 }

@@ -32,7 +32,7 @@ export class Settling {
         this.unsettledRoots.delete(rootId);
       })
       .catch(async (err: unknown) => {
-        this.unsettledRoots.add(rootId);
+        this.mayHaveLeft(rootId);
         await failed(err as Error);
       })
       .catch((err: unknown) => this.onError(err as Error, `settling the delivery of ${id}`))
@@ -43,6 +43,11 @@ export class Settling {
   /** The settling under way for a record (it must stay busy until it ends), if any. */
   of(id: string): Promise<void> | undefined {
     return this.byId.get(id);
+  }
+
+  /** A delivery of this message may have left its file in a Maildir without making it durable: the next one looks for it first. */
+  mayHaveLeft(rootId: string): void {
+    this.unsettledRoots.add(rootId);
   }
 
   /** Whether an earlier delivery of this message may have left its file without settling. */

@@ -217,6 +217,15 @@ export class SlotWriter {
     return this.length;
   }
 
+  /** The content, when it took no slot of its own (it fits in `BUFFER_BYTES`): held whole in memory, nothing on disk. */
+  content(): Buffer | undefined {
+    if (this.slot !== undefined) return undefined;
+    const bytes = this.takeHeld();
+    this.held = [bytes];
+    this.heldBytes = bytes.length;
+    return bytes;
+  }
+
   /** Ends the record with its envelope and trailer, durably: in a group if it was held whole, else in its own slot. */
   async finish(envelope: Buffer): Promise<SlotPlace> {
     const at = this.length - this.heldBytes;

@@ -1,7 +1,8 @@
 /**
  * `serve` with the bundled engine in its own process: the edge hands each transaction to the engine
  * directly, with no SMTP text and no loopback TCP connection to the engine's listener, which still
- * takes mail from trusted clients directly.
+ * takes mail from trusted clients directly; with fsync on, a message for one mailbox is in its Maildir
+ * when the client hears 250 (delivery at receipt).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -10,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { serveBundled, type BundledServe, type Served } from '../support/serve-process.js';
 import { RawSmtpClient } from '../support/smtp-client.js';
 import { run, swaksSession } from '../interop/peers.js';
+import type { QueueSummary } from '../../src/transport/admin-api.js';
+import { adminRequest } from '../../src/transport/admin-client.js';
 import { mailboxDir } from '../../src/transport/maildir.js';
 import { maildirFiles, waitFor } from '../transport/engine-harness.js';
 
@@ -82,5 +85,44 @@ describe('serve with the bundled engine in the same process', () => {
     const direct = mail.find((m) => /\nSubject: direct\r?\n/.test(m));
     assert.ok(direct, 'the message sent to the engine directly is in the Maildir');
     assert.match(direct, /^Received: from trusted\.example \(\[127\.0\.0\.1\]\)/m);
+  });
+});
+
+describe('serve with the bundled engine, fsync on: delivery at receipt', () => {
+  let b: BundledServe;
+  let data: string;
+  let s: Served;
+  let adminAddress: string;
+
+  before(async () => {
+    // fsync on, as in production: a message that went through the queue would still be queued at its
+    // 250, its record waiting for the batched sync of new/.
+    b = await serveBundled('at-receipt', (dataDir) => ({ transport: { listen: '127.0.0.1:0', admin: { listen: '127.0.0.1:0' }, dataDir, fsync: true } }));
+    s = b.served;
+    data = b.data;
+    const started = await s.waitLog((l) => l.msg === 'transport engine started');
+    const admin = started.admin as { host: string; port: number };
+    adminAddress = `${admin.host}:${admin.port}`;
+  });
+  after(async () => {
+    assert.equal(await b.stop(), 0);
+  });
+
+  it('a message for one mailbox is in its Maildir when the client hears 250 through the edge, and no queue holds it', async () => {
+    const c = await RawSmtpClient.connect(s.port);
+    assert.equal((await c.read()).code, 220);
+    assert.equal((await c.cmd('EHLO receipt.example')).code, 250);
+    assert.equal((await c.cmd('MAIL FROM:<receipt@sender.test>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<alice@example.com>')).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    c.write('Subject: at receipt\r\n\r\nbody\r\n.\r\n');
+    const reply = await c.read();
+    const id = /^250 2\.6\.0 <([^@>]+)@edge\.test> Queued mail for delivery/.exec(reply.line)?.[1];
+    assert.ok(id, reply.line);
+    const files = await maildirFiles(path.join(data, 'mailboxes'), 'alice@example.com');
+    assert.equal(files.filter((f) => f.includes(`_Q${id}-1.`)).length, 1, 'in new/ at the 250');
+    c.quit();
+    const { queues } = (await adminRequest(adminAddress, 'GET', '/queues')) as { queues: QueueSummary[] };
+    assert.ok(queues.every((q) => q.count === 0), JSON.stringify(queues));
   });
 });

@@ -16,8 +16,8 @@ import { freePort } from '../support/smtp-sink.js';
 import { engineProcessConfig, RawSmtp, waitFor } from '../transport/engine-harness.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-// At the engine's speed since slots and the direct local path: eight clients, so that the kill lands
-// among concurrent arrivals each writing its own slot, and deliveries straight from their slots.
+// At the engine's speed since delivery at receipt: eight clients, so that the kill lands among
+// concurrent deliveries into the Maildir, each before its own 250 and sharing syncs of new/.
 const TOTAL = 600;
 const KILL_AFTER = 200;
 const CLIENTS = 8;

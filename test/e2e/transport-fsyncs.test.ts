@@ -1,13 +1,13 @@
 /**
  * What a message costs in fsync calls, receipt to Maildir, read from an `strace -f -y` log of the
  * engine as its own process (`portcullis transport`, fsync on): smtp-source sends to one local
- * mailbox over one session, then over eight at once. The log names each synced file and directory and
- * shows what each slot write held and each reply said, so it also shows that concurrent arrivals share
- * a slot and its sync (group commit) while one session syncs each message's slot alone, that no 250
- * went out before a finished sync of the slot its record was written into, that the deliveries share
- * their `new/` syncs across time, and that no slot was emptied (its records released) before a sync of
- * `new/` had made as many Maildir files durable. The receipt alone (before the 250) is counted in runs
- * of their own, with `pre-submission` frozen.
+ * mailbox over one session, then over eight at once. Such mail is delivered at receipt: its Maildir
+ * file fsynced, renamed into `new/`, and `new/` synced before the 250, nothing written to a slot. The
+ * log names each synced file and directory and shows each rename and each reply, so it also shows that
+ * no 250 went out before its Maildir file's fsync had ended and before a sync of `new/` begun after
+ * that file's rename had ended, and that concurrent arrivals share their `new/` syncs. The receipt of
+ * mail that is queued (one slot sync per message at one session, fewer at eight: group commit) is
+ * counted in runs of their own, with `pre-submission` frozen.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -22,10 +22,10 @@ import { engineProcessConfig, RawSmtp, waitFor } from '../transport/engine-harne
 
 const root = path.resolve(import.meta.dirname, '../..');
 const MESSAGES = 60;
-/** Receipt at one session: the slot file holding content and envelope, whose name was durable before the message came. At eight, a share of one: concurrent arrivals are committed in groups, a slot and a sync each. */
+/** Queued mail's receipt at one session: the slot file holding content and envelope, whose name was durable before the message came. At eight, a share of one: concurrent arrivals are committed in groups, a slot and a sync each. */
 const RECEIPT_PER_MESSAGE = 1;
-/** Each message's own: its slot file before the 250, its Maildir file at delivery. Shared: syncs of new/ (and of incoming/ when a burst needs a new batch of slots). */
-const MOST_PER_MESSAGE = 2;
+/** Delivered at receipt, at one session: the Maildir file and the sync of new/ after its rename. At eight, concurrent deliveries share syncs of new/. */
+const PER_MESSAGE = 2;
 /** Once per run: the new slot directory (its parent) and the first batch of slots made in it. */
 const NEW_SLOTS = 2;
 /** Once per run: the new Maildir's directory and the mailbox store that now names it. */
@@ -44,15 +44,13 @@ after(async () => {
 type Event =
   | { kind: 'sync-start' | 'sync-end'; path: string; pid: string }
   | { kind: 'rename'; to: string }
-  | { kind: 'unlink'; path: string }
-  | { kind: 'empty'; path: string }
-  | { kind: 'write'; path: string; ids: string[] }
+  | { kind: 'write'; path: string }
   | { kind: 'queued'; id: string };
 
 /**
- * The events of an `strace -f -y -s <large> -e trace=fsync,fdatasync,rename,unlink,ftruncate,pwrite64,write,writev` log;
- * a call cut by another thread's ends at its `resumed` line. A write names the queue ids of the records
- * it holds (their envelopes' `contentId`); a `250 2.6.0 <id@host>` written to a client is `queued`.
+ * The events of an `strace -f -y -s <large> -e trace=fsync,fdatasync,rename,pwrite64,write,writev` log;
+ * a call cut by another thread's ends at its `resumed` line. A write names the file written; a
+ * `250 2.6.0 <id@host>` written to a client is `queued`.
  */
 function parseLog(text: string): Event[] {
   const events: Event[] = [];
@@ -64,7 +62,7 @@ function parseLog(text: string): Event[] {
       // The reply on the client's socket (the tracking log's `received` line quotes it too).
       const queued = /^(?:socket:|TCP)/.test(write[1]!) ? /250 2\.6\.0 <([0-9A-Z]+)@/.exec(line) : null;
       if (queued) events.push({ kind: 'queued', id: queued[1]! });
-      else events.push({ kind: 'write', path: write[1]!, ids: [...line.matchAll(/\\"contentId\\":\\"([0-9A-Z]+)\\"/g)].map((m) => m[1]!) });
+      else events.push({ kind: 'write', path: write[1]! });
       continue;
     }
     const sync = /\b(?:fsync|fdatasync)\(\d+<([^>]*)>/.exec(line);
@@ -83,35 +81,24 @@ function parseLog(text: string): Event[] {
     // The target is the last quoted path; a call cut by another thread is logged (target included) on its first line.
     const rename = /\brename(?:at2?)?\(.*"([^"]*)"/.exec(line);
     if (rename) events.push({ kind: 'rename', to: rename[1]! });
-    const unlink = /\bunlink(?:at)?\((?:\w+, )?"([^"]*)"/.exec(line);
-    if (unlink) events.push({ kind: 'unlink', path: unlink[1]! });
-    const empty = /\bftruncate\(\d+<([^>]*)>, 0/.exec(line);
-    if (empty) events.push({ kind: 'empty', path: empty[1]! });
   }
   return events;
 }
 
 interface Counted {
-  /** fsync calls per message, the new Maildir's set aside. */
+  /** fsync calls per message, the once-per-run ones set aside. */
   perMessage: number;
   /** Syncs of the Maildir's `new/`. */
   newSyncs: number;
-  /** Syncs of `incoming/` after its first batch (a burst that found no free slot). */
-  slotSyncs: number;
-  /** Syncs of slot files (each a record or a group of them). */
+  /** Syncs of slot files, and writes into them: none when every message is delivered at receipt. */
   slotFileSyncs: number;
-  /** Records in the largest group a slot write held. */
-  largestGroup: number;
-  /** 250 replies written before a finished sync of the slot holding their record had begun after its write. */
-  queuedEarly: number;
+  slotWrites: number;
+  /** 250 replies written before their Maildir file's fsync had ended. */
+  beforeFileSync: number;
+  /** 250 replies written before a sync of `new/`, begun after their file's rename, had ended. */
+  beforeNewSync: number;
   /** 250 replies seen. */
   queued: number;
-  /** Slot emptyings that came when fewer Maildir files were durable (renamed before a finished sync of `new/` began) than records in the slots emptied so far. */
-  emptiedEarly: number;
-  /** Slots emptied, as the log shows. */
-  emptied: number;
-  /** Records in the slots emptied (each slot's last write before its emptying). */
-  emptiedRecords: number;
   /** Syncs by what they synced (the work folder left out), for the diagnostic. */
   synced: Record<string, number>;
 }
@@ -124,7 +111,7 @@ async function countSyncs(sessions: number): Promise<Counted> {
   await writeFile(path.join(dir, `s${sessions}.yaml`), engineProcessConfig(port, admin, work));
   const log = path.join(dir, `s${sessions}.strace`);
   const strace = launch('strace', [
-    '-f', '-y', '-s', '1000000', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,ftruncate,pwrite64,write,writev', '-o', log,
+    '-f', '-y', '-s', '1000000', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,pwrite64,write,writev', '-o', log,
     process.execPath, '--import', import.meta.resolve('tsx'), path.join(root, 'src/cli/main.ts'), 'transport', '--config', path.join(dir, `s${sessions}.yaml`),
   ], { cwd: dir });
   try {
@@ -138,48 +125,38 @@ async function countSyncs(sessions: number): Promise<Counted> {
     if (strace.child.exitCode === null) await once(strace.child, 'exit');
   }
   const events = parseLog(await readFile(log, 'utf8'));
-  const newDir = path.join(work, 'mailboxes', 'alice@example.test', 'new');
+  const maildir = path.join(work, 'mailboxes', 'alice@example.test');
+  const newDir = path.join(maildir, 'new');
   const slotDir = path.join(work, 'queue', 'incoming');
+  /** The queue id in a Maildir file's name (its part mark, `_Q<id>-1.`). */
+  const idIn = (file: string): string | undefined => /_Q([0-9A-Z]+)-1\./.exec(file)?.[1];
   const syncs = events.filter((e) => e.kind === 'sync-start').length;
   const newSyncs = events.filter((e) => e.kind === 'sync-start' && e.path === newDir).length;
-  const slotSyncs = events.filter((e) => e.kind === 'sync-start' && e.path === slotDir).length - 1;
-  // Each message went straight from its slot into the Maildir: a record may be released only once its
-  // Maildir file is durable, so at every emptying of a slot the durable Maildir files (renamed into new/
-  // before a sync of new/ that has since finished began) must outnumber the records in the slots emptied
-  // so far. And a 250 may go out only after a sync of its record's slot, begun after the record's write, has ended.
-  let renamed = 0;
+  // A 250 may go out only once its Maildir file's fsync has ended and a sync of new/ that began after
+  // the file's rename into new/ has ended: the renames are counted in order, each sync of new/
+  // covers those renamed before it began.
+  const renamedAs = new Map<string, number>();
   let durable = 0;
-  let emptied = 0;
-  let emptiedRecords = 0;
-  let emptiedEarly = 0;
-  let queued = 0;
-  let queuedEarly = 0;
-  let largestGroup = 0;
   const startedAfter = new Map<string, number>();
-  /** Per slot, the records of its last write, and which of them a sync has begun on. */
-  const written = new Map<string, string[]>();
-  const syncing = new Map<string, string[]>();
-  const synced = new Set<string>();
+  const fileSyncing = new Map<string, string>();
+  const fileSynced = new Set<string>();
+  let queued = 0;
+  let beforeFileSync = 0;
+  let beforeNewSync = 0;
   for (const e of events) {
-    const inSlot = 'path' in e && e.path.startsWith(`${slotDir}/`);
-    if (e.kind === 'rename' && e.to.startsWith(`${newDir}/`)) renamed++;
-    else if (e.kind === 'sync-start' && e.path === newDir) startedAfter.set(e.pid, renamed);
+    if (e.kind === 'rename' && e.to.startsWith(`${newDir}/`)) {
+      const id = idIn(e.to);
+      if (id !== undefined) renamedAs.set(id, renamedAs.size);
+    } else if (e.kind === 'sync-start' && e.path === newDir) startedAfter.set(e.pid, renamedAs.size);
     else if (e.kind === 'sync-end' && e.path === newDir) durable = Math.max(durable, startedAfter.get(e.pid) ?? 0);
-    else if (e.kind === 'write' && inSlot) {
-      written.set(e.path, e.ids);
-      largestGroup = Math.max(largestGroup, e.ids.length);
-    } else if (e.kind === 'sync-start' && inSlot) syncing.set(e.pid, written.get(e.path) ?? []);
-    else if (e.kind === 'sync-end' && inSlot) for (const id of syncing.get(e.pid) ?? []) synced.add(id);
+    else if (e.kind === 'sync-start' && e.path.startsWith(`${maildir}/tmp/`)) fileSyncing.set(e.pid, idIn(e.path) ?? '');
+    else if (e.kind === 'sync-end' && e.path.startsWith(`${maildir}/tmp/`)) fileSynced.add(fileSyncing.get(e.pid) ?? '');
     else if (e.kind === 'queued') {
       queued++;
-      if (!synced.has(e.id)) queuedEarly++;
-    } else if (e.kind === 'empty' && inSlot) {
-      emptied++;
-      emptiedRecords += written.get(e.path)?.length ?? 0;
-      if (emptiedRecords > durable) emptiedEarly++;
+      if (!fileSynced.has(e.id)) beforeFileSync++;
+      if (!((renamedAs.get(e.id) ?? Infinity) < durable)) beforeNewSync++;
     }
   }
-  const slotFileSyncs = events.filter((e) => e.kind === 'sync-start' && e.path.startsWith(`${slotDir}/`)).length;
   const byWhat: Record<string, number> = {};
   for (const e of events) {
     if (e.kind !== 'sync-start') continue;
@@ -189,14 +166,11 @@ async function countSyncs(sessions: number): Promise<Counted> {
   return {
     perMessage: (syncs - NEW_SLOTS - NEW_MAILDIR) / MESSAGES,
     newSyncs,
-    slotSyncs,
-    slotFileSyncs,
-    largestGroup,
+    slotFileSyncs: events.filter((e) => e.kind === 'sync-start' && e.path.startsWith(`${slotDir}/`)).length,
+    slotWrites: events.filter((e) => e.kind === 'write' && e.path.startsWith(`${slotDir}/`)).length,
+    beforeFileSync,
+    beforeNewSync,
     queued,
-    queuedEarly,
-    emptiedEarly,
-    emptied,
-    emptiedRecords,
     synced: byWhat,
   };
 }
@@ -228,7 +202,7 @@ async function receiptSyncs(sessions: number): Promise<number> {
   return ((await syncCalls(summary)) - NEW_SLOTS) / MESSAGES;
 }
 
-test(`${RECEIPT_PER_MESSAGE} fsync call per message before the 250 at one session; fewer at eight (group commit)`, async (t) => {
+test(`queued mail (pre-submission frozen): ${RECEIPT_PER_MESSAGE} fsync call per message before the 250 at one session; fewer at eight (group commit)`, async (t) => {
   const one = await receiptSyncs(1);
   const eight = await receiptSyncs(8);
   t.diagnostic(`fsyncs per message before the 250: ${one.toFixed(2)} at one session, ${eight.toFixed(2)} at eight`);
@@ -236,22 +210,24 @@ test(`${RECEIPT_PER_MESSAGE} fsync call per message before the 250 at one sessio
   assert.ok(eight < RECEIPT_PER_MESSAGE, `${eight} fsyncs per message before the 250 at eight sessions`);
 });
 
-test(`at most ${MOST_PER_MESSAGE} fsync calls per message of its own and a share of new/ syncs, at one session and at eight; no slot emptied before its Maildir file is durable`, async (t) => {
+test(`delivered at receipt: exactly ${PER_MESSAGE} fsync calls per message at one session (its Maildir file and new/), fewer at eight; no slot written; no 250 before its file and new/ are synced`, async (t) => {
   for (const sessions of [1, 8]) {
     const c = await countSyncs(sessions);
     t.diagnostic(
-      `${sessions} session(s): ${c.perMessage.toFixed(2)} fsyncs per message, ${c.slotFileSyncs} syncs of slot files (largest group ${c.largestGroup}), ` +
-        `${c.newSyncs} syncs of new/ and ${c.slotSyncs} of incoming/ for ${MESSAGES} deliveries, ${c.emptied} slots emptied; ${JSON.stringify(c.synced)}`,
+      `${sessions} session(s): ${c.perMessage.toFixed(2)} fsyncs per message, ${c.newSyncs} syncs of new/ for ${MESSAGES} messages, ` +
+        `${c.slotFileSyncs} syncs of slot files; ${JSON.stringify(c.synced)}`,
     );
-    assert.ok(c.perMessage <= MOST_PER_MESSAGE + (c.newSyncs + c.slotSyncs) / MESSAGES, `${c.perMessage} fsyncs per message at ${sessions} session(s)`);
-    // One sync of new/ per delivery before; now one per batch (100 ms or 64 deliveries).
-    assert.ok(c.newSyncs <= MESSAGES / 4, `${c.newSyncs} syncs of new/ for ${MESSAGES} deliveries at ${sessions} session(s)`);
-    if (sessions === 1) assert.equal(c.slotFileSyncs, MESSAGES, 'one session: each record alone in its slot, one sync each');
-    else assert.ok(c.slotFileSyncs < MESSAGES && c.largestGroup > 1, `${c.slotFileSyncs} slot syncs for ${MESSAGES} messages at ${sessions} sessions (largest group ${c.largestGroup})`);
+    if (sessions === 1) {
+      assert.equal(c.perMessage, PER_MESSAGE, `${c.perMessage} fsyncs per message at one session`);
+      assert.equal(c.newSyncs, MESSAGES, 'one session: one sync of new/ per message, its own');
+    } else {
+      assert.ok(c.perMessage < PER_MESSAGE, `${c.perMessage} fsyncs per message at ${sessions} sessions`);
+      assert.ok(c.newSyncs < MESSAGES, `${c.newSyncs} syncs of new/ for ${MESSAGES} messages at ${sessions} sessions: concurrent deliveries share them`);
+    }
+    assert.equal(c.slotFileSyncs, 0, 'no slot synced: nothing queued');
+    assert.equal(c.slotWrites, 0, 'no slot written');
     assert.equal(c.queued, MESSAGES, 'the log shows every 250');
-    assert.equal(c.queuedEarly, 0, 'no 250 before the sync of the slot holding its record');
-    assert.equal(c.emptiedRecords, MESSAGES, 'the log shows every slot emptied, with every record written');
-    if (sessions === 1) assert.equal(c.emptied, MESSAGES, 'one slot emptied per message at one session');
-    assert.equal(c.emptiedEarly, 0, 'no slot was emptied before as many Maildir files were durable as records were in the slots emptied');
+    assert.equal(c.beforeFileSync, 0, 'no 250 before its Maildir file was synced');
+    assert.equal(c.beforeNewSync, 0, 'no 250 before a sync of new/ begun after its file\'s rename had ended');
   }
 });

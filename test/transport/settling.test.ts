@@ -25,11 +25,19 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/**
+ * A message over 64 KiB: its content is not held in memory at receipt, so it is queued and delivered
+ * from the queue, whose deliveries these tests are about (small mail to one mailbox is delivered at receipt).
+ */
+function queuedMessage(subject: string): string {
+  return `${message(subject)}${'queued from the queue '.repeat(3200)}\r\n`;
+}
+
 /** Sends `COUNT` messages to alice one after another (as at one session) and waits until each is in her Maildir; resolves to their queue ids. */
 async function deliverSome(engine: TransportEngine, label: string): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < COUNT; i++) {
-    const replies = await sendMessage(engine.address.port, { from: 'sender@remote.test', to: ['alice@example.test'], content: message(`${label} ${i}`) });
+    const replies = await sendMessage(engine.address.port, { from: 'sender@remote.test', to: ['alice@example.test'], content: queuedMessage(`${label} ${i}`) });
     ids.push(queuedId(replies.at(-1)!));
   }
   await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === COUNT, 10_000, 'every message in the Maildir');
@@ -110,7 +118,7 @@ test('a batch\'s sync that fails leaves the record queued and rescheduled; its r
   const errors: string[] = [];
   const engine = await startEngine(engineRules(path.join(dir, 'failed-sync')), { timers, clock, logger: recordingLogger(errors) });
   try {
-    const id = queuedId((await sendMessage(engine.address.port, { from: 'sender@remote.test', to: ['alice@example.test'], content: message('failed sync') })).at(-1)!);
+    const id = queuedId((await sendMessage(engine.address.port, { from: 'sender@remote.test', to: ['alice@example.test'], content: queuedMessage('failed sync') })).at(-1)!);
     await waitFor(async () => (await maildirFiles(engine.paths.mailboxDir, 'alice@example.test')).length === 1, 10_000, 'the Maildir file');
     await waitFor(() => preSubmission(engine)?.state === 'active', 10_000, 'the record held in progress');
     // The Maildir is moved away under the engine: the sync of its new/ fails.
