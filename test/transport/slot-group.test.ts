@@ -16,12 +16,20 @@ import type { TransportEngine } from '../../src/transport/engine.js';
 
 /** While set, a slot's fdatasync runs, then fails with EIO after this long (so that others gather behind it). */
 let failSlotSyncsAfterMs: number | undefined;
+/**
+ * While set, a slot's fdatasync runs, then succeeds after this long: arrivals gather behind it whatever
+ * the machine's speed, so the size of a group does not depend on how fast this disk syncs.
+ */
+let slowSlotSyncsMs: number | undefined;
 /** Slot syncs made to fail, by file. */
 const failedSyncs: string[] = [];
 const realFdatasync = fs.fdatasync;
 mock.method(fs, 'fdatasync', (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
   const file = fs.readlinkSync(`/proc/self/fd/${fd}`);
-  if (failSlotSyncsAfterMs === undefined || !file.includes(`${path.sep}incoming${path.sep}`)) return realFdatasync(fd, cb);
+  if (!file.includes(`${path.sep}incoming${path.sep}`)) return realFdatasync(fd, cb);
+  const slow = slowSlotSyncsMs;
+  if (slow !== undefined) return realFdatasync(fd, (err) => setTimeout(() => cb(err), slow));
+  if (failSlotSyncsAfterMs === undefined) return realFdatasync(fd, cb);
   const delay = failSlotSyncsAfterMs;
   failedSyncs.push(file);
   realFdatasync(fd, () => setTimeout(() => cb(Object.assign(new Error(`EIO: i/o error, fdatasync '${file}'`), { code: 'EIO', errno: -5 })), delay));
@@ -75,7 +83,13 @@ test('concurrent arrivals share slots; a slot is emptied only once every record 
   let group: Awaited<ReturnType<typeof slotFiles>>[number];
   try {
     await first.manager.setFrozen('pre-submission', true);
-    const replies = await sendConcurrently(first, 8, 6, 'group');
+    slowSlotSyncsMs = 40;
+    let replies: { code: number; text: string }[];
+    try {
+      replies = await sendConcurrently(first, 8, 6, 'group');
+    } finally {
+      slowSlotSyncsMs = undefined;
+    }
     assert.deepEqual(replies.map((r) => r.code), Array(48).fill(250));
     const held = (await slotFiles(queueDir)).filter((s) => s.records.length > 0);
     assert.equal(held.reduce((n, s) => n + s.records.length, 0), 48, 'every record in a slot, once');
