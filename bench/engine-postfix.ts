@@ -6,7 +6,8 @@
  * `portcullis transport` with fsync on. For each: accepted msg/s (smtp-source's own time), delivered
  * msg/s (until the Maildir holds every message), CPU per message (utime + stime of the process tree,
  * reaped children included, from /proc), and in a separate pass under `strace -f -c` (when installed)
- * fsync calls per message from receipt to Maildir at 1, 8 and 32 sessions. Rows alternate Postfix and
+ * fsync calls from receipt to Maildir at 1, 8 and 32 sessions (over runs of 200 and 400 messages, so
+ * that what each message costs is told apart from what a fresh store and mailbox cost once). Rows alternate Postfix and
  * engine, so both see the same machine load.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -47,7 +48,7 @@ export interface EnginePostfixBench {
   /** Absent when only some rows were asked for (`BENCH_LOADS`). */
   endToEnd?: { engine: ServerRow; edgeAndEngine: ServerRow; deliveredRatio: number };
   /** fsync + fdatasync calls per message, receipt to Maildir, by sessions; absent without strace. */
-  fsyncsPerMessage?: Record<string, { postfix: number; engine: number }>;
+  fsyncsPerMessage?: Record<string, { postfix: FsyncCount; engine: FsyncCount }>;
 }
 
 /** A server under test: where to send, how many files its Maildir holds, its CPU so far. */
@@ -317,8 +318,29 @@ function medianRow(rows: ServerRow[]): ServerRow {
   };
 }
 
-/** fsync calls per message at `sessions` sessions: a fresh server under strace, `messages` sent, stopped. */
-async function fsyncsPerMessage(work: string, start: (work: string, straceOut?: string) => Promise<Server>, sessions: number, messages: number): Promise<number> {
+/**
+ * fsync calls of a fresh server's run: over the whole run of `messages`, and split into what each
+ * further message costs and what a run costs once (a new store's and a new mailbox's directories),
+ * from a second run of twice as many: the once-per-run syncs are the same in both.
+ */
+export interface FsyncCount {
+  /** Every call of the run of `messages`, divided by `messages`. */
+  overRun: number;
+  /** (calls over 2 × messages − calls over messages) ÷ messages. */
+  perMessage: number;
+  /** Calls over messages − perMessage × messages. */
+  once: number;
+}
+
+async function fsyncsPerMessage(work: string, start: (work: string, straceOut?: string) => Promise<Server>, sessions: number, messages: number): Promise<FsyncCount> {
+  const one = await syncsOfRun(work, start, sessions, messages);
+  const two = await syncsOfRun(work, start, sessions, 2 * messages);
+  const perMessage = (two - one) / messages;
+  return { overRun: round(one / messages, 2), perMessage: round(perMessage, 2), once: Math.round(one - perMessage * messages) };
+}
+
+/** fsync and fdatasync calls at `sessions` sessions: a fresh server under strace, `messages` sent, stopped. */
+async function syncsOfRun(work: string, start: (work: string, straceOut?: string) => Promise<Server>, sessions: number, messages: number): Promise<number> {
   const out = path.join(work, `strace-${Math.random().toString(36).slice(2, 8)}.txt`);
   const server = await start(work, out);
   try {
@@ -327,7 +349,7 @@ async function fsyncsPerMessage(work: string, start: (work: string, straceOut?: 
   } finally {
     await server.stop();
   }
-  return round((await syncCalls(out)) / messages, 2);
+  return syncCalls(out);
 }
 
 /** `npm start`'s path (the edge in front of the engine) against the engine alone, alternating runs. */
@@ -436,7 +458,8 @@ export function comparisonTable(r: EnginePostfixBench): string {
     `npm start (edge + engine), 8 sessions reused: ${e.edgeAndEngine.acceptedPerSecond} / ${e.edgeAndEngine.deliveredPerSecond} msg/s accepted / delivered, ` +
       `engine alone ${e.engine.acceptedPerSecond} / ${e.engine.deliveredPerSecond}: ${e.deliveredRatio} of the engine alone`,
   );
-  for (const [sessions, f] of Object.entries(r.fsyncsPerMessage ?? {})) lines.push(`fsyncs per message at ${sessions} session(s): engine ${f.engine}, Postfix ${f.postfix}`);
+  const count = (c: FsyncCount): string => `${c.perMessage} per message + ${c.once} once (${c.overRun} over the run)`;
+  for (const [sessions, f] of Object.entries(r.fsyncsPerMessage ?? {})) lines.push(`fsyncs at ${sessions} session(s): engine ${count(f.engine)}, Postfix ${count(f.postfix)}`);
   return lines.join('\n');
 }
 
