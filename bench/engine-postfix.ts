@@ -46,7 +46,7 @@ export interface EnginePostfixBench {
   rows: ComparisonRow[];
   /** `npm start` (edge + engine) beside the engine alone, 8 sessions reusing connections: delivered msg/s and their ratio. */
   /** Absent when only some rows were asked for (`BENCH_LOADS`). */
-  endToEnd?: { engine: ServerRow; edgeAndEngine: ServerRow; deliveredRatio: number };
+  endToEnd?: { engine: ServerRow; edgeAndEngine: ServerRow; deliveredRatio: number; pairRatios: number[] };
   /** fsync + fdatasync calls per message, receipt to Maildir, by sessions; absent without strace. */
   fsyncsPerMessage?: Record<string, { postfix: FsyncCount; engine: FsyncCount }>;
 }
@@ -352,6 +352,12 @@ async function syncsOfRun(work: string, start: (work: string, straceOut?: string
   return syncCalls(out);
 }
 
+/**
+ * Alternating pairs in the `npm start` section, whatever `runs` says: one pair's ratio moved 0.72–1.05 with
+ * the machine's load, and a pair costs seconds, not minutes.
+ */
+const END_TO_END_PAIRS = 7;
+
 /** `npm start`'s path (the edge in front of the engine) against the engine alone, alternating runs. */
 async function edgeBesideEngine(work: string, messages: number, runs: number): Promise<NonNullable<EnginePostfixBench['endToEnd']>> {
   const engine = await startEngine(work);
@@ -361,13 +367,14 @@ async function edgeBesideEngine(work: string, messages: number, runs: number): P
     await measure(both, 2, 50, true);
     const e: ServerRow[] = [];
     const b: ServerRow[] = [];
-    for (let i = 0; i < runs; i++) {
+    for (let i = 0; i < Math.max(runs, END_TO_END_PAIRS); i++) {
       e.push(await measure(engine, 8, messages, true));
       b.push(await measure(both, 8, messages, true));
     }
     const em = medianRow(e);
     const bm = medianRow(b);
-    return { engine: em, edgeAndEngine: bm, deliveredRatio: round(bm.deliveredPerSecond / em.deliveredPerSecond, 2) };
+    const pairRatios = e.map((row, i) => round(b[i]!.deliveredPerSecond / row.deliveredPerSecond, 2));
+    return { engine: em, edgeAndEngine: bm, deliveredRatio: round(bm.deliveredPerSecond / em.deliveredPerSecond, 2), pairRatios };
   } finally {
     await both.stop();
     await engine.stop();
@@ -456,7 +463,8 @@ export function comparisonTable(r: EnginePostfixBench): string {
   const e = r.endToEnd;
   if (e) lines.push(
     `npm start (edge + engine), 8 sessions reused: ${e.edgeAndEngine.acceptedPerSecond} / ${e.edgeAndEngine.deliveredPerSecond} msg/s accepted / delivered, ` +
-      `engine alone ${e.engine.acceptedPerSecond} / ${e.engine.deliveredPerSecond}: ${e.deliveredRatio} of the engine alone`,
+      `engine alone ${e.engine.acceptedPerSecond} / ${e.engine.deliveredPerSecond}: ${e.deliveredRatio} of the engine alone ` +
+      `(medians of ${e.pairRatios.length} alternating pairs; each pair: ${e.pairRatios.join(', ')})`,
   );
   const count = (c: FsyncCount): string => `${c.perMessage} per message + ${c.once} once (${c.overRun} over the run)`;
   for (const [sessions, f] of Object.entries(r.fsyncsPerMessage ?? {})) lines.push(`fsyncs at ${sessions} session(s): engine ${count(f.engine)}, Postfix ${count(f.postfix)}`);
