@@ -256,12 +256,13 @@ export class AdaptedConnection extends SMTPConnection {
 
   override close(): void {
     this.ending();
-    super.close();
     const socket = this._socket;
     // A client that closes with SO_LINGER 0 (Postfix's smtp-source, for one) resets the half-closed
     // socket, and Node reports that reset as an ECONNRESET error whose stack it builds: per connection,
-    // more CPU than the rest of its close. Closed first, the socket takes the reset in the kernel.
+    // more CPU than the rest of its close. Closed first, the socket takes the reset in the kernel (and
+    // smtp-server, finding it destroyed, neither half-closes it nor resumes it).
     if (this.adaptation.closeAtOnce && !this._upgrading && !socket.destroyed && socket.writableLength === 0) socket.destroy();
+    super.close();
   }
 
   override _onClose(): void {
