@@ -15,7 +15,9 @@
  * - the greeting goes out as soon as onConnect has answered (`greetAtOnce`), and DATA is decoded by
  *   the user's decoder (`decoder`);
  * - the greeting may open with a teaser line and a pause that catches clients talking first
- *   (`pauseGreeting`, postscreen's pre-greeting test).
+ *   (`pauseGreeting`, postscreen's pre-greeting test);
+ * - the server's last reply (QUIT's 221, a 421, a refusal) may close the socket at once (`closeAtOnce`);
+ * - a listener of its own without a PROXY header or implicit TLS takes each socket straight to `connect`.
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
@@ -33,7 +35,7 @@ export const SMTP_SERVER_VERSION = '3.21.6';
  * parameters) for methods, or 'field' for instance state; the internals test checks each one.
  */
 export const SMTP_SERVER_INTERNALS = {
-  SMTPServer: { connect: 2, connections: 'field' },
+  SMTPServer: { connect: 2, connections: 'field', server: 'field' },
   SMTPConnection: {
     send: 3,
     init: 0,
@@ -76,6 +78,11 @@ export interface Adaptation {
   greetAtOnce: boolean;
   /** Decodes DATA instead of smtp-server's own decoder. */
   decoder?: () => DataDecoding;
+  /**
+   * Once the server has closed the session (after QUIT's 221, a 421, a refusal) and the last reply is
+   * with the kernel, close the socket instead of half-closing it and waiting up to 5 s for the client.
+   */
+  closeAtOnce?: boolean;
 }
 
 const SMTP_SERVER_DEFAULTS: Adaptation = { greetAtOnce: false };
@@ -249,6 +256,12 @@ export class AdaptedConnection extends SMTPConnection {
 
   override close(): void {
     this.ending();
+    const socket = this._socket;
+    // A client that closes with SO_LINGER 0 (Postfix's smtp-source, for one) resets the half-closed
+    // socket, and Node reports that reset as an ECONNRESET error whose stack it builds: per connection,
+    // more CPU than the rest of its close. Closed first, the socket takes the reset in the kernel (and
+    // smtp-server, finding it destroyed, neither half-closes it nor resumes it).
+    if (this.adaptation.closeAtOnce && !this._upgrading && !socket.destroyed && socket.writableLength === 0) socket.destroy();
     super.close();
   }
 
@@ -269,6 +282,13 @@ export class AdaptedSmtpServer extends SMTPServer {
     ) => new AdaptedConnection(server, socket, options),
   ) {
     super(options);
+    // smtp-server's own accept path guards each socket for a PROXY header or an implicit TLS handshake
+    // and draws a session ID from `randomBytes`, one turn of the event loop later; a plain listener
+    // needs none of that, and connect() draws the ID from the shared random block.
+    if (!options.secure && !options.useProxy && !options.ignoredHosts) {
+      this.server.removeAllListeners('connection');
+      this.server.on('connection', (socket: net.Socket) => this.connect(socket));
+    }
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {

@@ -39,7 +39,7 @@ const IN_PROCESS_CLOSE_MS = 30_000;
 /** What a caller in this process is taken for, as its loopback connection was before. */
 const IN_PROCESS_IP = '127.0.0.1';
 
-const RECEIVE_ADAPTATION: Adaptation = { greetAtOnce: true };
+const RECEIVE_ADAPTATION: Adaptation = { greetAtOnce: true, closeAtOnce: true };
 
 const ENHANCED_AT_START = /^[245]\.\d{1,3}\.\d{1,3} /;
 
@@ -49,7 +49,8 @@ const ENHANCED_AT_START = /^[245]\.\d{1,3}\.\d{1,3} /;
  */
 class ReceiveConnection extends AdaptedConnection {
   // The engine's clients are the edge and trusted hosts: smtp-server's 100 ms early-talker pause would
-  // only cap each sender that opens a connection per message at ~10 messages/s.
+  // only cap each sender that opens a connection per message at ~10 messages/s. Nor do they need the
+  // socket half-open after QUIT: closing it at once spares the CPU of the reset many clients answer with.
   protected override get adaptation(): Adaptation {
     return RECEIVE_ADAPTATION;
   }
