@@ -1,9 +1,9 @@
 /** The original client's attributes as XFORWARD or XCLIENT carry them to the back end. */
-import net from 'node:net';
 import { xtext } from './xtext.js';
 
 /** The original client, passed on with XFORWARD or XCLIENT when the back end offers one. */
 export interface ForwardedClient {
+  /** The client's IP address (IPv4 dotted quad or IPv6). */
   address: string;
   /** Reverse-DNS name, when it was looked up. */
   hostname?: string;
@@ -26,7 +26,8 @@ export function forwardAttributes(client: ForwardedClient, offered: string): str
   const allowed = offeredNames(offered);
   const parts: string[] = [];
   if (allowed.has('NAME')) parts.push(`NAME=${client.hostname === undefined ? UNAVAILABLE : xtext(client.hostname)}`);
-  if (allowed.has('ADDR')) parts.push(`ADDR=${xtext(net.isIPv6(client.address) ? `IPV6:${client.address}` : client.address)}`);
+  // An IP address is IPv6 when it has a colon (net.isIPv6's regular expression cost more than the rest together).
+  if (allowed.has('ADDR')) parts.push(`ADDR=${xtext(client.address.includes(':') ? `IPV6:${client.address}` : client.address)}`);
   if (allowed.has('PROTO')) parts.push(`PROTO=${client.proto}`);
   if (allowed.has('HELO')) parts.push(`HELO=${client.helo === undefined ? UNAVAILABLE : xtext(client.helo)}`);
   return parts.join(' ');

@@ -358,7 +358,7 @@ export class Metrics {
     const check = safeLabel(v.check);
     const rule = safeLabel(v.rule);
     const reportOnly = v.reportOnly === true ? 'true' : 'false';
-    this.verdicts.inc(`${v.step}\0${check}\0${rule}\0${v.action}\0${reportOnly}`, () => ({ step: String(v.step), check, rule, action: v.action, report_only: reportOnly }));
+    this.verdicts.incAt([v.step, check, rule, v.action, reportOnly], () => ({ step: String(v.step), check, rule, action: v.action, report_only: reportOnly }));
   }
 
   /** A sender authentication step found `result`; `action`: accept, reject, tempfail, quarantine, report or exempt. */

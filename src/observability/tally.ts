@@ -17,13 +17,17 @@ interface Tally<T extends string> {
 export class TalliedCounter<T extends string> {
   /** One entry per label set, like prom-client's own map, so bounded by the same label cardinality. */
   private readonly tallies = new Map<string, Tally<T>>();
+  /** The same tallies found by their label values in turn (incAt), with no key string built per count. */
+  private readonly paths = new Map<unknown, unknown>();
+  /** Every tally, however it is found. */
+  private readonly all: Tally<T>[] = [];
 
   constructor(config: Omit<CounterConfiguration<T>, 'collect'>) {
-    const tallies = this.tallies;
+    const all = this.all;
     new Counter<T>({
       ...config,
       collect(this: Counter<T>) {
-        for (const t of tallies.values()) {
+        for (const t of all) {
           if (t.count === 0) continue;
           this.inc(t.labels, t.count);
           t.count = 0;
@@ -36,7 +40,31 @@ export class TalliedCounter<T extends string> {
   inc(key: string, labels: () => LabelValues<T>): void {
     const t = this.tallies.get(key);
     if (t) t.count += 1;
-    else this.tallies.set(key, { labels: labels(), count: 1 });
+    else this.tallies.set(key, this.added(labels()));
+  }
+
+  /**
+   * Counts one under the values in `path`, which together must name one label set (and always the
+   * same number of them); `labels` is asked the first time only. For label sets of several values,
+   * whose joined key string would cost more to build and hash than a lookup per value.
+   */
+  incAt(path: readonly unknown[], labels: () => LabelValues<T>): void {
+    let level = this.paths;
+    const last = path.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = level.get(path[i]) as Map<unknown, unknown> | undefined;
+      if (!next) level.set(path[i], (next = new Map()));
+      level = next;
+    }
+    const t = level.get(path[last]) as Tally<T> | undefined;
+    if (t) t.count += 1;
+    else level.set(path[last], this.added(labels()));
+  }
+
+  private added(labels: LabelValues<T>): Tally<T> {
+    const t = { labels, count: 1 };
+    this.all.push(t);
+    return t;
   }
 }
 
