@@ -21,7 +21,7 @@ import { archiveMessage } from './data-archive.js';
 import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
 import { judgeHeaderSection } from './data-header.js';
 import { DataLimits } from './data-limits.js';
-import { messageChunks, relayMessage } from './data-relay.js';
+import { messageChunks, relayMessage, relaySpooled } from './data-relay.js';
 import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
@@ -60,9 +60,6 @@ export interface SessionServices {
 function fromVerdict(v: Verdict): SmtpReply {
   return reply(v.code, v.enhanced, v.text);
 }
-
-/** The authenticated message's chunks were counted as they were spooled. */
-const noCount = (): void => undefined;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -313,7 +310,7 @@ export class EdgeSession {
         date: new Date(),
       };
       const r = authed
-        ? await relayMessage(tx.backend, trace, [], authed.message[Symbol.asyncIterator](), noCount)
+        ? await relaySpooled(tx.backend, trace, authed.message)
         : await relayMessage(tx.backend, trace, [section.head, section.rest], rest, count);
       this.finishRelay(tx, r.code);
       return { reply: r };
