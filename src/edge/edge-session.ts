@@ -21,7 +21,7 @@ import { archiveMessage } from './data-archive.js';
 import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
 import { judgeHeaderSection } from './data-header.js';
 import { DataLimits } from './data-limits.js';
-import { relayMessage } from './data-relay.js';
+import { messageChunks, relayMessage, relaySpooled } from './data-relay.js';
 import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
@@ -275,22 +275,11 @@ export class EdgeSession {
       return { reply: judged.refused };
     }
     const v = judged.verdict;
-    const tail = async function* (): AsyncGenerator<Buffer> {
-      if (section.rest.length) yield section.rest;
-      if (section.ended) return;
-      for (let n = await source.next(); !n.done; n = await source.next()) {
-        count(n.value);
-        yield n.value;
-      }
-    };
-    const body = async function* (): AsyncGenerator<Buffer> {
-      yield section.head;
-      yield* tail();
-    };
+    const rest = section.ended ? undefined : source;
     if (v.action === 'archive') {
       tx.abandonBackend();
       const envelope = { id: this.smtp.id, sender: tx.sender, recipients: tx.recipients, listener: this.listener.name, clientIp: this.policy.clientIp, helo: this.smtp.hostNameAppearsAs || '' };
-      await archiveMessage(this.generation.badmail, body(), envelope, archivedAt ?? v);
+      await archiveMessage(this.generation.badmail, messageChunks([section.head, section.rest], rest, count), envelope, archivedAt ?? v);
       this.services.metrics.badmail();
       return { reply: fromVerdict(v) };
     }
@@ -301,7 +290,7 @@ export class EdgeSession {
     if (!tx.backend) return { reply: TEMPORARY_SERVER_ERROR };
     let authed: AuthenticatedMessage | undefined;
     if (this.policy.authenticatesSenders) {
-      authed = await authenticateMessage(this.policy, section.head, tail(), this.generation.engine.rules.senderAuth.spool, { sender: tx.sender, helo: this.smtp.hostNameAppearsAs || '' });
+      authed = await authenticateMessage(this.policy, section.head, messageChunks([section.rest], rest, count), this.generation.engine.rules.senderAuth.spool, { sender: tx.sender, helo: this.smtp.hostNameAppearsAs || '' });
       if (authed.removed > 0) this.services.logger.info({ session: this.smtp.id, removed: authed.removed }, 'forged Authentication-Results removed');
       if (authed.verdict.action !== 'relay') {
         tx.abandonBackend();
@@ -310,7 +299,7 @@ export class EdgeSession {
       }
     }
     try {
-      const r = await relayMessage(tx.backend, authed?.message ?? body(), {
+      const trace = {
         helo: this.smtp.hostNameAppearsAs || undefined,
         ...(this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[') ? { clientHostname: this.smtp.clientHostname } : {}),
         clientIp: this.policy.clientIp,
@@ -319,7 +308,10 @@ export class EdgeSession {
         protocol: this.smtp.transmissionType || 'ESMTP',
         ...(tx.recipients.length === 1 ? { recipient: tx.recipients[0] } : {}),
         date: new Date(),
-      });
+      };
+      const r = authed
+        ? await relaySpooled(tx.backend, trace, authed.message)
+        : await relayMessage(tx.backend, trace, [section.head, section.rest], rest, count);
       this.finishRelay(tx, r.code);
       return { reply: r };
     } catch (err) {

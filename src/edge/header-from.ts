@@ -1,6 +1,8 @@
 /** Step 15's input: the header section of a message as it streams in, and the address in its From: field. */
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /** The header section (up to and including the blank line) and whatever of the body came with it. */
 export interface HeaderSection {
   head: Buffer;
@@ -22,20 +24,21 @@ export async function readHeaderSection(
 ): Promise<HeaderSection> {
   const chunks: Buffer[] = [];
   let length = 0;
-  let tail = Buffer.alloc(0);
+  let tail: Buffer = EMPTY;
   const joined = (): Buffer => Buffer.concat(chunks, length);
   for (;;) {
-    if (length >= maxBytes) return { head: joined(), rest: Buffer.alloc(0), ended: false };
+    if (length >= maxBytes) return { head: joined(), rest: EMPTY, ended: false };
     const next = await source.next();
-    if (next.done) return { head: joined(), rest: Buffer.alloc(0), ended: true };
+    if (next.done) return { head: joined(), rest: EMPTY, ended: true };
     onChunk(next.value);
     chunks.push(next.value);
-    const window = Buffer.concat([tail, next.value]);
+    // The first chunk is searched in place, and a header section inside it is never copied.
+    const window = length === 0 ? next.value : Buffer.concat([tail, next.value]);
     const start = length - tail.length;
     length += next.value.length;
     const end = start === 0 ? headerEnd(window) : blankLine(window);
     if (end >= 0) {
-      const all = joined();
+      const all = chunks.length === 1 ? next.value : joined();
       return { head: all.subarray(0, start + end), rest: all.subarray(start + end), ended: false };
     }
     tail = window.subarray(Math.max(0, window.length - 3));
@@ -44,7 +47,7 @@ export async function readHeaderSection(
 
 /** Offset just past the blank line ending the header section, or -1. A message may open with it. */
 function headerEnd(buf: Buffer): number {
-  if (buf.subarray(0, 2).toString('latin1') === '\r\n') return 2;
+  if (buf[0] === 0x0d && buf[1] === 0x0a) return 2;
   if (buf[0] === 0x0a) return 1;
   return blankLine(buf);
 }

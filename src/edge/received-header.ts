@@ -16,9 +16,14 @@ export interface ReceivedInfo {
   date: Date;
 }
 
+/** The last second formatted: a busy edge stamps many messages a second with the same text. */
+let formatted = { second: Number.NaN, text: '' };
+
 /** RFC 5322 date-time in UTC, e.g. `Tue, 05 Mar 2024 10:00:00 +0000`. */
 export function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace(/GMT$/, '+0000');
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== formatted.second) formatted = { second, text: d.toUTCString().replace(/GMT$/, '+0000') };
+  return formatted.text;
 }
 
 /** The folded `Received:` field, CRLF-terminated; no client-supplied value can break a line. */

@@ -26,7 +26,13 @@ export interface DeadlineHost {
 }
 
 export class SessionDeadlines {
+  /**
+   * One command timer for the connection's life, re-armed (refresh) at each reply rather than made
+   * anew: a reused connection answers four commands a message. It may fire disarmed (then it does nothing).
+   */
   private command: NodeJS.Timeout | undefined;
+  /** The command deadline runs: a reply went out and the client's next command line is not complete. */
+  private commandArmed = false;
   private readonly session: NodeJS.Timeout;
   private sessionOver = false;
   private stopped = false;
@@ -45,8 +51,14 @@ export class SessionDeadlines {
     if (this.stopped) return;
     if (this.sessionOver) return this.fire('session');
     if (inData) return;
-    this.command = setTimeout(() => this.fire('command'), this.limits.commandMs);
-    this.command.unref();
+    this.commandArmed = true;
+    if (this.command) this.command.refresh();
+    else {
+      this.command = setTimeout(() => {
+        if (this.commandArmed) this.fire('command');
+      }, this.limits.commandMs);
+      this.command.unref();
+    }
   }
 
   /** A complete command line was read. */
@@ -58,6 +70,7 @@ export class SessionDeadlines {
   stop(): void {
     this.stopped = true;
     this.clearCommand();
+    clearTimeout(this.command);
     clearTimeout(this.session);
   }
 
@@ -73,7 +86,6 @@ export class SessionDeadlines {
   }
 
   private clearCommand(): void {
-    clearTimeout(this.command);
-    this.command = undefined;
+    this.commandArmed = false;
   }
 }

@@ -7,9 +7,9 @@ import type { SmtpReply } from '../net/smtp-reply.js';
 
 const passedOn = new WeakSet<SmtpReply>();
 
-/** Marks a reply read from the back end: it reaches the client unchanged. */
+/** Marks a reply read from the back end: it reaches the client unchanged. Only 4xx/5xx need the mark (a WeakSet entry costs every reply a few µs). */
 export function passedOnReply(r: SmtpReply): SmtpReply {
-  passedOn.add(r);
+  if (r.code >= 400) passedOn.add(r);
   return r;
 }
 

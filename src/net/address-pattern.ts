@@ -68,6 +68,8 @@ export class AddressList {
 
   /** The pattern the address matches (exact address first, then domain, then the nearest parent domain), if any. */
   match(address: string): string | undefined {
+    // No rule set lists every filter: an empty list need not read the address.
+    if (this.size === 0) return undefined;
     const norm = normalizeAddress(address);
     const hit = this.exact.get(norm);
     if (hit !== undefined) return hit;

@@ -1,5 +1,8 @@
 import { canonicalDomain } from './domain.js';
 
+/** The last address normalized, and its normal form. */
+let lastNormalized = { address: '', normal: '' };
+
 /**
  * Mail addresses as the filters compare them. The domain is case-insensitive (DNS) and in its
  * canonical (A-label) form, so an IDN matches whichever form it was written in. An unquoted
@@ -8,10 +11,13 @@ import { canonicalDomain } from './domain.js';
  * `ted`), in which case they are dropped so that quoting cannot dodge a pattern.
  */
 export function normalizeAddress(s: string): string {
+  // One message's address is compared by several filters in a row (sender filter, then From:; exceptions, blocked recipients, directory).
+  if (s === lastNormalized.address) return lastNormalized.normal;
   const bare = stripBrackets(s);
   const parts = splitAddress(bare);
-  if (!parts) return bare.toLowerCase();
-  return `${canonicalLocal(parts.local)}@${canonicalDomain(parts.domain)}`;
+  const normal = parts ? `${canonicalLocal(parts.local)}@${canonicalDomain(parts.domain)}` : bare.toLowerCase();
+  lastNormalized = { address: s, normal };
+  return normal;
 }
 
 /**

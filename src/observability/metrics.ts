@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TalliedCounter } from './tally.js';
+import { TalliedCounter, TalliedHistogram } from './tally.js';
 
 export type DnsblOutcome = 'listed' | 'not-listed' | 'error' | 'timeout';
 /**
@@ -125,7 +125,7 @@ export class Metrics {
     labelNames: ['zone', 'outcome', 'cached'] as const,
     registers: [this.registry],
   });
-  private readonly dnsblSeconds = new Histogram({
+  private readonly dnsblSeconds = new TalliedHistogram({
     name: 'portcullis_dnsbl_lookup_seconds',
     help: 'Time to answer a DNSBL lookup, by zone and whether the cache answered.',
     labelNames: ['zone', 'cached'] as const,
@@ -166,13 +166,13 @@ export class Metrics {
     labelNames: ['mechanism', 'result', 'action'] as const,
     registers: [this.registry],
   });
-  private readonly relays = new Counter({
+  private readonly relays = new TalliedCounter({
     name: 'portcullis_relay_total',
     help: "Back-end relay transactions, by outcome: delivered, tempfail (the back end's 4xx), rejected (its 5xx), failed (back end unreachable or gone: 451 4.7.0 to the client), aborted (the client left mid-DATA).",
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
-  private readonly relaySeconds = new Histogram({
+  private readonly relaySeconds = new TalliedHistogram({
     name: 'portcullis_relay_seconds',
     help: 'Duration of back-end relay transactions, by outcome.',
     labelNames: ['outcome'] as const,
@@ -358,7 +358,7 @@ export class Metrics {
     const check = safeLabel(v.check);
     const rule = safeLabel(v.rule);
     const reportOnly = v.reportOnly === true ? 'true' : 'false';
-    this.verdicts.inc(`${v.step}\0${check}\0${rule}\0${v.action}\0${reportOnly}`, () => ({ step: String(v.step), check, rule, action: v.action, report_only: reportOnly }));
+    this.verdicts.incAt([v.step, check, rule, v.action, reportOnly], () => ({ step: String(v.step), check, rule, action: v.action, report_only: reportOnly }));
   }
 
   /** A sender authentication step found `result`; `action`: accept, reject, tempfail, quarantine, report or exempt. */
@@ -370,7 +370,7 @@ export class Metrics {
   dnsblLookup(zone: string, outcome: DnsblOutcome, seconds: number, cached: boolean): void {
     const z = safeLabel(zone);
     this.dnsblLookups.inc(`${z}\0${outcome}\0${cached}`, () => ({ zone: z, outcome, cached: String(cached) }));
-    this.dnsblSeconds.observe({ zone: z, cached: String(cached) }, seconds);
+    this.dnsblSeconds.observe(`${z}\0${cached}`, () => ({ zone: z, cached: String(cached) }), seconds);
   }
 
   /** A zone's RFC 5782 health check concluded in a new state. */
@@ -392,8 +392,8 @@ export class Metrics {
 
   /** A back-end transaction ended. */
   relay(outcome: RelayOutcome, seconds: number): void {
-    this.relays.inc({ outcome });
-    this.relaySeconds.observe({ outcome }, seconds);
+    this.relays.inc(outcome, () => ({ outcome }));
+    this.relaySeconds.observe(outcome, () => ({ outcome }), seconds);
   }
 
   /** Counts `pool()`'s sessions in `portcullis_backend_pool_sessions` until `stop` is called. */

@@ -64,6 +64,20 @@ describe('hostile: slow clients', () => {
     assert.equal(await c.closedByServer(), true);
   });
 
+  it('the command deadline runs again from each reply: commands 250 ms apart outlast it, and after a message an idle client is cut off', async () => {
+    const c = await greeted(h.port('command'));
+    for (let i = 0; i < 4; i++) {
+      await pause(250);
+      assert.equal((await c.cmd('NOOP')).code, 250, `NOOP ${i + 1}, ${(i + 1) * 250} ms after the greeting`);
+    }
+    const r = await sendMail(c, 'a@example.org', ['bob@example.com'], 'Subject: in time\r\n\r\nbody\r\n');
+    assert.match(r.end?.line ?? '', /^250 /);
+    const t0 = Date.now();
+    assert.match((await c.read(3000)).line, /^421 4\.4\.2 /);
+    assert.ok(Date.now() - t0 >= 400, `cut off ${Date.now() - t0} ms after the message's reply`);
+    assert.equal(await c.closedByServer(), true);
+  });
+
   it('a client waiting on the edge (a delayed RCPT reply) is not cut off by the command deadline', async () => {
     const c = await greeted(h.port('harvest'));
     assert.equal((await c.cmd('MAIL FROM:<a@example.org>')).code, 250);

@@ -103,3 +103,20 @@ test('asciiAddress gives back the A-labels of a domain smtp-server turned into U
   );
   assert.equal(asciiAddress('user@b\u00fccher.example'), 'user@xn--bcher-kva.example');
 });
+
+test('normalizeAddress gives each address its own normal form whatever was normalized before it (property)', () => {
+  const address = fc.oneof(
+    fc.tuple(local, domain).map(([l, d]) => `${l}@${d}`),
+    fc.constantFrom('', '<>', 'Postmaster', ' <Alice@Example.TEST> ', 'alice@example.test'),
+  );
+  fc.assert(
+    fc.property(fc.array(address, { minLength: 1, maxLength: 6 }), (addresses) => {
+      const first = addresses.map((a) => normalizeAddress(a));
+      // The same addresses again, in reverse, then in order, each right after a different one.
+      const reversed = [...addresses].reverse().map((a) => normalizeAddress(a)).reverse();
+      assert.deepEqual(reversed, first);
+      assert.deepEqual(addresses.map((a) => normalizeAddress(a)), first);
+    }),
+    { numRuns: 300 },
+  );
+});

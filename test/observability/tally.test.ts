@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { AggregatorRegistry } from 'prom-client';
+import { AggregatorRegistry, Histogram, Registry } from 'prom-client';
 import { Metrics } from '../../src/observability/metrics.js';
+import { TalliedHistogram } from '../../src/observability/tally.js';
 import { sample } from '../support/metrics-text.js';
 
 
@@ -54,4 +55,40 @@ test("workers' counts reach the group's aggregation: each report carries what wa
   workers[0]?.reply(250);
   const second = await Promise.all(workers.map((m) => m.registry.getMetricsAsJSON()));
   assert.equal(sample(await AggregatorRegistry.aggregate(second).metrics(), 'portcullis_replies_total', { class: '2xx' }), 4);
+});
+
+const observation = fc.oneof(
+  fc.record({
+    kind: fc.constant('observe' as const),
+    zone: fc.constantFrom('bl1.test', 'bl2.test'),
+    cached: fc.boolean(),
+    // Bucket bounds themselves, values between and beyond them, and sums that do not add up exactly in binary.
+    seconds: fc.oneof(fc.constantFrom(0, 0.0005, 0.001, 0.1, 5, 7.5, 1e6), fc.double({ min: 0, max: 10, noNaN: true })),
+  }),
+  fc.constant({ kind: 'scrape' as const }),
+);
+
+test('a tallied histogram reads exactly as prom-client\'s Histogram fed the same observations, as text and as a worker\'s JSON (property)', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(observation, { maxLength: 40 }), async (ops) => {
+      const config = { name: 'x_lookup_seconds', help: 'Time to answer.', labelNames: ['zone', 'cached'] as const, buckets: [0.0005, 0.001, 0.01, 0.1, 1, 5] };
+      const theirs = new Registry();
+      const ours = new Registry();
+      const reference = new Histogram({ ...config, labelNames: [...config.labelNames], registers: [theirs] });
+      const tallied = new TalliedHistogram({ ...config, registers: [ours] });
+      for (const o of ops) {
+        if (o.kind === 'scrape') {
+          assert.equal(await ours.metrics(), await theirs.metrics());
+          continue;
+        }
+        const labels = { zone: o.zone, cached: String(o.cached) };
+        reference.observe(labels, o.seconds);
+        tallied.observe(`${o.zone}\0${o.cached}`, () => labels, o.seconds);
+      }
+      assert.equal(await ours.metrics(), await theirs.metrics());
+      assert.deepEqual(await ours.getMetricsAsJSON(), await theirs.getMetricsAsJSON());
+      assert.equal(await AggregatorRegistry.aggregate([await ours.getMetricsAsJSON()]).metrics(), await AggregatorRegistry.aggregate([await theirs.getMetricsAsJSON()]).metrics());
+    }),
+    { numRuns: 100 },
+  );
 });
