@@ -32,6 +32,9 @@ const REFUSAL_LINGER_MS = 2000;
 
 const LOCAL_ERROR = reply(451, '4.3.0', 'Local error in processing');
 
+/** Client socket errors end that connection only; smtp-server reports those of a session. */
+function ignoreSocketError(): void {}
+
 /** A running listener. */
 export class EdgeListener {
   private readonly sessions = new Map<SMTPServerSession, EdgeSession>();
@@ -55,10 +58,11 @@ export class EdgeListener {
       this.services.logger.info({ listener: config.name, ...(session ? { session: session.id } : {}), err: err.message }, 'client connection error'),
     );
     this.tcp = net.createServer((socket) => {
-      this.accept(socket).catch((err: unknown) => {
-        this.services.logger.error({ listener: config.name, err: (err as Error).message }, 'connection setup failed');
-        socket.destroy();
-      });
+      try {
+        this.accept(socket);
+      } catch (err) {
+        this.setupFailed(socket, err);
+      }
     });
   }
 
@@ -99,52 +103,59 @@ export class EdgeListener {
     for (const socket of this.sockets) socket.destroy();
   }
 
-  private async accept(socket: net.Socket): Promise<void> {
-    socket.on('error', () => undefined);
+  /**
+   * A socket from a configured balancer waits for its PROXY header (asynchronously); any other starts
+   * its session in this turn of the event loop, with no promise of its own.
+   */
+  private accept(socket: net.Socket): void {
+    socket.on('error', ignoreSocketError);
     // A client that reset before we got here has no address left to judge: nothing to answer.
     if (socket.remoteAddress === undefined) return void socket.destroy();
     const peer = normalizeIp(socket.remoteAddress);
-    const limits = this.config.limits;
-    if (this.sockets.size >= limits.maxConnections) {
+    if (this.sockets.size >= this.config.limits.maxConnections) {
       return this.refuse(socket, reply(421, '4.3.2', 'Too many connections, try again later'));
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    let client = peer;
-    let clientPort = socket.remotePort ?? 0;
-    if (this.balancers?.match(peer) !== undefined) {
-      let info: ProxyInfo;
-      try {
-        info = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
-      } catch (err) {
-        const r = err instanceof ProxyProtocolError ? err.reply : reply(421, '4.7.0', 'PROXY header expected');
-        this.services.logger.info({ listener: this.config.name, peer, err: (err as Error).message }, 'PROXY header refused');
-        return this.refuse(socket, r);
-      }
-      // Before any policy: a balancer's check must be answered even where the listener denies its address.
-      if (isHealthCheck(info, socket)) {
-        this.services.metrics.healthCheck(this.config.name);
-        return answerHealthCheck(socket, this.hostname);
-      }
-      if (!info.local) {
-        client = normalizeIp(info.sourceAddress);
-        clientPort = info.sourcePort;
-      }
+    if (this.balancers?.match(peer) === undefined) return this.startSession(socket, peer, peer, socket.remotePort ?? 0);
+    this.acceptProxied(socket, peer).catch((err: unknown) => this.setupFailed(socket, err));
+  }
+
+  private async acceptProxied(socket: net.Socket, peer: string): Promise<void> {
+    let info: ProxyInfo;
+    try {
+      info = await readProxyHeader(socket, PROXY_HEADER_TIMEOUT_MS);
+    } catch (err) {
+      const r = err instanceof ProxyProtocolError ? err.reply : reply(421, '4.7.0', 'PROXY header expected');
+      this.services.logger.info({ listener: this.config.name, peer, err: (err as Error).message }, 'PROXY header refused');
+      return this.refuse(socket, r);
     }
+    // Before any policy: a balancer's check must be answered even where the listener denies its address.
+    if (isHealthCheck(info, socket)) {
+      this.services.metrics.healthCheck(this.config.name);
+      return answerHealthCheck(socket, this.hostname);
+    }
+    if (info.local) return this.startSession(socket, peer, peer, socket.remotePort ?? 0);
+    this.startSession(socket, peer, normalizeIp(info.sourceAddress), info.sourcePort);
+  }
+
+  private setupFailed(socket: net.Socket, err: unknown): void {
+    this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'connection setup failed');
+    socket.destroy();
+  }
+
+  /** Per-client limit, the session's counters, then the SMTP session for `client` (the PROXY-reported address, or the peer's). */
+  private startSession(socket: net.Socket, peer: string, client: string, clientPort: number): void {
     const count = (this.perClient.get(client) ?? 0) + 1;
-    if (count > limits.maxConnectionsPerClient) {
+    if (count > this.config.limits.maxConnectionsPerClient) {
       return this.refuse(socket, reply(421, '4.7.0', 'Too many connections from your address, try again later'));
     }
     this.perClient.set(client, count);
     this.services.metrics.sessionOpened(this.config.name);
-    this.releaseSlotWhenSessionEnds(socket, client);
-    socket.once('close', () => this.services.metrics.sessionClosed(this.config.name));
+    const proxiedKey = client === peer ? undefined : `${client} ${clientPort}`;
+    this.watchSessionEnd(socket, client, proxiedKey);
     if (socket.destroyed) return;
-    if (client !== peer) {
-      const key = `${client} ${clientPort}`;
-      this.proxiedBy.set(key, peer);
-      socket.once('close', () => this.proxiedBy.delete(key));
-    }
+    if (proxiedKey !== undefined) this.proxiedBy.set(proxiedKey, peer);
     this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
   }
 
@@ -153,9 +164,9 @@ export class EdgeListener {
    * side (after `221` or a closing `421`) or the client has hung up. A sender reconnects the moment
    * it has read `221`, before the socket's `close` event, so holding the slot until `close` refused
    * senders that never exceeded the limit. The socket itself still counts against `maxConnections`
-   * until it is gone (smtp-server destroys a half-closed one within seconds).
+   * until it is gone. One listener per event, each firing at most once.
    */
-  private releaseSlotWhenSessionEnds(socket: net.Socket, client: string): void {
+  private watchSessionEnd(socket: net.Socket, client: string, proxiedKey: string | undefined): void {
     let released = false;
     const release = (): void => {
       if (released) return;
@@ -164,9 +175,13 @@ export class EdgeListener {
       if (left > 0) this.perClient.set(client, left);
       else this.perClient.delete(client);
     };
-    socket.once('finish', release);
-    socket.once('end', release);
-    socket.once('close', release);
+    socket.on('finish', release);
+    socket.on('end', release);
+    socket.on('close', () => {
+      release();
+      this.services.metrics.sessionClosed(this.config.name);
+      if (proxiedKey !== undefined) this.proxiedBy.delete(proxiedKey);
+    });
   }
 
   /** Writes a refusal before any SMTP session exists, then closes. */
@@ -225,9 +240,7 @@ export class EdgeListener {
   private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     this.services.protocolLog?.connect(session.id, session.remoteAddress, this.config.name);
     let edge: EdgeSession;
-    const key = `${session.remoteAddress} ${session.remotePort}`;
-    const peer = this.proxiedBy.get(key);
-    this.proxiedBy.delete(key);
+    const peer = this.proxiedBy.size > 0 ? this.takeBalancer(session) : undefined;
     try {
       edge = new EdgeSession(this.services.generation(), this.config, session, this.services, peer);
     } catch (err) {
@@ -245,6 +258,14 @@ export class EdgeListener {
           answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
         },
       );
+  }
+
+  /** The balancer a PROXY-reported client came through, forgotten once its session has it. */
+  private takeBalancer(session: SMTPServerSession): string | undefined {
+    const key = `${session.remoteAddress} ${session.remotePort}`;
+    const peer = this.proxiedBy.get(key);
+    this.proxiedBy.delete(key);
+    return peer;
   }
 
   private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Promise<Outcome>): void {

@@ -292,7 +292,11 @@ export class AdaptedSmtpServer extends SMTPServer {
   }
 
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
-    const connection = this.connection(this, socket, { ...socketOptions, id: socketOptions?.id ?? newSessionId() });
+    // The caller's own options object (smtp-server's and the edge's are made per connection) takes the
+    // ID: a copy of it with one more key took V8's slow path at every connection.
+    const options = socketOptions ?? {};
+    options.id ??= newSessionId();
+    const connection = this.connection(this, socket, options);
     this.connections.add(connection);
     // The session goes with the error, so that its log line carries the session ID.
     connection.on('error', (err: Error) => this.emit('error', err, connection.session));
