@@ -24,6 +24,7 @@ import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { parseSimpleAddressCommand } from './address-command.js';
 import { replyTexts, type SmtpReply } from './smtp-reply.js';
 import { newSessionId } from './session-id.js';
 
@@ -44,6 +45,7 @@ export const SMTP_SERVER_INTERNALS = {
     _setListeners: 1,
     _createParser: 0,
     _onCommand: 2,
+    _parseAddressCommand: 2,
     _onClose: 0,
     _whenWritable: 1,
     _resetSession: 0,
@@ -247,6 +249,11 @@ export class AdaptedConnection extends SMTPConnection {
     this.writeReply(refusal, refusal.code === 554);
     if (refusal.code === 421 || refusal.code === 554) return;
     setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
+  }
+
+  /** MAIL FROM and RCPT TO in their common shape parsed without smtp-server's general path, to the same result. */
+  override _parseAddressCommand(rawName: string, rawCommand: Buffer | string): ReturnType<SMTPConnection['_parseAddressCommand']> {
+    return parseSimpleAddressCommand(rawName, rawCommand.toString()) ?? super._parseAddressCommand(rawName, rawCommand);
   }
 
   override _resetSession(): void {
