@@ -362,11 +362,15 @@ export class EdgeSession {
     this.services.metrics.relay(outcome, (Date.now() - tx.backendOpenedAt) / 1000);
   }
 
-  /** Drops the current transaction: its back-end session goes back to the pool, the policy forgets the archive choice. */
+  /**
+   * Drops the current transaction: its back-end session goes back to the pool, the policy forgets the
+   * archive choice (and, when no decision record is kept, what it judged).
+   */
   private endTransaction(): void {
     const tx = this.transaction;
     this.transaction = undefined;
     this.policy.resetTransaction();
+    if (!this.recorder) this.policy.forgetJudged();
     this.shadow?.resetTransaction();
     tx?.end();
   }

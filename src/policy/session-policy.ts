@@ -270,6 +270,16 @@ export class SessionPolicy {
     this.spfCheck = undefined;
   }
 
+  /**
+   * Drops the events and trace judged so far, for a session whose record nobody keeps: otherwise a
+   * connection carrying many messages holds every one's trace until it closes, and the garbage
+   * collector copies them from generation to generation.
+   */
+  forgetJudged(): void {
+    this.trace.length = 0;
+    this.events.length = 0;
+  }
+
   private senderAuthPort(): SenderAuth {
     if (!this.deps.senderAuth) throw new Error('senderAuth is configured but no SenderAuth port was given to the policy');
     return this.deps.senderAuth;
