@@ -22,6 +22,7 @@ import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
 import { judgeHeaderSection } from './data-header.js';
 import { DataLimits } from './data-limits.js';
 import { messageChunks, relayMessage, relaySpooled } from './data-relay.js';
+import { StreamChunks } from './stream-chunks.js';
 import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
@@ -213,7 +214,7 @@ export class EdgeSession {
    * client before the reply, so a refusal never leaves body lines to be taken as commands.
    */
   async data(stream: Readable, onTimeout: (r: SmtpReply) => void): Promise<Outcome> {
-    const source = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const source = new StreamChunks(stream);
     const limits = new DataLimits(this.listener.limits, this.sessionBytes, onTimeout);
     const tx = this.transaction;
     let outcome: Outcome;
