@@ -36,7 +36,7 @@ export const SMTP_SERVER_VERSION = '3.21.6';
  * parameters) for methods, or 'field' for instance state; the internals test checks each one.
  */
 export const SMTP_SERVER_INTERNALS = {
-  SMTPServer: { connect: 2, connections: 'field', server: 'field' },
+  SMTPServer: { connect: 2, connections: 'field', server: 'field', _closeTimeout: 'field' },
   SMTPConnection: {
     send: 3,
     init: 0,
@@ -46,6 +46,8 @@ export const SMTP_SERVER_INTERNALS = {
     _createParser: 0,
     _onCommand: 2,
     _parseAddressCommand: 2,
+    _isSupported: 1,
+    _getHandler: 1,
     _onClose: 0,
     _whenWritable: 1,
     _resetSession: 0,
@@ -54,6 +56,8 @@ export const SMTP_SERVER_INTERNALS = {
     _parser: 'field',
     _dataStream: 'field',
     _handlerPending: 'field',
+    _nextHandler: 'field',
+    hostNameAppearsAs: 'field',
     _ready: 'field',
     _upgrading: 'field',
     _socket: 'field',
@@ -245,10 +249,58 @@ export class AdaptedConnection extends SMTPConnection {
     // Swallowed, and the parser left waiting: the pause's end answers a client that talked first.
     if (this.talkedDuringPause) return this.talkedDuringPause();
     const refusal = this.commandRead(command, this._ready && !this._upgrading);
-    if (!refusal) return super._onCommand(command, callback);
+    if (!refusal) return this.takeCommand(command, callback);
     this.writeReply(refusal, refusal.code === 554);
     if (refusal.code === 421 || refusal.code === 554) return;
     setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
+  }
+
+  /**
+   * smtp-server's _onCommand, which MAIL, RCPT and DATA take without its general path when the session
+   * is ready and past HELO/EHLO, no TLS upgrade, shutdown, AUTH exchange or LMTP is under way, and AUTH
+   * is not offered: for them that path checks nothing more, but turns the line into a string three
+   * times and builds a regular expression match, a redaction object and two arrays per command. The
+   * handler is called as smtp-server calls it; any other command or state goes to smtp-server.
+   */
+  private takeCommand(command: Buffer, callback: (() => void) | undefined): void {
+    const line = command.toString();
+    const space = line.indexOf(' ');
+    const name = (space < 0 ? line : line.slice(0, space)).toUpperCase();
+    const server = this._server;
+    if (
+      (name !== 'MAIL' && name !== 'RCPT' && name !== 'DATA') ||
+      this._upgrading ||
+      server._closeTimeout ||
+      !this._ready ||
+      this._nextHandler ||
+      server.options.lmtp ||
+      !this.hostNameAppearsAs ||
+      !this._isSupported(name) ||
+      (!this.session.user && this._isSupported('AUTH'))
+    ) {
+      return super._onCommand(command, callback);
+    }
+    const user = (this.session.user && this.session.user.username) || this.session.user;
+    server.logger.debug({ tnx: 'command', cid: this.id, command: name, user }, 'C:', line);
+    const handler = this._getHandler(name) as (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+    const next = callback ?? ((): boolean => false);
+    let handlerDone = false;
+    const handlerCallback = (): void => {
+      handlerDone = true;
+      this._handlerPending = false;
+      this._whenWritable(next);
+    };
+    this._handlerPending = true;
+    try {
+      handler.call(this, command, handlerCallback);
+    } catch (err) {
+      // As smtp-server: a handler bug is logged and answered, never thrown into the socket's pipe.
+      server.logger.error({ err, tnx: 'command', cid: this.id, command: name }, '%s Failed to process %s command: %s', this.id, name, (err as Error).message);
+      if (!handlerDone) {
+        this.send(451, 'Error: internal server error');
+        handlerCallback();
+      }
+    }
   }
 
   /** MAIL FROM and RCPT TO in their common shape parsed without smtp-server's general path, to the same result. */
