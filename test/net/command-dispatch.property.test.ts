@@ -68,11 +68,12 @@ describe('MAIL, RCPT and DATA through the adapter', () => {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   });
 
-  for (const [name, auth] of [
+  const modes: [string, SMTPServerOptions][] = [
     ['AUTH off', { disabledCommands: ['AUTH'] }],
     ['AUTH required', { allowInsecureAuth: true }],
     ['AUTH optional', { authOptional: true, allowInsecureAuth: true }],
-  ] as const) {
+  ];
+  for (const [name, auth] of modes) {
     it(`answers any command sequence as smtp-server does, ${name} (property)`, async () => {
       const options = (): SMTPServerOptions => ({
         logger: false,
