@@ -126,6 +126,26 @@ export function pauseGreeting(session: SMTPServerSession, teaser: string, ms: nu
   return connection ? connection.pauseGreeting(teaser, ms) : Promise.resolve(true);
 }
 
+/** smtp-server's test for what may not appear in a reply line (its sasl.js CONTROL_CHARS). */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHAR = /[\x00-\x1F\x7F-\x9F]/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\x00-\x1F\x7F-\x9F]/g;
+
+/** A reply line's text as smtp-server writes it: each control character a space, so no text can split the reply. */
+function sanitized(text: string): string {
+  return CONTROL_CHAR.test(text) ? text.replace(CONTROL_CHARS, ' ') : text;
+}
+
+/** `r` as smtp-server's send writes the lines `replyTexts(r)`, without the final CRLF. */
+function payloadOf(r: SmtpReply): string {
+  const { code, enhanced, lines } = r;
+  if (lines.length <= 1) return `${code} ${sanitized(enhanced ? `${enhanced} ${lines[0] ?? ''}`.trimEnd() : (lines[0] ?? ''))}`;
+  return replyTexts(r)
+    .map((text, i) => `${code}${i < lines.length - 1 ? '-' : ' '}${sanitized(text)}`)
+    .join('\r\n');
+}
+
 /** One client connection of an AdaptedSmtpServer; subclasses shape it through the protected hooks. */
 export class AdaptedConnection extends SMTPConnection {
   /** The handler's answer while its callback runs: the reply smtp-server writes then is the answer. */
@@ -158,8 +178,25 @@ export class AdaptedConnection extends SMTPConnection {
 
   /** Writes `r` exactly (smtp-server adds no enhanced code), then closes if asked; a 421 always closes. */
   writeReply(r: SmtpReply, close: boolean): void {
-    super.send(r.code, replyTexts(r), false);
+    this.writePayload(r.code, payloadOf(r));
     if (close) this.close();
+  }
+
+  /**
+   * smtp-server's send for a reply whose lines are given whole (no enhanced code of its own), with the
+   * same checks and effects: the session's `error`, no write while a TLS handshake is under way or to a
+   * socket that is not open, the debug line, and a 421 that closes. Its send maps, sanitises and joins
+   * the lines through two arrays and a closure per reply.
+   */
+  private writePayload(code: number, payload: string): void {
+    if (code >= 400) this.session.error = payload;
+    const socket = this._socket;
+    if (!this._upgrading && !socket.destroyed && socket.readyState === 'open') {
+      socket.write(`${payload}\r\n`);
+      const user = (this.session.user && this.session.user.username) || this.session.user;
+      this._server.logger.debug({ tnx: 'send', cid: this.id, user }, 'S:', payload);
+    }
+    if (code === 421) this.close();
   }
 
   /** See `answer`. */
