@@ -21,7 +21,7 @@ import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { archiveMessage } from './data-archive.js';
 import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
 import { judgeHeaderSection } from './data-header.js';
-import { DataLimits } from './data-limits.js';
+import { DataDeadline, DataLimits } from './data-limits.js';
 import { messageChunks, relayMessage, relaySpooled } from './data-relay.js';
 import type { ReceivedInfo } from './received-header.js';
 import { StreamChunks } from './stream-chunks.js';
@@ -81,6 +81,7 @@ export class EdgeSession {
   private readonly shadow: ShadowSession | undefined;
   private readonly recorder: SessionRecorder | undefined;
   private forwarded: ForwardedClient | undefined;
+  private readonly dataDeadline = new DataDeadline();
 
   constructor(
     readonly generation: Generation,
@@ -212,7 +213,7 @@ export class EdgeSession {
    */
   async data(stream: Readable, onTimeout: (r: SmtpReply) => void): Promise<Outcome> {
     const source = new StreamChunks(stream);
-    const limits = new DataLimits(this.listener.limits, this.sessionBytes, onTimeout);
+    const limits = new DataLimits(this.listener.limits, this.sessionBytes, this.dataDeadline, onTimeout);
     const tx = this.transaction;
     let outcome: Outcome;
     try {
@@ -251,6 +252,7 @@ export class EdgeSession {
   /** The connection is gone: whatever transaction was open is abandoned. */
   close(): void {
     this.gone = true;
+    this.dataDeadline.stop();
     this.transaction?.abandonBackend();
     this.policy.close().catch((err: unknown) => this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'concurrency slot not given back'));
     this.recorder?.close(this.policy, this.smtp.id, this.listener.name);
