@@ -7,7 +7,7 @@
  * not yet answered: a reply (or any byte) arriving with none outstanding would shift every later reply
  * onto the wrong command, so it is a protocol error that ends the session.
  */
-import { fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
+import { fromServerLine, fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
 import { passedOnReply } from './session-id-reply.js';
 import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 
@@ -80,6 +80,8 @@ export class ReplyParser {
     const l = replyLine(line);
     if (!l) return this.stop(`malformed reply line '${line.slice(0, 80)}'`);
     if (this.code !== undefined && l.code !== this.code) return this.stop(`multi-line reply changes code from ${this.code} to ${l.code}`);
+    // A one-line reply, as nearly all are, is made without collecting its lines.
+    if (!l.more && this.code === undefined) return passedOnReply(fromServerLine(l.code, l.text));
     this.code = l.code;
     this.lines.push(l.text);
     if (this.lines.length > MAX_REPLY_LINES) return this.stop('reply has too many lines');

@@ -80,6 +80,13 @@ export function fromServerLines(code: number, texts: string[]): SmtpReply {
   return { code, enhanced: first.slice(0, length), lines };
 }
 
+/** `fromServerLines(code, [text])`, for the one-line replies nearly every command gets, without the array in between. */
+export function fromServerLine(code: number, text: string): SmtpReply {
+  const length = enhancedCodeLength(text);
+  if (length === 0) return { code, enhanced: classDefault(code), lines: [text] };
+  return { code, enhanced: text.slice(0, length), lines: [afterEnhanced(text, length)] };
+}
+
 /** Splits `"5.7.1 text"` into its enhanced code and text, when the text starts with one. */
 export function splitEnhanced(text: string): { enhanced: string; text: string } | undefined {
   const length = enhancedCodeLength(text);

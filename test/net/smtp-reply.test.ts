@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from '../../src/edge/backend-unavailable.js';
-import { enhancedCodeLength, formatReply, fromServerLines, reply, SmtpError, splitEnhanced } from '../../src/net/smtp-reply.js';
+import { enhancedCodeLength, formatReply, fromServerLine, fromServerLines, reply, SmtpError, splitEnhanced } from '../../src/net/smtp-reply.js';
 import { LocalDeliveryError } from '../../src/transport/local-delivery.js';
 
 test('every failure that becomes an SMTP reply carries it the same way, as an SmtpError', () => {
@@ -54,6 +54,7 @@ test('the enhanced code at the start of a text is what RFC 3463\'s pattern match
         ? { code, enhanced: `${m[1]}.${m[2]}.${m[3]}`, lines: texts.map((t) => t.replace(ENHANCED_PREFIX, '')) }
         : { code, enhanced: `${Math.floor(code / 100)}.0.0`, lines: texts };
       assert.deepEqual(fromServerLines(code, [...texts]), expected);
+      assert.deepEqual(fromServerLine(code, first), fromServerLines(code, [first]));
     }),
     { numRuns: 3000 },
   );
