@@ -18,6 +18,11 @@
  *   (`pauseGreeting`, postscreen's pre-greeting test);
  * - the server's last reply (QUIT's 221, a 421, a refusal) may close the socket at once (`closeAtOnce`);
  * - a listener of its own without a PROXY header or implicit TLS takes each socket straight to `connect`.
+ *
+ * Per message, MAIL, RCPT and DATA (`takeCommand`), the address parse (`_parseAddressCommand`) and every
+ * reply written (`writeReply`) skip smtp-server's general paths, with the same checks and results.
+ * Longer than 350 lines because every member that reaches into smtp-server has to be here, in the one
+ * module its internals test covers.
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
