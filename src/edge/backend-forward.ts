@@ -21,8 +21,23 @@ function offeredNames(offered: string): Set<string> {
   return lastOffered.names;
 }
 
-/** `NAME=… ADDR=… PROTO=… HELO=…`, only the attributes the back end named in its EHLO (`offered`), values as xtext. */
+/** The attributes last formatted for each client object: an edge session asks again for each transaction. */
+const formatted = new WeakMap<ForwardedClient, { offered: string; line: string }>();
+
+/**
+ * `NAME=… ADDR=… PROTO=… HELO=…`, only the attributes the back end named in its EHLO (`offered`), values
+ * as xtext. A client object is never changed once made (the edge makes a new one when its HELO does),
+ * so its line is formatted once per offer.
+ */
 export function forwardAttributes(client: ForwardedClient, offered: string): string {
+  const known = formatted.get(client);
+  if (known?.offered === offered) return known.line;
+  const line = formatAttributes(client, offered);
+  formatted.set(client, { offered, line });
+  return line;
+}
+
+function formatAttributes(client: ForwardedClient, offered: string): string {
   const allowed = offeredNames(offered);
   const parts: string[] = [];
   if (allowed.has('NAME')) parts.push(`NAME=${client.hostname === undefined ? UNAVAILABLE : xtext(client.hostname)}`);

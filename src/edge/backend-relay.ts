@@ -199,7 +199,7 @@ export class BackendSession implements BackendConnection {
 
   /** RCPT TO for one recipient. */
   async rcptTo(address: string): Promise<SmtpReply> {
-    return this.command(`RCPT TO:<${onWire(address)}>`, 'RCPT TO');
+    return await this.command(`RCPT TO:<${onWire(address)}>`, 'RCPT TO');
   }
 
   /**
@@ -213,7 +213,7 @@ export class BackendSession implements BackendConnection {
    * back end offers PIPELINING, QUIT goes out with the final dot.
    */
   async data(message: AsyncIterable<Buffer>): Promise<SmtpReply> {
-    const go = await this.command('DATA', 'DATA', this.target.timeoutMs, (code) => code === 354);
+    const go = await this.command('DATA', 'DATA', this.target.timeoutMs, isGoAhead);
     // A refused DATA may leave the transaction open at the back end (RFC 5321 is silent): RSET before reuse.
     if (go.code !== 354) return go;
     this.inData = true;
@@ -363,7 +363,8 @@ export class BackendSession implements BackendConnection {
     this.socket.write(`${lines}\r\n`);
   }
 
-  private async command(line: string, what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
+  /** Writes `line` and waits for its reply; throws at once when the connection is gone (every caller awaits it in an async function). */
+  private command(line: string, what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
     this.write(line);
     return this.expect(what, timeoutMs, positive);
   }
@@ -449,6 +450,10 @@ export function onWire(address: string): string {
 
 function isSuccess(code: number): boolean {
   return code >= 200 && code < 300;
+}
+
+function isGoAhead(code: number): boolean {
+  return code === 354;
 }
 
 /** TCP connect bounded by a time-out; refusals and time-outs become BackendUnavailable. */

@@ -7,17 +7,39 @@
  * not yet answered: a reply (or any byte) arriving with none outstanding would shift every later reply
  * onto the wrong command, so it is a protocol error that ends the session.
  */
-import { fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
+import { fromServerLine, fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
 import { passedOnReply } from './session-id-reply.js';
 import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 
 export const MAX_REPLY_LINE = 4096;
 export const MAX_REPLY_LINES = 200;
 
-const REPLY_LINE = /^([2-5]\d\d)(?:([ -])(.*))?$/;
 /** RFC 5321 text is printable; a control character (CR alone included) would reach the client's reply. */
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/** One reply line: its code, whether more lines follow (`250-`), and its text. */
+export interface ReplyLine {
+  code: number;
+  more: boolean;
+  text: string;
+}
+
+/**
+ * A reply line (`[2-5]\d\d`, then the end, or a space or hyphen and the text), undefined when it is
+ * malformed or carries a control character; read by its character codes, not a regular expression's
+ * match and captures, as every back-end reply passes here.
+ */
+export function replyLine(line: string): ReplyLine | undefined {
+  const c0 = line.charCodeAt(0);
+  const c1 = line.charCodeAt(1);
+  const c2 = line.charCodeAt(2);
+  if (!(c0 >= 0x32 && c0 <= 0x35 && c1 >= 0x30 && c1 <= 0x39 && c2 >= 0x30 && c2 <= 0x39)) return undefined;
+  const sep = line.charCodeAt(3);
+  if (line.length > 3 && sep !== 0x20 && sep !== 0x2d) return undefined;
+  if (CONTROL.test(line)) return undefined;
+  return { code: (c0 - 0x30) * 100 + (c1 - 0x30) * 10 + (c2 - 0x30), more: sep === 0x2d, text: line.length > 4 ? line.slice(4) : '' };
+}
 
 /**
  * Bytes in, complete replies out. The first malformed line sets `error` for good; the replies completed
@@ -25,7 +47,7 @@ const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
  */
 export class ReplyParser {
   private partial = '';
-  private code: string | undefined;
+  private code: number | undefined;
   private lines: string[] = [];
   error: BackendUnavailable | undefined;
 
@@ -55,14 +77,16 @@ export class ReplyParser {
   }
 
   private line(line: string): SmtpReply | undefined {
-    const m = CONTROL.test(line) ? null : REPLY_LINE.exec(line);
-    if (!m?.[1]) return this.stop(`malformed reply line '${line.slice(0, 80)}'`);
-    if (this.code !== undefined && m[1] !== this.code) return this.stop(`multi-line reply changes code from ${this.code} to ${m[1]}`);
-    this.code = m[1];
-    this.lines.push(m[3] ?? '');
+    const l = replyLine(line);
+    if (!l) return this.stop(`malformed reply line '${line.slice(0, 80)}'`);
+    if (this.code !== undefined && l.code !== this.code) return this.stop(`multi-line reply changes code from ${this.code} to ${l.code}`);
+    // A one-line reply, as nearly all are, is made without collecting its lines.
+    if (!l.more && this.code === undefined) return passedOnReply(fromServerLine(l.code, l.text));
+    this.code = l.code;
+    this.lines.push(l.text);
     if (this.lines.length > MAX_REPLY_LINES) return this.stop('reply has too many lines');
-    if (m[2] === '-') return undefined;
-    const reply = passedOnReply(fromServerLines(Number(m[1]), this.lines));
+    if (l.more) return undefined;
+    const reply = passedOnReply(fromServerLines(l.code, this.lines));
     this.code = undefined;
     this.lines = [];
     return reply;

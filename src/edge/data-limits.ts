@@ -11,19 +11,60 @@ const TOO_BIG = reply(552, '5.3.4', 'Message size exceeds fixed maximum message 
 const SESSION_FULL = reply(421, '4.7.0', 'Session size limit reached, closing');
 const DATA_TIMEOUT = reply(421, '4.4.2', 'Data timeout, closing connection');
 
+/**
+ * A connection's DATA deadline: one timer for all its messages, re-armed (refresh) as each message
+ * starts, instead of a timer made and cleared per message. It does not hold the process open (the
+ * client's socket does while a message is read), and may fire disarmed, when it does nothing.
+ */
+export class DataDeadline {
+  private timer: NodeJS.Timeout | undefined;
+  private timerMs = 0;
+  private expire: (() => void) | undefined;
+
+  /** `expire` runs `ms` from now unless disarm() or stop() comes first. */
+  arm(ms: number, expire: () => void): void {
+    this.expire = expire;
+    if (this.timer !== undefined && this.timerMs === ms) {
+      this.timer.refresh();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timerMs = ms;
+    this.timer = setTimeout(() => this.fire(), ms);
+    this.timer.unref();
+  }
+
+  disarm(): void {
+    this.expire = undefined;
+  }
+
+  /** The connection is over. */
+  stop(): void {
+    this.expire = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private fire(): void {
+    const expire = this.expire;
+    this.expire = undefined;
+    expire?.();
+  }
+}
+
 export class DataLimits {
   /** Message bytes read so far. */
   bytes = 0;
   private enforcing = true;
-  private readonly deadline: NodeJS.Timeout;
 
-  /** `onTimeout` gets the 421 to write when the deadline passes. */
+  /** `onTimeout` gets the 421 to write when the connection's `deadline` passes. */
   constructor(
     private readonly limits: ListenerConfig['limits'],
     private readonly sessionBytes: number,
+    private readonly deadline: DataDeadline,
     onTimeout: (r: SmtpReply) => void,
   ) {
-    this.deadline = setTimeout(() => onTimeout(DATA_TIMEOUT), limits.dataTimeoutMs);
+    deadline.arm(limits.dataTimeoutMs, () => onTimeout(DATA_TIMEOUT));
   }
 
   /** Counts a chunk read; throws the reply (SmtpError) once a limit is passed, while they are enforced. */
@@ -42,6 +83,6 @@ export class DataLimits {
 
   /** The message was read to its end (or the client went away). */
   done(): void {
-    clearTimeout(this.deadline);
+    this.deadline.disarm();
   }
 }

@@ -3,19 +3,33 @@ import type { BackendConnection } from './backend-connection.js';
 import { receivedHeader, type ReceivedInfo } from './received-header.js';
 import type { SmtpReply } from '../net/smtp-reply.js';
 
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
 /**
  * The pieces of a message already read (`first`, empty ones skipped), then every chunk left in `rest`,
- * each through `count`. One generator for the whole message: each level of `yield*` between the
- * client's stream and the back end's socket cost a promise per chunk. `rest` is left open when the
- * message is abandoned: the client's stream is drained by its reader, so no body line becomes a command.
+ * each through `count`. A plain iterator, not a generator: the pieces in hand are handed over at once,
+ * and each chunk of `rest` costs its own read only (an async generator added a promise and a resumed
+ * frame per piece, and each level of `yield*` another). `rest` is left open when the message is
+ * abandoned: the client's stream is drained by its reader, so no body line becomes a command.
  */
-export async function* messageChunks(first: readonly Buffer[], rest: AsyncIterator<Buffer> | undefined, count: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
-  for (const piece of first) if (piece.length > 0) yield piece;
-  if (!rest) return;
-  for (let n = await rest.next(); !n.done; n = await rest.next()) {
+export function messageChunks(first: readonly Buffer[], rest: AsyncIterator<Buffer> | undefined, count: (chunk: Buffer) => void): AsyncIterableIterator<Buffer> {
+  let at = 0;
+  const counted = (n: IteratorResult<Buffer>): IteratorResult<Buffer, undefined> => {
+    if (n.done) return DONE;
     count(n.value);
-    yield n.value;
-  }
+    return n;
+  };
+  const chunks: AsyncIterableIterator<Buffer> = {
+    [Symbol.asyncIterator]: () => chunks,
+    next: () => {
+      while (at < first.length) {
+        const piece = first[at++] as Buffer;
+        if (piece.length > 0) return Promise.resolve({ done: false, value: piece });
+      }
+      return rest ? rest.next().then(counted) : Promise.resolve(DONE);
+    },
+  };
+  return chunks;
 }
 
 /** Streams the trace field, `first` and the rest of `rest` to the back end; resolves with its reply to the final dot. */

@@ -16,12 +16,15 @@ import type { SessionPolicy } from '../policy/session-policy.js';
 import { STEPS } from '../policy/steps.js';
 import type { Verdict } from '../policy/verdict.js';
 import type { BackendPool } from './backend-pool.js';
+import type { ForwardedClient } from './backend-forward.js';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { archiveMessage } from './data-archive.js';
 import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
 import { judgeHeaderSection } from './data-header.js';
-import { DataLimits } from './data-limits.js';
+import { DataDeadline, DataLimits } from './data-limits.js';
 import { messageChunks, relayMessage, relaySpooled } from './data-relay.js';
+import type { ReceivedInfo } from './received-header.js';
+import { StreamChunks } from './stream-chunks.js';
 import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable, TEMPORARY_SERVER_ERROR } from './backend-unavailable.js';
@@ -77,6 +80,8 @@ export class EdgeSession {
   private gone = false;
   private readonly shadow: ShadowSession | undefined;
   private readonly recorder: SessionRecorder | undefined;
+  private forwarded: ForwardedClient | undefined;
+  private readonly dataDeadline = new DataDeadline();
 
   constructor(
     readonly generation: Generation,
@@ -153,13 +158,7 @@ export class EdgeSession {
     try {
       tx.backendOpenedAt = Date.now();
       const pool = this.generation.pool;
-      const client = {
-        address: this.policy.clientIp,
-        ...(this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[') ? { hostname: this.smtp.clientHostname } : {}),
-        helo: this.smtp.hostNameAppearsAs || undefined,
-        proto: this.smtp.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP',
-      } as const;
-      const { session, reply: r } = await pool.begin(client, address, params);
+      const { session, reply: r } = await pool.begin(this.forwardedClient(), address, params);
       tx.borrow(session, pool);
       if (this.gone) {
         tx.end();
@@ -213,8 +212,8 @@ export class EdgeSession {
    * client before the reply, so a refusal never leaves body lines to be taken as commands.
    */
   async data(stream: Readable, onTimeout: (r: SmtpReply) => void): Promise<Outcome> {
-    const source = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    const limits = new DataLimits(this.listener.limits, this.sessionBytes, onTimeout);
+    const source = new StreamChunks(stream);
+    const limits = new DataLimits(this.listener.limits, this.sessionBytes, this.dataDeadline, onTimeout);
     const tx = this.transaction;
     let outcome: Outcome;
     try {
@@ -253,6 +252,7 @@ export class EdgeSession {
   /** The connection is gone: whatever transaction was open is abandoned. */
   close(): void {
     this.gone = true;
+    this.dataDeadline.stop();
     this.transaction?.abandonBackend();
     this.policy.close().catch((err: unknown) => this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'concurrency slot not given back'));
     this.recorder?.close(this.policy, this.smtp.id, this.listener.name);
@@ -299,16 +299,16 @@ export class EdgeSession {
       }
     }
     try {
-      const trace = {
+      const trace: ReceivedInfo = {
         helo: this.smtp.hostNameAppearsAs || undefined,
-        ...(this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[') ? { clientHostname: this.smtp.clientHostname } : {}),
         clientIp: this.policy.clientIp,
         by: this.generation.engine.rules.hostname,
         id: this.smtp.id,
         protocol: this.smtp.transmissionType || 'ESMTP',
-        ...(tx.recipients.length === 1 ? { recipient: tx.recipients[0] } : {}),
         date: new Date(),
       };
+      if (this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[')) trace.clientHostname = this.smtp.clientHostname;
+      if (tx.recipients.length === 1) trace.recipient = tx.recipients[0];
       const r = authed
         ? await relaySpooled(tx.backend, trace, authed.message)
         : await relayMessage(tx.backend, trace, [section.head, section.rest], rest, count);
@@ -340,6 +340,22 @@ export class EdgeSession {
     address: this.address,
   });
 
+  /**
+   * The client as the back end is told of it (XFORWARD, XCLIENT): one object while the HELO name and
+   * greeting command stay the same, never changed once made, so that its attributes are formatted once
+   * (forwardAttributes) for all its transactions.
+   */
+  private forwardedClient(): ForwardedClient {
+    const helo = this.smtp.hostNameAppearsAs || undefined;
+    const proto = this.smtp.openingCommand === 'EHLO' ? 'ESMTP' : 'SMTP';
+    const known = this.forwarded;
+    if (known && known.helo === helo && known.proto === proto) return known;
+    const client: ForwardedClient = { address: this.policy.clientIp, helo, proto };
+    if (this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[')) client.hostname = this.smtp.clientHostname;
+    this.forwarded = client;
+    return client;
+  }
+
   private noteHelo(): void {
     const helo = this.smtp.hostNameAppearsAs || '';
     if (helo === this.heloSeen) return;
@@ -362,11 +378,15 @@ export class EdgeSession {
     this.services.metrics.relay(outcome, (Date.now() - tx.backendOpenedAt) / 1000);
   }
 
-  /** Drops the current transaction: its back-end session goes back to the pool, the policy forgets the archive choice. */
+  /**
+   * Drops the current transaction: its back-end session goes back to the pool, the policy forgets the
+   * archive choice (and, when no decision record is kept, what it judged).
+   */
   private endTransaction(): void {
     const tx = this.transaction;
     this.transaction = undefined;
     this.policy.resetTransaction();
+    if (!this.recorder) this.policy.forgetJudged();
     this.shadow?.resetTransaction();
     tx?.end();
   }

@@ -93,24 +93,40 @@ export function libraryReply(code: number, data: string | string[] | null | unde
   return { code, enhanced: enhanced ?? classDefault(code), lines: texts };
 }
 
+const NON_ASCII_ADDRESS = reply(553, '5.6.7', 'Non-ASCII addresses not permitted without SMTPUTF8');
+const BAD_HELO_ARGUMENT = reply(501, '5.5.4', 'Invalid domain name or address literal');
+
 /**
  * What the edge would pass on but a client must not be able to write, refused before smtp-server takes
  * it: a HELO/EHLO argument that is no host name or address literal (it goes into XFORWARD and
  * `Received:`), and any 8-bit byte in MAIL FROM or RCPT TO, since SMTPUTF8 is not offered (RFC 6531
  * 3.4). `line` is the command's bytes as Latin-1, so each byte is one character.
  */
-function refuseArgument(line: string): SmtpReply | undefined {
-  const [verb = '', ...args] = line.split(/[ \t]+/).filter((w) => w !== '');
-  const command = verb.toUpperCase();
+export function refuseArgument(line: string): SmtpReply | undefined {
+  const verb = verbOf(line);
+  if (verb === 'MAIL' || verb === 'RCPT') return /[\x80-\xff]/.test(line) ? NON_ASCII_ADDRESS : undefined;
+  if (verb !== 'HELO' && verb !== 'EHLO') return undefined;
+  const args = line.split(/[ \t]+/).filter((w) => w !== '');
   // Only printable ASCII: smtp-server would split on Unicode white space and keep the rest.
   const printable = /^[\t\x20-\x7e]*$/.test(line);
-  if ((command === 'HELO' || command === 'EHLO') && (!printable || (args.length === 1 && !isHeloName(args[0] ?? '')))) {
-    return reply(501, '5.5.4', 'Invalid domain name or address literal');
-  }
-  if ((command === 'MAIL' || command === 'RCPT') && /[\x80-\xff]/.test(line)) {
-    return reply(553, '5.6.7', 'Non-ASCII addresses not permitted without SMTPUTF8');
-  }
-  return undefined;
+  return !printable || (args.length === 2 && !isHeloName(args[1] ?? '')) ? BAD_HELO_ARGUMENT : undefined;
+}
+
+/**
+ * The line's first word (words are separated by runs of spaces and tabs) upper-cased when it has four
+ * characters, the length of every verb refuseArgument looks at, else ''; found without splitting the
+ * line, which every command line passes through.
+ */
+function verbOf(line: string): string {
+  let start = 0;
+  while (isBlank(line.charCodeAt(start))) start += 1;
+  let end = start;
+  while (end < line.length && !isBlank(line.charCodeAt(end))) end += 1;
+  return end - start === 4 ? line.slice(start, end).toUpperCase() : '';
+}
+
+function isBlank(c: number): boolean {
+  return c === 0x20 || c === 0x09;
 }
 
 /** One client connection; see the module comment. */

@@ -212,9 +212,10 @@ export class EdgeListener {
         heloResponse: '%s Hello %s',
         onConnect: (session, cb) => this.onConnect(session, cb),
         onMailFrom: (address, session, cb) => {
-          const size = typeof address.args === 'object' && address.args.SIZE ? Number(address.args.SIZE) : undefined;
-          const body = session.envelope.bodyType === '8bitmime' ? '8BITMIME' : undefined;
-          this.respond(session, cb, (s) => s.mailFrom(address.address, { ...(body ? { body } : {}), ...(size !== undefined ? { size } : {}) }));
+          const params: { body?: string; size?: number } = {};
+          if (session.envelope.bodyType === '8bitmime') params.body = '8BITMIME';
+          if (typeof address.args === 'object' && address.args.SIZE) params.size = Number(address.args.SIZE);
+          this.respond(session, cb, (s) => s.mailFrom(address.address, params));
         },
         onRcptTo: (address, session, cb) => this.respond(session, cb, (s) => s.rcptTo(address.address)),
         onData: (stream, session, cb) => this.onData(stream, session, cb),

@@ -37,7 +37,7 @@ export class PipeliningGuard {
   command(line: string): void {
     // The ending is counted as CRLF: a bare LF then only under-counts what is still unread.
     this.unread = Math.max(0, this.unread - line.length - 2);
-    const verb = (/^\S+/.exec(line)?.[0] ?? '').toUpperCase();
+    const verb = leadingWord(line).toUpperCase();
     const last = !this.ehlo || GROUP_ENDERS.has(verb);
     if (last && this.unread > 0) this.broken = true;
     if (verb === 'EHLO' || verb === 'HELO') this.ehlo = false;
@@ -51,4 +51,18 @@ export class PipeliningGuard {
     if (this.ehloAnswerPending) this.ehlo = code === 250;
     this.ehloAnswerPending = false;
   }
+}
+
+/** What `/^\S+/` matches at the start of `line` ('' when it opens with white space), without a match object per command. */
+function leadingWord(line: string): string {
+  let end = 0;
+  while (end < line.length && !isWhiteSpace(line.charCodeAt(end))) end += 1;
+  return line.slice(0, end);
+}
+
+/** JavaScript's `\s`: the ASCII controls TAB to CR, space, and Unicode's space separators, line and paragraph separators and BOM. */
+function isWhiteSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
 }

@@ -82,6 +82,8 @@ export class ShadowSession {
     this.then(() => {
       this.refusedSender = false;
       this.policy.resetTransaction();
+      // Nobody reads the candidate's trace: compare() has used each verdict as it came.
+      this.policy.forgetJudged();
     });
   }
 

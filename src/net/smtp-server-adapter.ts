@@ -18,12 +18,18 @@
  *   (`pauseGreeting`, postscreen's pre-greeting test);
  * - the server's last reply (QUIT's 221, a 421, a refusal) may close the socket at once (`closeAtOnce`);
  * - a listener of its own without a PROXY header or implicit TLS takes each socket straight to `connect`.
+ *
+ * Per message, MAIL, RCPT and DATA (`takeCommand`), the address parse (`_parseAddressCommand`) and every
+ * reply written (`writeReply`) skip smtp-server's general paths, with the same checks and results.
+ * Longer than 350 lines because every member that reaches into smtp-server has to be here, in the one
+ * module its internals test covers.
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { parseSimpleAddressCommand } from './address-command.js';
 import { replyTexts, type SmtpReply } from './smtp-reply.js';
 import { newSessionId } from './session-id.js';
 
@@ -35,7 +41,7 @@ export const SMTP_SERVER_VERSION = '3.21.6';
  * parameters) for methods, or 'field' for instance state; the internals test checks each one.
  */
 export const SMTP_SERVER_INTERNALS = {
-  SMTPServer: { connect: 2, connections: 'field', server: 'field' },
+  SMTPServer: { connect: 2, connections: 'field', server: 'field', _closeTimeout: 'field' },
   SMTPConnection: {
     send: 3,
     init: 0,
@@ -44,6 +50,9 @@ export const SMTP_SERVER_INTERNALS = {
     _setListeners: 1,
     _createParser: 0,
     _onCommand: 2,
+    _parseAddressCommand: 2,
+    _isSupported: 1,
+    _getHandler: 1,
     _onClose: 0,
     _whenWritable: 1,
     _resetSession: 0,
@@ -52,6 +61,8 @@ export const SMTP_SERVER_INTERNALS = {
     _parser: 'field',
     _dataStream: 'field',
     _handlerPending: 'field',
+    _nextHandler: 'field',
+    hostNameAppearsAs: 'field',
     _ready: 'field',
     _upgrading: 'field',
     _socket: 'field',
@@ -120,6 +131,26 @@ export function pauseGreeting(session: SMTPServerSession, teaser: string, ms: nu
   return connection ? connection.pauseGreeting(teaser, ms) : Promise.resolve(true);
 }
 
+/** smtp-server's test for what may not appear in a reply line (its sasl.js CONTROL_CHARS). */
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHAR = /[\x00-\x1F\x7F-\x9F]/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\x00-\x1F\x7F-\x9F]/g;
+
+/** A reply line's text as smtp-server writes it: each control character a space, so no text can split the reply. */
+function sanitized(text: string): string {
+  return CONTROL_CHAR.test(text) ? text.replace(CONTROL_CHARS, ' ') : text;
+}
+
+/** `r` as smtp-server's send writes the lines `replyTexts(r)`, without the final CRLF. */
+function payloadOf(r: SmtpReply): string {
+  const { code, enhanced, lines } = r;
+  if (lines.length <= 1) return `${code} ${sanitized(enhanced ? `${enhanced} ${lines[0] ?? ''}`.trimEnd() : (lines[0] ?? ''))}`;
+  return replyTexts(r)
+    .map((text, i) => `${code}${i < lines.length - 1 ? '-' : ' '}${sanitized(text)}`)
+    .join('\r\n');
+}
+
 /** One client connection of an AdaptedSmtpServer; subclasses shape it through the protected hooks. */
 export class AdaptedConnection extends SMTPConnection {
   /** The handler's answer while its callback runs: the reply smtp-server writes then is the answer. */
@@ -152,8 +183,25 @@ export class AdaptedConnection extends SMTPConnection {
 
   /** Writes `r` exactly (smtp-server adds no enhanced code), then closes if asked; a 421 always closes. */
   writeReply(r: SmtpReply, close: boolean): void {
-    super.send(r.code, replyTexts(r), false);
+    this.writePayload(r.code, payloadOf(r));
     if (close) this.close();
+  }
+
+  /**
+   * smtp-server's send for a reply whose lines are given whole (no enhanced code of its own), with the
+   * same checks and effects: the session's `error`, no write while a TLS handshake is under way or to a
+   * socket that is not open, the debug line, and a 421 that closes. Its send maps, sanitises and joins
+   * the lines through two arrays and a closure per reply.
+   */
+  private writePayload(code: number, payload: string): void {
+    if (code >= 400) this.session.error = payload;
+    const socket = this._socket;
+    if (!this._upgrading && !socket.destroyed && socket.readyState === 'open') {
+      socket.write(`${payload}\r\n`);
+      const user = (this.session.user && this.session.user.username) || this.session.user;
+      this._server.logger.debug({ tnx: 'send', cid: this.id, user }, 'S:', payload);
+    }
+    if (code === 421) this.close();
   }
 
   /** See `answer`. */
@@ -243,10 +291,63 @@ export class AdaptedConnection extends SMTPConnection {
     // Swallowed, and the parser left waiting: the pause's end answers a client that talked first.
     if (this.talkedDuringPause) return this.talkedDuringPause();
     const refusal = this.commandRead(command, this._ready && !this._upgrading);
-    if (!refusal) return super._onCommand(command, callback);
+    if (!refusal) return this.takeCommand(command, callback);
     this.writeReply(refusal, refusal.code === 554);
     if (refusal.code === 421 || refusal.code === 554) return;
     setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
+  }
+
+  /**
+   * smtp-server's _onCommand, which MAIL, RCPT and DATA take without its general path when the session
+   * is ready and past HELO/EHLO, no TLS upgrade, shutdown, AUTH exchange or LMTP is under way, and AUTH
+   * is not offered: for them that path checks nothing more, but turns the line into a string three
+   * times and builds a regular expression match, a redaction object and two arrays per command. The
+   * handler is called as smtp-server calls it; any other command or state goes to smtp-server.
+   */
+  private takeCommand(command: Buffer, callback: (() => void) | undefined): void {
+    const line = command.toString();
+    const space = line.indexOf(' ');
+    const name = (space < 0 ? line : line.slice(0, space)).toUpperCase();
+    const server = this._server;
+    if (
+      (name !== 'MAIL' && name !== 'RCPT' && name !== 'DATA') ||
+      this._upgrading ||
+      server._closeTimeout ||
+      !this._ready ||
+      this._nextHandler ||
+      server.options.lmtp ||
+      !this.hostNameAppearsAs ||
+      !this._isSupported(name) ||
+      (!this.session.user && this._isSupported('AUTH'))
+    ) {
+      return super._onCommand(command, callback);
+    }
+    const user = (this.session.user && this.session.user.username) || this.session.user;
+    server.logger.debug({ tnx: 'command', cid: this.id, command: name, user }, 'C:', line);
+    const handler = this._getHandler(name) as (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+    const next = callback ?? ((): boolean => false);
+    let handlerDone = false;
+    const handlerCallback = (): void => {
+      handlerDone = true;
+      this._handlerPending = false;
+      this._whenWritable(next);
+    };
+    this._handlerPending = true;
+    try {
+      handler.call(this, command, handlerCallback);
+    } catch (err) {
+      // As smtp-server: a handler bug is logged and answered, never thrown into the socket's pipe.
+      server.logger.error({ err, tnx: 'command', cid: this.id, command: name }, '%s Failed to process %s command: %s', this.id, name, (err as Error).message);
+      if (!handlerDone) {
+        this.send(451, 'Error: internal server error');
+        handlerCallback();
+      }
+    }
+  }
+
+  /** MAIL FROM and RCPT TO in their common shape parsed without smtp-server's general path, to the same result. */
+  override _parseAddressCommand(rawName: string, rawCommand: Buffer | string): ReturnType<SMTPConnection['_parseAddressCommand']> {
+    return parseSimpleAddressCommand(rawName, rawCommand.toString()) ?? super._parseAddressCommand(rawName, rawCommand);
   }
 
   override _resetSession(): void {

@@ -64,13 +64,23 @@ export type DecisionObserver = (v: Verdict) => void;
  */
 export class SessionPolicy {
   readonly clientIp: string;
-  readonly trace: TraceEntry[] = [];
+  get trace(): TraceEntry[] {
+    return this.traced;
+  }
+
   /** Every event judged, with its verdict: the session's inputs, for the decision record. */
-  readonly events: JudgedEvent[] = [];
+  get events(): JudgedEvent[] {
+    return this.judgedEvents;
+  }
+
+  private traced: TraceEntry[] = [];
+  private judgedEvents: JudgedEvent[] = [];
   private readonly connectionFiltering: boolean;
   private acceptedBy: string | undefined;
   private readonly answers = new Map<string, Promise<DnsblAnswer>>();
   private dnsbl: Promise<DnsblOutcome> | undefined;
+  /** Step 9's outcome once it has come, so that later recipients need not wait for it. */
+  private dnsblDone: DnsblOutcome | undefined;
   private readonly harvest: HarvestGuard;
   private archiveVerdict: Verdict | undefined;
   private dnsAllowlisted = false;
@@ -270,6 +280,17 @@ export class SessionPolicy {
     this.spfCheck = undefined;
   }
 
+  /**
+   * Drops the events and trace judged so far, for a session whose record nobody keeps: otherwise a
+   * connection carrying many messages holds every one's trace until it closes, and the garbage
+   * collector copies them from generation to generation.
+   */
+  forgetJudged(): void {
+    // New arrays: truncating the old ones (length = 0) cost V8 more than making them.
+    this.traced = [];
+    this.judgedEvents = [];
+  }
+
   private senderAuthPort(): SenderAuth {
     if (!this.deps.senderAuth) throw new Error('senderAuth is configured but no SenderAuth port was given to the policy');
     return this.deps.senderAuth;
@@ -282,7 +303,8 @@ export class SessionPolicy {
   }
 
   private async recipientVerdict(address: string): Promise<Verdict> {
-    const helo = await this.heloChecksVerdict();
+    // Awaited only when there is something to wait for: each await is a turn of the microtask queue per recipient.
+    const helo = this.fcrdns && !this.heloName ? await this.heloChecksVerdict() : this.heloChecksOutcome(this.heloName);
     if (helo) return helo;
     const relay = checkRelay(this.rules, this.listener, this.clientIp, address, this.trace);
     if (relay.verdict) return relay.verdict;
@@ -296,7 +318,7 @@ export class SessionPolicy {
         this.trace.push(traceEntry(STEPS.dnsbl, `skipped: client is on the accept list (${this.acceptedBy})`));
       } else {
         const lookedUp = this.dnsbl !== undefined;
-        const outcome = await this.dnsblOutcome();
+        const outcome = this.dnsblDone ?? (await this.dnsblOutcome());
         listed = outcome.decisive;
         if (listed) this.trace.push(traceEntry(outcome.check, `session verdict: ${listed.code} ${listed.enhanced} (${listed.rule})`, listed.rule));
         else if (outcome.allowed) this.trace.push(traceEntry(outcome.allowed, `session verdict: allowlisted${outcome.allowed.rule ? ` (${outcome.allowed.rule})` : ''}`, outcome.allowed.rule));
@@ -318,7 +340,8 @@ export class SessionPolicy {
       this.trace.push(traceEntry(STEPS.blockedRecipients, 'skipped: recipient filtering is off on this listener'));
       this.trace.push(traceEntry(STEPS.directory, 'skipped: recipient filtering is off on this listener'));
     }
-    return (await this.recipientLimits(address, relay.local)) ?? verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, STEPS.recipientAccepted);
+    const limited = this.limits.rateLimits || this.limits.greylisting ? await this.recipientLimits(address, relay.local) : undefined;
+    return limited ?? verdict('accept', 250, '2.1.5', `<${address}>... Recipient OK`, STEPS.recipientAccepted);
   }
 
   /** Steps 12.1 and 12.2 for a recipient the filters accept: the recipient rate limits, then greylisting. */
@@ -338,7 +361,7 @@ export class SessionPolicy {
     return this.acceptedBy !== undefined ? `client is on the accept list (${this.acceptedBy})` : 'client is on a DNS allowlist (step 9)';
   }
 
-  /** The HELO checks' session verdict; a pass is decided (logged and counted) once. */
+  /** The HELO checks' session verdict, once forward-confirmed reverse DNS has answered. */
   private async heloChecksVerdict(): Promise<Verdict | undefined> {
     let refused = this.heloName;
     if (!refused && this.fcrdns) {
@@ -347,6 +370,11 @@ export class SessionPolicy {
       this.fcrdnsTraced = true;
       refused = fcrdns.verdict;
     }
+    return this.heloChecksOutcome(refused);
+  }
+
+  /** The HELO checks' session verdict given what refused the client, if anything; a pass is decided (logged and counted) once. */
+  private heloChecksOutcome(refused: Verdict | undefined): Verdict | undefined {
     if (refused) {
       this.trace.push(traceEntry(STEPS.heloChecks, `session verdict: ${refused.code} ${refused.enhanced} (${refused.rule ?? ''})`, refused.rule));
     } else if (!this.heloPassed && (this.heloNameChecked || this.fcrdns)) {
@@ -379,6 +407,7 @@ export class SessionPolicy {
         // Like the accept list's hit: it writes no reply, but it is a decision, logged and counted once.
         this.observe(outcome.allowed);
       }
+      this.dnsblDone = outcome;
       return outcome;
     });
     return this.dnsbl;

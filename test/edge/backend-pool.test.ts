@@ -84,6 +84,28 @@ describe('back-end pool: reuse, against a recording back end', () => {
     assert.ok((await metric(h, 'portcullis_backend_pool_sessions', { state: 'idle' })) >= 1);
   });
 
+  it('a client that greets again mid-connection is passed on with its new HELO name and protocol from its next message', async () => {
+    const sent = h.backend.messages.length;
+    const c = await greeted(h, 'first.example');
+    try {
+      const greetings = ['first.example', 'EHLO second.example', 'HELO second.example', 'EHLO second.example'];
+      for (const [n, greeting] of greetings.entries()) {
+        if (n > 0) assert.equal((await c.cmd(greeting)).code, 250);
+        const r = await sendMail(c, 'a@example.org', ['b@example.com'], message(`greeting-${n}`));
+        assert.equal(r.end?.code, 250, greeting);
+      }
+    } finally {
+      c.quit();
+    }
+    const got = h.backend.messages.slice(sent).map((m) => [m.xforward.HELO, m.xforward.PROTO]);
+    assert.deepEqual(got, [
+      ['first.example', 'ESMTP'],
+      ['second.example', 'ESMTP'],
+      ['second.example', 'SMTP'],
+      ['second.example', 'ESMTP'],
+    ]);
+  });
+
   it("a client never gets another client's reply: each concurrent RCPT gets the back end's reply for its own recipient", async () => {
     const rcpt: Record<string, { code: number; text: string }> = {};
     for (let i = 0; i < 8; i++) rcpt[`full${i}@example.com`] = { code: 452, text: `Mailbox full${i} is full` };

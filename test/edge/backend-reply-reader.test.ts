@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, ReplyReader } from '../../src/edge/backend-reply-reader.js';
+import { MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, ReplyReader, replyLine } from '../../src/edge/backend-reply-reader.js';
 import { formatReply, type SmtpReply } from '../../src/net/smtp-reply.js';
 import type { BackendUnavailable } from '../../src/edge/backend-unavailable.js';
 
@@ -114,6 +114,24 @@ describe('ReplyParser', () => {
         assert.deepEqual(p.push(chunk), [], 'nothing is read after the failure');
       }),
       { numRuns: 50 },
+    );
+  });
+
+  it('reads a line as RFC 5321\'s reply-line pattern does: a malformed one or a control character is refused (property)', () => {
+    const REPLY_LINE = /^([2-5]\d\d)(?:([ -])(.*))?$/;
+    // eslint-disable-next-line no-control-regex
+    const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+    const byte = fc.integer({ min: 0, max: 255 }).map((b) => String.fromCharCode(b));
+    const line = fc.oneof(
+      fc.tuple(fc.constantFrom('1', '2', '3', '5', '6', 'a'), fc.constantFrom('0', '5', 'x'), fc.constantFrom('0', '9', ''), fc.constantFrom(' ', '-', '', '0', '\t'), fc.array(byte, { maxLength: 8 }).map((b) => b.join(''))).map((p) => p.join('')),
+      fc.array(byte, { maxLength: 8 }).map((b) => b.join('')),
+    );
+    fc.assert(
+      fc.property(line, (l) => {
+        const m = CONTROL.test(l) ? null : REPLY_LINE.exec(l);
+        assert.deepEqual(replyLine(l), m?.[1] ? { code: Number(m[1]), more: m[2] === '-', text: m[3] ?? '' } : undefined, JSON.stringify(l));
+      }),
+      { numRuns: 3000 },
     );
   });
 

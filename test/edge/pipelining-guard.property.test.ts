@@ -106,4 +106,18 @@ describe('PipeliningGuard', () => {
     helo.command('MAIL FROM:<a@example.org>');
     assert.equal(helo.violated, true, 'no PIPELINING after HELO');
   });
+
+  it('a command verb ends at the first white space character JavaScript knows as \\s, whichever it is', () => {
+    for (let c = 0; c <= 0xffff; c++) {
+      const guard = new PipeliningGuard();
+      guard.received(6, false);
+      guard.command('EHLO x');
+      guard.replied(250);
+      const line = `QUIT${String.fromCharCode(c)}x`;
+      guard.received(line.length + 2 + 6, false);
+      guard.command(line);
+      // QUIT ends a group, so the bytes behind it are a violation; QUIT<c>x is no verb that ends one.
+      assert.equal(guard.violated, /\s/.test(String.fromCharCode(c)), `U+${c.toString(16)}`);
+    }
+  });
 });

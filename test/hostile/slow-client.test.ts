@@ -100,6 +100,26 @@ describe('hostile: slow clients', () => {
     assert.equal(h.backend.messages.length, before);
   });
 
+  it('the DATA deadline runs again for each message: messages 300 ms apart outlast it, and one that stalls is cut off 500 ms after its 354', async () => {
+    const c = await greeted(h.port('data'));
+    const before = h.backend.messages.length;
+    for (let i = 0; i < 3; i++) {
+      const r = await sendMail(c, 'a@example.org', ['bob@example.com'], `Subject: in time ${i}\r\n\r\nbody\r\n`);
+      assert.match(r.end?.line ?? '', /^250 /, `message ${i + 1}`);
+      await pause(300);
+    }
+    assert.equal((await c.cmd('MAIL FROM:<a@example.org>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<bob@example.com>')).code, 250);
+    assert.equal((await c.cmd('DATA')).code, 354);
+    const t0 = Date.now();
+    c.write('Subject: stalls\r\n\r\n');
+    assert.match((await c.read(3000)).line, /^421 4\.4\.2 /);
+    const took = Date.now() - t0;
+    assert.ok(took >= 400 && took < 1500, `cut off ${took} ms after the 354`);
+    assert.equal(await c.closedByServer(), true);
+    assert.equal(h.backend.messages.length, before + 3);
+  });
+
   it('complete commands, one after another, are cut off at the session cap: 421 4.4.2, close', async () => {
     const c = await greeted(h.port('session'));
     const t0 = Date.now();

@@ -221,6 +221,19 @@ describe('step 9: DNSBL rules at RCPT TO', () => {
     assert.equal(step9.filter((o) => o === 'session verdict: no enforced rule matches').length, 2, `every later recipient shows its step 9 too: ${step9.join(' | ')}`);
   });
 
+  test('a session that forgot what it judged (no record kept) still applies its DNSBL verdict to the next message', async () => {
+    const s = engine(rules()).session('internet', LISTED);
+    s.connect();
+    expect(s.mailFrom('a@example.org'), 'accept', 250, '2.1.0');
+    expect(await s.rcptTo('alice@example.test'), 'reject', 550, '5.7.1', 9);
+    s.resetTransaction();
+    s.forgetJudged();
+    assert.deepEqual([s.trace.length, s.events.length], [0, 0]);
+    expect(s.mailFrom('b@example.org'), 'accept', 250, '2.1.0');
+    expect(await s.rcptTo('alice@example.test'), 'reject', 550, '5.7.1', 9);
+    assert.deepEqual(s.events.map((e) => e.kind), ['mail', 'rcpt'], 'only the new transaction is held');
+  });
+
   test('first matching rule decides; a rule whose codes do not match lets the next one decide', async () => {
     const r = rules();
     r.connectionFilter.rules = [

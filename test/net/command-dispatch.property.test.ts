@@ -1,0 +1,101 @@
+/**
+ * The adapter takes MAIL, RCPT and DATA without smtp-server's general command path: over real sockets,
+ * any sequence of commands gets the same replies from an AdaptedSmtpServer as from smtp-server's own
+ * SMTPServer with the same options (AUTH off, AUTH required, AUTH optional).
+ */
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import fc from 'fast-check';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { AdaptedSmtpServer } from '../../src/net/smtp-server-adapter.js';
+
+const COMMANDS = [
+  'EHLO a.example', 'HELO b.example', 'MAIL FROM:<a@b.example>', 'mail from:<x@y.example> SIZE=10', 'MAIL FROM:<>', 'MAIL FROM: <a@b.example>',
+  'MAIL FROM:<a@xn--bcher-kva.example>', 'RCPT TO:<c@d.example>', 'rcpt to:<postmaster>', 'RCPT TO:<bad', 'DATA', 'data', 'DATA x', 'RSET', 'NOOP',
+  'MAIL', 'RCPT', 'MAILX FROM:<a@b.example>', 'MAIL\tFROM:<a@b.example>', 'ma\u0131l FROM:<a@b.example>', ' MAIL FROM:<a@b.example>', 'XYZ', 'AUTH PLAIN', 'VRFY x',
+];
+
+/** The reply lines a server gives `commands` on one connection (a message after each 354), up to a close. */
+async function converse(port: number, commands: string[]): Promise<string[]> {
+  const socket = net.connect(port, '127.0.0.1');
+  let buffered = '';
+  let closed = false;
+  const waiters: (() => void)[] = [];
+  socket.on('data', (c: Buffer) => {
+    buffered += c.toString('utf8');
+    waiters.splice(0).forEach((w) => w());
+  });
+  socket.on('close', () => {
+    closed = true;
+    waiters.splice(0).forEach((w) => w());
+  });
+  socket.on('error', () => undefined);
+  const reply = async (): Promise<string | undefined> => {
+    for (;;) {
+      const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n/.exec(buffered);
+      if (m) {
+        buffered = buffered.slice(m[0].length);
+        return m[0];
+      }
+      if (closed) return undefined;
+      await new Promise<void>((resolve) => waiters.push(resolve));
+    }
+  };
+  const got: string[] = [];
+  try {
+    for (let r = await reply(), i = 0; r !== undefined; r = await reply(), i++) {
+      got.push(r);
+      if (r.startsWith('421') || i >= commands.length) break;
+      socket.write(r.startsWith('354') ? 'Subject: x\r\n\r\nbody\r\n.\r\n' : `${commands[i]}\r\n`);
+      if (r.startsWith('354')) i--;
+    }
+  } finally {
+    socket.destroy();
+  }
+  return got;
+}
+
+async function listening(server: SMTPServer): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.server.once('listening', resolve));
+  return (server.server.address() as net.AddressInfo).port;
+}
+
+describe('MAIL, RCPT and DATA through the adapter', () => {
+  const servers: SMTPServer[] = [];
+  after(async () => {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  });
+
+  const modes: [string, SMTPServerOptions][] = [
+    ['AUTH off', { disabledCommands: ['AUTH'] }],
+    ['AUTH required', { allowInsecureAuth: true }],
+    ['AUTH optional', { authOptional: true, allowInsecureAuth: true }],
+  ];
+  for (const [name, auth] of modes) {
+    it(`answers any command sequence as smtp-server does, ${name} (property)`, async () => {
+      const options = (): SMTPServerOptions => ({
+        logger: false,
+        disableReverseLookup: true,
+        name: 'mx.test',
+        ...auth,
+        onData: (stream, _session, cb) => {
+          stream.resume();
+          stream.on('end', () => cb());
+        },
+      });
+      const theirs = new SMTPServer(options());
+      const ours = new AdaptedSmtpServer(options());
+      servers.push(theirs, ours);
+      const [theirPort, ourPort] = [await listening(theirs), await listening(ours)];
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.constantFrom(...COMMANDS), { minLength: 1, maxLength: 8 }), async (commands) => {
+          const [a, b] = await Promise.all([converse(ourPort, commands), converse(theirPort, commands)]);
+          assert.deepEqual(a, b);
+        }),
+        { numRuns: 40 },
+      );
+    });
+  }
+});
