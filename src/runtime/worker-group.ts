@@ -1,6 +1,7 @@
 /**
  * The primary's side of `serve` with several worker processes (node:cluster): forks them, knows
- * which are ready, asks all of them at once, replaces one that dies, and stops them all.
+ * which are ready, asks all of them at once, replaces one that dies, and stops them all. Each worker
+ * accepts its connections from the shared listening sockets itself (see `start`).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { answer, isReply, isRequest, PendingRequests, type Handlers, type Request } from './worker-channel.js';
@@ -56,6 +57,13 @@ export class WorkerGroup {
 
   /** Forks `count` workers and resolves once every one is ready; if one dies first, stops the rest and rejects. */
   static async start(options: WorkerGroupOptions): Promise<WorkerGroup> {
+    // Node's default on Linux (SCHED_RR) has the primary accept every connection and pass it to a
+    // worker over IPC: a message and a file descriptor each way, both processes woken, 0.10-0.17 ms
+    // of the primary's CPU per connection on the 2-core machine, and a primary busy with the engine
+    // or a scrape delays every accept. With SCHED_NONE each worker's event loop accepts from the shared socket, and the
+    // kernel gives a connection to whichever is free first (docs/workers.md). Node's own
+    // NODE_CLUSTER_SCHED_POLICY still decides when an operator sets it. Read at the first fork only.
+    if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
     const group = new WorkerGroup(options);
     const started = Array.from({ length: options.count }, () => group.fork());
     try {

@@ -119,6 +119,28 @@ describe('portcullis serve, workers: 2', () => {
     assert.deepEqual(await health.json(), { status: 'ok', workers: 2 });
   });
 
+  it('each worker accepts from the shared socket itself: with the primary stopped, new clients are greeted and their mail relayed', async () => {
+    const before = backend.messages.length;
+    process.kill(s.child.pid!, 'SIGSTOP');
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 4 }, async (_, i) => {
+          const c = await RawSmtpClient.connect(s.port);
+          // Under Node's round-robin the primary's accept would hold every greeting until SIGCONT.
+          assert.equal((await c.read(3000)).code, 220);
+          assert.equal((await c.cmd('EHLO client.example')).code, 250);
+          const r = await sendMail(c, `stopped${i}@example.org`, ['bob@example.com'], `Subject: ${i}\r\n\r\nprimary stopped\r\n`);
+          c.quit();
+          return r.end?.code;
+        }),
+      );
+      assert.deepEqual(results, Array(4).fill(250));
+      assert.equal(backend.messages.length - before, 4);
+    } finally {
+      process.kill(s.child.pid!, 'SIGCONT');
+    }
+  });
+
   it('SIGHUP with a good change: every worker refuses the newly blocked sender on fresh connections', async () => {
     fs.writeFileSync(config, rulesYaml(backend.port, 'new@bad.example'));
     const seen = s.lines.length;
@@ -215,6 +237,28 @@ describe('portcullis serve, workers: 2, the limits and the engine the group shar
       assert.ok(admitted >= PER_CLIENT / 2, `at least one worker's share admitted, got ${admitted}`);
     } finally {
       for (const c of open) c.quit();
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 0);
+      await backend.close();
+    }
+  });
+
+  it("Node's NODE_CLUSTER_SCHED_POLICY=rr still decides when set: the primary accepts, so a stopped primary holds new greetings", async () => {
+    const backend = await startBackend();
+    const config = path.join(dir, 'rr.yaml');
+    fs.writeFileSync(config, rulesYaml(backend.port, 'spam@bad.example'));
+    const s = await serve(config, { NODE_CLUSTER_SCHED_POLICY: 'rr' });
+    let c: RawSmtpClient | undefined;
+    try {
+      await s.waitLog((l) => l.event === 'ready', 60_000);
+      process.kill(s.child.pid!, 'SIGSTOP');
+      c = await RawSmtpClient.connect(s.port);
+      await assert.rejects(c.read(1500), /no reply within 1500 ms/);
+      process.kill(s.child.pid!, 'SIGCONT');
+      assert.equal((await c.read(15000)).code, 220);
+    } finally {
+      process.kill(s.child.pid!, 'SIGCONT');
+      c?.quit();
       s.child.kill('SIGTERM');
       assert.equal(await s.exited, 0);
       await backend.close();

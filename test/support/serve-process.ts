@@ -14,9 +14,9 @@ export interface Served {
   waitLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-/** Starts `serve --config FILE` and resolves once the listener `main` has logged its port. */
-export async function serve(config: string): Promise<Served> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `serve --config FILE` (with `env` added to its environment) and resolves once the listener `main` has logged its port. */
+export async function serve(config: string, env: Record<string, string> = {}): Promise<Served> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const lines: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   readline.createInterface({ input: child.stdout! }).on('line', (l) => {
