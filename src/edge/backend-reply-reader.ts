@@ -51,24 +51,25 @@ export class ReplyParser {
   private lines: string[] = [];
   error: BackendUnavailable | undefined;
 
-  /** The replies `chunk` completes, in order (none once `error` is set). */
-  push(chunk: Buffer): SmtpReply[] {
-    if (this.error) return [];
-    const text = this.partial + chunk.toString('latin1');
-    const replies: SmtpReply[] = [];
+  /**
+   * Hands `onReply` the replies `chunk` completes, in order (none once `error` is set): a callback, not
+   * an array per chunk, as every back-end reply passes here.
+   */
+  push(chunk: Buffer, onReply: (r: SmtpReply) => void): void {
+    if (this.error) return;
+    const text = this.partial === '' ? chunk.toString('latin1') : this.partial + chunk.toString('latin1');
     let start = 0;
     let nl: number;
     while ((nl = text.indexOf('\n', start)) >= 0) {
       const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
       const r = end - start > MAX_REPLY_LINE ? this.stop('reply line too long') : this.line(text.slice(start, end));
-      if (this.error) return replies;
-      if (r) replies.push(r);
+      if (this.error) return;
+      if (r) onReply(r);
       start = nl + 1;
     }
     this.partial = text.slice(start);
     // One more for a CR whose LF has not arrived yet.
     if (this.partial.length > MAX_REPLY_LINE + 1) this.stop('reply line too long');
-    return replies;
   }
 
   /** Whether part of a reply (a partial line, or lines of an unfinished multi-line reply) is buffered. */
@@ -141,20 +142,24 @@ export class ReplyReader {
 
   push(chunk: Buffer): void {
     if (this.failure) return;
-    const replies = this.parser.push(chunk);
-    for (const r of replies) {
-      if (this.outstanding === 0) return this.protocolError(new BackendUnavailable(`reply with no command outstanding: ${r.code}`));
-      this.outstanding -= 1;
-      const w = this.waiter;
-      this.waiter = undefined;
-      if (w) {
-        this.timer?.unref();
-        w.resolve(r);
-      } else this.ready.push(r);
-    }
+    this.parser.push(chunk, this.onReply);
+    if (this.failure) return;
     if (this.parser.error) return this.protocolError(this.parser.error);
     if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
   }
+
+  /** One reply off the wire: to the waiter, or kept for the next wait. */
+  private readonly onReply = (r: SmtpReply): void => {
+    if (this.failure) return;
+    if (this.outstanding === 0) return this.protocolError(new BackendUnavailable(`reply with no command outstanding: ${r.code}`));
+    this.outstanding -= 1;
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (w) {
+      this.timer?.unref();
+      w.resolve(r);
+    } else this.ready.push(r);
+  };
 
   fail(err: Error): void {
     this.failure ??= err;
