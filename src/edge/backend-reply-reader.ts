@@ -105,7 +105,17 @@ export class ReplyParser {
 export class ReplyReader {
   private readonly parser = new ReplyParser();
   private ready: SmtpReply[] = [];
-  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void; what: string; ms: number } | undefined;
+  /**
+   * The one wait in progress, kept in fields rather than an object per wait, its promise made with a
+   * per-reader executor rather than a closure per wait: a pooled connection waits thousands of times.
+   */
+  private resolveWait: ((r: SmtpReply) => void) | undefined;
+  private rejectWait: ((e: Error) => void) | undefined;
+  private waitingFor = '';
+  private readonly captureWait = (resolve: (r: SmtpReply) => void, reject: (e: Error) => void): void => {
+    this.resolveWait = resolve;
+    this.rejectWait = reject;
+  };
   private failure: Error | undefined;
   /** Why the connection closed, made into an error only if someone still waits (most closes are ours). */
   private closedBecause: string | undefined;
@@ -153,20 +163,25 @@ export class ReplyReader {
     if (this.failure) return;
     if (this.outstanding === 0) return this.protocolError(new BackendUnavailable(`reply with no command outstanding: ${r.code}`));
     this.outstanding -= 1;
-    const w = this.waiter;
-    this.waiter = undefined;
-    if (w) {
+    const resolve = this.resolveWait;
+    if (resolve) {
+      this.endWait();
       this.timer?.unref();
-      w.resolve(r);
+      resolve(r);
     } else this.ready.push(r);
   };
 
   fail(err: Error): void {
     this.failure ??= err;
     clearTimeout(this.timer);
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.reject(this.failure);
+    const reject = this.rejectWait;
+    this.endWait();
+    reject?.(this.failure);
+  }
+
+  private endWait(): void {
+    this.resolveWait = undefined;
+    this.rejectWait = undefined;
   }
 
   /** Whether the back end has broken the protocol, or the connection failed. */
@@ -178,7 +193,7 @@ export class ReplyReader {
   closed(detail: string): void {
     this.closedBecause ??= detail;
     clearTimeout(this.timer);
-    if (this.waiter) this.fail(new BackendUnavailable(detail));
+    if (this.rejectWait) this.fail(new BackendUnavailable(detail));
   }
 
   next(timeoutMs: number, what: string): Promise<SmtpReply> {
@@ -186,10 +201,10 @@ export class ReplyReader {
     if (r) return Promise.resolve(r);
     if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject, what, ms: timeoutMs };
-      this.arm(timeoutMs);
-    });
+    const wait = new Promise(this.captureWait);
+    this.waitingFor = what;
+    this.arm(timeoutMs);
+    return wait;
   }
 
   private arm(ms: number): void {
@@ -203,12 +218,12 @@ export class ReplyReader {
   }
 
   private expire(): void {
-    const w = this.waiter;
-    if (!w) return;
-    this.waiter = undefined;
+    const reject = this.rejectWait;
+    if (!reject) return;
+    this.endWait();
     // A reply that comes after this would answer a command nobody waits for: the connection is not reused.
-    this.failure ??= new BackendTimeout(`no reply to ${w.what} within ${w.ms} ms`);
-    w.reject(this.failure);
+    this.failure ??= new BackendTimeout(`no reply to ${this.waitingFor} within ${this.timerMs} ms`);
+    reject(this.failure);
   }
 
   private protocolError(err: BackendUnavailable): void {
