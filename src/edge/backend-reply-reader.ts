@@ -51,24 +51,25 @@ export class ReplyParser {
   private lines: string[] = [];
   error: BackendUnavailable | undefined;
 
-  /** The replies `chunk` completes, in order (none once `error` is set). */
-  push(chunk: Buffer): SmtpReply[] {
-    if (this.error) return [];
-    const text = this.partial + chunk.toString('latin1');
-    const replies: SmtpReply[] = [];
+  /**
+   * Hands `onReply` the replies `chunk` completes, in order (none once `error` is set): a callback, not
+   * an array per chunk, as every back-end reply passes here.
+   */
+  push(chunk: Buffer, onReply: (r: SmtpReply) => void): void {
+    if (this.error) return;
+    const text = this.partial === '' ? chunk.toString('latin1') : this.partial + chunk.toString('latin1');
     let start = 0;
     let nl: number;
     while ((nl = text.indexOf('\n', start)) >= 0) {
       const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
       const r = end - start > MAX_REPLY_LINE ? this.stop('reply line too long') : this.line(text.slice(start, end));
-      if (this.error) return replies;
-      if (r) replies.push(r);
+      if (this.error) return;
+      if (r) onReply(r);
       start = nl + 1;
     }
     this.partial = text.slice(start);
     // One more for a CR whose LF has not arrived yet.
     if (this.partial.length > MAX_REPLY_LINE + 1) this.stop('reply line too long');
-    return replies;
   }
 
   /** Whether part of a reply (a partial line, or lines of an unfinished multi-line reply) is buffered. */
@@ -104,7 +105,17 @@ export class ReplyParser {
 export class ReplyReader {
   private readonly parser = new ReplyParser();
   private ready: SmtpReply[] = [];
-  private waiter: { resolve: (r: SmtpReply) => void; reject: (e: Error) => void; what: string; ms: number } | undefined;
+  /**
+   * The one wait in progress, kept in fields rather than an object per wait, its promise made with a
+   * per-reader executor rather than a closure per wait: a pooled connection waits thousands of times.
+   */
+  private resolveWait: ((r: SmtpReply) => void) | undefined;
+  private rejectWait: ((e: Error) => void) | undefined;
+  private waitingFor = '';
+  private readonly captureWait = (resolve: (r: SmtpReply) => void, reject: (e: Error) => void): void => {
+    this.resolveWait = resolve;
+    this.rejectWait = reject;
+  };
   private failure: Error | undefined;
   /** Why the connection closed, made into an error only if someone still waits (most closes are ours). */
   private closedBecause: string | undefined;
@@ -141,27 +152,36 @@ export class ReplyReader {
 
   push(chunk: Buffer): void {
     if (this.failure) return;
-    const replies = this.parser.push(chunk);
-    for (const r of replies) {
-      if (this.outstanding === 0) return this.protocolError(new BackendUnavailable(`reply with no command outstanding: ${r.code}`));
-      this.outstanding -= 1;
-      const w = this.waiter;
-      this.waiter = undefined;
-      if (w) {
-        this.timer?.unref();
-        w.resolve(r);
-      } else this.ready.push(r);
-    }
+    this.parser.push(chunk, this.onReply);
+    if (this.failure) return;
     if (this.parser.error) return this.protocolError(this.parser.error);
     if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
   }
 
+  /** One reply off the wire: to the waiter, or kept for the next wait. */
+  private readonly onReply = (r: SmtpReply): void => {
+    if (this.failure) return;
+    if (this.outstanding === 0) return this.protocolError(new BackendUnavailable(`reply with no command outstanding: ${r.code}`));
+    this.outstanding -= 1;
+    const resolve = this.resolveWait;
+    if (resolve) {
+      this.endWait();
+      this.timer?.unref();
+      resolve(r);
+    } else this.ready.push(r);
+  };
+
   fail(err: Error): void {
     this.failure ??= err;
     clearTimeout(this.timer);
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.reject(this.failure);
+    const reject = this.rejectWait;
+    this.endWait();
+    reject?.(this.failure);
+  }
+
+  private endWait(): void {
+    this.resolveWait = undefined;
+    this.rejectWait = undefined;
   }
 
   /** Whether the back end has broken the protocol, or the connection failed. */
@@ -173,7 +193,7 @@ export class ReplyReader {
   closed(detail: string): void {
     this.closedBecause ??= detail;
     clearTimeout(this.timer);
-    if (this.waiter) this.fail(new BackendUnavailable(detail));
+    if (this.rejectWait) this.fail(new BackendUnavailable(detail));
   }
 
   next(timeoutMs: number, what: string): Promise<SmtpReply> {
@@ -181,10 +201,10 @@ export class ReplyReader {
     if (r) return Promise.resolve(r);
     if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject, what, ms: timeoutMs };
-      this.arm(timeoutMs);
-    });
+    const wait = new Promise(this.captureWait);
+    this.waitingFor = what;
+    this.arm(timeoutMs);
+    return wait;
   }
 
   private arm(ms: number): void {
@@ -198,12 +218,12 @@ export class ReplyReader {
   }
 
   private expire(): void {
-    const w = this.waiter;
-    if (!w) return;
-    this.waiter = undefined;
+    const reject = this.rejectWait;
+    if (!reject) return;
+    this.endWait();
     // A reply that comes after this would answer a command nobody waits for: the connection is not reused.
-    this.failure ??= new BackendTimeout(`no reply to ${w.what} within ${w.ms} ms`);
-    w.reject(this.failure);
+    this.failure ??= new BackendTimeout(`no reply to ${this.waitingFor} within ${this.timerMs} ms`);
+    reject(this.failure);
   }
 
   private protocolError(err: BackendUnavailable): void {

@@ -263,11 +263,7 @@ export class EdgeSession {
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
     this.address = undefined;
-    const judged = await judgeHeaderSection(source, count, (from) => {
-      const v = this.policy.headerFrom(from);
-      this.shadow?.headerFrom(from, v);
-      return v;
-    });
+    const judged = await judgeHeaderSection(source, count, this.headerFrom);
     const section = judged.section;
     if ('refused' in judged) {
       tx.abandonBackend();
@@ -332,6 +328,13 @@ export class EdgeSession {
     this.recorder?.observe(v);
     recordDecision(this.services, v, this.place);
   }
+
+  /** Step 15 on a message's From: address, live and shadowed; one function per session, not per message. */
+  private readonly headerFrom = (from: string | undefined): Verdict => {
+    const v = this.policy.headerFrom(from);
+    this.shadow?.headerFrom(from, v);
+    return v;
+  };
 
   private readonly place = (): DecisionPlace => ({
     session: this.smtp.id,

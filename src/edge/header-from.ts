@@ -25,11 +25,10 @@ export async function readHeaderSection(
   const chunks: Buffer[] = [];
   let length = 0;
   let tail: Buffer = EMPTY;
-  const joined = (): Buffer => Buffer.concat(chunks, length);
   for (;;) {
-    if (length >= maxBytes) return { head: joined(), rest: EMPTY, ended: false };
+    if (length >= maxBytes) return { head: Buffer.concat(chunks, length), rest: EMPTY, ended: false };
     const next = await source.next();
-    if (next.done) return { head: joined(), rest: EMPTY, ended: true };
+    if (next.done) return { head: Buffer.concat(chunks, length), rest: EMPTY, ended: true };
     onChunk(next.value);
     chunks.push(next.value);
     // The first chunk is searched in place, and a header section inside it is never copied.
@@ -38,7 +37,7 @@ export async function readHeaderSection(
     length += next.value.length;
     const end = start === 0 ? headerEnd(window) : blankLine(window);
     if (end >= 0) {
-      const all = chunks.length === 1 ? next.value : joined();
+      const all = chunks.length === 1 ? next.value : Buffer.concat(chunks, length);
       return { head: all.subarray(0, start + end), rest: all.subarray(start + end), ended: false };
     }
     tail = window.subarray(Math.max(0, window.length - 3));
