@@ -53,7 +53,12 @@ export function reply(code: number, enhanced: string, text: string): SmtpReply {
 /** The text of each line with its enhanced code in front (none for the greeting and EHLO, RFC 2034). */
 export function replyTexts(r: SmtpReply): string[] {
   const lines = r.lines.length > 0 ? r.lines : [''];
-  return lines.map((text) => (r.enhanced ? `${r.enhanced} ${text}`.trimEnd() : text));
+  return lines.map((text) => withEnhanced(r.enhanced, text));
+}
+
+/** One line's text as written: the enhanced code (when there is one) before it. */
+export function withEnhanced(enhanced: string, text: string): string {
+  return enhanced ? `${enhanced} ${text}`.trimEnd() : text;
 }
 
 /** The wire form of a reply, CRLF-terminated. */

@@ -30,7 +30,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMT
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { parseSimpleAddressCommand } from './address-command.js';
-import { replyTexts, type SmtpReply } from './smtp-reply.js';
+import { replyTexts, withEnhanced, type SmtpReply } from './smtp-reply.js';
 import { newSessionId } from './session-id.js';
 
 /** The exact smtp-server release whose internals this module was written against. */
@@ -145,7 +145,7 @@ function sanitized(text: string): string {
 /** `r` as smtp-server's send writes the lines `replyTexts(r)`, without the final CRLF. */
 function payloadOf(r: SmtpReply): string {
   const { code, enhanced, lines } = r;
-  if (lines.length <= 1) return `${code} ${sanitized(enhanced ? `${enhanced} ${lines[0] ?? ''}`.trimEnd() : (lines[0] ?? ''))}`;
+  if (lines.length <= 1) return `${code} ${sanitized(withEnhanced(enhanced, lines[0] ?? ''))}`;
   return replyTexts(r)
     .map((text, i) => `${code}${i < lines.length - 1 ? '-' : ' '}${sanitized(text)}`)
     .join('\r\n');

@@ -82,9 +82,9 @@ const SCORE_BUCKETS = [-20, -10, -5, -3, -2, -1, 0, 1, 2, 3, 5, 8, 10, 20];
 
 /** Seconds buckets for DNS answers: a cache hit is microseconds, a resolver miss tens of milliseconds. */
 const DNS_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
-/** Seconds buckets for a whole back-end transaction, from MAIL FROM to the reply after the dot. */
 /** `portcullis_replies_total`'s class label by the reply code's first digit, not built per reply. */
 const REPLY_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx', '6xx', '7xx', '8xx', '9xx'];
+/** Seconds buckets for a whole back-end transaction, from MAIL FROM to the reply after the dot. */
 const RELAY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 /** The metrics registry and one method per thing that is counted. */

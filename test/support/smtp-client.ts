@@ -83,6 +83,21 @@ export class RawSmtpClient {
     return this.ended;
   }
 
+  /**
+   * True once the server has reset the connection, writing NOOP every 100 ms up to `timeoutMs` (for a
+   * client whose own side is still open after the server's EOF): a closed socket answers a write with a
+   * reset, a half-closed one swallows it.
+   */
+  async resetOnWrite(timeoutMs = 2500): Promise<boolean> {
+    let closed = false;
+    this.socket.once('close', () => (closed = true));
+    for (let waited = 0; waited < timeoutMs && !closed; waited += 100) {
+      this.send('NOOP');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return closed;
+  }
+
   /** Bytes received that no read() consumed. */
   get unread(): string {
     return this.buffer;
