@@ -112,7 +112,7 @@ test('sessions and open connections read exactly as prom-client\'s Counter and G
     fc.asyncProperty(fc.array(connectionEvent, { maxLength: 40 }), async (ops) => {
       const ours = new Metrics();
       const theirs = new Registry();
-      const help = (name: string): string => ours.registry.getSingleMetric(name)?.help ?? '';
+      const help = (name: string): string => (ours.registry.getSingleMetric(name) as unknown as { help: string }).help;
       const sessions = new Counter({ name: names[0] as string, help: help(names[0] as string), labelNames: ['listener'], registers: [theirs] });
       const open = new Gauge({ name: names[1] as string, help: help(names[1] as string), labelNames: ['listener'], registers: [theirs] });
       const same = async (): Promise<void> => {
