@@ -45,6 +45,11 @@ export class EdgeListener {
   private readonly smtp: EdgeSmtpServer;
   private readonly balancers: IpList | undefined;
   private readonly tcp: net.Server;
+  /**
+   * The address every connection is accepted on, when the listener is bound to one (not a wildcard):
+   * smtp-server then takes it from here rather than asking the kernel (getsockname) per connection.
+   */
+  private local: { address: string; port: number } | undefined;
 
   private constructor(
     readonly config: ListenerConfig,
@@ -71,7 +76,8 @@ export class EdgeListener {
     const l = new EdgeListener(config, hostname, services);
     const { host, port } = parseEndpoint(config.listen, `listeners[${config.name}].listen`);
     l.tcp.listen(port, host);
-    await boundAddress(l.tcp);
+    const bound = await boundAddress(l.tcp);
+    if (bound.address !== '0.0.0.0' && bound.address !== '::') l.local = { address: bound.address, port: bound.port };
     // Once bound, accept failures (EMFILE when out of file descriptors) come here; the listener stays up.
     l.tcp.on('error', (err: Error) => services.logger.error({ listener: config.name, err: err.message }, 'listener error'));
     return l;
@@ -156,7 +162,8 @@ export class EdgeListener {
     this.watchSessionEnd(socket, client, proxiedKey);
     if (socket.destroyed) return;
     if (proxiedKey !== undefined) this.proxiedBy.set(proxiedKey, peer);
-    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
+    const local = this.local;
+    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort, localAddress: local?.address, localPort: local?.port });
   }
 
   /**
