@@ -256,16 +256,28 @@ export class EdgeListener {
       return answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
     }
     this.sessions.set(session, edge);
-    edge
-      .connect()
-      .then((refused) => refused ?? edge.preGreeting())
-      .then(
-        (refused) => (refused ? answer(session, refused.reply, true, cb) : cb()),
-        (err: unknown) => {
-          this.services.logger.error({ session: session.id, err: (err as Error).message }, 'connection checks failed');
-          answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
-        },
-      );
+    // Greeted in this turn unless a check waits (rate limits, the pre-greeting pause).
+    let outcome: ReturnType<EdgeSession['admit']>;
+    try {
+      outcome = edge.admit();
+    } catch (err) {
+      return this.admissionFailed(session, cb, err);
+    }
+    if (!(outcome instanceof Promise)) return this.greetOrRefuse(session, cb, outcome);
+    outcome.then(
+      (refused) => this.greetOrRefuse(session, cb, refused),
+      (err: unknown) => this.admissionFailed(session, cb, err),
+    );
+  }
+
+  private greetOrRefuse(session: SMTPServerSession, cb: (err?: Error | null) => void, refused: Outcome | undefined): void {
+    if (refused) answer(session, refused.reply, true, cb);
+    else cb();
+  }
+
+  private admissionFailed(session: SMTPServerSession, cb: (err?: Error | null) => void, err: unknown): void {
+    this.services.logger.error({ session: session.id, err: (err as Error).message }, 'connection checks failed');
+    answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
   }
 
   /** The balancer a PROXY-reported client came through, forgotten once its session has it. */
