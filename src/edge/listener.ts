@@ -42,6 +42,8 @@ export class EdgeListener {
   /** The balancer each PROXY-reported client (`address port`) came through, until its session starts. */
   private readonly proxiedBy = new Map<string, string>();
   private readonly sockets = new Set<net.Socket>();
+  /** A socket's `close` listener, one for all sockets (`this` is the socket): no closure or `once` wrapper per connection. */
+  private readonly forgetSocket: (this: net.Socket) => void;
   private readonly smtp: EdgeSmtpServer;
   private readonly balancers: IpList | undefined;
   private readonly tcp: net.Server;
@@ -57,6 +59,10 @@ export class EdgeListener {
     private readonly services: ListenerServices,
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
+    const sockets = this.sockets;
+    this.forgetSocket = function (this: net.Socket) {
+      sockets.delete(this);
+    };
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
     this.smtp.on('error', (err: Error, session?: SMTPServerSession) =>
@@ -122,7 +128,7 @@ export class EdgeListener {
       return this.refuse(socket, reply(421, '4.3.2', 'Too many connections, try again later'));
     }
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('close', this.forgetSocket);
     if (this.balancers?.match(peer) === undefined) return this.startSession(socket, peer, peer, socket.remotePort ?? 0);
     this.acceptProxied(socket, peer).catch((err: unknown) => this.setupFailed(socket, err));
   }
