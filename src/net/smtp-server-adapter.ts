@@ -411,11 +411,18 @@ export class AdaptedSmtpServer extends SMTPServer {
     options.id ??= newSessionId();
     const connection = this.connection(this, socket, options);
     this.connections.add(connection);
-    // The session goes with the error, so that its log line carries the session ID.
-    connection.on('error', (err: Error) => this.emit('error', err, connection.session));
-    connection.on('connect', (data: unknown) => this.emit('connect', data));
+    connection.on('error', this.relayError);
+    connection.on('connect', this.relayConnect);
     connection.init();
   }
+
+  /** A connection's error, passed on with its session so that the log line carries the session ID; one function for all connections (`this` is the connection). */
+  private readonly relayError = ((server: AdaptedSmtpServer) =>
+    function (this: AdaptedConnection, err: Error): void {
+      server.emit('error', err, this.session);
+    })(this);
+
+  private readonly relayConnect = (data: unknown): void => void this.emit('connect', data);
 }
 
 /**
