@@ -411,18 +411,19 @@ export class AdaptedSmtpServer extends SMTPServer {
     options.id ??= newSessionId();
     const connection = this.connection(this, socket, options);
     this.connections.add(connection);
-    connection.on('error', this.relayError);
-    connection.on('connect', this.relayConnect);
+    connection.on('error', relayError);
+    connection.on('connect', relayConnect);
     connection.init();
   }
+}
 
-  /** A connection's error, passed on with its session so that the log line carries the session ID; one function for all connections (`this` is the connection). */
-  private readonly relayError = ((server: AdaptedSmtpServer) =>
-    function (this: AdaptedConnection, err: Error): void {
-      server.emit('error', err, this.session);
-    })(this);
+/** A connection's error, passed on by its server with its session so that the log line carries the session ID; `this` is the connection, one function for all. */
+function relayError(this: AdaptedConnection, err: Error): void {
+  this._server.emit('error', err, this.session);
+}
 
-  private readonly relayConnect = (data: unknown): void => void this.emit('connect', data);
+function relayConnect(this: AdaptedConnection, data: unknown): void {
+  this._server.emit('connect', data);
 }
 
 /**
