@@ -83,7 +83,8 @@ export class EdgeListener {
     const { host, port } = parseEndpoint(config.listen, `listeners[${config.name}].listen`);
     l.tcp.listen(port, host);
     const bound = await boundAddress(l.tcp);
-    if (bound.address !== '0.0.0.0' && bound.address !== '::') l.local = { address: bound.address, port: bound.port };
+    const boundHost = normalizeIp(bound.address);
+    if (boundHost !== '0.0.0.0' && boundHost !== '::') l.local = { address: bound.address, port: bound.port };
     // Once bound, accept failures (EMFILE when out of file descriptors) come here; the listener stays up.
     l.tcp.on('error', (err: Error) => services.logger.error({ listener: config.name, err: err.message }, 'listener error'));
     return l;
