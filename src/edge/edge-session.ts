@@ -97,11 +97,21 @@ export class EdgeSession {
     this.shadow = generation.shadow && new ShadowSession(generation.shadow, smtp.remoteAddress, { session: smtp.id, listener: listener.name, ...services });
   }
 
-  /** Back pressure, step 2, connection rate limits. Undefined: greet the client; otherwise refuse with the reply and close. */
-  async connect(): Promise<Outcome | undefined> {
-    const v = await this.policy.admit();
+  /**
+   * Back pressure, step 2, the connection rate limits, then step 1. Undefined: greet the client;
+   * otherwise refuse with the reply and close. A promise only while a check waits (rate limits, the
+   * pre-greeting pause): otherwise the client is greeted in the turn that accepted it, with no promise.
+   */
+  admit(): Outcome | undefined | Promise<Outcome | undefined> {
+    const v = this.policy.admit();
+    return v instanceof Promise ? v.then((settled) => this.admitted(settled)) : this.admitted(v);
+  }
+
+  private admitted(v: Verdict): Outcome | undefined | Promise<Outcome | undefined> {
     this.shadow?.connect(v);
-    return v.action === 'drop' || v.action === 'reject' ? { reply: fromVerdict(v), close: true } : undefined;
+    if (v.action === 'drop' || v.action === 'reject') return { reply: fromVerdict(v), close: true };
+    const settings = this.protocolTests;
+    return settings.greetPauseMs === 0 ? undefined : this.preGreeting(settings);
   }
 
   /** The listener's protocol tests as the session's rule set has them (a reload applies to new sessions). */
@@ -110,9 +120,7 @@ export class EdgeSession {
   }
 
   /** Step 1, after step 2 has let the client in. Undefined: greet the client; otherwise refuse and close. */
-  async preGreeting(): Promise<Outcome | undefined> {
-    const settings = this.protocolTests;
-    if (settings.greetPauseMs === 0) return undefined;
+  private async preGreeting(settings: ProtocolTestSettings): Promise<Outcome | undefined> {
     const teaser = `${this.generation.engine.rules.hostname} ESMTP`;
     const result = await preGreetingTest(this.smtp, this.policy.clientIp, settings, teaser, this.services.state, this.services.logger);
     this.services.metrics.protocolTest('pre-greeting', result);
@@ -254,7 +262,7 @@ export class EdgeSession {
     this.gone = true;
     this.dataDeadline.stop();
     this.transaction?.abandonBackend();
-    this.policy.close().catch((err: unknown) => this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'concurrency slot not given back'));
+    this.policy.close()?.catch((err: unknown) => this.services.logger.warn({ session: this.smtp.id, err: (err as Error).message }, 'concurrency slot not given back'));
     this.recorder?.close(this.policy, this.smtp.id, this.listener.name);
   }
 

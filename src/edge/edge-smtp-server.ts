@@ -106,10 +106,26 @@ export function refuseArgument(line: string): SmtpReply | undefined {
   const verb = verbOf(line);
   if (verb === 'MAIL' || verb === 'RCPT') return /[\x80-\xff]/.test(line) ? NON_ASCII_ADDRESS : undefined;
   if (verb !== 'HELO' && verb !== 'EHLO') return undefined;
-  const args = line.split(/[ \t]+/).filter((w) => w !== '');
   // Only printable ASCII: smtp-server would split on Unicode white space and keep the rest.
-  const printable = /^[\t\x20-\x7e]*$/.test(line);
-  return !printable || (args.length === 2 && !isHeloName(args[1] ?? '')) ? BAD_HELO_ARGUMENT : undefined;
+  if (!PRINTABLE.test(line)) return BAD_HELO_ARGUMENT;
+  const name = onlyArgument(line);
+  return name !== undefined && !isHeloName(name) ? BAD_HELO_ARGUMENT : undefined;
+}
+
+const PRINTABLE = /^[\t\x20-\x7e]*$/;
+
+/** The second word of a line of exactly two (words separated by runs of spaces and tabs), else undefined; found without splitting the line. */
+function onlyArgument(line: string): string | undefined {
+  let at = 0;
+  let second: string | undefined;
+  for (let words = 0; ; words += 1) {
+    while (isBlank(line.charCodeAt(at))) at += 1;
+    if (at >= line.length) return words === 2 ? second : undefined;
+    const start = at;
+    while (at < line.length && !isBlank(line.charCodeAt(at))) at += 1;
+    if (words === 1) second = line.slice(start, at);
+    else if (words === 2) return undefined;
+  }
 }
 
 /**

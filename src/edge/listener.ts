@@ -42,9 +42,16 @@ export class EdgeListener {
   /** The balancer each PROXY-reported client (`address port`) came through, until its session starts. */
   private readonly proxiedBy = new Map<string, string>();
   private readonly sockets = new Set<net.Socket>();
+  /** A socket's `close` listener, one for all sockets (`this` is the socket): no closure or `once` wrapper per connection. */
+  private readonly forgetSocket: (this: net.Socket) => void;
   private readonly smtp: EdgeSmtpServer;
   private readonly balancers: IpList | undefined;
   private readonly tcp: net.Server;
+  /**
+   * The address every connection is accepted on, when the listener is bound to one (not a wildcard):
+   * smtp-server then takes it from here rather than asking the kernel (getsockname) per connection.
+   */
+  private local: { address: string; port: number } | undefined;
 
   private constructor(
     readonly config: ListenerConfig,
@@ -52,6 +59,10 @@ export class EdgeListener {
     private readonly services: ListenerServices,
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
+    const sockets = this.sockets;
+    this.forgetSocket = function (this: net.Socket) {
+      sockets.delete(this);
+    };
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
     this.smtp.on('error', (err: Error, session?: SMTPServerSession) =>
@@ -71,7 +82,9 @@ export class EdgeListener {
     const l = new EdgeListener(config, hostname, services);
     const { host, port } = parseEndpoint(config.listen, `listeners[${config.name}].listen`);
     l.tcp.listen(port, host);
-    await boundAddress(l.tcp);
+    const bound = await boundAddress(l.tcp);
+    const boundHost = normalizeIp(bound.address);
+    if (boundHost !== '0.0.0.0' && boundHost !== '::') l.local = { address: bound.address, port: bound.port };
     // Once bound, accept failures (EMFILE when out of file descriptors) come here; the listener stays up.
     l.tcp.on('error', (err: Error) => services.logger.error({ listener: config.name, err: err.message }, 'listener error'));
     return l;
@@ -116,7 +129,7 @@ export class EdgeListener {
       return this.refuse(socket, reply(421, '4.3.2', 'Too many connections, try again later'));
     }
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('close', this.forgetSocket);
     if (this.balancers?.match(peer) === undefined) return this.startSession(socket, peer, peer, socket.remotePort ?? 0);
     this.acceptProxied(socket, peer).catch((err: unknown) => this.setupFailed(socket, err));
   }
@@ -156,7 +169,8 @@ export class EdgeListener {
     this.watchSessionEnd(socket, client, proxiedKey);
     if (socket.destroyed) return;
     if (proxiedKey !== undefined) this.proxiedBy.set(proxiedKey, peer);
-    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort });
+    const local = this.local;
+    this.smtp.connect(socket, { remoteAddress: client, remotePort: clientPort, localAddress: local?.address, localPort: local?.port });
   }
 
   /**
@@ -249,16 +263,28 @@ export class EdgeListener {
       return answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
     }
     this.sessions.set(session, edge);
-    edge
-      .connect()
-      .then((refused) => refused ?? edge.preGreeting())
-      .then(
-        (refused) => (refused ? answer(session, refused.reply, true, cb) : cb()),
-        (err: unknown) => {
-          this.services.logger.error({ session: session.id, err: (err as Error).message }, 'connection checks failed');
-          answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
-        },
-      );
+    // Greeted in this turn unless a check waits (rate limits, the pre-greeting pause).
+    let outcome: ReturnType<EdgeSession['admit']>;
+    try {
+      outcome = edge.admit();
+    } catch (err) {
+      return this.admissionFailed(session, cb, err);
+    }
+    if (!(outcome instanceof Promise)) return this.greetOrRefuse(session, cb, outcome);
+    outcome.then(
+      (refused) => this.greetOrRefuse(session, cb, refused),
+      (err: unknown) => this.admissionFailed(session, cb, err),
+    );
+  }
+
+  private greetOrRefuse(session: SMTPServerSession, cb: (err?: Error | null) => void, refused: Outcome | undefined): void {
+    if (refused) answer(session, refused.reply, true, cb);
+    else cb();
+  }
+
+  private admissionFailed(session: SMTPServerSession, cb: (err?: Error | null) => void, err: unknown): void {
+    this.services.logger.error({ session: session.id, err: (err as Error).message }, 'connection checks failed');
+    answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
   }
 
   /** The balancer a PROXY-reported client came through, forgotten once its session has it. */

@@ -66,6 +66,7 @@ export const SMTP_SERVER_INTERNALS = {
     _ready: 'field',
     _upgrading: 'field',
     _socket: 'field',
+    _closing: 'field',
   },
   SMTPStream: {
     oncommand: 2,
@@ -75,6 +76,7 @@ export const SMTP_SERVER_INTERNALS = {
     _endDataMode: 3,
     _dataMode: 'field',
     _dataStream: 'field',
+    isClosed: 'field',
   },
 } as const;
 
@@ -363,7 +365,17 @@ export class AdaptedConnection extends SMTPConnection {
     // more CPU than the rest of its close. Closed first, the socket takes the reset in the kernel (and
     // smtp-server, finding it destroyed, neither half-closes it nor resumes it).
     if (this.adaptation.closeAtOnce && !this._upgrading && !socket.destroyed && socket.writableLength === 0) socket.destroy();
-    super.close();
+    if (!socket.destroyed || this._upgrading) return super.close();
+    // smtp-server's close for a socket already destroyed, which has nothing to end or resume: without
+    // the 5 s timer it arms to destroy the socket, made and cleared again per connection for nothing.
+    this._server.connections.delete(this);
+    if (this._closing) return;
+    this._closing = true;
+    const parser = this._parser;
+    if (parser) {
+      socket.unpipe(parser);
+      parser.isClosed = true;
+    }
   }
 
   override _onClose(): void {
@@ -399,11 +411,19 @@ export class AdaptedSmtpServer extends SMTPServer {
     options.id ??= newSessionId();
     const connection = this.connection(this, socket, options);
     this.connections.add(connection);
-    // The session goes with the error, so that its log line carries the session ID.
-    connection.on('error', (err: Error) => this.emit('error', err, connection.session));
-    connection.on('connect', (data: unknown) => this.emit('connect', data));
+    connection.on('error', relayError);
+    connection.on('connect', relayConnect);
     connection.init();
   }
+}
+
+/** A connection's error, passed on by its server with its session so that the log line carries the session ID; `this` is the connection, one function for all. */
+function relayError(this: AdaptedConnection, err: Error): void {
+  this._server.emit('error', err, this.session);
+}
+
+function relayConnect(this: AdaptedConnection, data: unknown): void {
+  this._server.emit('connect', data);
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { TalliedCounter, TalliedHistogram } from './tally.js';
+import { TalliedCounter, TalliedGauge, TalliedHistogram } from './tally.js';
 
 export type DnsblOutcome = 'listed' | 'not-listed' | 'error' | 'timeout';
 /**
@@ -91,13 +91,13 @@ const RELAY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 
 export class Metrics {
   readonly registry = new Registry();
 
-  private readonly sessions = new Counter({
+  private readonly sessions = new TalliedCounter({
     name: 'portcullis_sessions_total',
     help: 'SMTP sessions opened, by listener.',
     labelNames: ['listener'] as const,
     registers: [this.registry],
   });
-  private readonly openConnections = new Gauge({
+  private readonly openConnections = new TalliedGauge({
     name: 'portcullis_open_connections',
     help: 'SMTP connections open right now, by listener.',
     labelNames: ['listener'] as const,
@@ -335,13 +335,15 @@ export class Metrics {
 
   /** A client connected to a listener. */
   sessionOpened(listener: string): void {
-    this.sessions.inc({ listener: safeLabel(listener) });
-    this.openConnections.inc({ listener: safeLabel(listener) });
+    const l = safeLabel(listener);
+    this.sessions.inc(l, () => ({ listener: l }));
+    this.openConnections.add(l, () => ({ listener: l }), 1);
   }
 
   /** A client connection on a listener ended, for whatever reason. */
   sessionClosed(listener: string): void {
-    this.openConnections.dec({ listener: safeLabel(listener) });
+    const l = safeLabel(listener);
+    this.openConnections.add(l, () => ({ listener: l }), -1);
   }
 
   /** A balancer's health check was answered on a listener. */

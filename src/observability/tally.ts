@@ -1,13 +1,14 @@
 /**
- * Labelled counters and histograms for the per-message path. prom-client's inc() and observe() build
- * a label string, check every label name and look the string up in a map on every call, about half a
- * microsecond (a histogram's observe several); a message takes a dozen such updates (each reply, each
- * decision, each DNSBL lookup, each relay). Here an update goes to plain numbers found under a key
- * the caller builds from values it already has. Counters hand their sums to prom-client whenever the
- * registry is read (a scrape, or a worker's report to the primary); histograms keep their own
- * numbers and export them in prom-client's form, so what is exported is exactly what was counted.
+ * Labelled counters, gauges and histograms for the per-message and per-connection paths. prom-client's
+ * inc() and observe() build a label string, check every label name and look the string up in a map on
+ * every call, about half a microsecond (a histogram's observe several); a message takes a dozen such
+ * updates (each reply, each decision, each DNSBL lookup, each relay), a connection two more. Here an
+ * update goes to plain numbers found under a key the caller builds from values it already has.
+ * Counters and gauges hand their numbers to prom-client whenever the registry is read (a scrape, or a
+ * worker's report to the primary); histograms keep their own numbers and export them in prom-client's
+ * form, so what is exported is exactly what was counted.
  */
-import { Counter, Histogram, type CounterConfiguration, type LabelValues, type Metric, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type CounterConfiguration, type GaugeConfiguration, type LabelValues, type Metric, type Registry } from 'prom-client';
 
 interface Tally<T extends string> {
   labels: LabelValues<T>;
@@ -65,6 +66,32 @@ export class TalliedCounter<T extends string> {
     const t = { labels, count: 1 };
     this.all.push(t);
     return t;
+  }
+}
+
+/**
+ * A gauge moved by whole steps (a connection opened, one closed) under a key the caller builds; the
+ * numbers are set on prom-client's Gauge whenever the registry is read.
+ */
+export class TalliedGauge<T extends string> {
+  /** One entry per label set, like prom-client's own map. */
+  private readonly tallies = new Map<string, Tally<T>>();
+
+  constructor(config: Omit<GaugeConfiguration<T>, 'collect'>) {
+    const tallies = this.tallies;
+    new Gauge<T>({
+      ...config,
+      collect(this: Gauge<T>) {
+        for (const t of tallies.values()) this.set(t.labels, t.count);
+      },
+    });
+  }
+
+  /** Moves the value under `key`, which must name one label set, by `step`; `labels` is asked the first time only. */
+  add(key: string, labels: () => LabelValues<T>, step: number): void {
+    const t = this.tallies.get(key);
+    if (t) t.count += step;
+    else this.tallies.set(key, { labels: labels(), count: step });
   }
 }
 

@@ -15,7 +15,7 @@ import type { ScoreSummary } from './dnsbl/score.js';
 import { exceptionEntry } from './exceptions.js';
 import { HarvestGuard } from './harvest.js';
 import type { LimitPorts, Limits } from './limits.js';
-import type { Admission } from './rate-limits.js';
+import type { Admission, RateLimits } from './rate-limits.js';
 import type { Directory } from '../directory/directory-model.js';
 import type { DnsblAnswer } from '../dns/dnsbl-answer.js';
 import type { DnsblLookup } from '../dns/dnsbl-lookup.js';
@@ -137,13 +137,20 @@ export class SessionPolicy {
     return this.judged({ kind: 'connect' }, this.decide(v));
   }
 
-  /** The whole connection stage: back pressure (1.2), step 2, then the connection rate limits (2.1). */
-  async admit(): Promise<Verdict> {
+  /**
+   * The whole connection stage: back pressure (1.2), step 2, then the connection rate limits (2.1).
+   * A promise only when rate limits are configured: they are counted in the state store.
+   */
+  admit(): Verdict | Promise<Verdict> {
     const pressed = this.limits.backPressure?.connection(this.trace);
     if (pressed) return this.decide(pressed);
     const v = this.connect();
     if (v.action !== 'accept' || !this.limits.rateLimits) return v;
-    this.admission = await this.limits.rateLimits.connect(this.clientIp, this.trace);
+    return this.rateLimited(this.limits.rateLimits, v);
+  }
+
+  private async rateLimited(rateLimits: RateLimits, v: Verdict): Promise<Verdict> {
+    this.admission = await rateLimits.connect(this.clientIp, this.trace);
     // The client may have gone while its slots were being counted: close() found nothing to give back.
     if (this.closed) await this.admission.release();
     return this.admission.verdict ? this.decide(this.admission.verdict) : v;
@@ -159,10 +166,10 @@ export class SessionPolicy {
     return limited ? this.decide(limited) : v;
   }
 
-  /** The session is over: its concurrency slots are given back. */
-  async close(): Promise<void> {
+  /** The session is over: its concurrency slots are given back (a promise only when it holds any). */
+  close(): Promise<void> | undefined {
     this.closed = true;
-    await this.admission?.release();
+    return this.admission?.release();
   }
 
   /** Step 1 and 1.1, the wire tests the edge runs: how the client fared, traced, logged and counted like any step. */

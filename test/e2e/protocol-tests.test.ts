@@ -205,6 +205,18 @@ describe('HELO checks', () => {
     }
   });
 
+  it('notOurs on a listener bound to every address: the address the client connected to is refused 550 5.7.1', async () => {
+    const h = await startHarness((r) => {
+      r.listeners = [{ name: 'main', listen: '0.0.0.0:0', heloChecks: { notOurs: true } }];
+    });
+    try {
+      assert.match(await rcptAfterHelo(h, '[127.0.0.1]'), /^550 5\.7\.1 /);
+      assert.match(await rcptAfterHelo(h, '[127.0.0.2]'), /^250 /);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('fcrdns: confirmed passes, no PTR or a PTR whose name does not lead back is 550 5.7.1, a DNS failure is 451 4.7.1', async () => {
     const confirmed: Record<string, TestRecords> = { '1.0.0.127.in-addr.arpa': { PTR: ['host.client.test'] }, 'host.client.test': { A: ['127.0.0.1'] } };
     const dns = await startDnsServer({ records: confirmed });

@@ -78,4 +78,15 @@ describe('the end of a session', () => {
     assert.equal(await c.resetOnWrite(2500), true, 'the connection was reset within 2.5 s');
     c.kill();
   });
+
+  it('a command pipelined behind QUIT is never answered nor run: the client reads 221 and the close; the back end hears nothing of it', async () => {
+    const offered = h.backend.mailFroms.length;
+    const c = await greeted();
+    c.write('QUIT\r\nMAIL FROM:<behind-quit@example.org>\r\n');
+    assert.equal((await c.read()).line, '221 2.0.0 Bye');
+    assert.equal(await c.closedByServer(), true, 'EOF after the 221');
+    assert.equal(c.unread, '');
+    await settled(async () => (await openConnections()) === 0, 'the connection counted as closed');
+    assert.equal(h.backend.mailFroms.length, offered);
+  });
 });

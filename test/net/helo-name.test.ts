@@ -1,8 +1,18 @@
 /** Which HELO/EHLO arguments the edge takes: host names and IP addresses, bare or as literals. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import fc from 'fast-check';
 import { isHeloName } from '../../src/net/helo-name.js';
+
+/** isHeloName as first written: net.isIP on every argument before anything else. */
+function asFirstWritten(arg: string): boolean {
+  if (net.isIP(arg)) return true;
+  const literal = /^\[(?:IPv6:(.+)|(.+))\]$/i.exec(arg);
+  if (literal) return literal[1] !== undefined ? net.isIPv6(literal[1]) : net.isIPv4(literal[2] ?? '');
+  const name = arg.endsWith('.') ? arg.slice(0, -1) : arg;
+  return name.length > 0 && name.length <= 253 && name.split('.').every((label) => /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label));
+}
 
 const label = fc.stringMatching(/^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,20}[A-Za-z0-9_])?$/);
 
@@ -35,6 +45,28 @@ describe('isHeloName', () => {
         assert.equal(isHeloName(`${before}${bad}${after}`), false);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('takes exactly what net.isIP first and the literal and label tests after took (property)', () => {
+    const ipish = fc.array(fc.constantFrom(...'0123456789abcdefABCDEF:.[]%_-vxIiPp6 '.split('')), { maxLength: 45 }).map((cs) => cs.join(''));
+    const v6 = fc.ipV6();
+    const arg = fc.oneof(
+      ipish,
+      fc.ipV4(),
+      fc.ipV4Extended(),
+      v6,
+      v6.map((a) => `${a}%eth0`),
+      fc.oneof(fc.ipV4(), v6).map((a) => `[${a}]`),
+      v6.map((a) => `[IPv6:${a}]`),
+      fc.string(),
+      fc.domain(),
+    );
+    fc.assert(
+      fc.property(arg, (a) => {
+        assert.equal(isHeloName(a), asFirstWritten(a), JSON.stringify(a));
+      }),
+      { numRuns: 20000 },
     );
   });
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { AggregatorRegistry, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Metrics } from '../../src/observability/metrics.js';
 import { TalliedHistogram } from '../../src/observability/tally.js';
 import { sample } from '../support/metrics-text.js';
@@ -90,5 +90,55 @@ test('a tallied histogram reads exactly as prom-client\'s Histogram fed the same
       assert.equal(await AggregatorRegistry.aggregate([await ours.getMetricsAsJSON()]).metrics(), await AggregatorRegistry.aggregate([await theirs.getMetricsAsJSON()]).metrics());
     }),
     { numRuns: 100 },
+  );
+});
+
+const connectionEvent = fc.oneof(
+  fc.record({ kind: fc.constantFrom('opened' as const, 'closed' as const), listener: fc.constantFrom('public', 'submission', '192.0.2.7', 'a@b.example') }),
+  fc.constant({ kind: 'scrape' as const }),
+);
+
+/** The lines of `text` that belong to the metric `name` (its HELP, TYPE and samples). */
+function section(text: string, name: string): string {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `) || l.startsWith(`# HELP ${name} `) || l.startsWith(`# TYPE ${name} `))
+    .join('\n');
+}
+
+test('sessions and open connections read exactly as prom-client\'s Counter and Gauge moved per event, as text and through the group\'s aggregation (property)', async () => {
+  const names = ['portcullis_sessions_total', 'portcullis_open_connections'];
+  await fc.assert(
+    fc.asyncProperty(fc.array(connectionEvent, { maxLength: 40 }), async (ops) => {
+      const ours = new Metrics();
+      const theirs = new Registry();
+      const help = (name: string): string => (ours.registry.getSingleMetric(name) as unknown as { help: string }).help;
+      const sessions = new Counter({ name: names[0] as string, help: help(names[0] as string), labelNames: ['listener'], registers: [theirs] });
+      const open = new Gauge({ name: names[1] as string, help: help(names[1] as string), labelNames: ['listener'], registers: [theirs] });
+      const same = async (): Promise<void> => {
+        const [a, b] = [await ours.registry.metrics(), await theirs.metrics()];
+        for (const name of names) assert.equal(section(a, name), section(b, name));
+        const [ja, jb] = [await ours.registry.getMetricsAsJSON(), await theirs.getMetricsAsJSON()];
+        const [ga, gb] = [await AggregatorRegistry.aggregate([ja]).metrics(), await AggregatorRegistry.aggregate([jb]).metrics()];
+        for (const name of names) assert.equal(section(ga, name), section(gb, name));
+      };
+      for (const o of ops) {
+        if (o.kind === 'scrape') {
+          await same();
+          continue;
+        }
+        const listener = o.listener.includes('.') ? 'list-entry' : o.listener;
+        if (o.kind === 'opened') {
+          ours.sessionOpened(o.listener);
+          sessions.inc({ listener });
+          open.inc({ listener });
+        } else {
+          ours.sessionClosed(o.listener);
+          open.dec({ listener });
+        }
+      }
+      await same();
+    }),
+    { numRuns: 200 },
   );
 });
