@@ -88,8 +88,10 @@ export class BackendSession implements BackendConnection {
   private constructor(
     private socket: net.Socket,
     private readonly target: BackendTarget,
+    reads: SharedBufferReads | undefined,
   ) {
-    this.attach(socket);
+    if (reads) reads.deliverTo(this.reader);
+    this.attach(socket, reads === undefined);
   }
 
   /**
@@ -98,8 +100,10 @@ export class BackendSession implements BackendConnection {
    * greeting included.
    */
   static async connect(target: BackendTarget): Promise<BackendSession> {
-    const socket = await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs);
-    const session = new BackendSession(socket, target);
+    // TLS reads through the stream of the socket it upgrades, so only a plain connection reads into the shared buffer.
+    const reads = target.starttls ? undefined : new SharedBufferReads();
+    const socket = await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs, reads);
+    const session = new BackendSession(socket, target, reads);
     try {
       await session.handshake();
       return session;
@@ -352,7 +356,7 @@ export class BackendSession implements BackendConnection {
         clearTimeout(timer);
         this.socket = secure;
         this.reader = new ReplyReader((err) => this.brokeProtocol(err), { greeting: false });
-        this.attach(secure);
+        this.attach(secure, true);
         resolve();
       });
       secure.once('error', (err) => {
@@ -362,9 +366,10 @@ export class BackendSession implements BackendConnection {
     });
   }
 
-  private attach(socket: net.Socket): void {
+  /** `streamed`: the socket's bytes come as 'data' events (not read into the shared buffer). */
+  private attach(socket: net.Socket, streamed: boolean): void {
     const reader = this.reader;
-    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    if (streamed) socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', (err) => reader.fail(new BackendUnavailable(err.message)));
     socket.on('close', () => {
       this.closed = true;
@@ -479,10 +484,38 @@ function isGoAhead(code: number): boolean {
   return code === 354;
 }
 
+/**
+ * One buffer every plain back-end connection reads into (net's `onread`), instead of a buffer made per
+ * read and pushed through the socket's Readable to a 'data' listener: a pooled connection reads four
+ * or five replies a message. Sharing it is safe because each read is parsed (its bytes copied into a
+ * string) before the event loop can make another.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/** A connection's reads from the shared buffer to its session's reader; bytes read before the session exists wait, copied, for it. */
+class SharedBufferReads {
+  private reader: ReplyReader | undefined;
+  private early: Buffer[] = [];
+  readonly onread = {
+    buffer: READ_BUFFER,
+    callback: (bytes: number, buffer: Uint8Array): boolean => {
+      const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
+      if (this.reader) this.reader.push(chunk);
+      else this.early.push(Buffer.from(chunk));
+      return true;
+    },
+  };
+
+  deliverTo(reader: ReplyReader): void {
+    this.reader = reader;
+    for (const chunk of this.early.splice(0)) reader.push(chunk);
+  }
+}
+
 /** TCP connect bounded by a time-out; refusals and time-outs become BackendUnavailable. */
-function connectWithin(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+function connectWithin(host: string, port: number, timeoutMs: number, reads: SharedBufferReads | undefined): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = net.connect(reads ? { host, port, onread: reads.onread } : { host, port });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new BackendUnavailable(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
