@@ -148,7 +148,9 @@ export class EdgeSession {
     }
     this.noteHelo();
     this.address = address;
-    const v = await this.policy.mail(address);
+    const judged = this.policy.mail(address);
+    // Awaited only when the policy has something to wait for: each await is a turn of the microtask queue.
+    const v = judged instanceof Promise ? await judged : judged;
     this.shadow?.mailFrom(address, v);
     if (v.action === 'reject' || v.action === 'tempfail') return { reply: fromVerdict(v) };
     if (v.action === 'drop') return { reply: fromVerdict(v), close: true };

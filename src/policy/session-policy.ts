@@ -15,7 +15,7 @@ import type { ScoreSummary } from './dnsbl/score.js';
 import { exceptionEntry } from './exceptions.js';
 import { HarvestGuard } from './harvest.js';
 import type { LimitPorts, Limits } from './limits.js';
-import type { Admission } from './rate-limits.js';
+import type { Admission, RateLimits } from './rate-limits.js';
 import type { Directory } from '../directory/directory-model.js';
 import type { DnsblAnswer } from '../dns/dnsbl-answer.js';
 import type { DnsblLookup } from '../dns/dnsbl-lookup.js';
@@ -149,13 +149,22 @@ export class SessionPolicy {
     return this.admission.verdict ? this.decide(this.admission.verdict) : v;
   }
 
-  /** The whole MAIL FROM stage: back pressure (1.2), steps 5-7, then the message rate limits (7.1). */
-  async mail(address: string): Promise<Verdict> {
+  /**
+   * The whole MAIL FROM stage: back pressure (1.2), steps 5-7, then the message rate limits (7.1). A
+   * promise only when the rate limits are counted: without them nothing is waited for, and an async
+   * frame per message cost more than steps 5-7 themselves.
+   */
+  mail(address: string): Verdict | Promise<Verdict> {
     const pressed = this.limits.backPressure?.transaction(this.trace);
     if (pressed) return this.decide(pressed);
     const v = this.mailFrom(address);
     if ((v.action !== 'accept' && v.action !== 'archive') || !this.limits.rateLimits) return v;
-    const limited = await this.limits.rateLimits.message(this.clientIp, address, this.trace);
+    return this.messageLimited(this.limits.rateLimits, address, v);
+  }
+
+  /** Step 7.1 for a sender steps 5-7 let through (`v`). */
+  private async messageLimited(rateLimits: RateLimits, address: string, v: Verdict): Promise<Verdict> {
+    const limited = await rateLimits.message(this.clientIp, address, this.trace);
     return limited ? this.decide(limited) : v;
   }
 
