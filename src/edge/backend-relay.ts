@@ -22,6 +22,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { DotStuffer } from './dot-stuffing.js';
 import { ReplyReader } from './backend-reply-reader.js';
+import { SharedBufferReads } from './shared-read-buffer.js';
 import { asciiAddress } from '../net/address.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable } from './backend-unavailable.js';
@@ -482,34 +483,6 @@ function isSuccess(code: number): boolean {
 
 function isGoAhead(code: number): boolean {
   return code === 354;
-}
-
-/**
- * One buffer every plain back-end connection reads into (net's `onread`), instead of a buffer made per
- * read and pushed through the socket's Readable to a 'data' listener: a pooled connection reads four
- * or five replies a message. Sharing it is safe because each read is parsed (its bytes copied into a
- * string) before the event loop can make another.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-
-/** A connection's reads from the shared buffer to its session's reader; bytes read before the session exists wait, copied, for it. */
-class SharedBufferReads {
-  private reader: ReplyReader | undefined;
-  private early: Buffer[] = [];
-  readonly onread = {
-    buffer: READ_BUFFER,
-    callback: (bytes: number, buffer: Uint8Array): boolean => {
-      const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
-      if (this.reader) this.reader.push(chunk);
-      else this.early.push(Buffer.from(chunk));
-      return true;
-    },
-  };
-
-  deliverTo(reader: ReplyReader): void {
-    this.reader = reader;
-    for (const chunk of this.early.splice(0)) reader.push(chunk);
-  }
 }
 
 /** TCP connect bounded by a time-out; refusals and time-outs become BackendUnavailable. */
