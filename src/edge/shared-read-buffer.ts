@@ -16,10 +16,9 @@ export class SharedBufferReads {
   /** What `net.connect` takes as its `onread` option. */
   readonly onread = {
     buffer: READ_BUFFER,
-    callback: (bytes: number, buffer: Uint8Array): boolean => {
-      const chunk = Buffer.from(buffer.buffer, buffer.byteOffset, bytes);
-      if (this.reader) this.reader.push(chunk);
-      else this.early.push(Buffer.from(chunk));
+    callback: (bytes: number): boolean => {
+      if (this.reader) this.reader.push(READ_BUFFER, bytes);
+      else this.early.push(Buffer.from(READ_BUFFER.subarray(0, bytes)));
       return true;
     },
   };
