@@ -185,7 +185,8 @@ export class EdgeSession {
     // `postmaster` and U-label domains are judged and relayed in the form any back end can route.
     const address = this.policy.recipient(written);
     this.address = address;
-    const v = await this.policy.rcptTo(address);
+    const judged = this.policy.rcptTo(address);
+    const v = judged instanceof Promise ? await judged : judged;
     this.shadow?.rcptTo(address, v);
     if (v.delayMs) {
       this.services.metrics.harvest('delayed');
