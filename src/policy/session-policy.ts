@@ -85,6 +85,8 @@ export class SessionPolicy {
   private archiveVerdict: Verdict | undefined;
   private dnsAllowlisted = false;
   private sender = '';
+  /** The last address `recipient` was asked about, and its answer. */
+  private lastRecipient = { address: '', form: '' };
   private admission: Admission | undefined;
   private closed = false;
   /** Step 3's HELO checks, when the listener has any on and the client is not exempt from connection filtering. */
@@ -224,9 +226,16 @@ export class SessionPolicy {
     return this.decide(verdict('accept', 250, '2.1.0', `<${address}>...Sender OK`, STEPS.envelopeSender));
   }
 
-  /** The recipient as RCPT TO judges it and the back end should be offered it (see recipientAddress). */
+  /**
+   * The recipient as RCPT TO judges it and the back end should be offered it (see recipientAddress).
+   * The last one is remembered: the edge asks for the form it relays, then rcptTo asks again with it.
+   */
   recipient(address: string): string {
-    return recipientAddress(this.rules, address);
+    const last = this.lastRecipient;
+    if (last.address === address) return last.form;
+    const form = recipientAddress(this.rules, address);
+    this.lastRecipient = { address, form };
+    return form;
   }
 
   /**
