@@ -1,6 +1,7 @@
 /**
- * Step 15 on a message as it streams in: its header section is read (at most HEADER_SECTION_MAX) and
- * its From: judged by the policy, unless its first line would continue the edge's Received: field.
+ * Step 15 on a message's header section, read as the message streams in (readHeaderSection, at most
+ * HEADER_SECTION_MAX): its From: judged by the policy, unless its first line would continue the
+ * edge's Received: field.
  */
 import type { Verdict } from '../policy/verdict.js';
 import { headerFromAddress, type HeaderSection } from './header-from.js';

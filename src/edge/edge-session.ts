@@ -82,7 +82,7 @@ export class EdgeSession {
   private readonly shadow: ShadowSession | undefined;
   private readonly recorder: SessionRecorder | undefined;
   private forwarded: ForwardedClient | undefined;
-  /** The Received: field's opening for the session's current HELO name and protocol (receivedOpening). */
+  /** The Received: field's opening for the session's current HELO name, protocol and client host name (receivedOpening). */
   private opening: { helo: string | undefined; protocol: string; hostname: string; text: string } | undefined;
   private readonly dataDeadline = new DataDeadline();
 
