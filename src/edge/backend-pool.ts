@@ -129,7 +129,7 @@ export class BackendPool {
   private async mailOn(session: BackendConnection, client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<SmtpReply> {
     session.last = !this.keeps(session, 1);
     await session.begin(client);
-    return session.mailFrom(sender, params);
+    return await session.mailFrom(sender, params);
   }
 
   /** Whether `session` may be kept after its current transaction (`ahead`: counting one not yet begun). */

@@ -22,6 +22,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { DotStuffer } from './dot-stuffing.js';
 import { ReplyReader } from './backend-reply-reader.js';
+import { SharedBufferReads } from './shared-read-buffer.js';
 import { asciiAddress } from '../net/address.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable } from './backend-unavailable.js';
@@ -52,6 +53,8 @@ export interface BackendTarget {
 export type { ForwardedClient } from './backend-forward.js';
 
 const QUIT_LINE = Buffer.from('QUIT\r\n');
+/** What begin() resolves with when XFORWARD waits to go out with MAIL FROM. */
+const FORWARD_PENDING: Promise<void> = Promise.resolve();
 
 /** An open back-end session; every method resolves with the back end's own reply. */
 export class BackendSession implements BackendConnection {
@@ -86,8 +89,10 @@ export class BackendSession implements BackendConnection {
   private constructor(
     private socket: net.Socket,
     private readonly target: BackendTarget,
+    reads: SharedBufferReads | undefined,
   ) {
-    this.attach(socket);
+    if (reads) reads.deliverTo(this.reader);
+    this.attach(socket, reads === undefined);
   }
 
   /**
@@ -96,8 +101,10 @@ export class BackendSession implements BackendConnection {
    * greeting included.
    */
   static async connect(target: BackendTarget): Promise<BackendSession> {
-    const socket = await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs);
-    const session = new BackendSession(socket, target);
+    // TLS reads through the stream of the socket it upgrades, so only a plain connection reads into the shared buffer.
+    const reads = target.starttls ? undefined : new SharedBufferReads();
+    const socket = await connectWithin(target.host, target.port, target.connectTimeoutMs ?? target.timeoutMs, reads);
+    const session = new BackendSession(socket, target, reads);
     try {
       await session.handshake();
       return session;
@@ -124,14 +131,16 @@ export class BackendSession implements BackendConnection {
    * offers PIPELINING) or XCLIENT (which restarts the session: EHLO again). Rejects with
    * BackendUnavailable if the back end refuses it.
    */
-  async begin(client: ForwardedClient): Promise<void> {
+  begin(client: ForwardedClient): Promise<void> {
     this.transactions += 1;
+    let waiting: Promise<void> | undefined;
     try {
-      await this.forward(client, this.target.timeoutMs);
+      waiting = this.forward(client, this.target.timeoutMs);
     } catch (err) {
       this.broken = true;
-      throw err;
+      return Promise.reject(err);
     }
+    return waiting ? waiting.catch(this.waitFailed) : FORWARD_PENDING;
   }
 
   /** Whether the session can be lent to another transaction: open, healthy, between commands, no transaction open. */
@@ -197,9 +206,13 @@ export class BackendSession implements BackendConnection {
     return r;
   }
 
-  /** RCPT TO for one recipient. */
-  async rcptTo(address: string): Promise<SmtpReply> {
-    return await this.command(`RCPT TO:<${onWire(address)}>`, 'RCPT TO');
+  /** RCPT TO for one recipient; a line that cannot be written rejects, as every step does. */
+  rcptTo(address: string): Promise<SmtpReply> {
+    try {
+      return this.command(`RCPT TO:<${onWire(address)}>`, 'RCPT TO');
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -291,29 +304,38 @@ export class BackendSession implements BackendConnection {
     );
   }
 
-  private async forward(client: ForwardedClient, timeoutMs: number): Promise<void> {
+  /**
+   * Passes `client` on; undefined when there is nothing to wait for, as with XFORWARD held back for
+   * MAIL FROM (a pooled connection's every transaction: no async frame or promise of its own then).
+   */
+  private forward(client: ForwardedClient, timeoutMs: number): Promise<void> | undefined {
     const xforward = this.extensions.get('XFORWARD');
     if (this.forwardedWith !== undefined && !this.offers(this.forwardedWith)) throw new BackendUnavailable(`${this.forwardedWith} no longer offered`);
     if (xforward !== undefined) {
       this.forwardedWith = 'XFORWARD';
       const line = `XFORWARD ${forwardAttributes(client, xforward)}`;
-      if (this.offers('PIPELINING')) {
-        this.pendingForward = line;
-        return;
-      }
-      const r = await this.command(line, 'XFORWARD', timeoutMs);
-      if (r.code !== 250) throw new BackendUnavailable(`XFORWARD refused: ${r.code}`);
-      return;
+      if (!this.offers('PIPELINING')) return this.forwardAlone(line, timeoutMs);
+      this.pendingForward = line;
+      return undefined;
     }
     const xclient = this.extensions.get('XCLIENT');
-    if (xclient !== undefined) {
-      this.forwardedWith = 'XCLIENT';
-      const deadline = Date.now() + timeoutMs;
-      const r = await this.command(`XCLIENT ${forwardAttributes(client, xclient)}`, 'XCLIENT', timeoutMs);
-      // XCLIENT restarts the session with a new greeting, after which EHLO must be said again.
-      if (r.code !== 220) throw new BackendUnavailable(`XCLIENT refused: ${r.code}`);
-      await this.ehlo(Math.max(1, deadline - Date.now()));
-    }
+    if (xclient === undefined) return undefined;
+    this.forwardedWith = 'XCLIENT';
+    return this.forwardWithXclient(`XCLIENT ${forwardAttributes(client, xclient)}`, timeoutMs);
+  }
+
+  /** XFORWARD on its own, for a back end that does not offer PIPELINING. */
+  private async forwardAlone(line: string, timeoutMs: number): Promise<void> {
+    const r = await this.command(line, 'XFORWARD', timeoutMs);
+    if (r.code !== 250) throw new BackendUnavailable(`XFORWARD refused: ${r.code}`);
+  }
+
+  private async forwardWithXclient(line: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const r = await this.command(line, 'XCLIENT', timeoutMs);
+    // XCLIENT restarts the session with a new greeting, after which EHLO must be said again.
+    if (r.code !== 220) throw new BackendUnavailable(`XCLIENT refused: ${r.code}`);
+    await this.ehlo(Math.max(1, deadline - Date.now()));
   }
 
   private upgrade(timeoutMs: number): Promise<void> {
@@ -335,7 +357,7 @@ export class BackendSession implements BackendConnection {
         clearTimeout(timer);
         this.socket = secure;
         this.reader = new ReplyReader((err) => this.brokeProtocol(err), { greeting: false });
-        this.attach(secure);
+        this.attach(secure, true);
         resolve();
       });
       secure.once('error', (err) => {
@@ -345,9 +367,10 @@ export class BackendSession implements BackendConnection {
     });
   }
 
-  private attach(socket: net.Socket): void {
+  /** `streamed`: the socket's bytes come as 'data' events (not read into the shared buffer). */
+  private attach(socket: net.Socket, streamed: boolean): void {
     const reader = this.reader;
-    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    if (streamed) socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', (err) => reader.fail(new BackendUnavailable(err.message)));
     socket.on('close', () => {
       this.closed = true;
@@ -372,15 +395,21 @@ export class BackendSession implements BackendConnection {
   /**
    * The reply to `what`. A reply below 400 that is not one of the command's `positive` codes (a 354 to
    * RCPT, a 250 to DATA) is a protocol error, never passed on: the client would take it for success.
+   * A `then` on the reader's promise, not an async function: a pooled connection waits five times a
+   * message, and each async frame cost a generator object and a promise of its own.
    */
-  private async expect(what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
-    let r: SmtpReply;
-    try {
-      r = await this.reader.next(timeoutMs, what);
-    } catch (err) {
-      this.broken = true;
-      throw err;
-    }
+  private expect(what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
+    return this.reader.next(timeoutMs, what).then((r) => this.checked(r, what, positive), this.waitFailed);
+  }
+
+  /** A wait that failed (time-out, the connection gone, a protocol error) leaves the session unfit for another transaction. */
+  private readonly waitFailed = (err: unknown): never => {
+    this.broken = true;
+    throw err;
+  };
+
+  /** `r` as the reply to `what`, or BackendUnavailable when it must not be passed on (see expect). */
+  private checked(r: SmtpReply, what: string, positive: (code: number) => boolean): SmtpReply {
     // 421 means the back end is closing the channel: it is gone mid-transaction, the client retries.
     if (r.code === 421) {
       this.abandon();
@@ -457,9 +486,9 @@ function isGoAhead(code: number): boolean {
 }
 
 /** TCP connect bounded by a time-out; refusals and time-outs become BackendUnavailable. */
-function connectWithin(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
+function connectWithin(host: string, port: number, timeoutMs: number, reads: SharedBufferReads | undefined): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = net.connect(reads ? { host, port, onread: reads.onread } : { host, port });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new BackendUnavailable(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));

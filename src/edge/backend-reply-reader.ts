@@ -52,12 +52,13 @@ export class ReplyParser {
   error: BackendUnavailable | undefined;
 
   /**
-   * Hands `onReply` the replies `chunk` completes, in order (none once `error` is set): a callback, not
-   * an array per chunk, as every back-end reply passes here.
+   * Hands `onReply` the replies the first `length` bytes of `chunk` complete, in order (none once
+   * `error` is set): a callback, not an array per chunk, as every back-end reply passes here.
    */
-  push(chunk: Buffer, onReply: (r: SmtpReply) => void): void {
+  push(chunk: Buffer, onReply: (r: SmtpReply) => void, length = chunk.length): void {
     if (this.error) return;
-    const text = this.partial === '' ? chunk.toString('latin1') : this.partial + chunk.toString('latin1');
+    const bytes = chunk.toString('latin1', 0, length);
+    const text = this.partial === '' ? bytes : this.partial + bytes;
     let start = 0;
     let nl: number;
     while ((nl = text.indexOf('\n', start)) >= 0) {
@@ -150,9 +151,10 @@ export class ReplyReader {
     return this.outstanding === 0 && this.ready.length === 0 && !this.parser.pending && !this.failed;
   }
 
-  push(chunk: Buffer): void {
+  /** The first `length` bytes of `chunk` came off the connection (a shared read buffer is read no further). */
+  push(chunk: Buffer, length = chunk.length): void {
     if (this.failure) return;
-    this.parser.push(chunk, this.onReply);
+    this.parser.push(chunk, this.onReply, length);
     if (this.failure) return;
     if (this.parser.error) return this.protocolError(this.parser.error);
     if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));

@@ -1,6 +1,5 @@
 /** An accepted message goes to the back end after the edge's own `Received:` field, while the client is still sending it. */
 import type { BackendConnection } from './backend-connection.js';
-import { receivedHeader, type ReceivedInfo } from './received-header.js';
 import type { SmtpReply } from '../net/smtp-reply.js';
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
@@ -32,22 +31,22 @@ export function messageChunks(first: readonly Buffer[], rest: AsyncIterator<Buff
   return chunks;
 }
 
-/** Streams the trace field, `first` and the rest of `rest` to the back end; resolves with its reply to the final dot. */
+/** Streams the trace field (`received`, CRLF-terminated), `first` and the rest of `rest` to the back end; resolves with its reply to the final dot. */
 export function relayMessage(
   backend: BackendConnection,
-  trace: ReceivedInfo,
+  received: string,
   first: readonly Buffer[],
   rest: AsyncIterator<Buffer> | undefined,
   count: (chunk: Buffer) => void,
 ): Promise<SmtpReply> {
-  return backend.data(messageChunks([Buffer.from(receivedHeader(trace)), ...first], rest, count));
+  return backend.data(messageChunks([Buffer.from(received), ...first], rest, count));
 }
 
-/** Streams the trace field and a spooled `message` to the back end; `message` is closed (its file read ends) if the relay stops early. */
-export function relaySpooled(backend: BackendConnection, trace: ReceivedInfo, message: AsyncIterable<Buffer>): Promise<SmtpReply> {
-  const received = Buffer.from(receivedHeader(trace));
+/** Streams the trace field (`received`) and a spooled `message` to the back end; `message` is closed (its file read ends) if the relay stops early. */
+export function relaySpooled(backend: BackendConnection, received: string, message: AsyncIterable<Buffer>): Promise<SmtpReply> {
+  const field = Buffer.from(received);
   const withTrace = async function* (): AsyncGenerator<Buffer> {
-    yield received;
+    yield field;
     yield* message;
   };
   return backend.data(withTrace());

@@ -20,10 +20,11 @@ import type { ForwardedClient } from './backend-forward.js';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { archiveMessage } from './data-archive.js';
 import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
-import { judgeHeaderSection } from './data-header.js';
+import { HEADER_SECTION_MAX, judgeHeaderSection } from './data-header.js';
+import { readHeaderSection } from './header-from.js';
 import { DataDeadline, DataLimits } from './data-limits.js';
 import { messageChunks, relayMessage, relaySpooled } from './data-relay.js';
-import type { ReceivedInfo } from './received-header.js';
+import { receivedField, receivedOpening, type ReceivedHop } from './received-header.js';
 import { StreamChunks } from './stream-chunks.js';
 import { Transaction } from './transaction.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
@@ -81,6 +82,8 @@ export class EdgeSession {
   private readonly shadow: ShadowSession | undefined;
   private readonly recorder: SessionRecorder | undefined;
   private forwarded: ForwardedClient | undefined;
+  /** The Received: field's opening for the session's current HELO name, protocol and client host name (receivedOpening). */
+  private opening: { helo: string | undefined; protocol: string; hostname: string; text: string } | undefined;
   private readonly dataDeadline = new DataDeadline();
 
   constructor(
@@ -153,7 +156,9 @@ export class EdgeSession {
     }
     this.noteHelo();
     this.address = address;
-    const v = await this.policy.mail(address);
+    const judged = this.policy.mail(address);
+    // Awaited only when the policy has something to wait for: each await is a turn of the microtask queue.
+    const v = judged instanceof Promise ? await judged : judged;
     this.shadow?.mailFrom(address, v);
     if (v.action === 'reject' || v.action === 'tempfail') return { reply: fromVerdict(v) };
     if (v.action === 'drop') return { reply: fromVerdict(v), close: true };
@@ -188,7 +193,8 @@ export class EdgeSession {
     // `postmaster` and U-label domains are judged and relayed in the form any back end can route.
     const address = this.policy.recipient(written);
     this.address = address;
-    const v = await this.policy.rcptTo(address);
+    const judged = this.policy.rcptTo(address);
+    const v = judged instanceof Promise ? await judged : judged;
     this.shadow?.rcptTo(address, v);
     if (v.delayMs) {
       this.services.metrics.harvest('delayed');
@@ -271,8 +277,8 @@ export class EdgeSession {
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
     this.address = undefined;
-    const judged = await judgeHeaderSection(source, count, this.headerFrom);
-    const section = judged.section;
+    const section = await readHeaderSection(source, HEADER_SECTION_MAX, count);
+    const judged = judgeHeaderSection(section, this.headerFrom);
     if ('refused' in judged) {
       tx.abandonBackend();
       this.services.logger.info({ session: this.smtp.id }, 'message refused: its first line continues the Received: field');
@@ -303,19 +309,10 @@ export class EdgeSession {
       }
     }
     try {
-      const trace: ReceivedInfo = {
-        helo: this.smtp.hostNameAppearsAs || undefined,
-        clientIp: this.policy.clientIp,
-        by: this.generation.engine.rules.hostname,
-        id: this.smtp.id,
-        protocol: this.smtp.transmissionType || 'ESMTP',
-        date: new Date(),
-      };
-      if (this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[')) trace.clientHostname = this.smtp.clientHostname;
-      if (tx.recipients.length === 1) trace.recipient = tx.recipients[0];
+      const received = receivedField(this.receivedOpening(), tx.recipients.length === 1 ? tx.recipients[0] : undefined, new Date());
       const r = authed
-        ? await relaySpooled(tx.backend, trace, authed.message)
-        : await relayMessage(tx.backend, trace, [section.head, section.rest], rest, count);
+        ? await relaySpooled(tx.backend, received, authed.message)
+        : await relayMessage(tx.backend, received, [section.head, section.rest], rest, count);
       this.finishRelay(tx, r.code);
       return { reply: r };
     } catch (err) {
@@ -365,6 +362,22 @@ export class EdgeSession {
     if (this.listener.reverseDns && !this.smtp.clientHostname.startsWith('[')) client.hostname = this.smtp.clientHostname;
     this.forwarded = client;
     return client;
+  }
+
+  /**
+   * The Received: field's opening for this session's hop, formatted again only when the HELO name, the
+   * protocol (a new EHLO, STARTTLS) or the client's host name changes: a reused connection's messages share it.
+   */
+  private receivedOpening(): string {
+    const helo = this.smtp.hostNameAppearsAs || undefined;
+    const protocol = this.smtp.transmissionType || 'ESMTP';
+    const hostname = this.smtp.clientHostname;
+    const known = this.opening;
+    if (known && known.helo === helo && known.protocol === protocol && known.hostname === hostname) return known.text;
+    const hop: ReceivedHop = { helo, clientIp: this.policy.clientIp, by: this.generation.engine.rules.hostname, id: this.smtp.id, protocol };
+    if (this.listener.reverseDns && !hostname.startsWith('[')) hop.clientHostname = hostname;
+    this.opening = { helo, protocol, hostname, text: receivedOpening(hop) };
+    return this.opening.text;
   }
 
   private noteHelo(): void {

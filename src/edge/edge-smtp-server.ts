@@ -215,9 +215,12 @@ class EdgeConnection extends AdaptedConnection {
     // A PROXY v1 header reaching the SMTP dialogue came from an address that is not a configured
     // balancer (headers from balancers are consumed before the session starts): refuse it. A v2
     // header is binary and already fails as unrecognised commands.
-    if (/^PROXY /i.test(line)) return PROXY_REFUSED;
+    // Each test only for a line that can match it (a letter's case is its 0x20 bit): MAIL, RCPT and DATA,
+    // four lines a message, open with neither letter.
+    const first = line.charCodeAt(0) | 0x20;
+    if (first === 0x70 && /^PROXY /i.test(line)) return PROXY_REFUSED;
     if (!ready) return undefined;
-    const starttls = (this.pipelining || this.groups) && /^STARTTLS\b/i.test(line);
+    const starttls = first === 0x73 && (this.pipelining || this.groups) && /^STARTTLS\b/i.test(line);
     if (this.pipelining) {
       this.pipelining.command(line);
       const refusal = this.pipelining.violated ? this.pipeliningRefusal() : undefined;

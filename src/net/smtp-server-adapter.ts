@@ -52,7 +52,9 @@ export const SMTP_SERVER_INTERNALS = {
     _onCommand: 2,
     _parseAddressCommand: 2,
     _isSupported: 1,
-    _getHandler: 1,
+    handler_MAIL: 2,
+    handler_RCPT: 2,
+    handler_DATA: 2,
     _onClose: 0,
     _whenWritable: 1,
     _resetSession: 0,
@@ -79,6 +81,13 @@ export const SMTP_SERVER_INTERNALS = {
     isClosed: 'field',
   },
 } as const;
+
+/** smtp-server's handlers of the commands AdaptedConnection takes without its general path. */
+interface CommandHandlers {
+  handler_MAIL: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_RCPT: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_DATA: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+}
 
 /** Un-stuffs one message's DATA chunk by chunk; `rest` (the input after the end-of-data line) ends it. */
 export interface DataDecoding {
@@ -326,7 +335,10 @@ export class AdaptedConnection extends SMTPConnection {
     }
     const user = (this.session.user && this.session.user.username) || this.session.user;
     server.logger.debug({ tnx: 'command', cid: this.id, command: name, user }, 'C:', line);
-    const handler = this._getHandler(name) as (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+    // Each handler by name: smtp-server's _getHandler builds its key ('handler_' + name) per command, and
+    // a property looked up by a string made anew cost a string-table probe and a megamorphic load.
+    const handlers = this as unknown as CommandHandlers;
+    const handler = name === 'MAIL' ? handlers.handler_MAIL : name === 'RCPT' ? handlers.handler_RCPT : handlers.handler_DATA;
     const next = callback ?? ((): boolean => false);
     let handlerDone = false;
     const handlerCallback = (): void => {

@@ -84,6 +84,17 @@ const SCORE_BUCKETS = [-20, -10, -5, -3, -2, -1, 0, 1, 2, 3, 5, 8, 10, 20];
 const DNS_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5];
 /** `portcullis_replies_total`'s class label by the reply code's first digit, not built per reply. */
 const REPLY_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx', '6xx', '7xx', '8xx', '9xx'];
+const replyLabels = (cls: string): { class: string } => ({ class: cls });
+const relayLabels = (outcome: string): { outcome: string } => ({ outcome });
+/** A decision's labels in the order `verdict` counts them: step, check, rule, action, report_only. */
+const VERDICT_PATH: [number, string, string, string, string] = [0, '', '', '', ''];
+const verdictLabels = (path: readonly unknown[]): { step: string; check: string; rule: string; action: string; report_only: string } => ({
+  step: String(path[0]),
+  check: path[1] as string,
+  rule: path[2] as string,
+  action: path[3] as string,
+  report_only: path[4] as string,
+});
 /** Seconds buckets for a whole back-end transaction, from MAIL FROM to the reply after the dot. */
 const RELAY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -354,15 +365,19 @@ export class Metrics {
   /** A reply went to a client; counted by its class only. */
   reply(code: number): void {
     const cls = REPLY_CLASSES[Math.floor(code / 100)] ?? `${Math.floor(code / 100)}xx`;
-    this.replies.inc(cls, () => ({ class: cls }));
+    this.replies.inc(cls, replyLabels);
   }
 
   /** A filter decided; the rule label is the configured rule's name, never an address. */
   verdict(v: DecisionLabels): void {
-    const check = safeLabel(v.check);
-    const rule = safeLabel(v.rule);
-    const reportOnly = v.reportOnly === true ? 'true' : 'false';
-    this.verdicts.incAt([v.step, check, rule, v.action, reportOnly], () => ({ step: String(v.step), check, rule, action: v.action, report_only: reportOnly }));
+    // One array filled again for each decision (incAt reads it during the call only), three a message.
+    const path = VERDICT_PATH;
+    path[0] = v.step;
+    path[1] = safeLabel(v.check);
+    path[2] = safeLabel(v.rule);
+    path[3] = v.action;
+    path[4] = v.reportOnly === true ? 'true' : 'false';
+    this.verdicts.incAt(path, verdictLabels);
   }
 
   /** A sender authentication step found `result`; `action`: accept, reject, tempfail, quarantine, report or exempt. */
@@ -396,7 +411,7 @@ export class Metrics {
 
   /** A back-end transaction ended. */
   relay(outcome: RelayOutcome, seconds: number): void {
-    this.relays.inc(outcome, () => ({ outcome }));
+    this.relays.inc(outcome, relayLabels);
     this.relaySeconds.observe(outcome, () => ({ outcome }), seconds);
   }
 

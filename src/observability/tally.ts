@@ -37,19 +37,23 @@ export class TalliedCounter<T extends string> {
     });
   }
 
-  /** Counts one under `key`, which must name one label set; `labels` is asked the first time only. */
-  inc(key: string, labels: () => LabelValues<T>): void {
+  /**
+   * Counts one under `key`, which must name one label set; `labels` is asked the first time only, and
+   * given the key, so that a caller whose key is its one label value passes a function made once.
+   */
+  inc(key: string, labels: (key: string) => LabelValues<T>): void {
     const t = this.tallies.get(key);
     if (t) t.count += 1;
-    else this.tallies.set(key, this.added(labels()));
+    else this.tallies.set(key, this.added(labels(key)));
   }
 
   /**
    * Counts one under the values in `path`, which together must name one label set (and always the
-   * same number of them); `labels` is asked the first time only. For label sets of several values,
-   * whose joined key string would cost more to build and hash than a lookup per value.
+   * same number of them); `labels` is asked the first time only, and given the path. For label sets
+   * of several values, whose joined key string would cost more to build and hash than a lookup per
+   * value. The path is read during the call only: a caller may fill one array again for each count.
    */
-  incAt(path: readonly unknown[], labels: () => LabelValues<T>): void {
+  incAt(path: readonly unknown[], labels: (path: readonly unknown[]) => LabelValues<T>): void {
     let level = this.paths;
     const last = path.length - 1;
     for (let i = 0; i < last; i++) {
@@ -59,7 +63,7 @@ export class TalliedCounter<T extends string> {
     }
     const t = level.get(path[last]) as Tally<T> | undefined;
     if (t) t.count += 1;
-    else level.set(path[last], this.added(labels()));
+    else level.set(path[last], this.added(labels(path)));
   }
 
   private added(labels: LabelValues<T>): Tally<T> {

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import { BackendSession, type BackendTarget, type ForwardedClient } from '../../src/edge/backend-relay.js';
 import { BackendUnavailable } from '../../src/edge/backend-unavailable.js';
@@ -154,6 +155,61 @@ describe('BackendSession against a real SMTP back end', () => {
       assert.equal(backend.messages.length, before);
     } finally {
       backend.behaviour = {};
+    }
+  });
+});
+
+describe('BackendSession reads', () => {
+  it("keeps each connection's replies its own while many arrive together, a byte at a time", async () => {
+    // Every connection is answered a byte per write, the connections' bytes interleaved on the wire:
+    // reads of many connections alternate, and each reply must still reach its own session whole.
+    const sockets: net.Socket[] = [];
+    const server = net.createServer((socket) => {
+      const n = sockets.push(socket);
+      const queue: number[] = [];
+      const drip = (): void => {
+        const byte = queue.shift();
+        if (byte === undefined || socket.destroyed) return;
+        socket.write(Buffer.of(byte));
+        setImmediate(drip);
+      };
+      const say = (text: string): void => {
+        if (queue.length === 0) setImmediate(drip);
+        queue.push(...Buffer.from(text));
+      };
+      say(`220 backend-${n} ESMTP\r\n`);
+      let pending = '';
+      socket.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('latin1');
+        for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+          const line = pending.slice(0, nl).trim();
+          pending = pending.slice(nl + 1);
+          const verb = line.slice(0, 4).toUpperCase();
+          if (verb === 'EHLO') say(`250-backend-${n}\r\n250-PIPELINING\r\n250 XFORWARD NAME ADDR PROTO HELO\r\n`);
+          else if (verb === 'RCPT') say(`550 5.1.1 ${line.slice(9, -1)} unknown to backend-${n}\r\n`);
+          else if (verb === 'QUIT') say('221 2.0.0 Bye\r\n');
+          else say('250 2.0.0 Ok\r\n');
+        }
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const sessions = await Promise.all(Array.from({ length: 12 }, () => BackendSession.open(target(port), client)));
+      assert.equal(new Set(sockets).size, 12);
+      const replies = await Promise.all(
+        sessions.map(async (s, i) => {
+          await s.mailFrom(`a${i}@example.org`);
+          return (await s.rcptTo(`user${i}@example.com`)).lines[0];
+        }),
+      );
+      for (const [i, text] of replies.entries()) assert.match(text ?? '', new RegExp(`^user${i}@example\\.com unknown to backend-\\d+$`));
+      assert.equal(new Set(replies.map((t) => t?.split('backend-')[1])).size, 12, 'each session read its own connection');
+      await Promise.all(sessions.map((s) => s.quit()));
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
     }
   });
 });

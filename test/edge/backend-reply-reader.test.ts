@@ -136,6 +136,28 @@ describe('ReplyParser', () => {
     );
   });
 
+  it('bytes read into one reused buffer (the first `length` of it each time) give what the same chunks give (property)', () => {
+    const reply = fc.oneof(
+      fc.constantFrom('250 2.1.0 Ok', '354 End data', '550 5.1.1 <a@b> unknown', '250-one', '250 two', '220 x', '25', '250 bad\rline', '999 no'),
+      fc.string({ maxLength: 20 }),
+    );
+    fc.assert(
+      fc.property(fc.array(reply, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 8 }), fc.integer({ min: 0, max: 0xff }), (lines, cuts, junk) => {
+        const chunks = split(Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'latin1'), cuts);
+        const shared = Buffer.alloc(1024, junk);
+        const p = new ReplyParser();
+        const replies: SmtpReply[] = [];
+        for (const c of chunks) {
+          shared.fill(junk);
+          c.copy(shared);
+          p.push(shared, (r) => replies.push(r), c.length);
+        }
+        assert.deepEqual({ replies, failed: p.error !== undefined }, parse(chunks));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('a line of exactly the limit is read; one byte more is refused', () => {
     const max = `250 ${'x'.repeat(MAX_REPLY_LINE - 4)}\r\n`;
     assert.equal(parse([Buffer.from(max)]).replies.length, 1);
