@@ -52,19 +52,31 @@ export class DataDeadline {
   }
 }
 
+/**
+ * One per session, started again for each message (`start`): the count, the enforcing and the
+ * deadline's expiry are the message's own, and the closures are made once per session.
+ */
 export class DataLimits {
   /** Message bytes read so far. */
   bytes = 0;
   private enforcing = true;
+  /** The session's bytes before this message. */
+  private sessionBytes = 0;
+  private onTimeout: ((r: SmtpReply) => void) | undefined;
+  private readonly expire = (): void => this.onTimeout?.(DATA_TIMEOUT);
 
-  /** `onTimeout` gets the 421 to write when the connection's `deadline` passes. */
   constructor(
     private readonly limits: ListenerConfig['limits'],
-    private readonly sessionBytes: number,
     private readonly deadline: DataDeadline,
-    onTimeout: (r: SmtpReply) => void,
-  ) {
-    deadline.arm(limits.dataTimeoutMs, () => onTimeout(DATA_TIMEOUT));
+  ) {}
+
+  /** A message starts, after `sessionBytes` of the session's; `onTimeout` gets the 421 to write when the connection's deadline passes. */
+  start(sessionBytes: number, onTimeout: (r: SmtpReply) => void): void {
+    this.bytes = 0;
+    this.enforcing = true;
+    this.sessionBytes = sessionBytes;
+    this.onTimeout = onTimeout;
+    this.deadline.arm(this.limits.dataTimeoutMs, this.expire);
   }
 
   /** Counts a chunk read; throws the reply (SmtpError) once a limit is passed, while they are enforced. */
@@ -84,5 +96,6 @@ export class DataLimits {
   /** The message was read to its end (or the client went away). */
   done(): void {
     this.deadline.disarm();
+    this.onTimeout = undefined;
   }
 }

@@ -85,6 +85,8 @@ export class EdgeSession {
   /** The Received: field's opening for the session's current HELO name, protocol and client host name (receivedOpening). */
   private opening: { helo: string | undefined; protocol: string; hostname: string; text: string } | undefined;
   private readonly dataDeadline = new DataDeadline();
+  /** The reader and limits of the session's messages, made at its first DATA and started again for each message. */
+  private dataReading: { source: StreamChunks; limits: DataLimits } | undefined;
 
   constructor(
     readonly generation: Generation,
@@ -226,8 +228,10 @@ export class EdgeSession {
    * client before the reply, so a refusal never leaves body lines to be taken as commands.
    */
   async data(stream: Readable, onTimeout: (r: SmtpReply) => void): Promise<Outcome> {
-    const source = new StreamChunks(stream);
-    const limits = new DataLimits(this.listener.limits, this.sessionBytes, this.dataDeadline, onTimeout);
+    const reading = (this.dataReading ??= { source: new StreamChunks(), limits: new DataLimits(this.listener.limits, this.dataDeadline) });
+    const source = reading.source.read(stream);
+    const limits = reading.limits;
+    limits.start(this.sessionBytes, onTimeout);
     const tx = this.transaction;
     let outcome: Outcome;
     try {

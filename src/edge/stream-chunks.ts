@@ -5,12 +5,16 @@
  * microseconds a message. Same outcomes: the chunks in order, then done at `end`; the stream's error
  * if it fails; a premature-close error if it is destroyed before its end (the client went away). As
  * with Node's iterator, the stream is destroyed once its outcome has been read.
+ *
+ * One reader serves a session's messages in turn (`read` starts the next one), so that its listeners
+ * are made once per session, not per message; nothing of a message's stream outlives its outcome.
  */
 import type { Readable } from 'node:stream';
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
 export class StreamChunks implements AsyncIterator<Buffer, undefined> {
+  private stream: Readable | undefined;
   /** undefined while the stream may still give chunks; null once it ended; the error that ended it otherwise. */
   private outcome: Error | null | undefined;
   /** Resumes the pending next(), while it waits for the stream. */
@@ -21,19 +25,31 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined> {
     resume?.();
   };
   private readonly ended = (): void => this.settle(null);
-  private readonly failed = (err: Error): void => this.settle(err);
   private readonly closed = (): void => this.settle(prematureClose());
+  /**
+   * Left on a stream once its outcome is known, so that no later error of it goes unheard; `this` is
+   * the stream that failed, so that an earlier message's stream failing late leaves the current one be.
+   */
+  private readonly failed = ((chunks: StreamChunks) =>
+    function (this: Readable, err: Error): void {
+      if (this === chunks.stream) chunks.settle(err);
+    })(this);
 
-  constructor(private readonly stream: Readable) {
+  /** Starts reading `stream`, a new message's: whatever the last one was, its outcome was read. */
+  read(stream: Readable): this {
+    this.stream = stream;
+    this.outcome = undefined;
+    this.waiting = undefined;
     stream.on('readable', this.wake);
     stream.on('end', this.ended);
-    // Left on once the outcome is known, so that no later error of the stream goes unheard.
     stream.on('error', this.failed);
     stream.on('close', this.closed);
+    return this;
   }
 
   next(): Promise<IteratorResult<Buffer, undefined>> {
-    const chunk = this.stream.destroyed ? null : (this.stream.read() as Buffer | null);
+    const stream = this.stream as Readable;
+    const chunk = stream.destroyed ? null : (stream.read() as Buffer | null);
     if (chunk !== null) return Promise.resolve({ done: false, value: chunk });
     const outcome = this.outcome;
     if (outcome === undefined) {
@@ -41,7 +57,7 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined> {
       // `readable` event itself, a 50 MB message behind a slow back end grew the edge by 34 MiB, not 1.
       return new Promise<void>((resolve) => (this.waiting = resolve)).then(() => this.next());
     }
-    this.stream.destroy();
+    stream.destroy();
     return outcome === null ? Promise.resolve(DONE) : Promise.reject(outcome);
   }
 
@@ -49,7 +65,7 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined> {
   private settle(outcome: Error | null): void {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
-    const s = this.stream;
+    const s = this.stream as Readable;
     s.off('readable', this.wake);
     s.off('end', this.ended);
     s.off('close', this.closed);

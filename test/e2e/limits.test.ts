@@ -24,6 +24,7 @@ describe('limits', () => {
         { name: 'conn', listen: '127.0.0.1:0', limits: { maxConnectionsPerClient: 3 } },
         { name: 'reconnect', listen: '127.0.0.1:0', limits: { maxConnectionsPerClient: 3 } },
         { name: 'slowdata', listen: '127.0.0.1:0', limits: { dataTimeoutMs: 400 } },
+        { name: 'permessage', listen: '127.0.0.1:0', limits: { maxMessageSize: 2000 } },
       ];
       r.recipientFilter = { rejectUnknown: true };
       r.directory = { addresses: ['bob@example.com', 'carol@example.com', 'dave@example.com'] };
@@ -47,6 +48,25 @@ describe('limits', () => {
     assert.match(r.end?.line ?? '', /^552 5\.3\.4 /);
     assert.equal(h.backend.messages.length, before);
     assert.equal((await c.cmd('NOOP')).code, 250, 'the rest was read as data, not as commands');
+  });
+
+  it('each message on a connection is judged on its own: after one over the limit or refused mid-stream, the limit holds and a small one is delivered whole', async () => {
+    const c = await RawSmtpClient.connect(h.port('permessage'));
+    await c.read();
+    await c.cmd('EHLO client.example');
+    const big = `Subject: big\r\n\r\n${'z'.repeat(2500)}\r\n`;
+    const small = 'Subject: small\r\n\r\n.dot line\r\nlast\r\n';
+    const before = h.backend.messages.length;
+    assert.match((await sendMail(c, 'a@example.org', ['bob@example.com'], big)).end?.line ?? '', /^552 5\.3\.4 /);
+    assert.equal((await sendMail(c, 'a@example.org', ['bob@example.com'], small)).end?.code, 250);
+    // Each message ends with its limits no longer enforced (what follows its reply is only drained): the next one is enforced again.
+    assert.match((await sendMail(c, 'a@example.org', ['bob@example.com'], ` folded\r\n${small}`)).end?.line ?? '', /^554 5\.6\.0 /);
+    assert.match((await sendMail(c, 'a@example.org', ['bob@example.com'], big)).end?.line ?? '', /^552 5\.3\.4 /);
+    assert.equal((await sendMail(c, 'a@example.org', ['bob@example.com'], small)).end?.code, 250);
+    const delivered = h.backend.messages.slice(before);
+    assert.equal(delivered.length, 2);
+    for (const m of delivered) assert.ok(m.data.toString('latin1').endsWith(small), 'the message as sent, its dot line un-stuffed');
+    assert.equal((await c.cmd('QUIT')).code, 221);
   });
 
   it('too many recipients: 452 4.5.3', async () => {

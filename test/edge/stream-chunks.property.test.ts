@@ -1,7 +1,8 @@
 /**
  * StreamChunks reads a message stream as Node's own async iterator does: for any chunks written, at
  * any pace, the same bytes then done; the stream's error when it fails; a premature-close error when
- * it is destroyed before its end.
+ * it is destroyed before its end. One reader reading a session's messages in turn gives each its own
+ * outcome, whatever the message before it came to.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,7 +46,7 @@ describe('StreamChunks', () => {
   it('gives what Node\'s async iterator gives, for any chunks at any pace and any ending (property)', async () => {
     await fc.assert(
       fc.asyncProperty(chunks, fc.constantFrom<Ending>('end', 'error', 'destroy'), async (cs, ending) => {
-        const ours = await drain(new StreamChunks(feed(cs, ending)));
+        const ours = await drain(new StreamChunks().read(feed(cs, ending)));
         const node = await drain(feed(cs, ending)[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
         assert.equal(ours.end, node.end);
         // A stream that fails may drop what it buffered: only what both read in full is compared then.
@@ -59,9 +60,35 @@ describe('StreamChunks', () => {
   it('destroys the stream once its end has been read, as Node\'s iterator does', async () => {
     const s = new PassThrough();
     s.end(Buffer.from('x'));
-    const it = new StreamChunks(s);
+    const it = new StreamChunks().read(s);
     assert.equal((await it.next()).done, false);
     assert.equal((await it.next()).done, true);
     assert.equal(s.destroyed, true);
+  });
+
+  it('reads a session\'s messages in turn, each to its own outcome whatever the one before came to (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(chunks, fc.constantFrom<Ending>('end', 'error', 'destroy')), { minLength: 1, maxLength: 5 }), async (messages) => {
+        const reader = new StreamChunks();
+        for (const [cs, ending] of messages) {
+          const ours = await drain(reader.read(feed(cs, ending)));
+          const alone = await drain(new StreamChunks().read(feed(cs, ending)));
+          assert.deepEqual(ours, alone);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('an earlier message\'s stream failing late does not end the message being read', async () => {
+    const reader = new StreamChunks();
+    const first = new PassThrough();
+    first.end(Buffer.from('one'));
+    assert.deepEqual(await drain(reader.read(first)), { bytes: Buffer.from('one'), end: 'done' });
+    const second = new PassThrough();
+    const reading = drain(reader.read(second));
+    first.emit('error', new Error('late'));
+    second.end(Buffer.from('two'));
+    assert.deepEqual(await reading, { bytes: Buffer.from('two'), end: 'done' });
   });
 });
