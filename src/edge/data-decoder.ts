@@ -35,20 +35,19 @@ export class DataDecoder {
   push(chunk: Buffer): Decoded {
     const input = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
     this.carry = undefined;
-    const byteBefore = (i: number): number => (i >= 1 ? (input[i - 1] as number) : this.before1);
-    const twoBefore = (i: number): number => (i >= 2 ? (input[i - 2] as number) : i === 1 ? this.before1 : this.before2);
-    const out = new Unstuffed(input);
+    // Made at the first escape dot only: most chunks have none, and are passed on as they came.
+    let out: Unstuffed | undefined;
     let end = input.length;
     let rest: Buffer | undefined;
     // A plain loop, not indexOf: one native call per line would make short lines (bare LFs) the dear case.
     for (let i = 0; i < input.length; i++) {
-      if (input[i] !== DOT || byteBefore(i) !== LF) continue;
+      if (input[i] !== DOT || this.byteBefore(input, i) !== LF) continue;
       const next = input[i + 1];
       if (next === DOT) {
-        out.drop(i);
+        (out ??= new Unstuffed(input)).drop(i);
         continue;
       }
-      const ending = next === CR && byteBefore(i) === LF && twoBefore(i) === CR;
+      const ending = next === CR && this.twoBefore(input, i) === CR;
       if (next === undefined || (ending && input[i + 2] === undefined)) {
         // Undecided until the next chunk: an escape, the end, or a plain dot.
         end = i;
@@ -61,19 +60,32 @@ export class DataDecoder {
         break;
       }
     }
-    [this.before1, this.before2] = [byteBefore(end), twoBefore(end)];
-    const data = out.upTo(end);
+    const before1 = this.byteBefore(input, end);
+    this.before2 = this.twoBefore(input, end);
+    this.before1 = before1;
+    const data = out ? out.upTo(end) : end === input.length ? input : input.subarray(0, end);
     return rest === undefined ? { data } : { data, rest };
+  }
+
+  /** The input byte before `input[i]`, the bytes before the chunk counting. */
+  private byteBefore(input: Buffer, i: number): number {
+    return i >= 1 ? (input[i - 1] as number) : this.before1;
+  }
+
+  private twoBefore(input: Buffer, i: number): number {
+    return i >= 2 ? (input[i - 2] as number) : i === 1 ? this.before1 : this.before2;
   }
 }
 
-/** A chunk with escape dots dropped: a slice of it when none were, else one copy made as they are found. */
+/** A chunk with escape dots dropped: one copy, made as they are found. */
 class Unstuffed {
-  private copy: Buffer | undefined;
+  private readonly copy: Buffer;
   private at = 0;
   private from = 0;
 
-  constructor(private readonly input: Buffer) {}
+  constructor(private readonly input: Buffer) {
+    this.copy = Buffer.allocUnsafe(input.length);
+  }
 
   drop(i: number): void {
     this.run(i);
@@ -81,14 +93,13 @@ class Unstuffed {
   }
 
   upTo(end: number): Buffer {
-    if (!this.copy) return this.input.subarray(0, end);
     this.run(end);
     return this.copy.subarray(0, this.at);
   }
 
   /** Copies input[from, to); short runs (dot lines) byte by byte, as a native copy per run costs more. */
   private run(to: number): void {
-    const copy = (this.copy ??= Buffer.allocUnsafe(this.input.length));
+    const copy = this.copy;
     if (to - this.from > 64) {
       this.at += this.input.copy(copy, this.at, this.from, to);
       return;
