@@ -86,6 +86,7 @@ const DNS_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 const REPLY_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx', '6xx', '7xx', '8xx', '9xx'];
 const replyLabels = (cls: string): { class: string } => ({ class: cls });
 const relayLabels = (outcome: string): { outcome: string } => ({ outcome });
+const listenerLabels = (listener: string): { listener: string } => ({ listener });
 /** A decision's labels in the order `verdict` counts them: step, check, rule, action, report_only. */
 const VERDICT_PATH: [number, string, string, string, string] = [0, '', '', '', ''];
 const verdictLabels = (path: readonly unknown[]): { step: string; check: string; rule: string; action: string; report_only: string } => ({
@@ -347,14 +348,13 @@ export class Metrics {
   /** A client connected to a listener. */
   sessionOpened(listener: string): void {
     const l = safeLabel(listener);
-    this.sessions.inc(l, () => ({ listener: l }));
-    this.openConnections.add(l, () => ({ listener: l }), 1);
+    this.sessions.inc(l, listenerLabels);
+    this.openConnections.add(l, listenerLabels, 1);
   }
 
   /** A client connection on a listener ended, for whatever reason. */
   sessionClosed(listener: string): void {
-    const l = safeLabel(listener);
-    this.openConnections.add(l, () => ({ listener: l }), -1);
+    this.openConnections.add(safeLabel(listener), listenerLabels, -1);
   }
 
   /** A balancer's health check was answered on a listener. */
@@ -412,7 +412,7 @@ export class Metrics {
   /** A back-end transaction ended. */
   relay(outcome: RelayOutcome, seconds: number): void {
     this.relays.inc(outcome, relayLabels);
-    this.relaySeconds.observe(outcome, () => ({ outcome }), seconds);
+    this.relaySeconds.observe(outcome, relayLabels, seconds);
   }
 
   /** Counts `pool()`'s sessions in `portcullis_backend_pool_sessions` until `stop` is called. */

@@ -91,11 +91,11 @@ export class TalliedGauge<T extends string> {
     });
   }
 
-  /** Moves the value under `key`, which must name one label set, by `step`; `labels` is asked the first time only. */
-  add(key: string, labels: () => LabelValues<T>, step: number): void {
+  /** Moves the value under `key`, which must name one label set, by `step`; `labels` is asked (given the key) the first time only. */
+  add(key: string, labels: (key: string) => LabelValues<T>, step: number): void {
     const t = this.tallies.get(key);
     if (t) t.count += step;
-    else this.tallies.set(key, { labels: labels(), count: step });
+    else this.tallies.set(key, { labels: labels(key), count: step });
   }
 }
 
@@ -139,12 +139,12 @@ export class TalliedHistogram<T extends string> {
     for (const registry of config.registers) registry.registerMetric(this as unknown as Metric<T>);
   }
 
-  /** Observes `value` under `key`, which must name one label set; `labels` is asked the first time only. */
-  observe(key: string, labels: () => LabelValues<T>, value: number): void {
+  /** Observes `value` under `key`, which must name one label set; `labels` is asked (given the key) the first time only. */
+  observe(key: string, labels: (key: string) => LabelValues<T>, value: number): void {
     if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
     let s = this.series.get(key);
     if (!s) {
-      s = { labels: labels(), buckets: this.bounds.map(() => 0), sum: 0, count: 0 };
+      s = { labels: labels(key), buckets: this.bounds.map(() => 0), sum: 0, count: 0 };
       this.series.set(key, s);
     }
     const bounds = this.bounds;

@@ -20,13 +20,17 @@ function mails(backend: ScriptedBackend): number {
   return backend.connections.reduce((n, conn) => n + conn.commands.filter((l) => l.startsWith('MAIL')).length, 0);
 }
 
-/** Sends MAIL and resolves once the back end holds it unanswered. */
-async function mailPending(backend: ScriptedBackend, c: RawSmtpClient): Promise<void> {
+/** A client greeted and past `greeting` (HELO or EHLO), whose MAIL the back end holds unanswered. */
+async function mailPending(h: Harness, backend: ScriptedBackend, greeting: string): Promise<RawSmtpClient> {
+  const c = await h.connect();
+  assert.equal((await c.read()).code, 220);
+  assert.equal((await c.cmd(greeting)).code, 250);
   backend.script = { mail: '' };
   const seen = mails(backend);
   c.write('MAIL FROM:<alice@example.org>\r\n');
   for (let i = 0; i < 200 && mails(backend) === seen; i++) await sleep(10);
   assert.ok(mails(backend) > seen, 'the back end never saw MAIL');
+  return c;
 }
 
 /** An edge with the pipelining test in front of a scripted back end of its own, so that `say` reaches only this test's back-end session. */
@@ -47,10 +51,7 @@ async function withEdge(run: (h: Harness, backend: ScriptedBackend) => Promise<v
 describe("the client's bytes, counted as they arrive", () => {
   it('RCPT and DATA sent while MAIL waits on the back end: the three replies reach the client in one read, and the message is relayed', async () => {
     await withEdge(async (h, backend) => {
-      const c = await h.connect();
-      assert.equal((await c.read()).code, 220);
-      assert.equal((await c.cmd('EHLO client.example')).code, 250);
-      await mailPending(backend, c);
+      const c = await mailPending(h, backend, 'EHLO client.example');
       let reads = 0;
       c.socket.on('data', () => (reads += 1));
       c.write('RCPT TO:<bob@example.com>\r\nDATA\r\n');
@@ -67,10 +68,7 @@ describe("the client's bytes, counted as they arrive", () => {
 
   it('a command sent after HELO while MAIL waits on the back end: 554 5.5.1 in place of the MAIL reply, closed', async () => {
     await withEdge(async (h, backend) => {
-      const c = await h.connect();
-      assert.equal((await c.read()).code, 220);
-      assert.equal((await c.cmd('HELO client.example')).code, 250);
-      await mailPending(backend, c);
+      const c = await mailPending(h, backend, 'HELO client.example');
       c.write('RCPT TO:<bob@example.com>\r\n');
       await sleep(100);
       backend.say(MAIL_OK);
