@@ -51,10 +51,11 @@ export const SMTP_SERVER_INTERNALS = {
     _createParser: 0,
     _onCommand: 2,
     _parseAddressCommand: 2,
-    _isSupported: 1,
+    _isDisabled: 1,
     handler_MAIL: 2,
     handler_RCPT: 2,
     handler_DATA: 2,
+    handler_AUTH: 2,
     _onClose: 0,
     _whenWritable: 1,
     _resetSession: 0,
@@ -87,6 +88,7 @@ interface CommandHandlers {
   handler_MAIL: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
   handler_RCPT: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
   handler_DATA: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_AUTH: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
 }
 
 /** Un-stuffs one message's DATA chunk by chunk; `rest` (the input after the end-of-data line) ends it. */
@@ -320,25 +322,26 @@ export class AdaptedConnection extends SMTPConnection {
     const space = line.indexOf(' ');
     const name = (space < 0 ? line : line.slice(0, space)).toUpperCase();
     const server = this._server;
+    // Each handler by name, and what smtp-server's _isSupported asks (a handler, not disabled) asked
+    // directly: its _getHandler builds the key ('handler_' + name) per call, twice a command, and a
+    // property looked up by a string made anew cost a string-table probe and a megamorphic load.
+    const handlers = this as unknown as CommandHandlers;
+    const handler = name === 'MAIL' ? handlers.handler_MAIL : name === 'RCPT' ? handlers.handler_RCPT : name === 'DATA' ? handlers.handler_DATA : undefined;
     if (
-      (name !== 'MAIL' && name !== 'RCPT' && name !== 'DATA') ||
+      typeof handler !== 'function' ||
       this._upgrading ||
       server._closeTimeout ||
       !this._ready ||
       this._nextHandler ||
       server.options.lmtp ||
       !this.hostNameAppearsAs ||
-      !this._isSupported(name) ||
-      (!this.session.user && this._isSupported('AUTH'))
+      this._isDisabled(name) ||
+      (!this.session.user && typeof handlers.handler_AUTH === 'function' && !this._isDisabled('AUTH'))
     ) {
       return super._onCommand(command, callback);
     }
     const user = (this.session.user && this.session.user.username) || this.session.user;
     server.logger.debug({ tnx: 'command', cid: this.id, command: name, user }, 'C:', line);
-    // Each handler by name: smtp-server's _getHandler builds its key ('handler_' + name) per command, and
-    // a property looked up by a string made anew cost a string-table probe and a megamorphic load.
-    const handlers = this as unknown as CommandHandlers;
-    const handler = name === 'MAIL' ? handlers.handler_MAIL : name === 'RCPT' ? handlers.handler_RCPT : handlers.handler_DATA;
     const next = callback ?? ((): boolean => false);
     let handlerDone = false;
     const handlerCallback = (): void => {
