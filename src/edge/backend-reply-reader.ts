@@ -14,9 +14,18 @@ import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 export const MAX_REPLY_LINE = 4096;
 export const MAX_REPLY_LINES = 200;
 
-/** RFC 5321 text is printable; a control character (CR alone included) would reach the client's reply. */
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+const LF = 0x0a;
+const CR = 0x0d;
+const EMPTY = Buffer.alloc(0);
+
+/** RFC 5321 text is printable; a control character (CR alone included, TAB allowed) would reach the client's reply. */
+function isControl(b: number): boolean {
+  return (b < 0x20 && b !== 0x09) || b === 0x7f;
+}
+
+function isDigit(b: number): boolean {
+  return b >= 0x30 && b <= 0x39;
+}
 
 /** One reply line: its code, whether more lines follow (`250-`), and its text. */
 export interface ReplyLine {
@@ -26,19 +35,22 @@ export interface ReplyLine {
 }
 
 /**
- * A reply line (`[2-5]\d\d`, then the end, or a space or hyphen and the text), undefined when it is
- * malformed or carries a control character; read by its character codes, not a regular expression's
- * match and captures, as every back-end reply passes here.
+ * The reply line in `bytes` from `start` to `end` (`[2-5]\d\d`, then the end, or a space or hyphen and
+ * the text), undefined when it is malformed or carries a control character; read off the bytes, as
+ * every back-end reply passes here: only its text becomes a string.
  */
-export function replyLine(line: string): ReplyLine | undefined {
-  const c0 = line.charCodeAt(0);
-  const c1 = line.charCodeAt(1);
-  const c2 = line.charCodeAt(2);
-  if (!(c0 >= 0x32 && c0 <= 0x35 && c1 >= 0x30 && c1 <= 0x39 && c2 >= 0x30 && c2 <= 0x39)) return undefined;
-  const sep = line.charCodeAt(3);
-  if (line.length > 3 && sep !== 0x20 && sep !== 0x2d) return undefined;
-  if (CONTROL.test(line)) return undefined;
-  return { code: (c0 - 0x30) * 100 + (c1 - 0x30) * 10 + (c2 - 0x30), more: sep === 0x2d, text: line.length > 4 ? line.slice(4) : '' };
+export function replyLine(bytes: Buffer, start: number, end: number): ReplyLine | undefined {
+  const c0 = bytes[start] ?? 0;
+  if (end - start < 3 || c0 < 0x32 || c0 > 0x35 || !isDigit(bytes[start + 1] ?? 0) || !isDigit(bytes[start + 2] ?? 0)) return undefined;
+  const sep = end - start > 3 ? bytes[start + 3] : undefined;
+  if (sep !== undefined && sep !== 0x20 && sep !== 0x2d) return undefined;
+  for (let i = start; i < end; i++) if (isControl(bytes[i] ?? 0)) return undefined;
+  const code = (c0 - 0x30) * 100 + ((bytes[start + 1] ?? 0) - 0x30) * 10 + ((bytes[start + 2] ?? 0) - 0x30);
+  return { code, more: sep === 0x2d, text: end - start > 4 ? latin1(bytes, start + 4, end) : '' };
+}
+
+function latin1(bytes: Buffer, start: number, end: number): string {
+  return bytes.toString('latin1', start, end);
 }
 
 /**
@@ -46,29 +58,34 @@ export function replyLine(line: string): ReplyLine | undefined {
  * before it are still returned, so how the bytes were split never changes what comes out.
  */
 export class ReplyParser {
-  private partial = '';
+  /** The bytes of a line not ended yet (a copy: the read buffer is used again). */
+  private partial: Buffer = EMPTY;
   private code: number | undefined;
   private lines: string[] = [];
   error: BackendUnavailable | undefined;
 
   /**
    * Hands `onReply` the replies the first `length` bytes of `chunk` complete, in order (none once
-   * `error` is set): a callback, not an array per chunk, as every back-end reply passes here.
+   * `error` is set): a callback, not an array per chunk, as every back-end reply passes here. The
+   * lines are read off the bytes, not a string of the chunk: a string's character reads went through
+   * V8's generic property load, its strings coming in several representations.
    */
   push(chunk: Buffer, onReply: (r: SmtpReply) => void, length = chunk.length): void {
     if (this.error) return;
-    const bytes = chunk.toString('latin1', 0, length);
-    const text = this.partial === '' ? bytes : this.partial + bytes;
+    const carried = this.partial.length;
+    const bytes = carried === 0 ? chunk : Buffer.concat([this.partial, chunk.subarray(0, length)]);
+    const n = carried + length;
     let start = 0;
-    let nl: number;
-    while ((nl = text.indexOf('\n', start)) >= 0) {
-      const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      const r = end - start > MAX_REPLY_LINE ? this.stop('reply line too long') : this.line(text.slice(start, end));
+    // The carried bytes hold no LF: only the new ones are searched.
+    for (let i = carried; i < n; i++) {
+      if (bytes[i] !== LF) continue;
+      const end = i > start && bytes[i - 1] === CR ? i - 1 : i;
+      const r = end - start > MAX_REPLY_LINE ? this.stop('reply line too long') : this.line(bytes, start, end);
       if (this.error) return;
       if (r) onReply(r);
-      start = nl + 1;
+      start = i + 1;
     }
-    this.partial = text.slice(start);
+    this.partial = start < n ? Buffer.from(bytes.subarray(start, n)) : EMPTY;
     // One more for a CR whose LF has not arrived yet.
     if (this.partial.length > MAX_REPLY_LINE + 1) this.stop('reply line too long');
   }
@@ -78,9 +95,9 @@ export class ReplyParser {
     return this.partial.length > 0 || this.lines.length > 0;
   }
 
-  private line(line: string): SmtpReply | undefined {
-    const l = replyLine(line);
-    if (!l) return this.stop(`malformed reply line '${line.slice(0, 80)}'`);
+  private line(bytes: Buffer, start: number, end: number): SmtpReply | undefined {
+    const l = replyLine(bytes, start, end);
+    if (!l) return this.stop(`malformed reply line '${latin1(bytes, start, Math.min(end, start + 80))}'`);
     if (this.code !== undefined && l.code !== this.code) return this.stop(`multi-line reply changes code from ${this.code} to ${l.code}`);
     // A one-line reply, as nearly all are, is made without collecting its lines.
     if (!l.more && this.code === undefined) return passedOnReply(fromServerLine(l.code, l.text));
@@ -96,7 +113,7 @@ export class ReplyParser {
 
   private stop(detail: string): undefined {
     this.error = new BackendUnavailable(detail);
-    this.partial = '';
+    this.partial = EMPTY;
     this.lines = [];
     return undefined;
   }

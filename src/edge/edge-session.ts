@@ -250,10 +250,13 @@ export class EdgeSession {
     } finally {
       limits.stopEnforcing();
     }
-    try {
-      for (let n = await source.next(); !n.done; n = await source.next()) limits.count(n.value);
-    } catch {
-      // The client went away while the rest was drained; nobody is left to answer.
+    // A relayed message was read to its end: no turn of the microtask queue to be told so again.
+    if (!source.finished) {
+      try {
+        for (let n = await source.next(); !n.done; n = await source.next()) limits.count(n.value);
+      } catch {
+        // The client went away while the rest was drained; nobody is left to answer.
+      }
     }
     limits.done();
     this.sessionBytes += limits.bytes;

@@ -51,10 +51,19 @@ function headerEnd(buf: Buffer): number {
   return blankLine(buf);
 }
 
-/** Offset just past the first blank line (CRLF CRLF or LF LF) inside `buf`, or -1. */
+const CRLF_CRLF = Buffer.from('\r\n\r\n');
+const LF_LF = Buffer.from('\n\n');
+
+/**
+ * Offset just past the first blank line (CRLF CRLF or LF LF) inside `buf`, or -1. An LF LF wins only
+ * if it starts before the CRLF CRLF's second CRLF, so once a CRLF CRLF is found only the bytes before
+ * it are searched (backwards) for one: the body after the header section is scanned once, not twice.
+ * The needles are buffers: a string needle is encoded again at every search.
+ */
 function blankLine(buf: Buffer): number {
-  const crlf = buf.indexOf('\r\n\r\n');
-  const lf = buf.indexOf('\n\n');
+  const crlf = buf.indexOf(CRLF_CRLF);
+  if (crlf >= 0 && buf.lastIndexOf(LF_LF, crlf + 1) < 0) return crlf + 4;
+  const lf = buf.indexOf(LF_LF);
   if (crlf >= 0 && (lf < 0 || crlf + 2 <= lf)) return crlf + 4;
   return lf >= 0 ? lf + 2 : -1;
 }

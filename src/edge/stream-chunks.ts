@@ -61,6 +61,11 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined> {
     return outcome === null ? Promise.resolve(DONE) : Promise.reject(outcome);
   }
 
+  /** Whether the stream's end was read and it was destroyed: next() would only say done again. */
+  get finished(): boolean {
+    return this.outcome === null && (this.stream as Readable).destroyed;
+  }
+
   /** The first of end, error and close decides. */
   private settle(outcome: Error | null): void {
     if (this.outcome !== undefined) return;

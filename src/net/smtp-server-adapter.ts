@@ -51,10 +51,11 @@ export const SMTP_SERVER_INTERNALS = {
     _createParser: 0,
     _onCommand: 2,
     _parseAddressCommand: 2,
-    _isSupported: 1,
+    _isDisabled: 1,
     handler_MAIL: 2,
     handler_RCPT: 2,
     handler_DATA: 2,
+    handler_AUTH: 2,
     _onClose: 0,
     _whenWritable: 1,
     _resetSession: 0,
@@ -71,6 +72,10 @@ export const SMTP_SERVER_INTERNALS = {
     _closing: 'field',
   },
   SMTPStream: {
+    _write: 3,
+    _commandTooLong: 0,
+    _remainder: 'field',
+    _maxCommandLength: 'field',
     oncommand: 2,
     startDataMode: 1,
     _feedDataStream: 2,
@@ -87,6 +92,7 @@ interface CommandHandlers {
   handler_MAIL: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
   handler_RCPT: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
   handler_DATA: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_AUTH: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
 }
 
 /** Un-stuffs one message's DATA chunk by chunk; `rest` (the input after the end-of-data line) ends it. */
@@ -320,25 +326,26 @@ export class AdaptedConnection extends SMTPConnection {
     const space = line.indexOf(' ');
     const name = (space < 0 ? line : line.slice(0, space)).toUpperCase();
     const server = this._server;
+    // Each handler by name, and what smtp-server's _isSupported asks (a handler, not disabled) asked
+    // directly: its _getHandler builds the key ('handler_' + name) per call, twice a command, and a
+    // property looked up by a string made anew cost a string-table probe and a megamorphic load.
+    const handlers = this as unknown as CommandHandlers;
+    const handler = name === 'MAIL' ? handlers.handler_MAIL : name === 'RCPT' ? handlers.handler_RCPT : name === 'DATA' ? handlers.handler_DATA : undefined;
     if (
-      (name !== 'MAIL' && name !== 'RCPT' && name !== 'DATA') ||
+      typeof handler !== 'function' ||
       this._upgrading ||
       server._closeTimeout ||
       !this._ready ||
       this._nextHandler ||
       server.options.lmtp ||
       !this.hostNameAppearsAs ||
-      !this._isSupported(name) ||
-      (!this.session.user && this._isSupported('AUTH'))
+      this._isDisabled(name) ||
+      (!this.session.user && typeof handlers.handler_AUTH === 'function' && !this._isDisabled('AUTH'))
     ) {
       return super._onCommand(command, callback);
     }
     const user = (this.session.user && this.session.user.username) || this.session.user;
     server.logger.debug({ tnx: 'command', cid: this.id, command: name, user }, 'C:', line);
-    // Each handler by name: smtp-server's _getHandler builds its key ('handler_' + name) per command, and
-    // a property looked up by a string made anew cost a string-table probe and a megamorphic load.
-    const handlers = this as unknown as CommandHandlers;
-    const handler = name === 'MAIL' ? handlers.handler_MAIL : name === 'RCPT' ? handlers.handler_RCPT : handlers.handler_DATA;
     const next = callback ?? ((): boolean => false);
     let handlerDone = false;
     const handlerCallback = (): void => {
@@ -438,12 +445,18 @@ function relayConnect(this: AdaptedConnection, data: unknown): void {
   this._server.emit('connect', data);
 }
 
+/** How many pipelined commands smtp-server's parser runs in one turn before it yields (its MAX_SYNC_COMMANDS). */
+const MAX_SYNC_COMMANDS = 100;
+const LF = 0x0a;
+const CR = 0x0d;
+
 /**
- * smtp-server's input parser with another DATA decoder: smtp-server keeps reading command lines, and
- * each input chunk of DATA becomes what the decoder makes of it, the next chunk being taken off the
- * socket only once the message stream has drained, whatever the bytes are.
+ * smtp-server's input parser with another DATA decoder: each input chunk of DATA becomes what the
+ * decoder makes of it, the next chunk being taken off the socket only once the message stream has
+ * drained, whatever the bytes are. Command lines are read as smtp-server reads them (`_write`), off
+ * the chunk's bytes.
  */
-class DecodingSmtpStream extends SMTPStream {
+export class DecodingSmtpStream extends SMTPStream {
   private decoder: DataDecoding;
 
   constructor(
@@ -457,6 +470,68 @@ class DecodingSmtpStream extends SMTPStream {
   override startDataMode(maxBytes?: number | string | null): SMTPServerDataStream {
     this.decoder = this.newDecoder();
     return super.startDataMode(maxBytes);
+  }
+
+  /**
+   * smtp-server's _write, with the same lines, checks, order and turns: a line ends at LF (a CR before
+   * it dropped), one longer than the limit (or a partial line longer, kept for the next chunk) is the
+   * parser's error, each line waits for its command's callback, a line read while a command runs
+   * waits for it, the DATA mode takes the bytes after its line, and a turn runs at most
+   * MAX_SYNC_COMMANDS commands. smtp-server turns each chunk into a string, runs a regular expression
+   * for each line and copies each line back into a buffer; here a line is a view of the chunk, and
+   * only a partial line left over is kept as smtp-server keeps it (`_remainder`, a binary string).
+   */
+  override _write(chunk: Buffer, encoding: BufferEncoding, next: (err?: Error | null) => void): void {
+    if (!chunk || !chunk.length) return next();
+    let called = false;
+    const done = (err?: Error | null): void => {
+      if (called) return;
+      called = true;
+      next(err);
+    };
+    if (this.isClosed) return done();
+    if (this._dataMode) return this._feedDataStream(chunk, done);
+    const data = this._remainder === '' ? chunk : Buffer.concat([Buffer.from(this._remainder, 'latin1'), chunk]);
+    let pos = 0;
+    let busy = false;
+    let again = false;
+    let processed = 0;
+    const readLine = (): void => {
+      // A command's callback run inside oncommand: the loop below goes on instead of recursing.
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      try {
+        for (;;) {
+          again = false;
+          if (this.isClosed) return done();
+          if (this._dataMode) {
+            this._remainder = '';
+            return this._write(data.subarray(pos), encoding, done);
+          }
+          const nl = data.indexOf(LF, pos);
+          if (nl < 0) {
+            this._remainder = pos < data.length ? data.toString('latin1', pos) : '';
+            return this._remainder.length > this._maxCommandLength ? done(this._commandTooLong()) : done();
+          }
+          const line = data.subarray(pos, nl > pos && data[nl - 1] === CR ? nl - 1 : nl);
+          pos = nl + 1;
+          if (line.length > this._maxCommandLength) return done(this._commandTooLong());
+          this.oncommand(line, readLine);
+          if (!again) return;
+          if (++processed >= MAX_SYNC_COMMANDS) {
+            processed = 0;
+            setImmediate(readLine);
+            return;
+          }
+        }
+      } finally {
+        busy = false;
+      }
+    };
+    readLine();
   }
 
   override _feedDataStream(chunk: Buffer, done: (err?: Error | null) => void): void {

@@ -82,7 +82,7 @@ describe('ReplyParser', () => {
   });
 
   it('refuses malformed lines: a code outside 2xx-5xx, a code run into text, codes that change, control bytes', () => {
-    for (const bad of ['650 x\r\n', '150 x\r\n', '2500 x\r\n', '25 x\r\n', 'x250 y\r\n', '250x\r\n', '250-a\r\n550 b\r\n', '250 a\x00b\r\n', '250 a\rb\r\n', '\r\n']) {
+    for (const bad of ['650 x\r\n', '150 x\r\n', '2500 x\r\n', '25 x\r\n', 'x250 y\r\n', '250x\r\n', '250-a\r\n550 b\r\n', '250 a\x00b\r\n', '250 a\x7fb\r\n', '250 a\x1f\r\n', '250 a\rb\r\n', '\r\n']) {
       assert.equal(parse([Buffer.from(bad, 'latin1')]).failed, true, JSON.stringify(bad));
     }
     for (const good of ['250\r\n', '250 \r\n', '250-\r\n250 \r\n', '250 tab\there\r\n', '250 8-bit \xe9 text\r\n']) {
@@ -130,7 +130,9 @@ describe('ReplyParser', () => {
     fc.assert(
       fc.property(line, (l) => {
         const m = CONTROL.test(l) ? null : REPLY_LINE.exec(l);
-        assert.deepEqual(replyLine(l), m?.[1] ? { code: Number(m[1]), more: m[2] === '-', text: m[3] ?? '' } : undefined, JSON.stringify(l));
+        // The line read in place, between other bytes: only its own are looked at.
+        const bytes = Buffer.from(`2\n${l}5\t`, 'latin1');
+        assert.deepEqual(replyLine(bytes, 2, 2 + l.length), m?.[1] ? { code: Number(m[1]), more: m[2] === '-', text: m[3] ?? '' } : undefined, JSON.stringify(l));
       }),
       { numRuns: 3000 },
     );
@@ -142,7 +144,7 @@ describe('ReplyParser', () => {
       fc.string({ maxLength: 20 }),
     );
     fc.assert(
-      fc.property(fc.array(reply, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 8 }), fc.integer({ min: 0, max: 0xff }), (lines, cuts, junk) => {
+      fc.property(fc.array(reply, { maxLength: 8 }), fc.array(fc.nat(), { maxLength: 8 }), fc.oneof(fc.constantFrom(0x0a, 0x0d), fc.integer({ min: 0, max: 0xff })), (lines, cuts, junk) => {
         const chunks = split(Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'latin1'), cuts);
         const shared = Buffer.alloc(1024, junk);
         const p = new ReplyParser();

@@ -39,6 +39,19 @@ describe('header section and From:', () => {
     );
   });
 
+  it('property: the header section ends just past the first blank line, CRLF or bare LF, or a leading one', async () => {
+    const text = fc.array(fc.constantFrom('\r', '\n', '\r\n', '\r\n\r\n', '\n\n', 'From: a@b.example', ' ', 'x'), { maxLength: 40 }).map((p) => p.join(''));
+    await fc.assert(
+      fc.asyncProperty(text, async (message) => {
+        const leading = /^\r?\n/.exec(message);
+        const blank = leading ?? /\r\n\r\n|\n\n/.exec(message);
+        const s = await readHeaderSection(chunks(message), message.length + 1, () => undefined);
+        assert.equal(s.head.toString('latin1'), blank ? message.slice(0, blank.index + blank[0].length) : message);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it('folded From:, a group, no From:, and a message that is all header', async () => {
     assert.equal(headerFromAddress(Buffer.from('Subject: a\r\nFrom:\r\n  Undisclosed: <x@y.example>;\r\n\r\n')), 'x@y.example');
     assert.equal(headerFromAddress(Buffer.from('Subject: a\r\n\r\n')), undefined);

@@ -2,7 +2,7 @@
  * StreamChunks reads a message stream as Node's own async iterator does: for any chunks written, at
  * any pace, the same bytes then done; the stream's error when it fails; a premature-close error when
  * it is destroyed before its end. One reader reading a session's messages in turn gives each its own
- * outcome, whatever the message before it came to.
+ * outcome, whatever the message before it came to; a stream read to its end is `finished`.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -46,7 +46,11 @@ describe('StreamChunks', () => {
   it('gives what Node\'s async iterator gives, for any chunks at any pace and any ending (property)', async () => {
     await fc.assert(
       fc.asyncProperty(chunks, fc.constantFrom<Ending>('end', 'error', 'destroy'), async (cs, ending) => {
-        const ours = await drain(new StreamChunks().read(feed(cs, ending)));
+        const reader = new StreamChunks().read(feed(cs, ending));
+        assert.equal(reader.finished, false);
+        const ours = await drain(reader);
+        // Only a stream read to its end is finished: the DATA path then reads it no more.
+        assert.equal(reader.finished, ending === 'end');
         const node = await drain(feed(cs, ending)[Symbol.asyncIterator]() as AsyncIterator<Buffer>);
         assert.equal(ours.end, node.end);
         // A stream that fails may drop what it buffered: only what both read in full is compared then.

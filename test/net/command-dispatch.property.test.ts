@@ -1,7 +1,8 @@
 /**
  * The adapter takes MAIL, RCPT and DATA without smtp-server's general command path: over real sockets,
  * any sequence of commands gets the same replies from an AdaptedSmtpServer as from smtp-server's own
- * SMTPServer with the same options (AUTH off, AUTH required, AUTH optional).
+ * SMTPServer with the same options (AUTH off, required or optional; commands disabled by the server or
+ * for the session).
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,6 +63,14 @@ async function listening(server: SMTPServer): Promise<number> {
   return (server.server.address() as net.AddressInfo).port;
 }
 
+/** An onConnect that sets the session's own disabled commands, as an application may (its entries are not normalised). */
+function disableForSession(commands: string[]): NonNullable<SMTPServerOptions['onConnect']> {
+  return (session, cb) => {
+    (session as { disabledCommands?: string[] }).disabledCommands = commands;
+    cb();
+  };
+}
+
 describe('MAIL, RCPT and DATA through the adapter', () => {
   const servers: SMTPServer[] = [];
   after(async () => {
@@ -72,6 +81,8 @@ describe('MAIL, RCPT and DATA through the adapter', () => {
     ['AUTH off', { disabledCommands: ['AUTH'] }],
     ['AUTH required', { allowInsecureAuth: true }],
     ['AUTH optional', { authOptional: true, allowInsecureAuth: true }],
+    ['RCPT and AUTH disabled', { disabledCommands: ['AUTH', 'RCPT'] }],
+    ['DATA and AUTH disabled for the session', { allowInsecureAuth: true, onConnect: disableForSession([' data ', 'auth']) }],
   ];
   for (const [name, auth] of modes) {
     it(`answers any command sequence as smtp-server does, ${name} (property)`, async () => {
