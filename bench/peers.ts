@@ -8,6 +8,7 @@
  * latency. Prints msg/s, CPU ms per message (the server's process tree, from /proc) and ratios, and
  * checks that each run's sink counted exactly the messages sent.
  */
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { startRbldnsd, smtpSource, type Rbldnsd } from '../test/interop/peers.js';
 import { awaitQuiet, disturbed, markLoad, otherCores, TOLERATED_CORES } from './other-load.js';
@@ -71,6 +72,8 @@ interface Target {
   name: string;
   peer: Peer;
   sink: CountingSink;
+  /** Processes that share its connections (Haraka's cluster, `workers: auto`): each needs its own warm-up. */
+  processes: number;
 }
 
 interface Sample {
@@ -150,17 +153,20 @@ async function named<T>(t: Target, step: () => Promise<T>): Promise<T> {
 async function startTargets(root: string, workDir: string, rbl: Rbldnsd): Promise<Target[]> {
   const haraka = await installHaraka();
   const targets: Target[] = [];
-  const add = async (name: string, start: (sinkPort: number) => Promise<Peer>): Promise<void> => {
+  const cores = os.availableParallelism();
+  const add = async (name: string, processes: number, start: (sinkPort: number) => Promise<Peer>): Promise<void> => {
     const sink = await startCountingSink(workDir);
-    targets.push({ name, sink, peer: await start(sink.port) });
+    targets.push({ name, sink, peer: await start(sink.port), processes });
   };
-  await add('direct smtp-source -> smtp-sink', async (port) => ({ port, output: () => '', stop: async () => undefined }));
-  await add('Haraka, 1 process', (port) => startHaraka(haraka, workDir, port, false));
-  await add('Haraka, cluster (nodes=cpus)', (port) => startHaraka(haraka, workDir, port, true));
+  await add('direct smtp-source -> smtp-sink', 1, async (port) => ({ port, output: () => '', stop: async () => undefined }));
+  await add('Haraka, 1 process', 1, (port) => startHaraka(haraka, workDir, port, false));
+  await add('Haraka, cluster (nodes=cpus)', cores, (port) => startHaraka(haraka, workDir, port, true));
   for (const workers of [1, 'auto'] as const) {
     for (const realistic of [false, true]) {
       const name = `Portcullis, workers ${workers}, ${realistic ? 'realistic rules' : 'no rules'}`;
-      await add(name, (port) => startPortcullis(root, workDir, `peers-${workers}-${realistic}`, portcullisRules(port, workers, realistic ? rbl : undefined)));
+      await add(name, workers === 1 ? 1 : cores, (port) =>
+        startPortcullis(root, workDir, `peers-${workers}-${realistic}`, portcullisRules(port, workers, realistic ? rbl : undefined)),
+      );
     }
   }
   return targets;
@@ -175,10 +181,13 @@ export async function run(root: string, workDir: string): Promise<Record<string,
   let targets: Target[] = [];
   try {
     targets = await startTargets(root, workDir, rbl);
-    // Warm-up, untimed: one full round of every mode per target (JIT, DNSBL caches, every worker up).
-    // After 200 messages a Portcullis still spent up to twice its steady CPU per message, and kept
-    // falling for several thousand more (docs/bench-peers.md, "Where the rules' CPU went").
-    for (const t of targets) for (const mode of MODES) await named(t, () => smtpSource(t.peer.port, sourceArgs(mode), 300_000));
+    // Warm-up, untimed: one full round of every mode per target and per process sharing its connections
+    // (JIT, DNSBL caches, every worker up). After 200 messages a Portcullis still spent up to twice its
+    // steady CPU per message (docs/bench-peers.md, "Where the rules' CPU went"); with one round for its
+    // two workers, `workers: auto` spent 1.3-1.9 times its later CPU per message in the first timed round.
+    for (const t of targets) {
+      for (let p = 0; p < t.processes; p++) for (const mode of MODES) await named(t, () => smtpSource(t.peer.port, sourceArgs(mode), 300_000));
+    }
     const samples = new Map<string, Sample[]>();
     let measuredAgain = 0;
     for (let r = 0; r < ROUNDS; r++) {
