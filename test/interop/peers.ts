@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -22,9 +23,16 @@ export interface Running {
   stop: (graceMs?: number) => Promise<void>;
 }
 
-/** Starts a process, collecting stdout and stderr. */
-export function launch(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
-  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts a process, collecting stdout and stderr; with `outputFile`, they go to that file instead and
+ * `output()` reads it, so this process spends nothing on what the child writes while it runs.
+ */
+export function launch(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; outputFile?: string } = {}): Running {
+  const { outputFile } = options;
+  const fd = outputFile === undefined ? undefined : openSync(outputFile, 'w');
+  const sink = fd ?? 'pipe';
+  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', sink, sink] });
+  if (fd !== undefined) closeSync(fd);
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
@@ -34,7 +42,7 @@ export function launch(command: string, args: string[], options: { cwd?: string;
   });
   return {
     child,
-    output: () => output,
+    output: () => (outputFile === undefined ? output : readFileSync(outputFile, 'latin1')),
     stop: async (graceMs = 3000) => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
