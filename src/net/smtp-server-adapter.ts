@@ -69,6 +69,8 @@ export const SMTP_SERVER_INTERNALS = {
     _upgrading: 'field',
     _socket: 'field',
     _closing: 'field',
+    _xClient: 'field',
+    _xForward: 'field',
   },
   SMTPStream: {
     oncommand: 2,
@@ -110,6 +112,23 @@ export interface Adaptation {
 const SMTP_SERVER_DEFAULTS: Adaptation = { greetAtOnce: false };
 
 const connections = new WeakMap<SMTPServerSession, AdaptedConnection>();
+
+/** XCLIENT or XFORWARD details of a server that takes neither command: empty, and refusing to be written. */
+class NoProxyDetails extends Map<string, string | number | false> {
+  override set(): never {
+    throw new TypeError('XCLIENT/XFORWARD details are not kept: the server does not take the command');
+  }
+
+  override delete(): never {
+    throw new TypeError('XCLIENT/XFORWARD details are not kept: the server does not take the command');
+  }
+
+  override clear(): never {
+    throw new TypeError('XCLIENT/XFORWARD details are not kept: the server does not take the command');
+  }
+}
+
+const NO_PROXY_DETAILS = new NoProxyDetails();
 
 /** What a handler's callback gets for a refusal: smtp-server reads only `responseCode` from it, the reply written is the answer. */
 function refusalFor(r: SmtpReply): Error {
@@ -176,6 +195,11 @@ export class AdaptedConnection extends SMTPConnection {
     options: SMTPConnectionOptions | null,
   ) {
     super(server, socket, options);
+    // smtp-server fills these only for a client that its useXClient / useXForward option trusts: with
+    // the option off they stay empty for good, and one empty Map serves every connection instead of
+    // two that each connection holds for its life.
+    if (!server.options.useXClient) this._xClient = NO_PROXY_DETAILS;
+    if (!server.options.useXForward) this._xForward = NO_PROXY_DETAILS;
     connections.set(this.session, this);
   }
 
