@@ -52,11 +52,14 @@ export class EdgeListener {
   private readonly sockets = new Set<net.Socket>();
   /** The client slot of each socket whose session started, until the socket closes. */
   private readonly slots = new Map<net.Socket, ClientSlot>();
-  /** A socket's `close` listener, one for all sockets (`this` is the socket): no closure or `once` wrapper per connection. */
+  /**
+   * A socket's `close` listener, one for all sockets (`this` is the socket): no closure or `once`
+   * wrapper per connection. It also ends the socket's session, if one started: a third `close`
+   * listener would grow the socket's listener array to Node's next capacity (19 slots).
+   */
   private readonly forgetSocket: (this: net.Socket) => void;
-  /** A session's end (`finish`, `end`) and its socket's `close`: one function each for all sockets, as forgetSocket. */
+  /** A session's end (`finish`, `end`): one function for all sockets, as forgetSocket. */
   private readonly sessionEnded: (this: net.Socket) => void;
-  private readonly sessionClosed: (this: net.Socket) => void;
   private readonly smtp: EdgeSmtpServer;
   private readonly balancers: IpList | undefined;
   private readonly tcp: net.Server;
@@ -73,9 +76,6 @@ export class EdgeListener {
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
     const sockets = this.sockets;
-    this.forgetSocket = function (this: net.Socket) {
-      sockets.delete(this);
-    };
     const slots = this.slots;
     const release = (slot: ClientSlot | undefined): void => {
       if (!slot || slot.released) return;
@@ -87,15 +87,17 @@ export class EdgeListener {
     this.sessionEnded = function (this: net.Socket) {
       release(slots.get(this));
     };
-    const closed = (socket: net.Socket): void => {
-      const slot = slots.get(socket);
+    const sessionClosed = (slot: ClientSlot): void => {
       release(slot);
-      slots.delete(socket);
       this.services.metrics.sessionClosed(config.name);
-      if (slot?.proxiedKey !== undefined) this.proxiedBy.delete(slot.proxiedKey);
+      if (slot.proxiedKey !== undefined) this.proxiedBy.delete(slot.proxiedKey);
     };
-    this.sessionClosed = function (this: net.Socket) {
-      closed(this);
+    this.forgetSocket = function (this: net.Socket) {
+      sockets.delete(this);
+      const slot = slots.get(this);
+      if (slot === undefined) return;
+      slots.delete(this);
+      sessionClosed(slot);
     };
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
@@ -218,7 +220,6 @@ export class EdgeListener {
     this.slots.set(socket, { client, proxiedKey, released: false });
     socket.on('finish', this.sessionEnded);
     socket.on('end', this.sessionEnded);
-    socket.on('close', this.sessionClosed);
   }
 
   /** Writes a refusal before any SMTP session exists, then closes. */

@@ -315,10 +315,10 @@ export class AdaptedConnection extends SMTPConnection {
   override _createParser(): SMTPStream {
     const decoder = this.adaptation.decoder;
     if (!decoder) return super._createParser();
-    // smtp-server's own wiring of its parser, with the adapted decoder.
-    const parser = new DecodingSmtpStream(decoder, { maxCommandLength: this._server.options.maxCommandLength });
-    parser.oncommand = (command, callback) => this._onCommand(command, callback);
-    parser.on('error', (err: Error) => this.send(421, `Error: ${err.message}`));
+    // smtp-server's own wiring of its parser, with the adapted decoder; the parser calls back its
+    // connection through methods and a listener shared by all parsers, not two closures each.
+    const parser = new DecodingSmtpStream(this, decoder, { maxCommandLength: this._server.options.maxCommandLength });
+    parser.on('error', parserFailed);
     return parser;
   }
 
@@ -462,6 +462,11 @@ function relayConnect(this: AdaptedConnection, data: unknown): void {
   this._server.emit('connect', data);
 }
 
+/** A parser's error, answered as smtp-server answers it; `this` is the parser, one function for all. */
+function parserFailed(this: DecodingSmtpStream, err: Error): void {
+  this.connection.send(421, `Error: ${err.message}`);
+}
+
 /**
  * smtp-server's input parser with another DATA decoder: smtp-server keeps reading command lines, and
  * each input chunk of DATA becomes what the decoder makes of it, the next chunk being taken off the
@@ -471,11 +476,16 @@ class DecodingSmtpStream extends SMTPStream {
   private decoder: DataDecoding;
 
   constructor(
+    readonly connection: AdaptedConnection,
     private readonly newDecoder: () => DataDecoding,
     options: ConstructorParameters<typeof SMTPStream>[0],
   ) {
     super(options);
     this.decoder = newDecoder();
+  }
+
+  override oncommand(command: Buffer, callback?: () => void): void {
+    this.connection._onCommand(command, callback);
   }
 
   override startDataMode(maxBytes?: number | string | null): SMTPServerDataStream {
