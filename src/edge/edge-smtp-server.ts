@@ -18,7 +18,7 @@ import { DataDecoder } from './data-decoder.js';
 import { PipeliningGuard } from './pipelining-guard.js';
 import { ReplyGroups } from './reply-groups.js';
 import { withSessionId } from './session-id-reply.js';
-import { SessionDeadlines, type DeadlineLimits } from './session-deadlines.js';
+import { SessionDeadlines, type DeadlineHost, type DeadlineLimits, type Expired } from './session-deadlines.js';
 import { classDefault, fromServerLines, reply, type SmtpReply } from '../net/smtp-reply.js';
 
 /** Told about every command line read and every reply written (for the protocol log and metrics), and every transaction reset. */
@@ -146,7 +146,7 @@ function isBlank(c: number): boolean {
 }
 
 /** One client connection; see the module comment. */
-class EdgeConnection extends AdaptedConnection {
+class EdgeConnection extends AdaptedConnection implements DeadlineHost {
   private readonly deadlines: SessionDeadlines;
   /** Until the session turns out not to enforce the test, or TLS starts (bytes on the raw socket are then ciphertext). */
   private pipelining: PipeliningGuard | undefined = new PipeliningGuard();
@@ -165,11 +165,8 @@ class EdgeConnection extends AdaptedConnection {
     limits: DeadlineLimits,
   ) {
     super(server, socket, options);
-    this.deadlines = new SessionDeadlines(limits, {
-      waitingOnUs: () => this.owesReply,
-      expire: (what) =>
-        this.writeReply(what === 'command' ? COMMAND_TIMEOUT : SESSION_TIME_LIMIT, false),
-    });
+    // The connection is its deadlines' host: an object and two closures less that each connection holds.
+    this.deadlines = new SessionDeadlines(limits, this);
     this.groups = new ReplyGroups(socket);
     // Before smtp-server pipes the socket into its parser, so each chunk is counted before it is parsed.
     socket.on('data', this.countBytes);
@@ -177,6 +174,16 @@ class EdgeConnection extends AdaptedConnection {
 
   protected override get adaptation(): Adaptation {
     return EDGE_ADAPTATION;
+  }
+
+  /** DeadlineHost: the client is waiting on the edge. */
+  waitingOnUs(): boolean {
+    return this.owesReply;
+  }
+
+  /** DeadlineHost: a deadline passed, 421 and close. */
+  expire(what: Expired): void {
+    this.writeReply(what === 'command' ? COMMAND_TIMEOUT : SESSION_TIME_LIMIT, false);
   }
 
   override writeReply(written: SmtpReply, close: boolean): void {

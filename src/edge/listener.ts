@@ -35,6 +35,14 @@ const LOCAL_ERROR = reply(451, '4.3.0', 'Local error in processing');
 /** Client socket errors end that connection only; smtp-server reports those of a session. */
 function ignoreSocketError(): void {}
 
+/** The per-client slot a session holds (maxConnectionsPerClient), given back once at its end. */
+interface ClientSlot {
+  client: string;
+  /** `address port` of a PROXY-reported client, whose balancer is remembered until its session starts. */
+  proxiedKey: string | undefined;
+  released: boolean;
+}
+
 /** A running listener. */
 export class EdgeListener {
   private readonly sessions = new Map<SMTPServerSession, EdgeSession>();
@@ -42,8 +50,16 @@ export class EdgeListener {
   /** The balancer each PROXY-reported client (`address port`) came through, until its session starts. */
   private readonly proxiedBy = new Map<string, string>();
   private readonly sockets = new Set<net.Socket>();
-  /** A socket's `close` listener, one for all sockets (`this` is the socket): no closure or `once` wrapper per connection. */
+  /** The client slot of each socket whose session started, until the socket closes. */
+  private readonly slots = new Map<net.Socket, ClientSlot>();
+  /**
+   * A socket's `close` listener, one for all sockets (`this` is the socket): no closure or `once`
+   * wrapper per connection. It also ends the socket's session, if one started: a third `close`
+   * listener would grow the socket's listener array to Node's next capacity (19 slots).
+   */
   private readonly forgetSocket: (this: net.Socket) => void;
+  /** A session's end (`finish`, `end`): one function for all sockets, as forgetSocket. */
+  private readonly sessionEnded: (this: net.Socket) => void;
   private readonly smtp: EdgeSmtpServer;
   private readonly balancers: IpList | undefined;
   private readonly tcp: net.Server;
@@ -60,8 +76,28 @@ export class EdgeListener {
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
     const sockets = this.sockets;
+    const slots = this.slots;
+    const release = (slot: ClientSlot | undefined): void => {
+      if (!slot || slot.released) return;
+      slot.released = true;
+      const left = (this.perClient.get(slot.client) ?? 1) - 1;
+      if (left > 0) this.perClient.set(slot.client, left);
+      else this.perClient.delete(slot.client);
+    };
+    this.sessionEnded = function (this: net.Socket) {
+      release(slots.get(this));
+    };
+    const sessionClosed = (slot: ClientSlot): void => {
+      release(slot);
+      this.services.metrics.sessionClosed(config.name);
+      if (slot.proxiedKey !== undefined) this.proxiedBy.delete(slot.proxiedKey);
+    };
     this.forgetSocket = function (this: net.Socket) {
       sockets.delete(this);
+      const slot = slots.get(this);
+      if (slot === undefined) return;
+      slots.delete(this);
+      sessionClosed(slot);
     };
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
@@ -178,24 +214,12 @@ export class EdgeListener {
    * side (after `221` or a closing `421`) or the client has hung up. A sender reconnects the moment
    * it has read `221`, before the socket's `close` event, so holding the slot until `close` refused
    * senders that never exceeded the limit. The socket itself still counts against `maxConnections`
-   * until it is gone. One listener per event, each firing at most once.
+   * until it is gone. One listener per event, shared by all sockets; the slot is given back once.
    */
   private watchSessionEnd(socket: net.Socket, client: string, proxiedKey: string | undefined): void {
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      const left = (this.perClient.get(client) ?? 1) - 1;
-      if (left > 0) this.perClient.set(client, left);
-      else this.perClient.delete(client);
-    };
-    socket.on('finish', release);
-    socket.on('end', release);
-    socket.on('close', () => {
-      release();
-      this.services.metrics.sessionClosed(this.config.name);
-      if (proxiedKey !== undefined) this.proxiedBy.delete(proxiedKey);
-    });
+    this.slots.set(socket, { client, proxiedKey, released: false });
+    socket.on('finish', this.sessionEnded);
+    socket.on('end', this.sessionEnded);
   }
 
   /** Writes a refusal before any SMTP session exists, then closes. */

@@ -41,7 +41,7 @@ export class SessionDeadlines {
     private readonly limits: DeadlineLimits,
     private readonly host: DeadlineHost,
   ) {
-    this.session = setTimeout(() => this.sessionEnds(), limits.sessionMs);
+    this.session = setTimeout(sessionEnds, limits.sessionMs, this);
     this.session.unref();
   }
 
@@ -54,9 +54,7 @@ export class SessionDeadlines {
     this.commandArmed = true;
     if (this.command) this.command.refresh();
     else {
-      this.command = setTimeout(() => {
-        if (this.commandArmed) this.fire('command');
-      }, this.limits.commandMs);
+      this.command = setTimeout(commandEnds, this.limits.commandMs, this);
       this.command.unref();
     }
   }
@@ -74,9 +72,15 @@ export class SessionDeadlines {
     clearTimeout(this.session);
   }
 
-  private sessionEnds(): void {
+  /** The session deadline passed. */
+  sessionEnds(): void {
     this.sessionOver = true;
     if (!this.host.waitingOnUs()) this.fire('session');
+  }
+
+  /** The command timer fired: it counts only while armed. */
+  commandEnds(): void {
+    if (this.commandArmed) this.fire('command');
   }
 
   private fire(what: Expired): void {
@@ -88,4 +92,13 @@ export class SessionDeadlines {
   private clearCommand(): void {
     this.commandArmed = false;
   }
+}
+
+// The timers' callbacks, one each for all connections (the deadlines passed as their argument): no closure per connection.
+function sessionEnds(deadlines: SessionDeadlines): void {
+  deadlines.sessionEnds();
+}
+
+function commandEnds(deadlines: SessionDeadlines): void {
+  deadlines.commandEnds();
 }

@@ -70,6 +70,8 @@ export const SMTP_SERVER_INTERNALS = {
     _upgrading: 'field',
     _socket: 'field',
     _closing: 'field',
+    _xClient: 'field',
+    _xForward: 'field',
   },
   SMTPStream: {
     _write: 3,
@@ -116,6 +118,23 @@ export interface Adaptation {
 const SMTP_SERVER_DEFAULTS: Adaptation = { greetAtOnce: false };
 
 const connections = new WeakMap<SMTPServerSession, AdaptedConnection>();
+
+/** XCLIENT or XFORWARD details of a server that takes neither command: empty, and refusing to be written. */
+class NoProxyDetails extends Map<string, string | number | false> {
+  override set(): never {
+    throw new TypeError('XCLIENT/XFORWARD details are not kept: the server does not take the command');
+  }
+
+  override delete(): never {
+    throw new TypeError('XCLIENT/XFORWARD details are not kept: the server does not take the command');
+  }
+
+  override clear(): never {
+    throw new TypeError('XCLIENT/XFORWARD details are not kept: the server does not take the command');
+  }
+}
+
+const NO_PROXY_DETAILS = new NoProxyDetails();
 
 /** What a handler's callback gets for a refusal: smtp-server reads only `responseCode` from it, the reply written is the answer. */
 function refusalFor(r: SmtpReply): Error {
@@ -182,6 +201,11 @@ export class AdaptedConnection extends SMTPConnection {
     options: SMTPConnectionOptions | null,
   ) {
     super(server, socket, options);
+    // smtp-server fills these only for a client that its useXClient / useXForward option trusts: with
+    // the option off they stay empty for good, and one empty Map serves every connection instead of
+    // two that each connection holds for its life.
+    if (!server.options.useXClient) this._xClient = NO_PROXY_DETAILS;
+    if (!server.options.useXForward) this._xForward = NO_PROXY_DETAILS;
     connections.set(this.session, this);
   }
 
@@ -297,10 +321,10 @@ export class AdaptedConnection extends SMTPConnection {
   override _createParser(): SMTPStream {
     const decoder = this.adaptation.decoder;
     if (!decoder) return super._createParser();
-    // smtp-server's own wiring of its parser, with the adapted decoder.
-    const parser = new DecodingSmtpStream(decoder, { maxCommandLength: this._server.options.maxCommandLength });
-    parser.oncommand = (command, callback) => this._onCommand(command, callback);
-    parser.on('error', (err: Error) => this.send(421, `Error: ${err.message}`));
+    // smtp-server's own wiring of its parser, with the adapted decoder; the parser calls back its
+    // connection through methods and a listener shared by all parsers, not two closures each.
+    const parser = new DecodingSmtpStream(this, decoder, { maxCommandLength: this._server.options.maxCommandLength });
+    parser.on('error', parserFailed);
     return parser;
   }
 
@@ -450,6 +474,11 @@ const MAX_SYNC_COMMANDS = 100;
 const LF = 0x0a;
 const CR = 0x0d;
 
+/** A parser's error, answered as smtp-server answers it; `this` is the parser, one function for all. */
+function parserFailed(this: DecodingSmtpStream, err: Error): void {
+  this.connection.send(421, `Error: ${err.message}`);
+}
+
 /**
  * smtp-server's input parser with another DATA decoder: each input chunk of DATA becomes what the
  * decoder makes of it, the next chunk being taken off the socket only once the message stream has
@@ -460,11 +489,16 @@ export class DecodingSmtpStream extends SMTPStream {
   private decoder: DataDecoding;
 
   constructor(
+    readonly connection: AdaptedConnection,
     private readonly newDecoder: () => DataDecoding,
     options: ConstructorParameters<typeof SMTPStream>[0],
   ) {
     super(options);
     this.decoder = newDecoder();
+  }
+
+  override oncommand(command: Buffer, callback?: () => void): void {
+    this.connection._onCommand(command, callback);
   }
 
   override startDataMode(maxBytes?: number | string | null): SMTPServerDataStream {

@@ -10,7 +10,7 @@ import { normalizeIp } from '../net/ip.js';
 import { acceptListEntry, checkAcceptDeny } from './accept-deny.js';
 import type { CompiledListener, CompiledRules } from './compiled-rules.js';
 import { checkDirectory } from './directory.js';
-import { evaluateStep9, type DnsblOutcome } from './dnsbl/evaluate.js';
+import { evaluateStep9, noDnsblRules, type DnsblOutcome } from './dnsbl/evaluate.js';
 import type { ScoreSummary } from './dnsbl/score.js';
 import { exceptionEntry } from './exceptions.js';
 import { HarvestGuard } from './harvest.js';
@@ -77,7 +77,8 @@ export class SessionPolicy {
   private judgedEvents: JudgedEvent[] = [];
   private readonly connectionFiltering: boolean;
   private acceptedBy: string | undefined;
-  private readonly answers = new Map<string, Promise<DnsblAnswer>>();
+  /** The session's DNSBL lookups by zone, made when they start: a rule set without zones holds no Map per connection. */
+  private answers: Map<string, Promise<DnsblAnswer>> | undefined;
   private dnsbl: Promise<DnsblOutcome> | undefined;
   /** Step 9's outcome once it has come, so that later recipients need not wait for it. */
   private dnsblDone: DnsblOutcome | undefined;
@@ -351,9 +352,11 @@ export class SessionPolicy {
     const relay = checkRelay(this.rules, this.listener, this.clientIp, address, this.trace);
     if (relay.verdict) return relay.verdict;
     if (!this.connectionFiltering || this.acceptedBy !== undefined) return this.lists(address, relay.local);
-    const lookedUp = this.dnsbl !== undefined;
+    const lookedUp = this.dnsblDone !== undefined || this.dnsbl !== undefined;
     if (this.dnsblDone) return this.lists(address, relay.local, this.dnsblDone, lookedUp);
-    return this.dnsblOutcome().then((outcome) => this.lists(address, relay.local, outcome, lookedUp));
+    const outcome = this.dnsblOutcome();
+    if (!(outcome instanceof Promise)) return this.lists(address, relay.local, outcome, lookedUp);
+    return outcome.then((settled) => this.lists(address, relay.local, settled, lookedUp));
   }
 
   /** Steps 9-12 given step 9's `outcome` (none when connection filtering is off or the client is on the accept list), then the limits. */
@@ -437,27 +440,35 @@ export class SessionPolicy {
   }
 
   private startLookups(): void {
-    for (const zone of this.rules.dnsblZones) {
-      this.answers.set(zone, this.deps.dnsbl.lookup(zone, this.clientIp));
-    }
+    const zones = this.rules.dnsblZones;
+    if (zones.length === 0) return;
+    const answers = (this.answers = new Map());
+    for (const zone of zones) answers.set(zone, this.deps.dnsbl.lookup(zone, this.clientIp));
   }
 
-  /** The DNSBL verdict is per session: looked up once, applied to every recipient. */
-  private dnsblOutcome(): Promise<DnsblOutcome> {
-    const step9 = { rules: this.rules.dnsblRules, scoring: this.rules.dnsblScoring };
-    this.dnsbl ??= evaluateStep9(step9, this.answers, this.deps.health, this.clientIp).then((outcome) => {
-      this.trace.push(...outcome.trace);
-      for (const v of outcome.reportOnly) this.observe(v);
-      if (outcome.score) this.deps.onDnsblScore?.(outcome.score);
-      if (outcome.allowed) {
-        this.dnsAllowlisted = true;
-        // Like the accept list's hit: it writes no reply, but it is a decision, logged and counted once.
-        this.observe(outcome.allowed);
-      }
-      this.dnsblDone = outcome;
-      return outcome;
-    });
+  /**
+   * The DNSBL verdict is per session: looked up once, applied to every recipient. A rule set with no
+   * DNSBL rule and no scoring has nothing to wait for: settled in this turn, with no promise.
+   */
+  private dnsblOutcome(): DnsblOutcome | Promise<DnsblOutcome> {
+    if (this.dnsbl) return this.dnsbl;
+    const { dnsblRules: rules, dnsblScoring: scoring } = this.rules;
+    if (rules.length === 0 && !scoring) return this.step9Settled(noDnsblRules());
+    this.dnsbl = evaluateStep9({ rules, scoring }, this.answers ?? NO_ANSWERS, this.deps.health, this.clientIp).then((outcome) => this.step9Settled(outcome));
     return this.dnsbl;
+  }
+
+  private step9Settled(outcome: DnsblOutcome): DnsblOutcome {
+    this.trace.push(...outcome.trace);
+    for (const v of outcome.reportOnly) this.observe(v);
+    if (outcome.score) this.deps.onDnsblScore?.(outcome.score);
+    if (outcome.allowed) {
+      this.dnsAllowlisted = true;
+      // Like the accept list's hit: it writes no reply, but it is a decision, logged and counted once.
+      this.observe(outcome.allowed);
+    }
+    this.dnsblDone = outcome;
+    return outcome;
   }
 
   /**
@@ -477,6 +488,9 @@ export class SessionPolicy {
     return v;
   }
 }
+
+/** The answers of a session that looked nothing up; read, never written. */
+const NO_ANSWERS: ReadonlyMap<string, Promise<DnsblAnswer>> = new Map();
 
 /** Step 12's pass: the recipient is accepted. */
 function recipientAccepted(address: string): Verdict {

@@ -22,7 +22,8 @@ const MAX_LINE = 32;
  * `QUIT` closes the parser; a command at index i answers a turn later when `later[i]` is set.
  */
 async function events(Parser: typeof DecodingSmtpStream, chunks: Buffer[], later: boolean[]): Promise<string[]> {
-  const parser = new Parser(() => new DataDecoder(), { maxCommandLength: MAX_LINE });
+  // No connection: this parser's commands come to `oncommand` below.
+  const parser = new Parser(undefined as never, () => new DataDecoder(), { maxCommandLength: MAX_LINE });
   const seen: string[] = [];
   let n = 0;
   // smtp-server's parser hands on a partial line left at the input's end without a callback.

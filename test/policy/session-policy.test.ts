@@ -221,6 +221,21 @@ describe('step 9: DNSBL rules at RCPT TO', () => {
     assert.equal(step9.filter((o) => o === 'session verdict: no enforced rule matches').length, 2, `every later recipient shows its step 9 too: ${step9.join(' | ')}`);
   });
 
+  test('with no DNSBL rule, step 9 is judged in the turn of the first RCPT TO (no promise) and traced as before', () => {
+    const r = rules();
+    r.connectionFilter.rules = [];
+    const s = engine(r).session('internet', CLEAN);
+    s.connect();
+    s.mailFrom('a@example.org');
+    const recipients = ['alice@example.test', 'postmaster@example.test'].map((rcpt) => s.rcptTo(rcpt));
+    for (const v of recipients) {
+      assert.ok(!(v instanceof Promise), 'nothing to wait for');
+      expect(v as Verdict, 'accept', 250, '2.1.5');
+    }
+    const step9 = s.trace.filter((t) => t.step === 9).map((t) => t.outcome);
+    assert.deepEqual(step9, ['no DNSBL rules configured', 'session verdict: no enforced rule matches']);
+  });
+
   test('a session that forgot what it judged (no record kept) still applies its DNSBL verdict to the next message', async () => {
     const s = engine(rules()).session('internet', LISTED);
     s.connect();

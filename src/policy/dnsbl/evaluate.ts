@@ -79,7 +79,7 @@ export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneEnforc
  */
 export async function evaluateDnsbl(
   rules: DnsblRuleConfig[],
-  answers: Map<string, Promise<DnsblAnswer>>,
+  answers: ReadonlyMap<string, Promise<DnsblAnswer>>,
   health: ZoneHealth,
   ip: string,
 ): Promise<DnsblOutcome> {
@@ -94,14 +94,19 @@ export async function evaluateDnsbl(
     if (j.effect === 'allow' && j.verdict) return { allowed: j.verdict, reportOnly, trace, check: STEPS.dnsbl };
     if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace, check: STEPS.dnsbl };
   }
-  if (rules.length === 0) trace.push(traceEntry(STEPS.dnsbl, 'no DNSBL rules configured'));
+  if (rules.length === 0) return noDnsblRules();
   return { reportOnly, trace, check: STEPS.dnsbl };
+}
+
+/** Step 9 when the rule set has no DNSBL rule and no scoring: nothing to look up or wait for. */
+export function noDnsblRules(): DnsblOutcome {
+  return { reportOnly: [], trace: [traceEntry(STEPS.dnsbl, 'no DNSBL rules configured')], check: STEPS.dnsbl };
 }
 
 /** Step 9 in the mode the rule set chose: the scoring lists when `scoring` is set, else the first-match rules. */
 export function evaluateStep9(
   connectionFilter: { rules: DnsblRuleConfig[]; scoring?: DnsblScoringConfig | undefined },
-  answers: Map<string, Promise<DnsblAnswer>>,
+  answers: ReadonlyMap<string, Promise<DnsblAnswer>>,
   health: ZoneHealth,
   ip: string,
 ): Promise<DnsblOutcome> {

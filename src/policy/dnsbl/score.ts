@@ -88,7 +88,7 @@ function top(contributions: readonly Contribution[], sign: 1 | -1): Contribution
 /** Step 9 in scoring mode: every list's answer (looked up in parallel since connect) judged, summed, compared. */
 export async function evaluateScore(
   scoring: DnsblScoringConfig,
-  answers: Map<string, Promise<DnsblAnswer>>,
+  answers: ReadonlyMap<string, Promise<DnsblAnswer>>,
   health: ZoneHealth,
   ip: string,
 ): Promise<DnsblOutcome> {
