@@ -50,6 +50,14 @@ async function events(Parser: typeof DecodingSmtpStream, chunks: Buffer[], later
     for (const c of chunks) parser.write(c);
     parser.end();
   });
+  // A command answered a turn later may still read the next line after the close (smtp-server's own
+  // _write does): wait until the parser has gone quiet, so the two parsers' whole sequences compare,
+  // not whichever part of each happened to come before its close.
+  for (let quiet = 0, turns = 0, length = -1; quiet < 3 && turns < 1000; turns++) {
+    quiet = seen.length === length ? quiet + 1 : 0;
+    length = seen.length;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
   return seen;
 }
 
