@@ -19,6 +19,9 @@ export interface DnsblAnswer {
   ttlSec?: number;
 }
 
+/** What a lookup gives: a cached answer as itself, one still asked of the DNS as a promise. */
+export type DnsblAnswerOrPromise = DnsblAnswer | Promise<DnsblAnswer>;
+
 /** A DNSBL answer's A records split into listing codes and error codes that are never listings. */
 export interface ClassifiedCodes {
   codes: string[];

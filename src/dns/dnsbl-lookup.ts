@@ -2,14 +2,18 @@ import { LRUCache } from 'lru-cache';
 import { classifyCodes } from './dnsbl-answer.js';
 import { dnsblQueryName } from './dnsbl-query-name.js';
 import { systemClock, type Clock } from '../runtime/clock.js';
-import type { DnsblAnswer } from './dnsbl-answer.js';
+import type { DnsblAnswer, DnsblAnswerOrPromise } from './dnsbl-answer.js';
 import { DnsError, type DnsClient, type DnsResponse } from './client.js';
 
-/** The outcome of one lookup, as counted in the metrics. */
-/** Asks a DNSBL zone about an address (cached, deadline-bounded): the port step 9 uses. */
+/**
+ * Asks a DNSBL zone about an address (cached, deadline-bounded): the port step 9 uses. An answer
+ * already in hand (a cached one) comes back as itself, so that the caller can judge it in this turn.
+ */
 export interface DnsblLookup {
-  lookup(zone: string, ip: string): Promise<DnsblAnswer>;
+  lookup(zone: string, ip: string): DnsblAnswerOrPromise;
 }
+
+/** The outcome of one lookup, as counted in the metrics. */
 
 export type DnsblOutcomeKind = DnsblAnswer['status'];
 
@@ -83,10 +87,10 @@ export class CachedDnsblLookup implements DnsblLookup {
   }
 
   /**
-   * Ask `zone` about `ip`; never rejects — failures come back as `error` / `timeout` answers. Not an
-   * async function: a cache hit, a busy server's usual case, is answered without one's machinery.
+   * Ask `zone` about `ip`; never rejects — failures come back as `error` / `timeout` answers. A cache
+   * hit, a busy server's usual case, is the answer itself: no promise, no turn of the microtask queue.
    */
-  lookup(zone: string, ip: string): Promise<DnsblAnswer> {
+  lookup(zone: string, ip: string): DnsblAnswerOrPromise {
     const started = performance.now();
     let queryName: string;
     try {
@@ -94,14 +98,14 @@ export class CachedDnsblLookup implements DnsblLookup {
     } catch (err) {
       const answer: DnsblAnswer = { status: 'error', queryName: '', codes: [], errorCodes: [], detail: (err as Error).message, cached: false };
       this.report(zone, answer, started);
-      return Promise.resolve(answer);
+      return answer;
     }
     const hit = this.cache.get(queryName);
     const now = this.clock.now();
     if (hit && hit.expiresAt > now) {
       const answer = cachedAnswer(hit.answer, Math.ceil((hit.expiresAt - now) / 1000));
       this.report(zone, answer, started);
-      return Promise.resolve(answer);
+      return answer;
     }
     if (hit) this.cache.delete(queryName);
     return this.ask(zone, queryName, started);

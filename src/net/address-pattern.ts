@@ -73,6 +73,8 @@ export class AddressList {
     const norm = normalizeAddress(address);
     const hit = this.exact.get(norm);
     if (hit !== undefined) return hit;
+    // A list of whole addresses only (blocked recipients, exceptions, as most are) need not split the address.
+    if (this.domains.size === 0 && this.subdomains.size === 0) return undefined;
     const parts = splitAddress(norm);
     if (!parts) return undefined;
     const domain = parts.domain;

@@ -129,6 +129,10 @@ export class TalliedHistogram<T extends string> {
   readonly help: string;
   private readonly bounds: readonly number[];
   private series = new Map<string, Series<T>>();
+  /** The same series found by their label values in turn (observeAt). */
+  private paths = new Map<unknown, unknown>();
+  /** Every series in the order first observed, however it is found: the order they are exported in. */
+  private all: Series<T>[] = [];
 
   constructor(config: TalliedHistogramConfiguration<T>) {
     // A prom-client Histogram of the same configuration validates the name, labels and buckets as one would.
@@ -143,10 +147,35 @@ export class TalliedHistogram<T extends string> {
   observe(key: string, labels: (key: string) => LabelValues<T>, value: number): void {
     if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
     let s = this.series.get(key);
-    if (!s) {
-      s = { labels: labels(key), buckets: this.bounds.map(() => 0), sum: 0, count: 0 };
-      this.series.set(key, s);
+    if (!s) this.series.set(key, (s = this.added(labels(key))));
+    this.count(s, value);
+  }
+
+  /**
+   * Observes `value` under the values in `path`, as TalliedCounter.incAt counts: no key string built
+   * and hashed per observation (a DNSBL lookup's zone and whether the cache answered, three a connection).
+   */
+  observeAt(path: readonly unknown[], labels: (path: readonly unknown[]) => LabelValues<T>, value: number): void {
+    if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+    let level = this.paths;
+    const last = path.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = level.get(path[i]) as Map<unknown, unknown> | undefined;
+      if (!next) level.set(path[i], (next = new Map()));
+      level = next;
     }
+    let s = level.get(path[last]) as Series<T> | undefined;
+    if (!s) level.set(path[last], (s = this.added(labels(path))));
+    this.count(s, value);
+  }
+
+  private added(labels: LabelValues<T>): Series<T> {
+    const s = { labels, buckets: this.bounds.map(() => 0), sum: 0, count: 0 };
+    this.all.push(s);
+    return s;
+  }
+
+  private count(s: Series<T>, value: number): void {
     const bounds = this.bounds;
     for (let i = 0; i < bounds.length; i++) {
       if (value <= (bounds[i] as number)) {
@@ -160,6 +189,8 @@ export class TalliedHistogram<T extends string> {
 
   reset(): void {
     this.series = new Map();
+    this.paths = new Map();
+    this.all = [];
   }
 
   /** What the registry writes as text: each sample's own labels, and the label set as `sharedLabels`. */
@@ -177,7 +208,7 @@ export class TalliedHistogram<T extends string> {
   private data(): HistogramData {
     const values: Array<Record<string, unknown>> = [];
     const bucket = `${this.name}_bucket`;
-    for (const s of this.series.values()) {
+    for (const s of this.all) {
       let below = 0;
       this.bounds.forEach((le, i) => {
         below += s.buckets[i] ?? 0;

@@ -26,10 +26,14 @@ export class RecordingPorts {
 
   constructor(dnsbl: DnsblLookup, health: ZoneHealth, clock: Clock) {
     this.dnsbl = {
-      lookup: async (zone, ip) => {
-        const answer = await dnsbl.lookup(zone, ip);
-        this.answers.push({ zone, ip, at: clock.now(), answer });
-        return answer;
+      lookup: (zone, ip) => {
+        const answered = dnsbl.lookup(zone, ip);
+        const record = (answer: DnsblAnswer): DnsblAnswer => {
+          this.answers.push({ zone, ip, at: clock.now(), answer });
+          return answer;
+        };
+        // A cached answer is recorded and passed on in its turn, as the lookup gave it.
+        return answered instanceof Promise ? answered.then(record) : record(answered);
       },
     };
     this.health = {

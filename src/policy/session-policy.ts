@@ -17,7 +17,7 @@ import { HarvestGuard } from './harvest.js';
 import type { LimitPorts, Limits } from './limits.js';
 import type { Admission, RateLimits } from './rate-limits.js';
 import type { Directory } from '../directory/directory-model.js';
-import type { DnsblAnswer } from '../dns/dnsbl-answer.js';
+import type { DnsblAnswerOrPromise } from '../dns/dnsbl-answer.js';
 import type { DnsblLookup } from '../dns/dnsbl-lookup.js';
 import type { ZoneHealth } from '../dns/zone-health.js';
 import type { HostNameLookup } from '../dns/forward-confirmed.js';
@@ -78,7 +78,7 @@ export class SessionPolicy {
   private readonly connectionFiltering: boolean;
   private acceptedBy: string | undefined;
   /** The session's DNSBL lookups by zone, made when they start: a rule set without zones holds no Map per connection. */
-  private answers: Map<string, Promise<DnsblAnswer>> | undefined;
+  private answers: Map<string, DnsblAnswerOrPromise> | undefined;
   private dnsbl: Promise<DnsblOutcome> | undefined;
   /** Step 9's outcome once it has come, so that later recipients need not wait for it. */
   private dnsblDone: DnsblOutcome | undefined;
@@ -448,13 +448,16 @@ export class SessionPolicy {
 
   /**
    * The DNSBL verdict is per session: looked up once, applied to every recipient. A rule set with no
-   * DNSBL rule and no scoring has nothing to wait for: settled in this turn, with no promise.
+   * DNSBL rule and no scoring has nothing to wait for, nor have first-match rules whose answers were
+   * all cached: settled in this turn, with no promise.
    */
   private dnsblOutcome(): DnsblOutcome | Promise<DnsblOutcome> {
     if (this.dnsbl) return this.dnsbl;
     const { dnsblRules: rules, dnsblScoring: scoring } = this.rules;
     if (rules.length === 0 && !scoring) return this.step9Settled(noDnsblRules());
-    this.dnsbl = evaluateStep9({ rules, scoring }, this.answers ?? NO_ANSWERS, this.deps.health, this.clientIp).then((outcome) => this.step9Settled(outcome));
+    const outcome = evaluateStep9({ rules, scoring }, this.answers ?? NO_ANSWERS, this.deps.health, this.clientIp);
+    if (!(outcome instanceof Promise)) return this.step9Settled(outcome);
+    this.dnsbl = outcome.then((settled) => this.step9Settled(settled));
     return this.dnsbl;
   }
 
@@ -490,7 +493,7 @@ export class SessionPolicy {
 }
 
 /** The answers of a session that looked nothing up; read, never written. */
-const NO_ANSWERS: ReadonlyMap<string, Promise<DnsblAnswer>> = new Map();
+const NO_ANSWERS: ReadonlyMap<string, DnsblAnswerOrPromise> = new Map();
 
 /** Step 12's pass: the recipient is accepted. */
 function recipientAccepted(address: string): Verdict {

@@ -183,6 +183,26 @@ describe('CachedDnsblLookup against a real loopback DNS server', () => {
     assert.deepEqual(calls.map((c) => c[2]), [false, true, false]);
   });
 
+  it('gives a cached answer as itself, in the same turn; an expired one is a promise, asked again', async () => {
+    const { lookup, clock, calls } = make();
+    const asked = () => server.queries.filter((q) => q === '2.2.0.192.bl.test').length;
+    const before = asked();
+    const first = lookup.lookup(ZONE, '192.0.2.2');
+    assert.ok(first instanceof Promise, 'the first lookup asks the zone');
+    assert.equal((await first).cached, false);
+    clock.advance(29_999);
+    const hit = lookup.lookup(ZONE, '192.0.2.2');
+    assert.ok(!(hit instanceof Promise), 'a cached answer needs no promise');
+    assert.deepEqual(hit, { status: 'not-listed', queryName: '2.2.0.192.bl.test', codes: [], errorCodes: [], ttlSec: 1, cached: true });
+    assert.equal(asked() - before, 1);
+    clock.advance(1);
+    const expired = lookup.lookup(ZONE, '192.0.2.2');
+    assert.ok(expired instanceof Promise, 'an expired answer is asked again');
+    assert.equal((await expired).cached, false);
+    assert.equal(asked() - before, 2);
+    assert.deepEqual(calls.map((c) => c[2]), [false, true, false], 'each lookup counted once, as it came');
+  });
+
   it('honours the negative TTL (min of SOA TTL and MINIMUM = 30 s)', async () => {
     const { lookup, clock } = make();
     const asked = () => server.queries.filter((q) => q === '2.2.0.192.bl.test').length;

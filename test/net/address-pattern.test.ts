@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { AddressList, AddressPatternError } from '../../src/net/address-pattern.js';
 
 test('an address pattern matches that address only, case-insensitively, with or without brackets', () => {
@@ -73,4 +74,20 @@ test('a large list matches by lookup', () => {
   const nsPerMatch = Number(process.hrtime.bigint() - started) / n;
   assert.equal(list.match('user7@d7.example'), 'user7@d7.example');
   assert.ok(nsPerMatch < 50_000, `${nsPerMatch.toFixed(0)} ns per match`);
+});
+
+test('a list of whole addresses only matches as it would beside domain patterns (property)', () => {
+  const local = fc.stringMatching(/^[a-zA-Z0-9._+-]{1,8}$/).filter((l) => !l.startsWith('.') && !l.endsWith('.') && !l.includes('..'));
+  const domain = fc.constantFrom('example.test', 'Example.TEST', 'sub.example.test', 'other.test');
+  const address = fc.tuple(local, domain).map(([l, d]) => `${l}@${d}`);
+  fc.assert(
+    fc.property(fc.array(address, { minLength: 1, maxLength: 6 }), fc.array(address, { maxLength: 6 }), (entries, asked) => {
+      const exactOnly = AddressList.parse(entries);
+      const withDomains = AddressList.parse([...entries, '*@unrelated.invalid', '*@*.unrelated.invalid']);
+      for (const a of [...entries, ...asked, ...asked.map((x) => `<${x.toUpperCase()}>`), 'postmaster', '']) {
+        assert.equal(exactOnly.match(a), withDomains.match(a), a);
+      }
+    }),
+    { numRuns: 200 },
+  );
 });

@@ -68,7 +68,7 @@ const observation = fc.oneof(
   fc.constant({ kind: 'scrape' as const }),
 );
 
-test('a tallied histogram reads exactly as prom-client\'s Histogram fed the same observations, as text and as a worker\'s JSON (property)', async () => {
+test('a tallied histogram, found by key or by path, reads exactly as prom-client\'s Histogram fed the same observations, as text and as a worker\'s JSON (property)', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(observation, { maxLength: 40 }), async (ops) => {
       const config = { name: 'x_lookup_seconds', help: 'Time to answer.', labelNames: ['zone', 'cached'] as const, buckets: [0.0005, 0.001, 0.01, 0.1, 1, 5] };
@@ -76,18 +76,28 @@ test('a tallied histogram reads exactly as prom-client\'s Histogram fed the same
       const ours = new Registry();
       const reference = new Histogram({ ...config, labelNames: [...config.labelNames], registers: [theirs] });
       const tallied = new TalliedHistogram({ ...config, registers: [ours] });
+      const byPath = new Registry();
+      const pathed = new TalliedHistogram({ ...config, registers: [byPath] });
+      const path: [string, boolean] = ['', false];
+      const pathLabels = (p: readonly unknown[]) => ({ zone: p[0] as string, cached: String(p[1]) });
       for (const o of ops) {
         if (o.kind === 'scrape') {
           assert.equal(await ours.metrics(), await theirs.metrics());
+          assert.equal(await byPath.metrics(), await theirs.metrics());
           continue;
         }
         const labels = { zone: o.zone, cached: String(o.cached) };
         reference.observe(labels, o.seconds);
         tallied.observe(`${o.zone}\0${o.cached}`, () => labels, o.seconds);
+        path[0] = o.zone;
+        path[1] = o.cached;
+        pathed.observeAt(path, pathLabels, o.seconds);
       }
-      assert.equal(await ours.metrics(), await theirs.metrics());
-      assert.deepEqual(await ours.getMetricsAsJSON(), await theirs.getMetricsAsJSON());
-      assert.equal(await AggregatorRegistry.aggregate([await ours.getMetricsAsJSON()]).metrics(), await AggregatorRegistry.aggregate([await theirs.getMetricsAsJSON()]).metrics());
+      for (const registry of [ours, byPath]) {
+        assert.equal(await registry.metrics(), await theirs.metrics());
+        assert.deepEqual(await registry.getMetricsAsJSON(), await theirs.getMetricsAsJSON());
+        assert.equal(await AggregatorRegistry.aggregate([await registry.getMetricsAsJSON()]).metrics(), await AggregatorRegistry.aggregate([await theirs.getMetricsAsJSON()]).metrics());
+      }
     }),
     { numRuns: 100 },
   );

@@ -236,6 +236,39 @@ describe('step 9: DNSBL rules at RCPT TO', () => {
     assert.deepEqual(step9, ['no DNSBL rules configured', 'session verdict: no enforced rule matches']);
   });
 
+  test('cached answers are judged in the turn of the first RCPT TO, with the verdict, decisions and trace of a session that waited', async () => {
+    const r = rules();
+    r.connectionFilter.rules = [
+      { name: 'Trial', zone: 'codes.example.net', match: 'any', reportOnly: true, onError: 'accept' },
+      { name: 'Example BL', zone: 'bl.example.net', match: 'any', reportOnly: false, onError: 'accept' },
+    ];
+    const d = realDnsbl(r, dns.address, healthy);
+    // The same cache, with one zone's answers handed over as promises: a walk that must wait half-way.
+    const halfWaiting = { lookup: (zone: string, ip: string) => (zone === 'bl.example.net' ? Promise.resolve(d.dnsbl.lookup(zone, ip)) : d.dnsbl.lookup(zone, ip)) };
+    const run = (e: PolicyEngine): { rcpt: Verdict | Promise<Verdict>; seen: Verdict[]; trace: () => string[] } => {
+      const seen: Verdict[] = [];
+      const s = e.session('internet', LISTED, (v) => seen.push(v));
+      s.connect();
+      s.mailFrom('a@example.org');
+      return { rcpt: s.rcptTo('alice@example.test'), seen, trace: () => s.trace.map((t) => `${t.step} ${t.check}: ${t.outcome}`) };
+    };
+    const first = run(new PolicyEngine(r, d));
+    assert.ok(first.rcpt instanceof Promise, 'the first session waits for the zones');
+    const firstVerdict = await first.rcpt;
+    const cached = run(new PolicyEngine(r, d));
+    assert.ok(!(cached.rcpt instanceof Promise), 'every answer cached: nothing to wait for');
+    const half = run(new PolicyEngine(r, { ...d, dnsbl: halfWaiting }));
+    assert.ok(half.rcpt instanceof Promise, 'one answer still a promise: the walk waits for it');
+    const halfVerdict = await half.rcpt;
+    for (const [v, x] of [[cached.rcpt as Verdict, cached], [halfVerdict, half]] as const) {
+      assert.deepEqual(v, firstVerdict);
+      assert.deepEqual(x.seen, first.seen, 'the same decisions observed, in the same order');
+      assert.deepEqual(x.trace(), first.trace().map((line) => line.replace(/(\.net)\)/g, '$1 (cached))')));
+    }
+    expect(firstVerdict, 'reject', 550, '5.7.1', 9);
+    assert.ok(first.seen.some((v) => v.reportOnly && v.rule === 'Trial'), 'the report-only match observed');
+  });
+
   test('a session that forgot what it judged (no record kept) still applies its DNSBL verdict to the next message', async () => {
     const s = engine(rules()).session('internet', LISTED);
     s.connect();

@@ -3,7 +3,7 @@
  * health) and judged by the policy's own step 9.
  */
 import type { DnsblRuleConfig, Rules } from '../../config/schema.js';
-import { describeMatch, type DnsblAnswer } from '../../dns/dnsbl-answer.js';
+import { describeMatch, type DnsblAnswer, type DnsblAnswerOrPromise } from '../../dns/dnsbl-answer.js';
 import { dnsblZones, openDnsbl, type DnsblRuntime } from '../../dns/dnsbl-runtime.js';
 import type { ZoneStatus } from '../../dns/zone-health.js';
 import { normalizeIp } from '../../net/ip.js';
@@ -95,12 +95,12 @@ export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddr
   const clientIp = normalizeIp(ip);
   const dnsbl = await openOnce(rules);
   const dnsblRules = rules.connectionFilter.rules;
-  const answers = new Map<string, Promise<DnsblAnswer>>();
+  const answers = new Map<string, DnsblAnswerOrPromise>();
   for (const zone of dnsblZones(rules)) answers.set(zone, dnsbl.lookup.lookup(zone, clientIp));
   const status = dnsbl.health.status();
   const reports: DnsblRuleReport[] = [];
   for (const rule of dnsblRules) {
-    const a = await (answers.get(rule.zone) as Promise<DnsblAnswer>);
+    const a = await (answers.get(rule.zone) as DnsblAnswerOrPromise);
     const zoneHealth = healthOf(status, rule.zone);
     const judged = judgeRule(rule, a, zoneHealth.state !== 'unhealthy', clientIp);
     const provider = rule.provider ?? rule.zone;
@@ -145,12 +145,12 @@ export async function reportAddress(rules: Rules, ip: string): Promise<DnsblAddr
 async function scoreReport(
   rules: Rules,
   score: ScoreSummary,
-  answers: Map<string, Promise<DnsblAnswer>>,
+  answers: Map<string, DnsblAnswerOrPromise>,
   status: Record<string, ZoneStatus>,
 ): Promise<DnsblScoreReport> {
   const lists: DnsblListReport[] = [];
   for (const list of rules.connectionFilter.scoring?.lists ?? []) {
-    const a = await (answers.get(list.zone) as Promise<DnsblAnswer>);
+    const a = await (answers.get(list.zone) as DnsblAnswerOrPromise);
     const c = score.contributions.find((x) => x.list === list.name);
     const weighs = list.weights
       ? `weights ${Object.entries(list.weights).map(([code, w]) => `${code} ${signed(w)}`).join(', ')}`

@@ -1,5 +1,5 @@
 import type { DnsblRuleConfig, DnsblScoringConfig } from '../../config/schema.js';
-import type { DnsblAnswer } from '../../dns/dnsbl-answer.js';
+import type { DnsblAnswer, DnsblAnswerOrPromise } from '../../dns/dnsbl-answer.js';
 import type { ZoneHealth } from '../../dns/zone-health.js';
 import { traceEntry, verdict, type TraceEntry, type Verdict } from '../verdict.js';
 import { describeMatch, matchesRule } from '../../dns/dnsbl-answer.js';
@@ -75,27 +75,52 @@ export function judgeRule(rule: DnsblRuleConfig, answer: DnsblAnswer, zoneEnforc
 /**
  * Step 9: rules in their configured order, the first enforced match decides. A report-only match
  * is recorded and the walk goes on, so adding a trial list never disables the enforced ones. Allow
- * rules come first (load.ts sees to it), so an allowlist hit skips every block rule.
+ * rules come first (load.ts sees to it), so an allowlist hit skips every block rule. Answers already
+ * in hand (cached ones) are judged in this turn; the walk waits only at an answer still asked.
  */
-export async function evaluateDnsbl(
+export function evaluateDnsbl(
   rules: DnsblRuleConfig[],
-  answers: ReadonlyMap<string, Promise<DnsblAnswer>>,
+  answers: ReadonlyMap<string, DnsblAnswerOrPromise>,
   health: ZoneHealth,
   ip: string,
-): Promise<DnsblOutcome> {
-  const trace: TraceEntry[] = [];
-  const reportOnly: Verdict[] = [];
-  for (const rule of rules) {
-    const pending = answers.get(rule.zone);
-    if (!pending) continue;
-    const j = judgeRule(rule, await pending, health.isEnforced(rule.zone), ip);
-    trace.push(traceEntry(rule.allow ? STEPS.dnsAllowlist : STEPS.dnsbl, `${rule.name}: ${j.outcome}`, rule.name));
-    if (j.effect === 'report' && j.verdict) reportOnly.push({ ...j.verdict, reportOnly: true });
-    if (j.effect === 'allow' && j.verdict) return { allowed: j.verdict, reportOnly, trace, check: STEPS.dnsbl };
-    if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace, check: STEPS.dnsbl };
-  }
+): DnsblOutcome | Promise<DnsblOutcome> {
   if (rules.length === 0) return noDnsblRules();
-  return { reportOnly, trace, check: STEPS.dnsbl };
+  return walkRules({ rules, answers, health, ip, trace: [], reportOnly: [] }, 0);
+}
+
+/** One session's walk through the DNSBL rules: what it judges with, and what it has found so far. */
+interface RuleWalk {
+  rules: DnsblRuleConfig[];
+  answers: ReadonlyMap<string, DnsblAnswerOrPromise>;
+  health: ZoneHealth;
+  ip: string;
+  trace: TraceEntry[];
+  reportOnly: Verdict[];
+}
+
+/** The rules from `from` on; settled in this turn unless an answer is still a promise. */
+function walkRules(walk: RuleWalk, from: number): DnsblOutcome | Promise<DnsblOutcome> {
+  const { rules, answers } = walk;
+  for (let i = from; i < rules.length; i++) {
+    const rule = rules[i] as DnsblRuleConfig;
+    const answer = answers.get(rule.zone);
+    if (answer === undefined) continue;
+    if (answer instanceof Promise) return answer.then((settled) => judgedRule(walk, rule, settled) ?? walkRules(walk, i + 1));
+    const decided = judgedRule(walk, rule, answer);
+    if (decided) return decided;
+  }
+  return { reportOnly: walk.reportOnly, trace: walk.trace, check: STEPS.dnsbl };
+}
+
+/** One rule judged and traced; the outcome when it decides step 9. */
+function judgedRule(walk: RuleWalk, rule: DnsblRuleConfig, answer: DnsblAnswer): DnsblOutcome | undefined {
+  const { trace, reportOnly } = walk;
+  const j = judgeRule(rule, answer, walk.health.isEnforced(rule.zone), walk.ip);
+  trace.push(traceEntry(rule.allow ? STEPS.dnsAllowlist : STEPS.dnsbl, `${rule.name}: ${j.outcome}`, rule.name));
+  if (j.effect === 'report' && j.verdict) reportOnly.push({ ...j.verdict, reportOnly: true });
+  if (j.effect === 'allow' && j.verdict) return { allowed: j.verdict, reportOnly, trace, check: STEPS.dnsbl };
+  if ((j.effect === 'reject' || j.effect === 'tempfail') && j.verdict) return { decisive: j.verdict, reportOnly, trace, check: STEPS.dnsbl };
+  return undefined;
 }
 
 /** Step 9 when the rule set has no DNSBL rule and no scoring: nothing to look up or wait for. */
@@ -106,10 +131,10 @@ export function noDnsblRules(): DnsblOutcome {
 /** Step 9 in the mode the rule set chose: the scoring lists when `scoring` is set, else the first-match rules. */
 export function evaluateStep9(
   connectionFilter: { rules: DnsblRuleConfig[]; scoring?: DnsblScoringConfig | undefined },
-  answers: ReadonlyMap<string, Promise<DnsblAnswer>>,
+  answers: ReadonlyMap<string, DnsblAnswerOrPromise>,
   health: ZoneHealth,
   ip: string,
-): Promise<DnsblOutcome> {
+): DnsblOutcome | Promise<DnsblOutcome> {
   const { scoring } = connectionFilter;
   return scoring ? evaluateScore(scoring, answers, health, ip) : evaluateDnsbl(connectionFilter.rules, answers, health, ip);
 }

@@ -1,5 +1,5 @@
 import type { DnsblScoreListConfig, DnsblScoringConfig } from '../../config/schema.js';
-import { describeMatch, matchesRule, type DnsblAnswer } from '../../dns/dnsbl-answer.js';
+import { describeMatch, matchesRule, type DnsblAnswer, type DnsblAnswerOrPromise } from '../../dns/dnsbl-answer.js';
 import type { ZoneHealth } from '../../dns/zone-health.js';
 import { STEPS } from '../steps.js';
 import { traceEntry, verdict, type Verdict } from '../verdict.js';
@@ -88,7 +88,7 @@ function top(contributions: readonly Contribution[], sign: 1 | -1): Contribution
 /** Step 9 in scoring mode: every list's answer (looked up in parallel since connect) judged, summed, compared. */
 export async function evaluateScore(
   scoring: DnsblScoringConfig,
-  answers: ReadonlyMap<string, Promise<DnsblAnswer>>,
+  answers: ReadonlyMap<string, DnsblAnswerOrPromise>,
   health: ZoneHealth,
   ip: string,
 ): Promise<DnsblOutcome> {
