@@ -65,7 +65,7 @@ async function listening(server: SMTPServer): Promise<number> {
   return (server.server.address() as net.AddressInfo).port;
 }
 
-/** A refusal naming what was parsed, for an address or parameters with a character beyond ASCII; else null (accepted). */
+/** A refusal naming what was parsed, for an address or parameters with a character beyond printable ASCII; else null (accepted). */
 function eightBit(address: { address: string; args: unknown }): Error | null {
   const parsed = `${address.address} ${JSON.stringify(address.args)}`;
   return /[^ -~]/.test(parsed) ? Object.assign(new Error(`parsed ${parsed}`), { responseCode: 550 }) : null;
