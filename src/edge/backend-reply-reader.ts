@@ -135,8 +135,9 @@ export class ReplyReader {
   private waitingFor = '';
   /** What the wait in progress passes its reply through before resolving (see next). */
   private checkWait: ReplyCheck | undefined;
-  /** A reply owed ahead of the next wait's, taken by its check with no wait of its own (see skip). */
-  private skipping: { what: string; check: (r: SmtpReply) => void } | undefined;
+  /** A reply owed ahead of the next wait's, taken by this check with no wait of its own (see skip), and the command it answers. */
+  private skipCheck: ((r: SmtpReply) => void) | undefined;
+  private skipWhat = '';
   /** What a skipped reply's check threw with nobody waiting yet: the next wait fails with it. */
   private skipFailure: Error | undefined;
   private readonly captureWait = (resolve: (r: SmtpReply) => void, reject: (e: Error) => void): void => {
@@ -191,8 +192,8 @@ export class ReplyReader {
     if (this.failure) return;
     if (this.outstanding === 0) return this.protocolError(new BackendUnavailable(`reply with no command outstanding: ${r.code}`));
     this.outstanding -= 1;
-    const skipping = this.skipping;
-    if (skipping) return this.skipped(skipping.check, r);
+    const skipCheck = this.skipCheck;
+    if (skipCheck) return this.skipped(skipCheck, r);
     const resolve = this.resolveWait;
     if (!resolve) return void this.ready.push(r);
     const reject = this.rejectWait as (e: Error) => void;
@@ -211,7 +212,7 @@ export class ReplyReader {
 
   /** A skipped reply came: its check passes it, or the wait in progress (or else the next one) fails with what it threw; the wait's own reply gets the time-out afresh. */
   private skipped(check: (r: SmtpReply) => void, r: SmtpReply): void {
-    this.skipping = undefined;
+    this.skipCheck = undefined;
     try {
       check(r);
     } catch (err) {
@@ -293,7 +294,8 @@ export class ReplyReader {
       }
       return;
     }
-    this.skipping = { what, check };
+    this.skipCheck = check;
+    this.skipWhat = what;
   }
 
   private arm(ms: number): void {
@@ -311,7 +313,7 @@ export class ReplyReader {
     if (!reject) return;
     this.endWait();
     // A reply that comes after this would answer a command nobody waits for: the connection is not reused.
-    this.failure ??= new BackendTimeout(`no reply to ${this.skipping?.what ?? this.waitingFor} within ${this.timerMs} ms`);
+    this.failure ??= new BackendTimeout(`no reply to ${this.skipCheck ? this.skipWhat : this.waitingFor} within ${this.timerMs} ms`);
     reject(this.failure);
   }
 
