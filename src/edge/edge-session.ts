@@ -315,7 +315,7 @@ export class EdgeSession {
     if (v.action === 'archive') {
       tx.abandonBackend();
       const envelope = { id: this.smtp.id, sender: tx.sender, recipients: tx.recipients, listener: this.listener.name, clientIp: this.policy.clientIp, helo: this.smtp.hostNameAppearsAs || '' };
-      await archiveMessage(this.generation.badmail, messageChunks([section.head, section.rest], rest, count), envelope, archivedAt ?? v);
+      await archiveMessage(this.generation.badmail, messageChunks([section.read], rest, count), envelope, archivedAt ?? v);
       this.services.metrics.badmail();
       return { reply: fromVerdict(v) };
     }
@@ -338,7 +338,7 @@ export class EdgeSession {
       const received = receivedField(this.receivedOpening(), tx.recipients.length === 1 ? tx.recipients[0] : undefined, new Date());
       const r = authed
         ? await relaySpooled(tx.backend, received, authed.message)
-        : await relayMessage(tx.backend, received, [section.head, section.rest], rest, count);
+        : await relayMessage(tx.backend, received, [section.read], rest, count);
       this.finishRelay(tx, r.code);
       return { reply: r };
     } catch (err) {
