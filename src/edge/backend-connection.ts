@@ -18,8 +18,8 @@ export interface BackendConnection {
   readonly reusable: boolean;
   /** Whether reset() can make the session reusable. */
   readonly resettable: boolean;
-  /** Passes the client of the next transaction on. */
-  begin(client: ForwardedClient): Promise<void>;
+  /** Passes the client of the next transaction on; undefined when there is nothing to wait for (it goes out with MAIL FROM). */
+  begin(client: ForwardedClient): Promise<void> | undefined;
   mailFrom(address: string, params?: { body?: string; size?: number }): Promise<SmtpReply>;
   rcptTo(address: string): Promise<SmtpReply>;
   /**

@@ -65,19 +65,28 @@ export class BackendPool {
    * more on a fresh connection, so the client sees only the fresh connection's outcome; a time-out is
    * not retried (the client has already waited the time-out). Rejects with BackendUnavailable.
    */
-  async begin(client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<{ session: BackendConnection; reply: SmtpReply }> {
+  begin(client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<{ session: BackendConnection; reply: SmtpReply }> {
     const idle = this.takeIdle();
     this.busy += 1;
-    try {
-      if (idle) {
-        this.events.reused();
-        try {
-          return { session: idle, reply: await this.mailOn(idle, client, sender, params) };
-        } catch (err) {
-          idle.abandon();
-          if (!(err instanceof BackendUnavailable) || err instanceof BackendTimeout) throw err;
+    if (!idle) return this.beginFresh(client, sender, params);
+    this.events.reused();
+    // No async frame on the idle session's path, every transaction's on a reused connection.
+    return this.mailOn(idle, client, sender, params).then(
+      (reply) => ({ session: idle, reply }),
+      (err: unknown) => {
+        idle.abandon();
+        if (!(err instanceof BackendUnavailable) || err instanceof BackendTimeout) {
+          this.busy -= 1;
+          throw err;
         }
-      }
+        return this.beginFresh(client, sender, params);
+      },
+    );
+  }
+
+  /** begin() on a fresh connection. */
+  private async beginFresh(client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<{ session: BackendConnection; reply: SmtpReply }> {
+    try {
       this.events.opened();
       const fresh = await this.openSession();
       try {
@@ -126,10 +135,15 @@ export class BackendPool {
     return inProcess ? new InProcessSession(inProcess, this.target.timeoutMs) : BackendSession.connect(this.target);
   }
 
-  private async mailOn(session: BackendConnection, client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<SmtpReply> {
+  /** Begins the transaction on `session` and sends MAIL FROM: one wait when XFORWARD goes with it. */
+  private mailOn(session: BackendConnection, client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<SmtpReply> {
     session.last = !this.keeps(session, 1);
-    await session.begin(client);
-    return await session.mailFrom(sender, params);
+    try {
+      const waiting = session.begin(client);
+      return waiting ? waiting.then(() => session.mailFrom(sender, params)) : session.mailFrom(sender, params);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Whether `session` may be kept after its current transaction (`ahead`: counting one not yet begun). */

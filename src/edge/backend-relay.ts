@@ -21,7 +21,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { DotStuffer } from './dot-stuffing.js';
-import { ReplyReader } from './backend-reply-reader.js';
+import { ReplyReader, type ReplyCheck } from './backend-reply-reader.js';
 import { SharedBufferReads } from './shared-read-buffer.js';
 import { asciiAddress } from '../net/address.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
@@ -53,8 +53,6 @@ export interface BackendTarget {
 export type { ForwardedClient } from './backend-forward.js';
 
 const QUIT_LINE = Buffer.from('QUIT\r\n');
-/** What begin() resolves with when XFORWARD waits to go out with MAIL FROM. */
-const FORWARD_PENDING: Promise<void> = Promise.resolve();
 
 /** An open back-end session; every method resolves with the back end's own reply. */
 export class BackendSession implements BackendConnection {
@@ -131,7 +129,7 @@ export class BackendSession implements BackendConnection {
    * offers PIPELINING) or XCLIENT (which restarts the session: EHLO again). Rejects with
    * BackendUnavailable if the back end refuses it.
    */
-  begin(client: ForwardedClient): Promise<void> {
+  begin(client: ForwardedClient): Promise<void> | undefined {
     this.transactions += 1;
     let waiting: Promise<void> | undefined;
     try {
@@ -140,7 +138,7 @@ export class BackendSession implements BackendConnection {
       this.broken = true;
       return Promise.reject(err);
     }
-    return waiting ? waiting.catch(this.waitFailed) : FORWARD_PENDING;
+    return waiting?.catch(this.waitFailed);
   }
 
   /** Whether the session can be lent to another transaction: open, healthy, between commands, no transaction open. */
@@ -184,32 +182,49 @@ export class BackendSession implements BackendConnection {
   /**
    * MAIL FROM; `params` are ESMTP parameters such as `BODY=8BITMIME`, sent only if the back end offers
    * them. A refused pipelined XFORWARD rejects with BackendUnavailable, as it would have in open().
+   * One wait for both replies, with no async frame: the transaction's first wait on a pooled session.
    */
-  async mailFrom(address: string, params: { body?: string; size?: number } = {}): Promise<SmtpReply> {
-    let cmd = `MAIL FROM:<${onWire(address)}>`;
-    if (params.body && this.offers('8BITMIME')) cmd += ` BODY=${params.body.toUpperCase()}`;
-    if (params.size !== undefined && this.offers('SIZE')) cmd += ` SIZE=${params.size}`;
-    const forward = this.pendingForward;
-    let r: SmtpReply;
-    if (forward === undefined) r = await this.command(cmd, 'MAIL FROM');
-    else {
+  mailFrom(address: string, params: { body?: string; size?: number } = {}): Promise<SmtpReply> {
+    try {
+      let cmd = `MAIL FROM:<${onWire(address)}>`;
+      if (params.body && this.offers('8BITMIME')) cmd += ` BODY=${params.body.toUpperCase()}`;
+      if (params.size !== undefined && this.offers('SIZE')) cmd += ` SIZE=${params.size}`;
+      const forward = this.pendingForward;
+      if (forward === undefined) return this.command(cmd, 'MAIL FROM', this.target.timeoutMs, this.mailChecked);
       this.pendingForward = undefined;
       this.write(`${forward}\r\n${cmd}`, 2);
-      const x = await this.expect('XFORWARD');
-      if (x.code !== 250) {
-        this.abandon();
-        throw new BackendUnavailable(`XFORWARD refused: ${x.code}`);
-      }
-      r = await this.expect('MAIL FROM');
+      this.reader.skip('XFORWARD', this.forwardChecked);
+      return this.expect('MAIL FROM', this.target.timeoutMs, this.mailChecked);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    this.transactionOpen = r.code < 400;
-    return r;
   }
+
+  /** The reply to a pipelined XFORWARD: anything but 250 ends the session (checked as any reply first). */
+  private readonly forwardChecked = (r: SmtpReply): void => {
+    const x = this.checked(r, 'XFORWARD', isSuccess);
+    if (x.code !== 250) {
+      this.abandon();
+      throw new BackendUnavailable(`XFORWARD refused: ${x.code}`);
+    }
+  };
+
+  /** The reply to MAIL FROM, which opens the back end's transaction when it is below 400. */
+  private readonly mailChecked = (r: SmtpReply): SmtpReply => {
+    const checked = this.checked(r, 'MAIL FROM', isSuccess);
+    this.transactionOpen = checked.code < 400;
+    return checked;
+  };
+
+  /** The checks of the replies every transaction waits for, made once per session rather than once per wait. */
+  private readonly rcptChecked = this.checkedFor('RCPT TO', isSuccess);
+  private readonly dataChecked = this.checkedFor('DATA', isGoAhead);
+  private readonly endChecked = this.checkedFor('end of data', isSuccess);
 
   /** RCPT TO for one recipient; a line that cannot be written rejects, as every step does. */
   rcptTo(address: string): Promise<SmtpReply> {
     try {
-      return this.command(`RCPT TO:<${onWire(address)}>`, 'RCPT TO');
+      return this.command(`RCPT TO:<${onWire(address)}>`, 'RCPT TO', this.target.timeoutMs, this.rcptChecked);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -226,7 +241,7 @@ export class BackendSession implements BackendConnection {
    * back end offers PIPELINING, QUIT goes out with the final dot.
    */
   async data(message: AsyncIterable<Buffer>): Promise<SmtpReply> {
-    const go = await this.command('DATA', 'DATA', this.target.timeoutMs, isGoAhead);
+    const go = await this.command('DATA', 'DATA', this.target.timeoutMs, this.dataChecked);
     // A refused DATA may leave the transaction open at the back end (RFC 5321 is silent): RSET before reuse.
     if (go.code !== 354) return go;
     this.inData = true;
@@ -247,7 +262,7 @@ export class BackendSession implements BackendConnection {
       this.abandon();
       throw err;
     }
-    const r = await this.expect('end of data');
+    const r = await this.expect('end of data', this.target.timeoutMs, this.endChecked);
     this.inData = false;
     this.transactionOpen = false;
     return r;
@@ -386,20 +401,25 @@ export class BackendSession implements BackendConnection {
     this.socket.write(`${lines}\r\n`);
   }
 
-  /** Writes `line` and waits for its reply; throws at once when the connection is gone (every caller awaits it in an async function). */
-  private command(line: string, what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
+  /** Writes `line` and waits for its reply; throws at once when the connection is gone (every caller catches it). */
+  private command(line: string, what: string, timeoutMs = this.target.timeoutMs, check: ReplyCheck = this.checkedFor(what, isSuccess)): Promise<SmtpReply> {
     this.write(line);
-    return this.expect(what, timeoutMs, positive);
+    return this.expect(what, timeoutMs, check);
   }
 
   /**
-   * The reply to `what`. A reply below 400 that is not one of the command's `positive` codes (a 354 to
-   * RCPT, a 250 to DATA) is a protocol error, never passed on: the client would take it for success.
-   * A `then` on the reader's promise, not an async function: a pooled connection waits five times a
-   * message, and each async frame cost a generator object and a promise of its own.
+   * The reply to `what`, passed through `check` (by default `checked`) by the reader as it comes: a
+   * pooled connection waits five times a message, and a `then` of its own on each wait cost a promise
+   * and a turn of the microtask queue. A wait that fails leaves the session unfit for another
+   * transaction without a mark of its own: a time-out, a protocol error or the connection's end fail
+   * the reader (not `idle` again), and a reply `check` refuses abandons the session.
    */
-  private expect(what: string, timeoutMs = this.target.timeoutMs, positive = isSuccess): Promise<SmtpReply> {
-    return this.reader.next(timeoutMs, what).then((r) => this.checked(r, what, positive), this.waitFailed);
+  private expect(what: string, timeoutMs = this.target.timeoutMs, check: ReplyCheck = this.checkedFor(what, isSuccess)): Promise<SmtpReply> {
+    return this.reader.next(timeoutMs, what, check);
+  }
+
+  private checkedFor(what: string, positive: (code: number) => boolean): ReplyCheck {
+    return (r) => this.checked(r, what, positive);
   }
 
   /** A wait that failed (time-out, the connection gone, a protocol error) leaves the session unfit for another transaction. */

@@ -119,6 +119,9 @@ export class ReplyParser {
   }
 }
 
+/** Passes a reply on as the answer to the command waited for, or throws the error the wait fails with. */
+export type ReplyCheck = (r: SmtpReply) => SmtpReply;
+
 /** Reads complete replies off one connection, one wait at a time, accounting for every command. */
 export class ReplyReader {
   private readonly parser = new ReplyParser();
@@ -130,6 +133,13 @@ export class ReplyReader {
   private resolveWait: ((r: SmtpReply) => void) | undefined;
   private rejectWait: ((e: Error) => void) | undefined;
   private waitingFor = '';
+  /** What the wait in progress passes its reply through before resolving (see next). */
+  private checkWait: ReplyCheck | undefined;
+  /** A reply owed ahead of the next wait's, taken by this check with no wait of its own (see skip), and the command it answers. */
+  private skipCheck: ((r: SmtpReply) => void) | undefined;
+  private skipWhat = '';
+  /** What a skipped reply's check threw with nobody waiting yet: the next wait fails with it. */
+  private skipFailure: Error | undefined;
   private readonly captureWait = (resolve: (r: SmtpReply) => void, reject: (e: Error) => void): void => {
     this.resolveWait = resolve;
     this.rejectWait = reject;
@@ -177,18 +187,43 @@ export class ReplyReader {
     if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
   }
 
-  /** One reply off the wire: to the waiter, or kept for the next wait. */
+  /** One reply off the wire: to a skip's check, to the waiter, or kept for the next wait. */
   private readonly onReply = (r: SmtpReply): void => {
     if (this.failure) return;
     if (this.outstanding === 0) return this.protocolError(new BackendUnavailable(`reply with no command outstanding: ${r.code}`));
     this.outstanding -= 1;
+    const skipCheck = this.skipCheck;
+    if (skipCheck) return this.skipped(skipCheck, r);
     const resolve = this.resolveWait;
-    if (resolve) {
+    if (!resolve) return void this.ready.push(r);
+    const reject = this.rejectWait as (e: Error) => void;
+    const check = this.checkWait;
+    this.endWait();
+    this.timer?.unref();
+    if (!check) return resolve(r);
+    let checked: SmtpReply;
+    try {
+      checked = check(r);
+    } catch (err) {
+      return reject(err as Error);
+    }
+    resolve(checked);
+  };
+
+  /** A skipped reply came: its check passes it, or the wait in progress (or else the next one) fails with what it threw; the wait's own reply gets the time-out afresh. */
+  private skipped(check: (r: SmtpReply) => void, r: SmtpReply): void {
+    this.skipCheck = undefined;
+    try {
+      check(r);
+    } catch (err) {
+      const reject = this.rejectWait;
+      if (!reject) return void (this.skipFailure = err as Error);
       this.endWait();
       this.timer?.unref();
-      resolve(r);
-    } else this.ready.push(r);
-  };
+      return reject(err as Error);
+    }
+    if (this.resolveWait) this.arm(this.timerMs);
+  }
 
   fail(err: Error): void {
     this.failure ??= err;
@@ -201,6 +236,7 @@ export class ReplyReader {
   private endWait(): void {
     this.resolveWait = undefined;
     this.rejectWait = undefined;
+    this.checkWait = undefined;
   }
 
   /** Whether the back end has broken the protocol, or the connection failed. */
@@ -215,15 +251,51 @@ export class ReplyReader {
     if (this.rejectWait) this.fail(new BackendUnavailable(detail));
   }
 
-  next(timeoutMs: number, what: string): Promise<SmtpReply> {
+  /**
+   * The next reply, to `what`, passed through `check` (which may throw to fail the wait) as it comes:
+   * a caller that checks every reply (backend-relay.ts) would otherwise add a promise and a turn of
+   * the microtask queue to each of its five waits a message.
+   */
+  next(timeoutMs: number, what: string, check?: ReplyCheck): Promise<SmtpReply> {
+    const failed = this.skipFailure;
+    if (failed) {
+      this.skipFailure = undefined;
+      return Promise.reject(failed);
+    }
     const r = this.ready.shift();
-    if (r) return Promise.resolve(r);
+    if (r) {
+      try {
+        return Promise.resolve(check ? check(r) : r);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
     if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
     if (this.failure) return Promise.reject(this.failure);
     const wait = new Promise(this.captureWait);
     this.waitingFor = what;
+    this.checkWait = check;
     this.arm(timeoutMs);
     return wait;
+  }
+
+  /**
+   * The next reply owed, to `what` (a command written together with the one the next wait is for), is
+   * taken by `check` when it comes, with no wait of its own: a reply it throws at fails the wait. The
+   * wait's time-out runs for this reply first, then afresh for its own, as two waits in turn did.
+   */
+  skip(what: string, check: (r: SmtpReply) => void): void {
+    const r = this.ready.shift();
+    if (r) {
+      try {
+        check(r);
+      } catch (err) {
+        this.skipFailure = err as Error;
+      }
+      return;
+    }
+    this.skipCheck = check;
+    this.skipWhat = what;
   }
 
   private arm(ms: number): void {
@@ -241,7 +313,7 @@ export class ReplyReader {
     if (!reject) return;
     this.endWait();
     // A reply that comes after this would answer a command nobody waits for: the connection is not reused.
-    this.failure ??= new BackendTimeout(`no reply to ${this.waitingFor} within ${this.timerMs} ms`);
+    this.failure ??= new BackendTimeout(`no reply to ${this.skipCheck ? this.skipWhat : this.waitingFor} within ${this.timerMs} ms`);
     reject(this.failure);
   }
 

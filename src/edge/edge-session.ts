@@ -144,8 +144,13 @@ export class EdgeSession {
     return fromVerdict(this.policy.unauthorisedPipelining());
   }
 
-  /** MAIL FROM: limits, steps 5-7, then the back end's own answer to the sender. */
-  async mailFrom(written: string, params: { body?: string; size?: number }): Promise<Outcome> {
+  /**
+   * MAIL FROM: limits, steps 5-7, then the back end's own answer to the sender. A promise only while
+   * something is waited for (the back end, or a check that waits): each async frame and await cost a
+   * promise and a turn of the microtask queue, and a reused connection's sender usually waits only for
+   * the back end.
+   */
+  mailFrom(written: string, params: { body?: string; size?: number }): Outcome | Promise<Outcome> {
     // Relayed with the domain as the client wrote it in ASCII, not as smtp-server decoded it.
     const address = withCanonicalDomain(written);
     this.endTransaction();
@@ -159,49 +164,63 @@ export class EdgeSession {
     this.noteHelo();
     this.address = address;
     const judged = this.policy.mail(address);
-    // Awaited only when the policy has something to wait for: each await is a turn of the microtask queue.
-    const v = judged instanceof Promise ? await judged : judged;
+    return judged instanceof Promise ? judged.then((v) => this.senderJudged(address, params, v)) : this.senderJudged(address, params, judged);
+  }
+
+  /** MAIL FROM after steps 5-7 (and the message rate limits) gave `v`: step 7.2's SPF, then the transaction. */
+  private senderJudged(address: string, params: { body?: string; size?: number }, v: Verdict): Outcome | Promise<Outcome> {
     this.shadow?.mailFrom(address, v);
     if (v.action === 'reject' || v.action === 'tempfail') return { reply: fromVerdict(v) };
     if (v.action === 'drop') return { reply: fromVerdict(v), close: true };
     if (v.action === 'accept') {
-      const spf = await this.policy.spf(address, this.smtp.hostNameAppearsAs || '');
-      if (spf && spf.action !== 'accept') return { reply: fromVerdict(spf) };
+      const spf = this.policy.spf(address, this.smtp.hostNameAppearsAs || '');
+      if (spf) return spf.then((refused) => (refused && refused.action !== 'accept' ? { reply: fromVerdict(refused) } : this.beginTransaction(address, params, v)));
     }
-    const tx = (this.transaction = new Transaction(address));
-    if (v.action === 'archive') return { reply: fromVerdict(v) };
-    try {
-      tx.backendOpenedAt = Date.now();
-      const pool = this.generation.pool;
-      const { session, reply: r } = await pool.begin(this.forwardedClient(), address, params);
-      tx.borrow(session, pool);
-      if (this.gone) {
-        tx.end();
-        return { reply: r };
-      }
-      if (r.code >= 400) {
-        this.finishRelay(tx, r.code);
-        // No transaction follows a refused MAIL FROM: free the back end now, not at the client's next command.
-        this.endTransaction();
-      }
-      return { reply: r };
-    } catch (err) {
-      return { reply: this.backendFailed(tx, err) };
-    }
+    return this.beginTransaction(address, params, v);
   }
 
-  /** RCPT TO: relay protection, steps 9-12, harvest protection, then the back end's answer. */
-  async rcptTo(written: string): Promise<Outcome> {
+  /** The sender passed: the transaction opens, and unless it goes to Badmail, the back end is asked. */
+  private beginTransaction(address: string, params: { body?: string; size?: number }, v: Verdict): Outcome | Promise<Outcome> {
+    const tx = (this.transaction = new Transaction(address));
+    if (v.action === 'archive') return { reply: fromVerdict(v) };
+    tx.backendOpenedAt = Date.now();
+    const pool = this.generation.pool;
+    return pool.begin(this.forwardedClient(), address, params).then(
+      ({ session, reply: r }) => {
+        tx.borrow(session, pool);
+        if (this.gone) {
+          tx.end();
+          return { reply: r };
+        }
+        if (r.code >= 400) {
+          this.finishRelay(tx, r.code);
+          // No transaction follows a refused MAIL FROM: free the back end now, not at the client's next command.
+          this.endTransaction();
+        }
+        return { reply: r };
+      },
+      (err: unknown) => ({ reply: this.backendFailed(tx, err) }),
+    );
+  }
+
+  /** RCPT TO: relay protection, steps 9-12, harvest protection, then the back end's answer; a promise only while something is waited for (see mailFrom). */
+  rcptTo(written: string): Outcome | Promise<Outcome> {
     // `postmaster` and U-label domains are judged and relayed in the form any back end can route.
     const address = this.policy.recipient(written);
     this.address = address;
     const judged = this.policy.rcptTo(address);
-    const v = judged instanceof Promise ? await judged : judged;
+    return judged instanceof Promise ? judged.then((v) => this.recipientJudged(address, v)) : this.recipientJudged(address, judged);
+  }
+
+  private recipientJudged(address: string, v: Verdict): Outcome | Promise<Outcome> {
     this.shadow?.rcptTo(address, v);
-    if (v.delayMs) {
-      this.services.metrics.harvest('delayed');
-      await sleep(v.delayMs);
-    }
+    if (!v.delayMs) return this.recipientDecided(address, v);
+    this.services.metrics.harvest('delayed');
+    return sleep(v.delayMs).then(() => this.recipientDecided(address, v));
+  }
+
+  /** RCPT TO after its verdict (and harvest protection's delay): the refusal, Badmail's acceptance, or the back end's answer. */
+  private recipientDecided(address: string, v: Verdict): Outcome | Promise<Outcome> {
     if (v.action === 'drop') {
       if (v.step === STEPS.harvest.step) this.services.metrics.harvest('disconnected');
       return { reply: fromVerdict(v), close: true };
@@ -213,13 +232,13 @@ export class EdgeSession {
       return { reply: fromVerdict(v) };
     }
     if (!tx?.backend) return { reply: TEMPORARY_SERVER_ERROR };
-    try {
-      const r = await tx.backend.rcptTo(address);
-      if (r.code < 400) tx.recipients.push(address);
-      return { reply: r };
-    } catch (err) {
-      return { reply: this.backendFailed(tx, err) };
-    }
+    return tx.backend.rcptTo(address).then(
+      (r) => {
+        if (r.code < 400) tx.recipients.push(address);
+        return { reply: r };
+      },
+      (err: unknown) => ({ reply: this.backendFailed(tx, err) }),
+    );
   }
 
   /**
@@ -296,7 +315,7 @@ export class EdgeSession {
     if (v.action === 'archive') {
       tx.abandonBackend();
       const envelope = { id: this.smtp.id, sender: tx.sender, recipients: tx.recipients, listener: this.listener.name, clientIp: this.policy.clientIp, helo: this.smtp.hostNameAppearsAs || '' };
-      await archiveMessage(this.generation.badmail, messageChunks([section.head, section.rest], rest, count), envelope, archivedAt ?? v);
+      await archiveMessage(this.generation.badmail, messageChunks([section.read], rest, count), envelope, archivedAt ?? v);
       this.services.metrics.badmail();
       return { reply: fromVerdict(v) };
     }
@@ -319,7 +338,7 @@ export class EdgeSession {
       const received = receivedField(this.receivedOpening(), tx.recipients.length === 1 ? tx.recipients[0] : undefined, new Date());
       const r = authed
         ? await relaySpooled(tx.backend, received, authed.message)
-        : await relayMessage(tx.backend, received, [section.head, section.rest], rest, count);
+        : await relayMessage(tx.backend, received, [section.read], rest, count);
       this.finishRelay(tx, r.code);
       return { reply: r };
     } catch (err) {

@@ -214,9 +214,8 @@ class EdgeConnection extends AdaptedConnection implements DeadlineHost {
     this.deadlines.stop();
   }
 
-  protected override commandRead(command: Buffer, ready: boolean): SmtpReply | undefined {
+  protected override commandRead(line: string, ready: boolean): SmtpReply | undefined {
     this.deadlines.commandRead();
-    const line = command.toString('latin1');
     this.observer.command(this.session, line);
     this.groups?.command(line);
     // A PROXY v1 header reaching the SMTP dialogue came from an address that is not a configured

@@ -319,16 +319,26 @@ export class EdgeListener {
     return peer;
   }
 
-  private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Promise<Outcome>): void {
+  /** Answers a command with its step's outcome: in this turn when the step waited for nothing, else once its promise settles. */
+  private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Outcome | Promise<Outcome>): void {
     const edge = this.sessions.get(session);
     if (!edge) return answer(session, reply(421, '4.3.0', 'Session not available'), false, cb);
-    step(edge).then(
+    let outcome: Outcome | Promise<Outcome>;
+    try {
+      outcome = step(edge);
+    } catch (err) {
+      return this.commandFailed(session, cb, err);
+    }
+    if (!(outcome instanceof Promise)) return answer(session, outcome.reply, outcome.close === true, cb);
+    outcome.then(
       (o) => answer(session, o.reply, o.close === true, cb),
-      (err: unknown) => {
-        this.services.logger.error({ session: session.id, err: (err as Error).message }, 'command failed');
-        answer(session, LOCAL_ERROR, false, cb);
-      },
+      (err: unknown) => this.commandFailed(session, cb, err),
     );
+  }
+
+  private commandFailed(session: SMTPServerSession, cb: (err?: Error | null) => void, err: unknown): void {
+    this.services.logger.error({ session: session.id, err: (err as Error).message }, 'command failed');
+    answer(session, LOCAL_ERROR, false, cb);
   }
 
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null) => void): void {

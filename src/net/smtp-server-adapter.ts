@@ -194,6 +194,9 @@ export class AdaptedConnection extends SMTPConnection {
   private closeAfterAnswer = false;
   /** While the greeting is held back (`pauseGreeting`): ends the pause, the client having talked. */
   private talkedDuringPause: (() => void) | undefined;
+  /** The command line takeCommand handed its handler, and its text, for the handler's address parse. */
+  private decoded: Buffer | undefined;
+  private decodedText = '';
 
   constructor(
     server: AdaptedSmtpServer,
@@ -290,10 +293,11 @@ export class AdaptedConnection extends SMTPConnection {
   }
 
   /**
-   * A complete command line was read; a reply refuses it before smtp-server takes it (a 421 or a 554
-   * then closes the connection). `ready`: the greeting was sent and no TLS handshake is under way.
+   * A complete command line was read (`line`: its bytes as Latin-1, one character each); a reply
+   * refuses it before smtp-server takes it (a 421 or a 554 then closes the connection). `ready`: the
+   * greeting was sent and no TLS handshake is under way.
    */
-  protected commandRead(_command: Buffer, _ready: boolean): SmtpReply | undefined {
+  protected commandRead(_line: string, _ready: boolean): SmtpReply | undefined {
     return undefined;
   }
 
@@ -331,8 +335,11 @@ export class AdaptedConnection extends SMTPConnection {
   override _onCommand(command: Buffer, callback?: () => void): void {
     // Swallowed, and the parser left waiting: the pause's end answers a client that talked first.
     if (this.talkedDuringPause) return this.talkedDuringPause();
-    const refusal = this.commandRead(command, this._ready && !this._upgrading);
-    if (!refusal) return this.takeCommand(command, callback);
+    // The line is made a string once: as Latin-1 for the hook, and the same string serves as its UTF-8
+    // text when every byte is ASCII (as a command line's nearly always is); it was decoded three times.
+    const latin1 = command.toString('latin1');
+    const refusal = this.commandRead(latin1, this._ready && !this._upgrading);
+    if (!refusal) return this.takeCommand(command, isAscii(latin1) ? latin1 : command.toString(), callback);
     this.writeReply(refusal, refusal.code === 554);
     if (refusal.code === 421 || refusal.code === 554) return;
     setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
@@ -345,8 +352,7 @@ export class AdaptedConnection extends SMTPConnection {
    * times and builds a regular expression match, a redaction object and two arrays per command. The
    * handler is called as smtp-server calls it; any other command or state goes to smtp-server.
    */
-  private takeCommand(command: Buffer, callback: (() => void) | undefined): void {
-    const line = command.toString();
+  private takeCommand(command: Buffer, line: string, callback: (() => void) | undefined): void {
     const space = line.indexOf(' ');
     const name = (space < 0 ? line : line.slice(0, space)).toUpperCase();
     const server = this._server;
@@ -378,6 +384,8 @@ export class AdaptedConnection extends SMTPConnection {
       this._whenWritable(next);
     };
     this._handlerPending = true;
+    this.decoded = command;
+    this.decodedText = line;
     try {
       handler.call(this, command, handlerCallback);
     } catch (err) {
@@ -387,12 +395,16 @@ export class AdaptedConnection extends SMTPConnection {
         this.send(451, 'Error: internal server error');
         handlerCallback();
       }
+    } finally {
+      // The line is a view of the socket's chunk: not held past its handler's call.
+      this.decoded = undefined;
     }
   }
 
   /** MAIL FROM and RCPT TO in their common shape parsed without smtp-server's general path, to the same result. */
   override _parseAddressCommand(rawName: string, rawCommand: Buffer | string): ReturnType<SMTPConnection['_parseAddressCommand']> {
-    return parseSimpleAddressCommand(rawName, rawCommand.toString()) ?? super._parseAddressCommand(rawName, rawCommand);
+    const text = rawCommand === this.decoded ? this.decodedText : rawCommand.toString();
+    return parseSimpleAddressCommand(rawName, text) ?? super._parseAddressCommand(rawName, rawCommand);
   }
 
   override _resetSession(): void {
@@ -425,6 +437,12 @@ export class AdaptedConnection extends SMTPConnection {
     this.ending();
     super._onClose();
   }
+}
+
+/** Whether every character of `text` is ASCII: its Latin-1 and UTF-8 decodings are then the same string. */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /** An SMTPServer whose connections are AdaptedConnections, built by `connection`; sockets may be handed to it with `connect`. */

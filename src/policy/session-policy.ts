@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream';
 import { authenticationResults } from '../auth/auth-results-header.js';
 import type { SenderAuth, SpfCheck } from '../auth/sender-auth.js';
+import type { ListenerSenderAuth } from '../config/schema.js';
 import { normalizeIp } from '../net/ip.js';
 import { acceptListEntry, checkAcceptDeny } from './accept-deny.js';
 import type { CompiledListener, CompiledRules } from './compiled-rules.js';
@@ -288,10 +289,16 @@ export class SessionPolicy {
     return this.rules.rules.senderAuth.authservId ?? this.rules.rules.hostname;
   }
 
-  /** Step 7.2, for a sender that passed step 7: SPF of MAIL FROM (of HELO for `<>`). Undefined where the listener does not authenticate. */
-  async spf(address: string, helo: string): Promise<Verdict | undefined> {
+  /**
+   * Step 7.2, for a sender that passed step 7: SPF of MAIL FROM (of HELO for `<>`). Undefined, with no
+   * promise, where the listener does not authenticate: every accepted sender asks.
+   */
+  spf(address: string, helo: string): Promise<Verdict | undefined> | undefined {
     const settings = this.listener.config.senderAuth;
-    if (!settings) return undefined;
+    return settings && this.spfChecked(settings, address, helo);
+  }
+
+  private async spfChecked(settings: ListenerSenderAuth, address: string, helo: string): Promise<Verdict | undefined> {
     this.spfCheck = await this.senderAuthPort().spf({ sender: address, ip: this.clientIp, helo });
     return this.observedAuth(judgeSpf(settings, this.rules.senderAuthExempt, this.clientIp, this.spfCheck, address, this.trace));
   }

@@ -34,6 +34,8 @@ describe('header section and From:', () => {
           assert.equal(cut.head.toString('latin1'), whole.head.toString('latin1'));
           assert.equal(Buffer.concat([cut.head, cut.rest]).toString('latin1'), message.slice(0, cut.head.length + cut.rest.length));
         }
+        // What is relayed as one piece is the head followed by the rest, whatever the chunks.
+        for (const s of [whole, cut]) assert.equal(s.read.toString('latin1'), Buffer.concat([s.head, s.rest]).toString('latin1'));
       }),
       { numRuns: 300 },
     );

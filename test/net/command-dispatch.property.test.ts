@@ -15,6 +15,8 @@ const COMMANDS = [
   'EHLO a.example', 'HELO b.example', 'MAIL FROM:<a@b.example>', 'mail from:<x@y.example> SIZE=10', 'MAIL FROM:<>', 'MAIL FROM: <a@b.example>',
   'MAIL FROM:<a@xn--bcher-kva.example>', 'RCPT TO:<c@d.example>', 'rcpt to:<postmaster>', 'RCPT TO:<bad', 'DATA', 'data', 'DATA x', 'RSET', 'NOOP',
   'MAIL', 'RCPT', 'MAILX FROM:<a@b.example>', 'MAIL\tFROM:<a@b.example>', 'ma\u0131l FROM:<a@b.example>', ' MAIL FROM:<a@b.example>', 'XYZ', 'AUTH PLAIN', 'VRFY x',
+  // 8-bit lines (sent as UTF-8): their text is decoded as UTF-8, not taken from the Latin-1 string that serves ASCII lines.
+  'MAIL FROM:<b\u00fccher@b.example>', 'RCPT TO:<\u00e9@d.example>', 'RCPT TO:<c@d.example> X=\u00e9', 'DATA \u00e9',
 ];
 
 /** The reply lines a server gives `commands` on one connection (a message after each 354), up to a close. */
@@ -63,6 +65,12 @@ async function listening(server: SMTPServer): Promise<number> {
   return (server.server.address() as net.AddressInfo).port;
 }
 
+/** A refusal naming what was parsed, for an address or parameters with a character beyond printable ASCII; else null (accepted). */
+function eightBit(address: { address: string; args: unknown }): Error | null {
+  const parsed = `${address.address} ${JSON.stringify(address.args)}`;
+  return /[^ -~]/.test(parsed) ? Object.assign(new Error(`parsed ${parsed}`), { responseCode: 550 }) : null;
+}
+
 /** An onConnect that sets the session's own disabled commands, as an application may (its entries are not normalised). */
 function disableForSession(commands: string[]): NonNullable<SMTPServerOptions['onConnect']> {
   return (session, cb) => {
@@ -91,6 +99,9 @@ describe('MAIL, RCPT and DATA through the adapter', () => {
         disableReverseLookup: true,
         name: 'mx.test',
         ...auth,
+        // An 8-bit address or parameter is refused with what the server parsed, so a line decoded otherwise shows.
+        onMailFrom: (address, _session, cb) => cb(eightBit(address)),
+        onRcptTo: (address, _session, cb) => cb(eightBit(address)),
         onData: (stream, _session, cb) => {
           stream.resume();
           stream.on('end', () => cb());
