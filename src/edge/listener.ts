@@ -31,6 +31,7 @@ const PROXY_HEADER_TIMEOUT_MS = 5000;
 const REFUSAL_LINGER_MS = 2000;
 
 const LOCAL_ERROR = reply(451, '4.3.0', 'Local error in processing');
+const UNAVAILABLE = reply(421, '4.3.0', 'Service not available, closing channel');
 
 /** Client socket errors end that connection only; smtp-server reports those of a session. */
 function ignoreSocketError(): void {}
@@ -284,7 +285,7 @@ export class EdgeListener {
       edge = new EdgeSession(this.services.generation(), this.config, session, this.services, peer);
     } catch (err) {
       this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'session could not start');
-      return answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
+      return answer(session, UNAVAILABLE, true, cb);
     }
     this.sessions.set(session, edge);
     // Greeted in this turn unless a check waits (rate limits, the pre-greeting pause).
@@ -292,23 +293,18 @@ export class EdgeListener {
     try {
       outcome = edge.admit();
     } catch (err) {
-      return this.admissionFailed(session, cb, err);
+      return this.failed(session, cb, err, 'connection checks failed', UNAVAILABLE, true);
     }
     if (!(outcome instanceof Promise)) return this.greetOrRefuse(session, cb, outcome);
     outcome.then(
       (refused) => this.greetOrRefuse(session, cb, refused),
-      (err: unknown) => this.admissionFailed(session, cb, err),
+      (err: unknown) => this.failed(session, cb, err, 'connection checks failed', UNAVAILABLE, true),
     );
   }
 
   private greetOrRefuse(session: SMTPServerSession, cb: (err?: Error | null) => void, refused: Outcome | undefined): void {
     if (refused) answer(session, refused.reply, true, cb);
     else cb();
-  }
-
-  private admissionFailed(session: SMTPServerSession, cb: (err?: Error | null) => void, err: unknown): void {
-    this.services.logger.error({ session: session.id, err: (err as Error).message }, 'connection checks failed');
-    answer(session, reply(421, '4.3.0', 'Service not available, closing channel'), true, cb);
   }
 
   /** The balancer a PROXY-reported client came through, forgotten once its session has it. */
@@ -327,18 +323,19 @@ export class EdgeListener {
     try {
       outcome = step(edge);
     } catch (err) {
-      return this.commandFailed(session, cb, err);
+      return this.failed(session, cb, err, 'command failed', LOCAL_ERROR);
     }
     if (!(outcome instanceof Promise)) return answer(session, outcome.reply, outcome.close === true, cb);
     outcome.then(
       (o) => answer(session, o.reply, o.close === true, cb),
-      (err: unknown) => this.commandFailed(session, cb, err),
+      (err: unknown) => this.failed(session, cb, err, 'command failed', LOCAL_ERROR),
     );
   }
 
-  private commandFailed(session: SMTPServerSession, cb: (err?: Error | null) => void, err: unknown): void {
-    this.services.logger.error({ session: session.id, err: (err as Error).message }, 'command failed');
-    answer(session, LOCAL_ERROR, false, cb);
+  /** A step that threw, logged as `what`: the client gets `r`, a 4xx, so that it tries again. */
+  private failed(session: SMTPServerSession, cb: (err?: Error | null) => void, err: unknown, what: string, r: SmtpReply, close = false): void {
+    this.services.logger.error({ session: session.id, err: (err as Error).message }, what);
+    answer(session, r, close, cb);
   }
 
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
@@ -346,10 +343,7 @@ export class EdgeListener {
     if (!edge) return answer(session, reply(451, '4.3.0', 'Session not available'), false, cb);
     edge.data(stream, (r) => sendNow(session, r, true)).then(
       (o) => answer(session, o.reply, o.close === true, cb),
-      (err: unknown) => {
-        this.services.logger.error({ session: session.id, err: (err as Error).message }, 'DATA failed');
-        answer(session, LOCAL_ERROR, false, cb);
-      },
+      (err: unknown) => this.failed(session, cb, err, 'DATA failed', LOCAL_ERROR),
     );
   }
 }
