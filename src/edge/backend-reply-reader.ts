@@ -16,7 +16,6 @@ export const MAX_REPLY_LINES = 200;
 
 const LF = 0x0a;
 const CR = 0x0d;
-const EMPTY = Buffer.alloc(0);
 
 /** RFC 5321 text is printable; a control character (CR alone included, TAB allowed) would reach the client's reply. */
 function isControl(b: number): boolean {
@@ -58,8 +57,12 @@ function latin1(bytes: Buffer, start: number, end: number): string {
  * before it are still returned, so how the bytes were split never changes what comes out.
  */
 export class ReplyParser {
-  /** The bytes of a line not ended yet (a copy: the read buffer is used again). */
-  private partial: Buffer = EMPTY;
+  /**
+   * The bytes of a line not ended yet, copied (the read buffer is used again) into one buffer made the
+   * first time: a line arriving a byte at a time costs a copy of each byte once, not of all so far.
+   */
+  private carry: Buffer | undefined;
+  private carried = 0;
   private code: number | undefined;
   private lines: string[] = [];
   error: BackendUnavailable | undefined;
@@ -72,27 +75,37 @@ export class ReplyParser {
    */
   push(chunk: Buffer, onReply: (r: SmtpReply) => void, length = chunk.length): void {
     if (this.error) return;
-    const carried = this.partial.length;
-    const bytes = carried === 0 ? chunk : Buffer.concat([this.partial, chunk.subarray(0, length)]);
-    const n = carried + length;
     let start = 0;
-    // The carried bytes hold no LF: only the new ones are searched.
-    for (let i = carried; i < n; i++) {
-      if (bytes[i] !== LF) continue;
-      const end = i > start && bytes[i - 1] === CR ? i - 1 : i;
-      const r = end - start > MAX_REPLY_LINE ? this.stop('reply line too long') : this.line(bytes, start, end);
+    for (let i = 0; i < length; i++) {
+      if (chunk[i] !== LF) continue;
+      if (this.carried > 0) {
+        // The line began in an earlier read: its end joins the carried bytes, unless that passes the limit.
+        const total = this.carried + i;
+        if (total > MAX_REPLY_LINE + 1) return void this.stop('reply line too long');
+        chunk.copy(this.carry as Buffer, this.carried, 0, i);
+        this.carried = 0;
+        this.take(this.carry as Buffer, 0, total, onReply);
+      } else this.take(chunk, start, i, onReply);
       if (this.error) return;
-      if (r) onReply(r);
       start = i + 1;
     }
-    this.partial = start < n ? Buffer.from(bytes.subarray(start, n)) : EMPTY;
-    // One more for a CR whose LF has not arrived yet.
-    if (this.partial.length > MAX_REPLY_LINE + 1) this.stop('reply line too long');
+    if (start === length) return;
+    // One more than the limit for a CR whose LF has not arrived yet.
+    if (this.carried + length - start > MAX_REPLY_LINE + 1) return void this.stop('reply line too long');
+    this.carry ??= Buffer.allocUnsafe(MAX_REPLY_LINE + 1);
+    this.carried += chunk.copy(this.carry, this.carried, start, length);
+  }
+
+  /** The line in `bytes` from `start` to its LF at `lf` (a CR before it dropped). */
+  private take(bytes: Buffer, start: number, lf: number, onReply: (r: SmtpReply) => void): void {
+    const end = lf > start && bytes[lf - 1] === CR ? lf - 1 : lf;
+    const r = end - start > MAX_REPLY_LINE ? this.stop('reply line too long') : this.line(bytes, start, end);
+    if (r) onReply(r);
   }
 
   /** Whether part of a reply (a partial line, or lines of an unfinished multi-line reply) is buffered. */
   get pending(): boolean {
-    return this.partial.length > 0 || this.lines.length > 0;
+    return this.carried > 0 || this.lines.length > 0;
   }
 
   private line(bytes: Buffer, start: number, end: number): SmtpReply | undefined {
@@ -113,7 +126,7 @@ export class ReplyParser {
 
   private stop(detail: string): undefined {
     this.error = new BackendUnavailable(detail);
-    this.partial = EMPTY;
+    this.carried = 0;
     this.lines = [];
     return undefined;
   }
