@@ -15,6 +15,17 @@ interface Tally<T extends string> {
   count: number;
 }
 
+/** The Map under `root` that holds `path`'s last value, the Maps on the way made the first time. */
+function levelOf(root: Map<unknown, unknown>, path: readonly unknown[]): Map<unknown, unknown> {
+  let level = root;
+  for (let i = 0; i < path.length - 1; i++) {
+    let next = level.get(path[i]) as Map<unknown, unknown> | undefined;
+    if (!next) level.set(path[i], (next = new Map()));
+    level = next;
+  }
+  return level;
+}
+
 export class TalliedCounter<T extends string> {
   /** One entry per label set, like prom-client's own map, so bounded by the same label cardinality. */
   private readonly tallies = new Map<string, Tally<T>>();
@@ -54,13 +65,8 @@ export class TalliedCounter<T extends string> {
    * value. The path is read during the call only: a caller may fill one array again for each count.
    */
   incAt(path: readonly unknown[], labels: (path: readonly unknown[]) => LabelValues<T>): void {
-    let level = this.paths;
+    const level = levelOf(this.paths, path);
     const last = path.length - 1;
-    for (let i = 0; i < last; i++) {
-      let next = level.get(path[i]) as Map<unknown, unknown> | undefined;
-      if (!next) level.set(path[i], (next = new Map()));
-      level = next;
-    }
     const t = level.get(path[last]) as Tally<T> | undefined;
     if (t) t.count += 1;
     else level.set(path[last], this.added(labels(path)));
@@ -157,13 +163,8 @@ export class TalliedHistogram<T extends string> {
    */
   observeAt(path: readonly unknown[], labels: (path: readonly unknown[]) => LabelValues<T>, value: number): void {
     if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
-    let level = this.paths;
+    const level = levelOf(this.paths, path);
     const last = path.length - 1;
-    for (let i = 0; i < last; i++) {
-      let next = level.get(path[i]) as Map<unknown, unknown> | undefined;
-      if (!next) level.set(path[i], (next = new Map()));
-      level = next;
-    }
     let s = level.get(path[last]) as Series<T> | undefined;
     if (!s) level.set(path[last], (s = this.added(labels(path))));
     this.count(s, value);
