@@ -13,7 +13,7 @@
  *   each reset of the transaction (RSET, HELO/EHLO, the end of DATA) is seen (`transactionReset`);
  * - replies are written outside any command (`sendNow`: time-outs, shutdown);
  * - the greeting goes out as soon as onConnect has answered (`greetAtOnce`), and DATA is decoded by
- *   the user's decoder (`decoder`);
+ *   the user's decoder (`decoder`) into a plain Readable (message-stream.ts), not a PassThrough;
  * - the greeting may open with a teaser line and a pause that catches clients talking first
  *   (`pauseGreeting`, postscreen's pre-greeting test);
  * - the server's last reply (QUIT's 221, a 421, a refusal) may close the socket at once (`closeAtOnce`);
