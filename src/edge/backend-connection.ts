@@ -7,6 +7,18 @@
 import type { SmtpReply } from '../net/smtp-reply.js';
 import type { ForwardedClient } from './backend-forward.js';
 
+/**
+ * Where a message's pieces come from: the next one in hand when it is (no promise and no turn of the
+ * microtask queue for it), a promise of it when it has to be waited for; throws (or rejects with) what
+ * ended the message.
+ */
+export interface PieceSource {
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>>;
+}
+
+/** A message that the relay takes piece by piece (`nextPiece`), and that anything else reads as an AsyncIterable. */
+export interface MessagePieces extends PieceSource, AsyncIterable<Buffer> {}
+
 export interface BackendConnection {
   /** Transactions begun on this session. */
   transactions: number;
@@ -24,7 +36,7 @@ export interface BackendConnection {
   rcptTo(address: string): Promise<SmtpReply>;
   /**
    * Hands `message` over (with back-pressure) and resolves with the reply to its end. If `message`
-   * fails, nothing is delivered and its error is rethrown.
+   * fails, nothing is delivered and its error is rethrown. A MessagePieces may be taken piece by piece.
    */
   data(message: AsyncIterable<Buffer>): Promise<SmtpReply>;
   /** Ends an open transaction; true when the session is clean again, false when it was closed. Never throws. */

@@ -15,6 +15,8 @@
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
+/** Bytes looked at one by one between two native searches for a dot (see lineOpeningDot). */
+const SCAN_AHEAD = 32;
 
 /** What one chunk of input gave. */
 export interface Decoded {
@@ -39,9 +41,7 @@ export class DataDecoder {
     let out: Unstuffed | undefined;
     let end = input.length;
     let rest: Buffer | undefined;
-    // A plain loop, not indexOf: one native call per line would make short lines (bare LFs) the dear case.
-    for (let i = 0; i < input.length; i++) {
-      if (input[i] !== DOT || this.byteBefore(input, i) !== LF) continue;
+    for (let i = this.lineOpeningDot(input, 0); i >= 0; i = this.lineOpeningDot(input, i + 1)) {
       const next = input[i + 1];
       if (next === DOT) {
         (out ??= new Unstuffed(input)).drop(i);
@@ -65,6 +65,25 @@ export class DataDecoder {
     this.before1 = before1;
     const data = out ? out.upTo(end) : end === input.length ? input : input.subarray(0, end);
     return rest === undefined ? { data } : { data, rest };
+  }
+
+  /**
+   * The first dot at or after `from` that opens a line (after an LF, or at the start of the data), or
+   * -1. Bytes are looked at one by one SCAN_AHEAD at a time, and past each such run the next dot is
+   * found natively (memchr's pace): a native call costs as much as a few dozen bytes looked at, so it
+   * is made at most once per SCAN_AHEAD bytes whatever the bytes are (dots back to back stay as cheap
+   * as a plain loop), and text with few dots is not read a byte at a time.
+   */
+  private lineOpeningDot(input: Buffer, from: number): number {
+    for (let i = from; ; ) {
+      const stop = Math.min(input.length, i + SCAN_AHEAD);
+      for (; i < stop; i++) if (input[i] === DOT && this.byteBefore(input, i) === LF) return i;
+      if (i >= input.length) return -1;
+      const dot = input.indexOf(DOT, i);
+      if (dot < 0) return -1;
+      if (this.byteBefore(input, dot) === LF) return dot;
+      i = dot + 1;
+    }
   }
 
   /** The input byte before `input[i]`, the bytes before the chunk counting. */

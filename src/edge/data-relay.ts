@@ -1,5 +1,5 @@
 /** An accepted message goes to the back end after the edge's own `Received:` field, while the client is still sending it. */
-import type { BackendConnection } from './backend-connection.js';
+import type { BackendConnection, MessagePieces, PieceSource } from './backend-connection.js';
 import type { SmtpReply } from '../net/smtp-reply.js';
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
@@ -8,10 +8,12 @@ const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
  * The pieces of a message already read (`first`, empty ones skipped), then every chunk left in `rest`,
  * each through `count`. A plain iterator, not a generator: the pieces in hand are handed over at once,
  * and each chunk of `rest` costs its own read only (an async generator added a promise and a resumed
- * frame per piece, and each level of `yield*` another). `rest` is left open when the message is
- * abandoned: the client's stream is drained by its reader, so no body line becomes a command.
+ * frame per piece, and each level of `yield*` another). The relay takes them (`nextPiece`) without a
+ * promise for each piece in hand, a message's end included when the client's stream has it. `rest` is
+ * left open when the message is abandoned: the client's stream is drained by its reader, so no body
+ * line becomes a command.
  */
-export function messageChunks(first: readonly Buffer[], rest: AsyncIterator<Buffer> | undefined, count: (chunk: Buffer) => void): AsyncIterableIterator<Buffer> {
+export function messageChunks(first: readonly Buffer[], rest: PieceSource | undefined, count: (chunk: Buffer) => void): MessagePieces & AsyncIterableIterator<Buffer> {
   return new MessageChunks(first, rest, count);
 }
 
@@ -19,9 +21,9 @@ export function messageChunks(first: readonly Buffer[], rest: AsyncIterator<Buff
  * A class, not an object literal: a literal with the computed `Symbol.asyncIterator` key was built by
  * V8's runtime at every message (about 1.5 µs), and its shape made each load from it a slow one.
  */
-class MessageChunks implements AsyncIterableIterator<Buffer> {
+class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
   private at = 0;
-  private readonly counted = (n: IteratorResult<Buffer>): IteratorResult<Buffer, undefined> => {
+  private readonly counted = (n: IteratorResult<Buffer, undefined>): IteratorResult<Buffer, undefined> => {
     if (n.done) return DONE;
     this.count(n.value);
     return n;
@@ -29,7 +31,7 @@ class MessageChunks implements AsyncIterableIterator<Buffer> {
 
   constructor(
     private readonly first: readonly Buffer[],
-    private readonly rest: AsyncIterator<Buffer> | undefined,
+    private readonly rest: PieceSource | undefined,
     private readonly count: (chunk: Buffer) => void,
   ) {}
 
@@ -38,12 +40,23 @@ class MessageChunks implements AsyncIterableIterator<Buffer> {
   }
 
   next(): Promise<IteratorResult<Buffer, undefined>> {
+    try {
+      const n = this.nextPiece();
+      return n instanceof Promise ? n : Promise.resolve(n);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {
     const first = this.first;
     while (this.at < first.length) {
       const piece = first[this.at++] as Buffer;
-      if (piece.length > 0) return Promise.resolve({ done: false, value: piece });
+      if (piece.length > 0) return { done: false, value: piece };
     }
-    return this.rest ? this.rest.next().then(this.counted) : Promise.resolve(DONE);
+    if (!this.rest) return DONE;
+    const n = this.rest.nextPiece();
+    return n instanceof Promise ? n.then(this.counted) : this.counted(n);
   }
 }
 
@@ -52,7 +65,7 @@ export function relayMessage(
   backend: BackendConnection,
   received: string,
   first: readonly Buffer[],
-  rest: AsyncIterator<Buffer> | undefined,
+  rest: PieceSource | undefined,
   count: (chunk: Buffer) => void,
 ): Promise<SmtpReply> {
   return backend.data(messageChunks([Buffer.from(received), ...first], rest, count));

@@ -299,7 +299,7 @@ export class EdgeSession {
   }
 
   /** Step 15, then Badmail, a refusal, or the back end. */
-  private async judgeAndSend(tx: Transaction, source: AsyncIterator<Buffer>, count: (c: Buffer) => void): Promise<Outcome> {
+  private async judgeAndSend(tx: Transaction, source: StreamChunks, count: (c: Buffer) => void): Promise<Outcome> {
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
     this.address = undefined;

@@ -10,10 +10,11 @@
  * are made once per session, not per message; nothing of a message's stream outlives its outcome.
  */
 import type { Readable } from 'node:stream';
+import type { PieceSource } from './backend-connection.js';
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
-export class StreamChunks implements AsyncIterator<Buffer, undefined> {
+export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSource {
   private stream: Readable | undefined;
   /** undefined while the stream may still give chunks; null once it ended; the error that ended it otherwise. */
   private outcome: Error | null | undefined;
@@ -49,7 +50,7 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined> {
 
   next(): Promise<IteratorResult<Buffer, undefined>> {
     try {
-      const n = this.step();
+      const n = this.nextPiece();
       return n instanceof Promise ? n : Promise.resolve(n);
     } catch (err) {
       return Promise.reject(err as Error);
@@ -61,7 +62,7 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined> {
    * stream's error. The waited-for read returns its result itself, not a promise of it: a promise
    * returned from a `then` costs two more turns of the microtask queue, and a message waits at least once.
    */
-  private step(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {
     const stream = this.stream as Readable;
     const chunk = stream.destroyed ? null : (stream.read() as Buffer | null);
     if (chunk !== null) return { done: false, value: chunk };
@@ -80,7 +81,7 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined> {
     this.waiting = resolve;
   };
 
-  private readonly retry = (): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> => this.step();
+  private readonly retry = (): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> => this.nextPiece();
 
   /** Whether the stream's end was read and it was destroyed: next() would only say done again. */
   get finished(): boolean {

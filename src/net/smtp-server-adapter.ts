@@ -13,7 +13,7 @@
  *   each reset of the transaction (RSET, HELO/EHLO, the end of DATA) is seen (`transactionReset`);
  * - replies are written outside any command (`sendNow`: time-outs, shutdown);
  * - the greeting goes out as soon as onConnect has answered (`greetAtOnce`), and DATA is decoded by
- *   the user's decoder (`decoder`);
+ *   the user's decoder (`decoder`) into a plain Readable (message-stream.ts), not a PassThrough;
  * - the greeting may open with a teaser line and a pause that catches clients talking first
  *   (`pauseGreeting`, postscreen's pre-greeting test);
  * - the server's last reply (QUIT's 221, a 421, a refusal) may close the socket at once (`closeAtOnce`);
@@ -30,6 +30,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMT
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { parseSimpleAddressCommand } from './address-command.js';
+import { MessageStream } from './message-stream.js';
 import { replyTexts, withEnhanced, type SmtpReply } from './smtp-reply.js';
 import { newSessionId } from './session-id.js';
 
@@ -85,6 +86,8 @@ export const SMTP_SERVER_INTERNALS = {
     _endDataMode: 3,
     _dataMode: 'field',
     _dataStream: 'field',
+    _maxBytes: 'field',
+    dataBytes: 'field',
     isClosed: 'field',
   },
 } as const;
@@ -499,9 +502,9 @@ function parserFailed(this: DecodingSmtpStream, err: Error): void {
 
 /**
  * smtp-server's input parser with another DATA decoder: each input chunk of DATA becomes what the
- * decoder makes of it, the next chunk being taken off the socket only once the message stream has
- * drained, whatever the bytes are. Command lines are read as smtp-server reads them (`_write`), off
- * the chunk's bytes.
+ * decoder makes of it, pushed into the message stream (a MessageStream, not smtp-server's
+ * PassThrough), the next chunk being taken off the socket only once the reader wants more, whatever
+ * the bytes are. Command lines are read as smtp-server reads them (`_write`), off the chunk's bytes.
  */
 export class DecodingSmtpStream extends SMTPStream {
   private decoder: DataDecoding;
@@ -519,9 +522,19 @@ export class DecodingSmtpStream extends SMTPStream {
     this.connection._onCommand(command, callback);
   }
 
+  /**
+   * smtp-server's startDataMode with a MessageStream for its PassThrough. `_atDataStart` is left
+   * alone: only smtp-server's own decoder reads it.
+   */
   override startDataMode(maxBytes?: number | string | null): SMTPServerDataStream {
     this.decoder = this.newDecoder();
-    return super.startDataMode(maxBytes);
+    this._dataMode = true;
+    this._maxBytes = (maxBytes && Number(maxBytes)) || Infinity;
+    this.dataBytes = 0;
+    const stream = new MessageStream();
+    // What onData gets is typed as smtp-server's PassThrough; the edge reads it as a Readable.
+    this._dataStream = stream as unknown as SMTPServerDataStream;
+    return this._dataStream;
   }
 
   /**
@@ -590,15 +603,8 @@ export class DecodingSmtpStream extends SMTPStream {
     const { data, rest } = this.decoder.push(chunk);
     this._countDataBytes(data.length);
     if (rest !== undefined) return this._endDataMode(data.length ? data : false, rest, done);
-    const stream = this._dataStream;
-    if (!data.length || !stream?.writable || stream.write(data) || stream.destroyed) return done();
-    // A stream the application destroys never drains, it only closes.
-    const go = (): void => {
-      stream.off('drain', go);
-      stream.off('close', go);
-      done();
-    };
-    stream.once('drain', go);
-    stream.once('close', go);
+    const stream = this._dataStream as unknown as MessageStream | null;
+    if (!data.length || !stream?.writable) return done();
+    stream.feed(data, done);
   }
 }
