@@ -59,27 +59,36 @@ export class BackendPool {
   }
 
   /**
-   * Borrows a session for `client`'s transaction and sends MAIL FROM on it; resolves with the session
-   * and the back end's reply. An idle session that fails before its reply (the back end closed it
+   * Borrows a session for `client`'s transaction and sends MAIL FROM on it; `lent` is given the session
+   * and the back end's reply, `failed` the BackendUnavailable (or time-out) that ended the attempt, and
+   * the promise resolves with what either returns. The caller's continuations run in the pool's own
+   * `then`: a promise and a turn of the microtask queue less than a `then` of the caller's on each
+   * transaction's first wait. An idle session that fails before its reply (the back end closed it
    * while it waited, or refused to take another client on it) is closed and the transaction begun once
    * more on a fresh connection, so the client sees only the fresh connection's outcome; a time-out is
-   * not retried (the client has already waited the time-out). Rejects with BackendUnavailable.
+   * not retried (the client has already waited the time-out).
    */
-  begin(client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<{ session: BackendConnection; reply: SmtpReply }> {
+  begin<T>(
+    client: ForwardedClient,
+    sender: string,
+    params: { body?: string; size?: number },
+    lent: (session: BackendConnection, reply: SmtpReply) => T,
+    failed: (err: unknown) => T,
+  ): Promise<T> {
     const idle = this.takeIdle();
     this.busy += 1;
-    if (!idle) return this.beginFresh(client, sender, params);
+    if (!idle) return this.beginFresh(client, sender, params).then(({ session, reply }) => lent(session, reply), failed);
     this.events.reused();
     // No async frame on the idle session's path, every transaction's on a reused connection.
     return this.mailOn(idle, client, sender, params).then(
-      (reply) => ({ session: idle, reply }),
+      (reply) => lent(idle, reply),
       (err: unknown) => {
         idle.abandon();
         if (!(err instanceof BackendUnavailable) || err instanceof BackendTimeout) {
           this.busy -= 1;
-          throw err;
+          return failed(err);
         }
-        return this.beginFresh(client, sender, params);
+        return this.beginFresh(client, sender, params).then(({ session, reply }) => lent(session, reply), failed);
       },
     );
   }

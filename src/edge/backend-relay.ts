@@ -77,6 +77,13 @@ export class BackendSession implements BackendConnection {
   private broken = false;
   /** How this connection passes clients on, fixed by its first transaction. */
   private forwardedWith: 'XFORWARD' | 'XCLIENT' | undefined;
+  /**
+   * Whether the back end still offers `forwardedWith` (or none is fixed yet), found again at each EHLO
+   * (forward() fixes `forwardedWith` only to what is offered): the pool asks `resettable` as it lends
+   * and takes back the session, each transaction, and a lookup in the extensions `Map` each time was
+   * most of its cost.
+   */
+  private canForward = true;
   /** Transactions begun on this connection. */
   transactions = 0;
   /** Set by the pool when this transaction is the session's last: QUIT may then go out with the final dot. */
@@ -152,8 +159,7 @@ export class BackendSession implements BackendConnection {
    * (smtp-server) would keep the previous client's identity for the next one: never lent again.
    */
   get resettable(): boolean {
-    const canForward = this.forwardedWith === undefined || this.offers(this.forwardedWith);
-    return canForward && !this.closed && !this.broken && !this.quitSent && !this.inData && this.reader.idle;
+    return this.canForward && !this.closed && !this.broken && !this.quitSent && !this.inData && this.reader.idle;
   }
 
   /**
@@ -335,6 +341,7 @@ export class BackendSession implements BackendConnection {
         return [kw.toUpperCase(), rest.join(' ')] as const;
       }),
     );
+    this.noteForwarding();
   }
 
   /**
@@ -343,7 +350,7 @@ export class BackendSession implements BackendConnection {
    */
   private forward(client: ForwardedClient, timeoutMs: number): Promise<void> | undefined {
     const xforward = this.extensions.get('XFORWARD');
-    if (this.forwardedWith !== undefined && !this.offers(this.forwardedWith)) throw new BackendUnavailable(`${this.forwardedWith} no longer offered`);
+    if (!this.canForward) throw new BackendUnavailable(`${this.forwardedWith} no longer offered`);
     if (xforward !== undefined) {
       this.forwardedWith = 'XFORWARD';
       const line = `XFORWARD ${forwardAttributes(client, xforward)}`;
@@ -355,6 +362,10 @@ export class BackendSession implements BackendConnection {
     if (xclient === undefined) return undefined;
     this.forwardedWith = 'XCLIENT';
     return this.forwardWithXclient(`XCLIENT ${forwardAttributes(client, xclient)}`, timeoutMs);
+  }
+
+  private noteForwarding(): void {
+    this.canForward = this.forwardedWith === undefined || this.offers(this.forwardedWith);
   }
 
   /** XFORWARD on its own, for a back end that does not offer PIPELINING. */

@@ -185,8 +185,11 @@ export class EdgeSession {
     if (v.action === 'archive') return { reply: fromVerdict(v) };
     tx.backendOpenedAt = Date.now();
     const pool = this.generation.pool;
-    return pool.begin(this.forwardedClient(), address, params).then(
-      ({ session, reply: r }) => {
+    return pool.begin(
+      this.forwardedClient(),
+      address,
+      params,
+      (session, r) => {
         tx.borrow(session, pool);
         if (this.gone) {
           tx.end();

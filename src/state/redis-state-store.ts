@@ -3,8 +3,20 @@
  * Commands fail fast while the server is unreachable (no offline queue, a bounded wait) so that the
  * FallbackStateStore in front answers from the local view at once; ioredis reconnects by itself.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import type { StateStore } from './state-store.js';
+
+/**
+ * ioredis, loaded by the first store made rather than with this module: its RESP3 `VerbatimString`
+ * subclasses `String`, which leaves `String.prototype` in V8's dictionary mode for the life of the
+ * process, and then every string method a hot path calls (`charCodeAt`, `slice`, `indexOf`, …) is
+ * looked up through V8's generic load (`Builtins_LoadIC`) instead of being inlined. A process with no
+ * Redis store (the default) never loads it.
+ */
+function loadIoredis(): typeof import('ioredis') {
+  return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+}
 
 /** INCRBY, and a lifetime for a counter that has none yet (a new one), in one atomic step. */
 const INCREMENT_WITH_TTL = `
@@ -23,7 +35,8 @@ export class RedisStateStore implements StateStore {
   private readonly redis: Redis;
 
   constructor(url: string, options: RedisStoreOptions) {
-    this.redis = new Redis(url, {
+    const { Redis: Client } = loadIoredis();
+    this.redis = new Client(url, {
       keyPrefix: 'portcullis:',
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

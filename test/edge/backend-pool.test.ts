@@ -175,6 +175,24 @@ describe('back-end pool: health, against a scripted back end', () => {
     assert.equal(backend.taken.length, 2);
   });
 
+  it("a pooled session closed at MAIL FROM, whose fresh connection refuses the sender: the client gets the fresh one's refusal as written, and the metrics count it", async () => {
+    assert.equal(await oneMessage(h, 'warm'), '250 2.0.0 Ok: queued');
+    await until(async () => (await idleSessions()) >= 1, 5000, 'a session idle');
+    const opened = backend.connections.length;
+    const rejected = await metric(h, 'portcullis_relay_total', { outcome: 'rejected' });
+    backend.script = { hangUpOnce: 'XFORWARD', mail: '550 5.7.1 Refused by the fresh one\r\n' };
+    const c = await greeted(h);
+    try {
+      assert.equal((await c.cmd('MAIL FROM:<a@example.org>')).line, '550 5.7.1 Refused by the fresh one');
+      assert.equal((await c.cmd('RCPT TO:<b@example.com>')).code, 503);
+    } finally {
+      c.quit();
+    }
+    assert.equal(backend.connections.length, opened + 1, 'one fresh connection');
+    assert.equal(await metric(h, 'portcullis_relay_total', { outcome: 'rejected' }), rejected + 1);
+    assert.equal(backend.taken.length, 1, 'only the warm-up message');
+  });
+
   it('an idle session the back end closes (with its 421) is forgotten, and the next transaction opens a fresh one', async () => {
     assert.equal(await oneMessage(h, 'warm'), '250 2.0.0 Ok: queued');
     await until(async () => (await idleSessions()) >= 1, 5000, 'a session idle');
