@@ -17,6 +17,7 @@ import { EdgeSmtpServer } from './edge-smtp-server.js';
 import { answerHealthCheck, isHealthCheck } from './health-check.js';
 import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
 import { formatReply, reply, type SmtpReply } from '../net/smtp-reply.js';
+import { OpenList, type OpenEntry } from '../runtime/open-list.js';
 
 /** What a listener needs from the process around it. */
 export interface ListenerServices extends SessionServices {
@@ -44,15 +45,40 @@ interface ClientSlot {
   released: boolean;
 }
 
+/**
+ * What the listener keeps of each open socket and each session, on the socket and on smtp-server's
+ * session object themselves (not enumerable): Sets and Maps keyed by them held each closed connection
+ * through the young generation's collections, promoting every connection (runtime/open-list.ts).
+ */
+const OPEN_SOCKET = Symbol('open socket');
+const OPEN_SESSION = Symbol('open session');
+
+interface OpenSocket {
+  readonly entry: OpenEntry<net.Socket>;
+  /** The client slot, once the socket's session started. */
+  slot: ClientSlot | undefined;
+}
+
+interface OpenSession {
+  readonly entry: OpenEntry<SMTPServerSession>;
+  readonly edge: EdgeSession;
+}
+
+type ListenedSocket = net.Socket & { [OPEN_SOCKET]?: OpenSocket };
+type ListenedSession = SMTPServerSession & { [OPEN_SESSION]?: OpenSession };
+
+/** Adds `key` to `target` as a field that no enumeration or copy of `target` (a log line, a spread) meets. */
+function hide(target: object, key: symbol, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true });
+}
+
 /** A running listener. */
 export class EdgeListener {
-  private readonly sessions = new Map<SMTPServerSession, EdgeSession>();
+  private readonly sessions = new OpenList<SMTPServerSession>();
   private readonly perClient = new Map<string, number>();
   /** The balancer each PROXY-reported client (`address port`) came through, until its session starts. */
   private readonly proxiedBy = new Map<string, string>();
-  private readonly sockets = new Set<net.Socket>();
-  /** The client slot of each socket whose session started, until the socket closes. */
-  private readonly slots = new Map<net.Socket, ClientSlot>();
+  private readonly sockets = new OpenList<net.Socket>();
   /**
    * A socket's `close` listener, one for all sockets (`this` is the socket): no closure or `once`
    * wrapper per connection. It also ends the socket's session, if one started: a third `close`
@@ -77,7 +103,6 @@ export class EdgeListener {
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
     const sockets = this.sockets;
-    const slots = this.slots;
     const release = (slot: ClientSlot | undefined): void => {
       if (!slot || slot.released) return;
       slot.released = true;
@@ -85,20 +110,20 @@ export class EdgeListener {
       if (left > 0) this.perClient.set(slot.client, left);
       else this.perClient.delete(slot.client);
     };
-    this.sessionEnded = function (this: net.Socket) {
-      release(slots.get(this));
+    this.sessionEnded = function (this: ListenedSocket) {
+      release(this[OPEN_SOCKET]?.slot);
     };
     const sessionClosed = (slot: ClientSlot): void => {
       release(slot);
       this.services.metrics.sessionClosed(config.name);
       if (slot.proxiedKey !== undefined) this.proxiedBy.delete(slot.proxiedKey);
     };
-    this.forgetSocket = function (this: net.Socket) {
-      sockets.delete(this);
-      const slot = slots.get(this);
-      if (slot === undefined) return;
-      slots.delete(this);
-      sessionClosed(slot);
+    this.forgetSocket = function (this: ListenedSocket) {
+      const open = this[OPEN_SOCKET];
+      if (open === undefined) return;
+      this[OPEN_SOCKET] = undefined;
+      sockets.remove(open.entry);
+      if (open.slot !== undefined) sessionClosed(open.slot);
     };
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
@@ -145,7 +170,7 @@ export class EdgeListener {
 
   /** Answers every remaining session `421 4.3.2 Service shutting down` and closes it. */
   shutDownSessions(): void {
-    for (const session of this.sessions.keys()) sendNow(session, reply(421, '4.3.2', 'Service shutting down'), true);
+    for (const session of this.sessions) sendNow(session, reply(421, '4.3.2', 'Service shutting down'), true);
   }
 
   /** Closes every socket now. */
@@ -165,7 +190,7 @@ export class EdgeListener {
     if (this.sockets.size >= this.config.limits.maxConnections) {
       return this.refuse(socket, reply(421, '4.3.2', 'Too many connections, try again later'));
     }
-    this.sockets.add(socket);
+    hide(socket, OPEN_SOCKET, { entry: this.sockets.add(socket), slot: undefined } satisfies OpenSocket);
     socket.on('close', this.forgetSocket);
     if (this.balancers?.match(peer) === undefined) return this.startSession(socket, peer, peer, socket.remotePort ?? 0);
     this.acceptProxied(socket, peer).catch((err: unknown) => this.setupFailed(socket, err));
@@ -218,7 +243,8 @@ export class EdgeListener {
    * until it is gone. One listener per event, shared by all sockets; the slot is given back once.
    */
   private watchSessionEnd(socket: net.Socket, client: string, proxiedKey: string | undefined): void {
-    this.slots.set(socket, { client, proxiedKey, released: false });
+    const open = (socket as ListenedSocket)[OPEN_SOCKET];
+    if (open) open.slot = { client, proxiedKey, released: false };
     socket.on('finish', this.sessionEnded);
     socket.on('end', this.sessionEnded);
   }
@@ -259,8 +285,13 @@ export class EdgeListener {
         onRcptTo: (address, session, cb) => this.respond(session, cb, (s) => s.rcptTo(address.address)),
         onData: (stream, session, cb) => this.onData(stream, session, cb),
         onClose: (session) => {
-          this.sessions.get(session)?.close();
-          this.sessions.delete(session);
+          const s = session as ListenedSession;
+          const open = s[OPEN_SESSION];
+          if (open) {
+            open.edge.close();
+            s[OPEN_SESSION] = undefined;
+            this.sessions.remove(open.entry);
+          }
           this.services.protocolLog?.disconnect(session.id, 'closed');
         },
       },
@@ -270,8 +301,8 @@ export class EdgeListener {
           this.services.metrics.reply(r.code);
           this.services.protocolLog?.line(session.id, 'out', formatReply(r));
         },
-        reset: (session) => this.sessions.get(session)?.reset(),
-        unauthorisedPipelining: (session) => this.sessions.get(session)?.unauthorisedPipelining(),
+        reset: (session) => edgeOf(session)?.reset(),
+        unauthorisedPipelining: (session) => edgeOf(session)?.unauthorisedPipelining(),
       },
       { commandMs: c.limits.idleTimeoutMs, sessionMs: c.limits.maxSessionMs },
     );
@@ -287,7 +318,7 @@ export class EdgeListener {
       this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'session could not start');
       return answer(session, UNAVAILABLE, true, cb);
     }
-    this.sessions.set(session, edge);
+    hide(session, OPEN_SESSION, { entry: this.sessions.add(session), edge } satisfies OpenSession);
     // Greeted in this turn unless a check waits (rate limits, the pre-greeting pause).
     let outcome: ReturnType<EdgeSession['admit']>;
     try {
@@ -317,7 +348,7 @@ export class EdgeListener {
 
   /** Answers a command with its step's outcome: in this turn when the step waited for nothing, else once its promise settles. */
   private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Outcome | Promise<Outcome>): void {
-    const edge = this.sessions.get(session);
+    const edge = edgeOf(session);
     if (!edge) return answer(session, reply(421, '4.3.0', 'Session not available'), false, cb);
     let outcome: Outcome | Promise<Outcome>;
     try {
@@ -339,11 +370,15 @@ export class EdgeListener {
   }
 
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    const edge = this.sessions.get(session);
+    const edge = edgeOf(session);
     if (!edge) return answer(session, reply(451, '4.3.0', 'Session not available'), false, cb);
     edge.data(stream, (r) => sendNow(session, r, true)).then(
       (o) => answer(session, o.reply, o.close === true, cb),
       (err: unknown) => this.failed(session, cb, err, 'DATA failed', LOCAL_ERROR),
     );
   }
+}
+
+function edgeOf(session: SMTPServerSession): EdgeSession | undefined {
+  return (session as ListenedSession)[OPEN_SESSION]?.edge;
 }
