@@ -17,7 +17,8 @@ import { EdgeSmtpServer } from './edge-smtp-server.js';
 import { answerHealthCheck, isHealthCheck } from './health-check.js';
 import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
 import { formatReply, reply, type SmtpReply } from '../net/smtp-reply.js';
-import { OpenList, type OpenEntry } from '../runtime/open-list.js';
+import { OpenList } from '../runtime/open-list.js';
+import { edgeOf, keepSession, keepSocket, openSocket, takeSession, takeSocket, type ClientSlot } from './open-records.js';
 
 /** What a listener needs from the process around it. */
 export interface ListenerServices extends SessionServices {
@@ -36,41 +37,6 @@ const UNAVAILABLE = reply(421, '4.3.0', 'Service not available, closing channel'
 
 /** Client socket errors end that connection only; smtp-server reports those of a session. */
 function ignoreSocketError(): void {}
-
-/** The per-client slot a session holds (maxConnectionsPerClient), given back once at its end. */
-interface ClientSlot {
-  client: string;
-  /** `address port` of a PROXY-reported client, whose balancer is remembered until its session starts. */
-  proxiedKey: string | undefined;
-  released: boolean;
-}
-
-/**
- * What the listener keeps of each open socket and each session, on the socket and on smtp-server's
- * session object themselves (not enumerable): Sets and Maps keyed by them held each closed connection
- * through the young generation's collections, promoting every connection (runtime/open-list.ts).
- */
-const OPEN_SOCKET = Symbol('open socket');
-const OPEN_SESSION = Symbol('open session');
-
-interface OpenSocket {
-  readonly entry: OpenEntry<net.Socket>;
-  /** The client slot, once the socket's session started. */
-  slot: ClientSlot | undefined;
-}
-
-interface OpenSession {
-  readonly entry: OpenEntry<SMTPServerSession>;
-  readonly edge: EdgeSession;
-}
-
-type ListenedSocket = net.Socket & { [OPEN_SOCKET]?: OpenSocket };
-type ListenedSession = SMTPServerSession & { [OPEN_SESSION]?: OpenSession };
-
-/** Adds `key` to `target` as a field that no enumeration or copy of `target` (a log line, a spread) meets. */
-function hide(target: object, key: symbol, value: unknown): void {
-  Object.defineProperty(target, key, { value, writable: true });
-}
 
 /** A running listener. */
 export class EdgeListener {
@@ -110,18 +76,17 @@ export class EdgeListener {
       if (left > 0) this.perClient.set(slot.client, left);
       else this.perClient.delete(slot.client);
     };
-    this.sessionEnded = function (this: ListenedSocket) {
-      release(this[OPEN_SOCKET]?.slot);
+    this.sessionEnded = function (this: net.Socket) {
+      release(openSocket(this)?.slot);
     };
     const sessionClosed = (slot: ClientSlot): void => {
       release(slot);
       this.services.metrics.sessionClosed(config.name);
       if (slot.proxiedKey !== undefined) this.proxiedBy.delete(slot.proxiedKey);
     };
-    this.forgetSocket = function (this: ListenedSocket) {
-      const open = this[OPEN_SOCKET];
+    this.forgetSocket = function (this: net.Socket) {
+      const open = takeSocket(this);
       if (open === undefined) return;
-      this[OPEN_SOCKET] = undefined;
       sockets.remove(open.entry);
       if (open.slot !== undefined) sessionClosed(open.slot);
     };
@@ -190,7 +155,7 @@ export class EdgeListener {
     if (this.sockets.size >= this.config.limits.maxConnections) {
       return this.refuse(socket, reply(421, '4.3.2', 'Too many connections, try again later'));
     }
-    hide(socket, OPEN_SOCKET, { entry: this.sockets.add(socket), slot: undefined } satisfies OpenSocket);
+    keepSocket(socket, { entry: this.sockets.add(socket), slot: undefined });
     socket.on('close', this.forgetSocket);
     if (this.balancers?.match(peer) === undefined) return this.startSession(socket, peer, peer, socket.remotePort ?? 0);
     this.acceptProxied(socket, peer).catch((err: unknown) => this.setupFailed(socket, err));
@@ -243,7 +208,7 @@ export class EdgeListener {
    * until it is gone. One listener per event, shared by all sockets; the slot is given back once.
    */
   private watchSessionEnd(socket: net.Socket, client: string, proxiedKey: string | undefined): void {
-    const open = (socket as ListenedSocket)[OPEN_SOCKET];
+    const open = openSocket(socket);
     if (open) open.slot = { client, proxiedKey, released: false };
     socket.on('finish', this.sessionEnded);
     socket.on('end', this.sessionEnded);
@@ -285,11 +250,9 @@ export class EdgeListener {
         onRcptTo: (address, session, cb) => this.respond(session, cb, (s) => s.rcptTo(address.address)),
         onData: (stream, session, cb) => this.onData(stream, session, cb),
         onClose: (session) => {
-          const s = session as ListenedSession;
-          const open = s[OPEN_SESSION];
+          const open = takeSession(session);
           if (open) {
             open.edge.close();
-            s[OPEN_SESSION] = undefined;
             this.sessions.remove(open.entry);
           }
           this.services.protocolLog?.disconnect(session.id, 'closed');
@@ -318,7 +281,7 @@ export class EdgeListener {
       this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'session could not start');
       return answer(session, UNAVAILABLE, true, cb);
     }
-    hide(session, OPEN_SESSION, { entry: this.sessions.add(session), edge } satisfies OpenSession);
+    keepSession(session, { entry: this.sessions.add(session), edge });
     // Greeted in this turn unless a check waits (rate limits, the pre-greeting pause).
     let outcome: ReturnType<EdgeSession['admit']>;
     try {
@@ -377,8 +340,4 @@ export class EdgeListener {
       (err: unknown) => this.failed(session, cb, err, 'DATA failed', LOCAL_ERROR),
     );
   }
-}
-
-function edgeOf(session: SMTPServerSession): EdgeSession | undefined {
-  return (session as ListenedSession)[OPEN_SESSION]?.edge;
 }
