@@ -6,6 +6,7 @@ import { createLogger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { usesBundledEngine, withBundledBackend } from '../transport/bundled-backend.js';
 import { startTransportEngine } from '../transport/engine.js';
+import { stopPretenuring } from '../runtime/pretenuring.js';
 import { configOption, parseCommandArgs } from './args.js';
 import type { Command } from './commands.js';
 import { inProcessEngine } from './serve/in-process-engine.js';
@@ -26,6 +27,8 @@ export const serveCommand: Command = {
     const parsed = parseCommandArgs('serve', usage, args, configOption);
     if (!parsed) return 2;
     const config = parsed.values.config;
+    // Each process that accepts connections, a worker or the only process (runtime/pretenuring.ts).
+    stopPretenuring();
     if (cluster.isWorker) return runWorker(config);
     // Signals are taken from the start: the listeners announce themselves before startEdge returns.
     const stop = Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);

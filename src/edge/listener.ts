@@ -17,6 +17,8 @@ import { EdgeSmtpServer } from './edge-smtp-server.js';
 import { answerHealthCheck, isHealthCheck } from './health-check.js';
 import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
 import { formatReply, reply, type SmtpReply } from '../net/smtp-reply.js';
+import { OpenList } from '../runtime/open-list.js';
+import { edgeOf, keepSession, keepSocket, openSocket, takeSession, takeSocket, type ClientSlot } from './open-records.js';
 
 /** What a listener needs from the process around it. */
 export interface ListenerServices extends SessionServices {
@@ -36,23 +38,13 @@ const UNAVAILABLE = reply(421, '4.3.0', 'Service not available, closing channel'
 /** Client socket errors end that connection only; smtp-server reports those of a session. */
 function ignoreSocketError(): void {}
 
-/** The per-client slot a session holds (maxConnectionsPerClient), given back once at its end. */
-interface ClientSlot {
-  client: string;
-  /** `address port` of a PROXY-reported client, whose balancer is remembered until its session starts. */
-  proxiedKey: string | undefined;
-  released: boolean;
-}
-
 /** A running listener. */
 export class EdgeListener {
-  private readonly sessions = new Map<SMTPServerSession, EdgeSession>();
+  private readonly sessions = new OpenList<SMTPServerSession>();
   private readonly perClient = new Map<string, number>();
   /** The balancer each PROXY-reported client (`address port`) came through, until its session starts. */
   private readonly proxiedBy = new Map<string, string>();
-  private readonly sockets = new Set<net.Socket>();
-  /** The client slot of each socket whose session started, until the socket closes. */
-  private readonly slots = new Map<net.Socket, ClientSlot>();
+  private readonly sockets = new OpenList<net.Socket>();
   /**
    * A socket's `close` listener, one for all sockets (`this` is the socket): no closure or `once`
    * wrapper per connection. It also ends the socket's session, if one started: a third `close`
@@ -77,7 +69,6 @@ export class EdgeListener {
   ) {
     this.balancers = config.proxyProtocol ? IpList.parse(config.proxyProtocol.from) : undefined;
     const sockets = this.sockets;
-    const slots = this.slots;
     const release = (slot: ClientSlot | undefined): void => {
       if (!slot || slot.released) return;
       slot.released = true;
@@ -86,7 +77,7 @@ export class EdgeListener {
       else this.perClient.delete(slot.client);
     };
     this.sessionEnded = function (this: net.Socket) {
-      release(slots.get(this));
+      release(openSocket(this)?.slot);
     };
     const sessionClosed = (slot: ClientSlot): void => {
       release(slot);
@@ -94,11 +85,10 @@ export class EdgeListener {
       if (slot.proxiedKey !== undefined) this.proxiedBy.delete(slot.proxiedKey);
     };
     this.forgetSocket = function (this: net.Socket) {
-      sockets.delete(this);
-      const slot = slots.get(this);
-      if (slot === undefined) return;
-      slots.delete(this);
-      sessionClosed(slot);
+      const open = takeSocket(this);
+      if (open === undefined) return;
+      sockets.remove(open.entry);
+      if (open.slot !== undefined) sessionClosed(open.slot);
     };
     this.smtp = this.createSmtpServer(hostname);
     // Socket errors of a client connection (a reset mid-DATA) end that session only.
@@ -145,7 +135,7 @@ export class EdgeListener {
 
   /** Answers every remaining session `421 4.3.2 Service shutting down` and closes it. */
   shutDownSessions(): void {
-    for (const session of this.sessions.keys()) sendNow(session, reply(421, '4.3.2', 'Service shutting down'), true);
+    for (const session of this.sessions) sendNow(session, reply(421, '4.3.2', 'Service shutting down'), true);
   }
 
   /** Closes every socket now. */
@@ -165,7 +155,7 @@ export class EdgeListener {
     if (this.sockets.size >= this.config.limits.maxConnections) {
       return this.refuse(socket, reply(421, '4.3.2', 'Too many connections, try again later'));
     }
-    this.sockets.add(socket);
+    keepSocket(socket, { entry: this.sockets.add(socket), slot: undefined });
     socket.on('close', this.forgetSocket);
     if (this.balancers?.match(peer) === undefined) return this.startSession(socket, peer, peer, socket.remotePort ?? 0);
     this.acceptProxied(socket, peer).catch((err: unknown) => this.setupFailed(socket, err));
@@ -218,7 +208,8 @@ export class EdgeListener {
    * until it is gone. One listener per event, shared by all sockets; the slot is given back once.
    */
   private watchSessionEnd(socket: net.Socket, client: string, proxiedKey: string | undefined): void {
-    this.slots.set(socket, { client, proxiedKey, released: false });
+    const open = openSocket(socket);
+    if (open) open.slot = { client, proxiedKey, released: false };
     socket.on('finish', this.sessionEnded);
     socket.on('end', this.sessionEnded);
   }
@@ -259,8 +250,11 @@ export class EdgeListener {
         onRcptTo: (address, session, cb) => this.respond(session, cb, (s) => s.rcptTo(address.address)),
         onData: (stream, session, cb) => this.onData(stream, session, cb),
         onClose: (session) => {
-          this.sessions.get(session)?.close();
-          this.sessions.delete(session);
+          const open = takeSession(session);
+          if (open) {
+            open.edge.close();
+            this.sessions.remove(open.entry);
+          }
           this.services.protocolLog?.disconnect(session.id, 'closed');
         },
       },
@@ -270,8 +264,8 @@ export class EdgeListener {
           this.services.metrics.reply(r.code);
           this.services.protocolLog?.line(session.id, 'out', formatReply(r));
         },
-        reset: (session) => this.sessions.get(session)?.reset(),
-        unauthorisedPipelining: (session) => this.sessions.get(session)?.unauthorisedPipelining(),
+        reset: (session) => edgeOf(session)?.reset(),
+        unauthorisedPipelining: (session) => edgeOf(session)?.unauthorisedPipelining(),
       },
       { commandMs: c.limits.idleTimeoutMs, sessionMs: c.limits.maxSessionMs },
     );
@@ -287,7 +281,7 @@ export class EdgeListener {
       this.services.logger.error({ listener: this.config.name, err: (err as Error).message }, 'session could not start');
       return answer(session, UNAVAILABLE, true, cb);
     }
-    this.sessions.set(session, edge);
+    keepSession(session, { entry: this.sessions.add(session), edge });
     // Greeted in this turn unless a check waits (rate limits, the pre-greeting pause).
     let outcome: ReturnType<EdgeSession['admit']>;
     try {
@@ -317,7 +311,7 @@ export class EdgeListener {
 
   /** Answers a command with its step's outcome: in this turn when the step waited for nothing, else once its promise settles. */
   private respond(session: SMTPServerSession, cb: (err?: Error | null) => void, step: (s: EdgeSession) => Outcome | Promise<Outcome>): void {
-    const edge = this.sessions.get(session);
+    const edge = edgeOf(session);
     if (!edge) return answer(session, reply(421, '4.3.0', 'Session not available'), false, cb);
     let outcome: Outcome | Promise<Outcome>;
     try {
@@ -339,7 +333,7 @@ export class EdgeListener {
   }
 
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    const edge = this.sessions.get(session);
+    const edge = edgeOf(session);
     if (!edge) return answer(session, reply(451, '4.3.0', 'Session not available'), false, cb);
     edge.data(stream, (r) => sendNow(session, r, true)).then(
       (o) => answer(session, o.reply, o.close === true, cb),

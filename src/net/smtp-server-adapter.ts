@@ -33,6 +33,7 @@ import { parseSimpleAddressCommand } from './address-command.js';
 import { MessageStream } from './message-stream.js';
 import { replyTexts, withEnhanced, type SmtpReply } from './smtp-reply.js';
 import { newSessionId } from './session-id.js';
+import { OpenList, type OpenEntry } from '../runtime/open-list.js';
 
 /** The exact smtp-server release whose internals this module was written against. */
 export const SMTP_SERVER_VERSION = '3.21.6';
@@ -120,7 +121,20 @@ export interface Adaptation {
 
 const SMTP_SERVER_DEFAULTS: Adaptation = { greetAtOnce: false };
 
-const connections = new WeakMap<SMTPServerSession, AdaptedConnection>();
+/**
+ * The adapted connection of a session, kept on the session itself: a WeakMap's entry held each closed
+ * connection through the young generation's collections (their old-to-new pointers into its values
+ * are roots to a scavenge), so every connection was promoted (see runtime/open-list.ts).
+ */
+const CONNECTION = Symbol('adapted connection');
+
+interface AdaptedSession extends SMTPServerSession {
+  [CONNECTION]?: AdaptedConnection;
+}
+
+function connectionOf(session: SMTPServerSession): AdaptedConnection | undefined {
+  return (session as AdaptedSession)[CONNECTION];
+}
 
 /** XCLIENT or XFORWARD details of a server that takes neither command: empty, and refusing to be written. */
 class NoProxyDetails extends Map<string, string | number | false> {
@@ -150,14 +164,14 @@ function refusalFor(r: SmtpReply): Error {
  * command when `callback` runs is this reply, and no other reply is touched.
  */
 export function answer(session: SMTPServerSession, reply: SmtpReply, close: boolean, callback: (err?: Error | null) => void): void {
-  const connection = connections.get(session);
+  const connection = connectionOf(session);
   if (connection) connection.answer(reply, close, callback);
   else callback(reply.code >= 400 ? refusalFor(reply) : null);
 }
 
 /** Writes a reply now, outside any command (time-outs, shutdown), and optionally closes. */
 export function sendNow(session: SMTPServerSession, reply: SmtpReply, close: boolean): void {
-  connections.get(session)?.writeReply(reply, close);
+  connectionOf(session)?.writeReply(reply, close);
 }
 
 /**
@@ -166,7 +180,7 @@ export function sendNow(session: SMTPServerSession, reply: SmtpReply, close: boo
  * sent is not answered; the caller answers onConnect (the greeting, or a refusal that closes).
  */
 export function pauseGreeting(session: SMTPServerSession, teaser: string, ms: number): Promise<boolean> {
-  const connection = connections.get(session);
+  const connection = connectionOf(session);
   return connection ? connection.pauseGreeting(teaser, ms) : Promise.resolve(true);
 }
 
@@ -197,6 +211,8 @@ export class AdaptedConnection extends SMTPConnection {
   private closeAfterAnswer = false;
   /** While the greeting is held back (`pauseGreeting`): ends the pause, the client having talked. */
   private talkedDuringPause: (() => void) | undefined;
+  /** Its place in its server's open connections (OpenConnections). */
+  openEntry: OpenEntry<AdaptedConnection> | undefined;
   /** The command line takeCommand handed its handler, and its text, for the handler's address parse. */
   private decoded: Buffer | undefined;
   private decodedText = '';
@@ -212,7 +228,8 @@ export class AdaptedConnection extends SMTPConnection {
     // two that each connection holds for its life.
     if (!server.options.useXClient) this._xClient = NO_PROXY_DETAILS;
     if (!server.options.useXForward) this._xForward = NO_PROXY_DETAILS;
-    connections.set(this.session, this);
+    // Not enumerable: whatever copies or prints the session's fields never meets the connection.
+    Object.defineProperty(this.session, CONNECTION, { value: this });
   }
 
   /** How this connection departs from smtp-server's defaults; a getter, as smtp-server's constructor already needs it. */
@@ -459,6 +476,7 @@ export class AdaptedSmtpServer extends SMTPServer {
     ) => new AdaptedConnection(server, socket, options),
   ) {
     super(options);
+    this.connections = new OpenConnections() as unknown as Set<SMTPConnection>;
     // smtp-server's own accept path guards each socket for a PROXY header or an implicit TLS handshake
     // and draws a session ID from `randomBytes`, one turn of the event loop later; a plain listener
     // needs none of that, and connect() draws the ID from the shared random block.
@@ -478,6 +496,41 @@ export class AdaptedSmtpServer extends SMTPServer {
     connection.on('error', relayError);
     connection.on('connect', relayConnect);
     connection.init();
+  }
+}
+
+/**
+ * smtp-server's set of open connections as a list (runtime/open-list.ts: its Set held each closed
+ * connection through the scavenges), with the members of a Set that smtp-server uses (add, delete, size,
+ * forEach; its internals test checks that no other is) and iteration. Every connection of an
+ * AdaptedSmtpServer is an AdaptedConnection (connect).
+ */
+class OpenConnections {
+  private readonly list = new OpenList<AdaptedConnection>();
+
+  get size(): number {
+    return this.list.size;
+  }
+
+  add(connection: AdaptedConnection): this {
+    connection.openEntry ??= this.list.add(connection);
+    return this;
+  }
+
+  delete(connection: AdaptedConnection): boolean {
+    const entry = connection.openEntry;
+    if (!entry) return false;
+    connection.openEntry = undefined;
+    this.list.remove(entry);
+    return true;
+  }
+
+  forEach(visit: (connection: AdaptedConnection) => void): void {
+    for (const connection of this.list) visit(connection);
+  }
+
+  [Symbol.iterator](): Iterator<AdaptedConnection> {
+    return this.list[Symbol.iterator]();
   }
 }
 

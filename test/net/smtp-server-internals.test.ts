@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -69,5 +70,17 @@ describe('smtp-server internals the adapter relies on', () => {
 
   it('SMTPStream has what the adapter uses', () => {
     checkMembers('SMTPStream', SMTPStream.prototype, new SMTPStream(), SMTP_SERVER_INTERNALS.SMTPStream);
+  });
+
+  it('uses only the members of its set of open connections that the adapter replaces it with (add, delete, size, forEach)', () => {
+    const dir = path.dirname(require.resolve('smtp-server'));
+    const uses = new Set<string>();
+    for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.js'))) {
+      const source = fs.readFileSync(path.join(dir, file), 'utf8');
+      for (const m of source.matchAll(/\bconnections\s*\.\s*(\w+)/g)) uses.add(m[1] ?? '');
+      assert.doesNotMatch(source, /(\bof|\.\.\.|Array\.from\()\s*this\.connections\b/, `${file} walks the open connections some other way`);
+    }
+    assert.deepEqual([...uses].sort(), ['add', 'delete', 'forEach', 'size']);
+    assert.equal(server.connections.size, 1, 'the list counts the open connection');
   });
 });
