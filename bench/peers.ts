@@ -29,8 +29,8 @@ type Mode = keyof typeof COUNTS;
 const MODES: Mode[] = ['newConnection', 'reused', 'serial'];
 
 /** smtp-source's arguments for a mode: -d keeps each session's connection for its next message. */
-function sourceArgs(mode: Mode): string[] {
-  const common = ['-l', String(MESSAGE_BYTES), '-m', String(COUNTS[mode]), '-M', 'bench.test', '-f', 'load@bench.test', '-t', 'user@example.test'];
+function sourceArgs(mode: Mode, count = COUNTS[mode]): string[] {
+  const common = ['-l', String(MESSAGE_BYTES), '-m', String(count), '-M', 'bench.test', '-f', 'load@bench.test', '-t', 'user@example.test'];
   if (mode === 'newConnection') return ['-s', String(SESSIONS), ...common];
   if (mode === 'reused') return ['-d', '-s', String(SESSIONS), ...common];
   return ['-d', '-s', '1', ...common];
@@ -116,6 +116,24 @@ async function measure(target: Target, mode: Mode): Promise<Sample> {
   };
 }
 
+/** Messages sent untimed right before each timed new-connection or reused cell (BENCH_PEERS_WARM; 0: none). */
+const CELL_WARM = Number(process.env.BENCH_PEERS_WARM ?? 500);
+
+/**
+ * An untimed burst in the cell's own mode before it is timed, so that each cell measures a target in
+ * its steady state and not the first messages after sitting idle while the others ran: a Portcullis
+ * idle for 20 s spent 0.35-0.49 ms CPU a message on its next 2,000 new connections against 0.26-0.37
+ * back to back (its back-end pool closed its sessions after `idleMs`, and the caches went cold), a
+ * bare Node pipe 0.30-0.33 against 0.28-0.33 (docs/bench-peers.md, "A cell after an idle spell").
+ * Its messages count in the cell's sent and delivered, so a loss in it still shows.
+ */
+async function warmCell(target: Target, mode: Mode): Promise<{ sent: number; delivered: number }> {
+  if (mode === 'serial' || CELL_WARM === 0) return { sent: 0, delivered: 0 };
+  const before = await target.sink.delivered();
+  await smtpSource(target.peer.port, sourceArgs(mode, CELL_WARM), 300_000);
+  return { sent: CELL_WARM, delivered: (await awaitDelivered(target.sink, before + CELL_WARM)) - before };
+}
+
 /** Timed runs of one cell at most: a run that other processes disturbed is run again after a quiet spell. */
 const ATTEMPTS = 3;
 const QUIET_WAIT_MS = 5000;
@@ -127,8 +145,7 @@ const QUIET_WAIT_MS = 5000;
  */
 async function measureUndisturbed(target: Target, mode: Mode): Promise<{ sample: Sample; attempts: number }> {
   let kept: Sample | undefined;
-  let sent = 0;
-  let delivered = 0;
+  let { sent, delivered } = await warmCell(target, mode);
   let attempts = 0;
   while (attempts < ATTEMPTS && (kept === undefined || kept.disturbed)) {
     if (attempts > 0) await awaitQuiet(QUIET_WAIT_MS);
