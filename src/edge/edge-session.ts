@@ -235,12 +235,13 @@ export class EdgeSession {
       return { reply: fromVerdict(v) };
     }
     if (!tx?.backend) return { reply: TEMPORARY_SERVER_ERROR };
-    return tx.backend.rcptTo(address).then(
-      (r) => {
+    return tx.backend.rcptTo(
+      address,
+      (r): Outcome => {
         if (r.code < 400) tx.recipients.push(address);
         return { reply: r };
       },
-      (err: unknown) => ({ reply: this.backendFailed(tx, err) }),
+      (err: unknown): Outcome => ({ reply: this.backendFailed(tx, err) }),
     );
   }
 
