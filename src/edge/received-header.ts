@@ -62,13 +62,16 @@ export function receivedField(opening: Buffer, recipient: string | undefined, da
   const end = formattedAt(date).end;
   const rcpt = recipient ? clean(recipient) : undefined;
   const out = Buffer.allocUnsafe(opening.length + (rcpt === undefined ? 0 : FOR_OPEN.length + rcpt.length + 1) + end.length);
-  let at = opening.copy(out, 0);
+  out.set(opening, 0);
+  let at = opening.length;
   if (rcpt !== undefined) {
-    at += FOR_OPEN.copy(out, at);
-    at += out.write(rcpt, at, 'latin1');
+    out.set(FOR_OPEN, at);
+    at += FOR_OPEN.length;
+    // Byte by byte: a few dozen, each below 0x7f, cost less than a call to encode them.
+    for (let i = 0; i < rcpt.length; i++) out[at++] = rcpt.charCodeAt(i);
     out[at++] = FOR_CLOSE;
   }
-  end.copy(out, at);
+  out.set(end, at);
   return out;
 }
 
