@@ -26,7 +26,7 @@
  */
 import type net from 'node:net';
 import type tls from 'node:tls';
-import { SMTPServer, type SMTPServerDataResult, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { parseSimpleAddressCommand } from './address-command.js';
@@ -54,7 +54,6 @@ export const SMTP_SERVER_INTERNALS = {
     _onCommand: 2,
     _parseAddressCommand: 2,
     _isDisabled: 1,
-    _isOversized: 1,
     handler_MAIL: 2,
     handler_RCPT: 2,
     handler_DATA: 2,
@@ -75,8 +74,6 @@ export const SMTP_SERVER_INTERNALS = {
     _closing: 'field',
     _xClient: 'field',
     _xForward: 'field',
-    _transactionCounter: 'field',
-    _unrecognizedCommands: 'field',
   },
   SMTPStream: {
     _write: 3,
@@ -85,7 +82,6 @@ export const SMTP_SERVER_INTERNALS = {
     _maxCommandLength: 'field',
     oncommand: 2,
     startDataMode: 1,
-    continue: 0,
     _feedDataStream: 2,
     _countDataBytes: 1,
     _endDataMode: 3,
@@ -220,9 +216,6 @@ export class AdaptedConnection extends SMTPConnection {
   /** The command line takeCommand handed its handler, and its text, for the handler's address parse. */
   private decoded: Buffer | undefined;
   private decodedText = '';
-  /** The parser of the DATA under way (handler_DATA), and the onData handler's callback, made at the connection's first DATA. */
-  private dataParser: SMTPStream | undefined;
-  private dataHandled: ((err?: Error | null, message?: string | SMTPServerDataResult[]) => void) | undefined;
 
   constructor(
     server: AdaptedSmtpServer,
@@ -426,66 +419,6 @@ export class AdaptedConnection extends SMTPConnection {
       // The line is a view of the socket's chunk: not held past its handler's call.
       this.decoded = undefined;
     }
-  }
-
-  /**
-   * smtp-server's handler_DATA for SMTP (an LMTP server keeps smtp-server's): the same replies in the
-   * same order (503 without a recipient, the 354, and once the handler has answered and the message
-   * stream has ended, the size limit's 552, the handler's refusal or its acceptance), the same logs,
-   * reset and continuation. Its two closures a message are one function per connection (`dataHandled`),
-   * as one DATA at a time runs on a connection: the parser takes no command until it has ended.
-   */
-  override handler_DATA(command: Buffer, callback: () => void): void {
-    const server = this._server;
-    if (server.options.lmtp) return super.handler_DATA(command, callback);
-    if (!this.session.envelope.rcptTo.length) {
-      this.send(503, 'Error: need RCPT command');
-      return callback();
-    }
-    const parser = this._parser;
-    if (!parser) return callback();
-    this._dataStream = parser.startDataMode(server.options.size);
-    this.dataParser = parser;
-    server.onData(this._dataStream, this.session, (this.dataHandled ??= (err, message) => this.onDataHandled(err, message)));
-    this.send(354, 'End data with <CR><LF>.<CR><LF>');
-    callback();
-  }
-
-  /** The onData handler answered: its answer is written once the message stream has ended (draining it if nobody reads it). */
-  private onDataHandled(err: Error | null | undefined, message: string | SMTPServerDataResult[] | undefined): void {
-    const stream = this._dataStream;
-    if (stream && stream.readable) {
-      stream.on('end', () => this.dataEnded(err, message));
-      if (stream.readableFlowing === null) stream.resume();
-      return;
-    }
-    this.dataEnded(err, message);
-  }
-
-  /** smtp-server's end of a DATA transaction, as its handler_DATA's `close`. */
-  private dataEnded(err: Error | null | undefined, message: string | SMTPServerDataResult[] | undefined): void {
-    const parser = this.dataParser as SMTPStream;
-    this.dataParser = undefined;
-    const server = this._server;
-    const user = (this.session.user && this.session.user.username) || this.session.user;
-    server.logger.debug({ tnx: 'data', cid: this.id, bytes: parser.dataBytes, user }, 'C: <%s bytes of DATA>', parser.dataBytes);
-    if (this._dataStream && this._dataStream.readable) this._dataStream.removeAllListeners();
-    this._dataStream = false;
-    if (this._isOversized(parser.dataBytes)) {
-      server.logger.info({ tnx: 'data', cid: this.id, bytes: parser.dataBytes, size: server.options.size }, 'Rejected message of %s bytes, the limit is %s bytes', parser.dataBytes, server.options.size);
-      this.send(552, `Error: message exceeds fixed maximum message size ${server.options.size}`, 'MESSAGE_TOO_BIG');
-    } else if (err) {
-      this.send((err as { responseCode?: number }).responseCode || 450, err.message);
-    } else if (Array.isArray(message)) {
-      for (const response of message) {
-        if (/Error\]$/i.test(Object.prototype.toString.call(response))) this.send((response as { responseCode?: number }).responseCode || 450, (response as Error).message);
-        else this.send(250, typeof response === 'string' ? response : 'OK: message accepted', 'DATA_OK');
-      }
-    } else this.send(250, typeof message === 'string' ? message : 'OK: message queued', 'DATA_OK');
-    this._transactionCounter++;
-    this._unrecognizedCommands = 0;
-    this._resetSession();
-    if (this._parser) this._parser.continue();
   }
 
   /** MAIL FROM and RCPT TO in their common shape parsed without smtp-server's general path, to the same result. */
