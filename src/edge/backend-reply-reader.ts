@@ -10,6 +10,7 @@
 import { fromServerLine, fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
 import { passedOnReply } from './session-id-reply.js';
 import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
+import { failedWith, settle, settledPromise, type ReplyCheck } from './reply-wait.js';
 
 export const MAX_REPLY_LINE = 4096;
 export const MAX_REPLY_LINES = 200;
@@ -132,8 +133,7 @@ export class ReplyParser {
   }
 }
 
-/** Passes a reply on as the answer to the command waited for, or throws the error the wait fails with. */
-export type ReplyCheck = (r: SmtpReply) => SmtpReply;
+export type { ReplyCheck } from './reply-wait.js';
 
 /** Reads complete replies off one connection, one wait at a time, accounting for every command. */
 export class ReplyReader {
@@ -342,57 +342,4 @@ export class ReplyReader {
     this.fail(err);
     if (first) this.onProtocolError(err);
   }
-}
-
-/** Settles a wait with reply `r`: through `check`, then `answered`; a throw from `check` goes to `failed` (see failedWith). */
-function settle(
-  r: SmtpReply,
-  check: ReplyCheck | undefined,
-  answered: ((r: SmtpReply) => unknown) | undefined,
-  failed: ((err: Error) => unknown) | undefined,
-  resolve: (v: unknown) => void,
-  reject: (e: Error) => void,
-): void {
-  let checked: SmtpReply;
-  try {
-    checked = check ? check(r) : r;
-  } catch (err) {
-    return failedWith(err as Error, failed, resolve, reject);
-  }
-  if (!answered) return resolve(checked);
-  let v: unknown;
-  try {
-    v = answered(checked);
-  } catch (err) {
-    return reject(err as Error);
-  }
-  resolve(v);
-}
-
-/** Settles a wait that failed with `err`: resolved with what `failed` makes of it, or rejected with it (or with what `failed` threw). */
-function failedWith(err: Error, failed: ((err: Error) => unknown) | undefined, resolve: (v: unknown) => void, reject: (e: Error) => void): void {
-  if (!failed) return reject(err);
-  let v: unknown;
-  try {
-    v = failed(err);
-  } catch (thrown) {
-    return reject(thrown as Error);
-  }
-  resolve(v);
-}
-
-/** A wait settled at once: by reply `r`, or else by `err` (see settle). */
-function settledPromise(
-  r: SmtpReply | undefined,
-  check: ReplyCheck | undefined,
-  answered: ((r: SmtpReply) => unknown) | undefined,
-  failed: ((err: Error) => unknown) | undefined,
-  err: Error | undefined,
-): Promise<unknown> {
-  let out!: Promise<unknown>;
-  const resolve = (v: unknown): void => void (out = Promise.resolve(v));
-  const reject = (e: Error): void => void (out = Promise.reject(e));
-  if (r) settle(r, check, answered, failed, resolve, reject);
-  else failedWith(err as Error, failed, resolve, reject);
-  return out;
 }
