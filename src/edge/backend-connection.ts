@@ -34,6 +34,8 @@ export interface BackendConnection {
   begin(client: ForwardedClient): Promise<void> | undefined;
   mailFrom(address: string, params?: { body?: string; size?: number }): Promise<SmtpReply>;
   rcptTo(address: string): Promise<SmtpReply>;
+  /** RCPT TO whose promise resolves with what `answered` makes of the reply, or `failed` of the failure (either may throw to reject it). */
+  rcptTo<T>(address: string, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;
   /**
    * Hands `message` over (with back-pressure) and resolves with the reply to its end. If `message`
    * fails, nothing is delivered and its error is rethrown. A MessagePieces may be taken piece by piece.

@@ -227,13 +227,22 @@ export class BackendSession implements BackendConnection {
   private readonly dataChecked = this.checkedFor('DATA', isGoAhead);
   private readonly endChecked = this.checkedFor('end of data', isSuccess);
 
-  /** RCPT TO for one recipient; a line that cannot be written rejects, as every step does. */
-  rcptTo(address: string): Promise<SmtpReply> {
+  /**
+   * RCPT TO for one recipient; a line that cannot be written rejects, as every step does. With
+   * continuations, they run as the reader's wait settles (ReplyReader.next), not in a `then`: RCPT TO
+   * is a reused connection's one wait a message between the back end's reply and the client's with
+   * none of its own.
+   */
+  rcptTo(address: string): Promise<SmtpReply>;
+  rcptTo<T>(address: string, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;
+  rcptTo(address: string, answered?: (r: SmtpReply) => unknown, failed?: (err: unknown) => unknown): Promise<unknown> {
     try {
-      return this.command(`RCPT TO:<${onWire(address)}>`, 'RCPT TO', this.target.timeoutMs, this.rcptChecked);
+      this.write(`RCPT TO:<${onWire(address)}>`);
     } catch (err) {
-      return Promise.reject(err);
+      return failed ? settledBy(failed, err) : Promise.reject(err);
     }
+    if (!answered || !failed) return this.expect('RCPT TO', this.target.timeoutMs, this.rcptChecked);
+    return this.reader.next(this.target.timeoutMs, 'RCPT TO', this.rcptChecked, answered, failed);
   }
 
   /**
@@ -535,6 +544,15 @@ export function onWire(address: string): string {
   const ascii = asciiAddress(address);
   if (ascii === undefined) throw new SmtpError(reply(553, '5.6.7', 'Non-ASCII addresses not permitted without SMTPUTF8'));
   return ascii;
+}
+
+/** What `failed` makes of `err`, as a promise (rejected with what it throws). */
+function settledBy<T>(failed: (err: unknown) => T, err: unknown): Promise<T> {
+  try {
+    return Promise.resolve(failed(err));
+  } catch (thrown) {
+    return Promise.reject(thrown);
+  }
 }
 
 function isSuccess(code: number): boolean {

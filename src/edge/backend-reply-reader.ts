@@ -10,6 +10,7 @@
 import { fromServerLine, fromServerLines, type SmtpReply } from '../net/smtp-reply.js';
 import { passedOnReply } from './session-id-reply.js';
 import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
+import { failedWith, settle, settledPromise, type ReplyCheck } from './reply-wait.js';
 
 export const MAX_REPLY_LINE = 4096;
 export const MAX_REPLY_LINES = 200;
@@ -132,8 +133,7 @@ export class ReplyParser {
   }
 }
 
-/** Passes a reply on as the answer to the command waited for, or throws the error the wait fails with. */
-export type ReplyCheck = (r: SmtpReply) => SmtpReply;
+export type { ReplyCheck } from './reply-wait.js';
 
 /** Reads complete replies off one connection, one wait at a time, accounting for every command. */
 export class ReplyReader {
@@ -143,17 +143,20 @@ export class ReplyReader {
    * The one wait in progress, kept in fields rather than an object per wait, its promise made with a
    * per-reader executor rather than a closure per wait: a pooled connection waits thousands of times.
    */
-  private resolveWait: ((r: SmtpReply) => void) | undefined;
+  private resolveWait: ((v: unknown) => void) | undefined;
   private rejectWait: ((e: Error) => void) | undefined;
   private waitingFor = '';
   /** What the wait in progress passes its reply through before resolving (see next). */
   private checkWait: ReplyCheck | undefined;
+  /** The wait's continuations, run as it settles (see next). */
+  private answeredWait: ((r: SmtpReply) => unknown) | undefined;
+  private failedWait: ((err: Error) => unknown) | undefined;
   /** A reply owed ahead of the next wait's, taken by this check with no wait of its own (see skip), and the command it answers. */
   private skipCheck: ((r: SmtpReply) => void) | undefined;
   private skipWhat = '';
   /** What a skipped reply's check threw with nobody waiting yet: the next wait fails with it. */
   private skipFailure: Error | undefined;
-  private readonly captureWait = (resolve: (r: SmtpReply) => void, reject: (e: Error) => void): void => {
+  private readonly captureWait = (resolve: (v: unknown) => void, reject: (e: Error) => void): void => {
     this.resolveWait = resolve;
     this.rejectWait = reject;
   };
@@ -211,16 +214,11 @@ export class ReplyReader {
     if (!resolve) return void this.ready.push(r);
     const reject = this.rejectWait as (e: Error) => void;
     const check = this.checkWait;
+    const answered = this.answeredWait;
+    const failed = this.failedWait;
     this.endWait();
     this.timer?.unref();
-    if (!check) return resolve(r);
-    let checked: SmtpReply;
-    try {
-      checked = check(r);
-    } catch (err) {
-      return reject(err as Error);
-    }
-    resolve(checked);
+    settle(r, check, answered, failed, resolve, reject);
   };
 
   /** A skipped reply came: its check passes it, or the wait in progress (or else the next one) fails with what it threw; the wait's own reply gets the time-out afresh. */
@@ -229,11 +227,9 @@ export class ReplyReader {
     try {
       check(r);
     } catch (err) {
-      const reject = this.rejectWait;
-      if (!reject) return void (this.skipFailure = err as Error);
-      this.endWait();
+      if (!this.rejectWait) return void (this.skipFailure = err as Error);
       this.timer?.unref();
-      return reject(err as Error);
+      return this.failWait(err as Error);
     }
     if (this.resolveWait) this.arm(this.timerMs);
   }
@@ -241,15 +237,24 @@ export class ReplyReader {
   fail(err: Error): void {
     this.failure ??= err;
     clearTimeout(this.timer);
+    this.failWait(this.failure);
+  }
+
+  /** The wait in progress, if any, fails with `err`: through its `failed` continuation when it has one. */
+  private failWait(err: Error): void {
+    const resolve = this.resolveWait;
     const reject = this.rejectWait;
+    const failed = this.failedWait;
     this.endWait();
-    reject?.(this.failure);
+    if (resolve && reject) failedWith(err, failed, resolve, reject);
   }
 
   private endWait(): void {
     this.resolveWait = undefined;
     this.rejectWait = undefined;
     this.checkWait = undefined;
+    this.answeredWait = undefined;
+    this.failedWait = undefined;
   }
 
   /** Whether the back end has broken the protocol, or the connection failed. */
@@ -269,25 +274,29 @@ export class ReplyReader {
    * a caller that checks every reply (backend-relay.ts) would otherwise add a promise and a turn of
    * the microtask queue to each of its five waits a message.
    */
-  next(timeoutMs: number, what: string, check?: ReplyCheck): Promise<SmtpReply> {
-    const failed = this.skipFailure;
-    if (failed) {
+  next(timeoutMs: number, what: string, check?: ReplyCheck): Promise<SmtpReply>;
+  /**
+   * As next, and the promise resolves with what `answered` makes of the checked reply, or with what
+   * `failed` makes of the error the wait fails with (either may throw to reject it): the caller's
+   * continuations run as the wait settles, a promise and a turn of the microtask queue less than a
+   * `then` of its own.
+   */
+  next<T>(timeoutMs: number, what: string, check: ReplyCheck | undefined, answered: (r: SmtpReply) => T, failed: (err: Error) => T): Promise<T>;
+  next(timeoutMs: number, what: string, check?: ReplyCheck, answered?: (r: SmtpReply) => unknown, failed?: (err: Error) => unknown): Promise<unknown> {
+    const skipFailure = this.skipFailure;
+    if (skipFailure) {
       this.skipFailure = undefined;
-      return Promise.reject(failed);
+      return settledPromise(undefined, undefined, undefined, failed, skipFailure);
     }
     const r = this.ready.shift();
-    if (r) {
-      try {
-        return Promise.resolve(check ? check(r) : r);
-      } catch (err) {
-        return Promise.reject(err as Error);
-      }
-    }
+    if (r) return settledPromise(r, check, answered, failed, undefined);
     if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
-    if (this.failure) return Promise.reject(this.failure);
+    if (this.failure) return settledPromise(undefined, undefined, undefined, failed, this.failure);
     const wait = new Promise(this.captureWait);
     this.waitingFor = what;
     this.checkWait = check;
+    this.answeredWait = answered;
+    this.failedWait = failed;
     this.arm(timeoutMs);
     return wait;
   }
@@ -322,12 +331,10 @@ export class ReplyReader {
   }
 
   private expire(): void {
-    const reject = this.rejectWait;
-    if (!reject) return;
-    this.endWait();
+    if (!this.rejectWait) return;
     // A reply that comes after this would answer a command nobody waits for: the connection is not reused.
     this.failure ??= new BackendTimeout(`no reply to ${this.skipCheck ? this.skipWhat : this.waitingFor} within ${this.timerMs} ms`);
-    reject(this.failure);
+    this.failWait(this.failure);
   }
 
   private protocolError(err: BackendUnavailable): void {

@@ -63,19 +63,18 @@ class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
 /** Streams the trace field (`received`, CRLF-terminated), `first` and the rest of `rest` to the back end; resolves with its reply to the final dot. */
 export function relayMessage(
   backend: BackendConnection,
-  received: string,
+  received: Buffer,
   first: readonly Buffer[],
   rest: PieceSource | undefined,
   count: (chunk: Buffer) => void,
 ): Promise<SmtpReply> {
-  return backend.data(messageChunks([Buffer.from(received), ...first], rest, count));
+  return backend.data(messageChunks([received, ...first], rest, count));
 }
 
 /** Streams the trace field (`received`) and a spooled `message` to the back end; `message` is closed (its file read ends) if the relay stops early. */
-export function relaySpooled(backend: BackendConnection, received: string, message: AsyncIterable<Buffer>): Promise<SmtpReply> {
-  const field = Buffer.from(received);
+export function relaySpooled(backend: BackendConnection, received: Buffer, message: AsyncIterable<Buffer>): Promise<SmtpReply> {
   const withTrace = async function* (): AsyncGenerator<Buffer> {
-    yield field;
+    yield received;
     yield* message;
   };
   return backend.data(withTrace());

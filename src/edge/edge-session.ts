@@ -82,8 +82,8 @@ export class EdgeSession {
   private readonly shadow: ShadowSession | undefined;
   private readonly recorder: SessionRecorder | undefined;
   private forwarded: ForwardedClient | undefined;
-  /** The Received: field's opening for the session's current HELO name, protocol and client host name (receivedOpening). */
-  private opening: { helo: string | undefined; protocol: string; hostname: string; text: string } | undefined;
+  /** The Received: field's opening for the session's current HELO name, protocol and client host name (receivedOpening), as UTF-8. */
+  private opening: { helo: string | undefined; protocol: string; hostname: string; bytes: Buffer } | undefined;
   private readonly dataDeadline = new DataDeadline();
   /** The reader and limits of the session's messages, made at its first DATA and started again for each message. */
   private dataReading: { source: StreamChunks; limits: DataLimits } | undefined;
@@ -235,12 +235,13 @@ export class EdgeSession {
       return { reply: fromVerdict(v) };
     }
     if (!tx?.backend) return { reply: TEMPORARY_SERVER_ERROR };
-    return tx.backend.rcptTo(address).then(
-      (r) => {
+    return tx.backend.rcptTo(
+      address,
+      (r): Outcome => {
         if (r.code < 400) tx.recipients.push(address);
         return { reply: r };
       },
-      (err: unknown) => ({ reply: this.backendFailed(tx, err) }),
+      (err: unknown): Outcome => ({ reply: this.backendFailed(tx, err) }),
     );
   }
 
@@ -397,16 +398,16 @@ export class EdgeSession {
    * The Received: field's opening for this session's hop, formatted again only when the HELO name, the
    * protocol (a new EHLO, STARTTLS) or the client's host name changes: a reused connection's messages share it.
    */
-  private receivedOpening(): string {
+  private receivedOpening(): Buffer {
     const helo = this.smtp.hostNameAppearsAs || undefined;
     const protocol = this.smtp.transmissionType || 'ESMTP';
     const hostname = this.smtp.clientHostname;
     const known = this.opening;
-    if (known && known.helo === helo && known.protocol === protocol && known.hostname === hostname) return known.text;
+    if (known && known.helo === helo && known.protocol === protocol && known.hostname === hostname) return known.bytes;
     const hop: ReceivedHop = { helo, clientIp: this.policy.clientIp, by: this.generation.engine.rules.hostname, id: this.smtp.id, protocol };
     if (this.listener.reverseDns && !hostname.startsWith('[')) hop.clientHostname = hostname;
-    this.opening = { helo, protocol, hostname, text: receivedOpening(hop) };
-    return this.opening.text;
+    this.opening = { helo, protocol, hostname, bytes: Buffer.from(receivedOpening(hop)) };
+    return this.opening.bytes;
   }
 
   private noteHelo(): void {

@@ -87,12 +87,82 @@ const PLAIN_FROM = /^\s*(?:[A-Za-z0-9 ]*<([A-Za-z0-9._+-]+@[A-Za-z0-9.-]+)>|([A-
 
 /** The first mailbox address in the first From: field, or undefined when there is none. */
 export function headerFromAddress(head: Buffer): string | undefined {
-  const unfolded = head.toString('utf8').replace(/\r?\n(?=[ \t])/g, '');
-  const field = /^from:(.*)$/im.exec(unfolded);
-  if (!field?.[1]) return undefined;
-  const plain = PLAIN_FROM.exec(field[1]);
+  const found = asciiFromValue(head);
+  const value = found === NOT_ASCII ? unfoldedFromValue(head) : found;
+  if (!value) return undefined;
+  const plain = PLAIN_FROM.exec(value);
   if (plain) return plain[1] ?? plain[2];
-  return parsedFromAddress(field[1]);
+  return parsedFromAddress(value);
+}
+
+/**
+ * The first From: field's value as the header section decoded and unfolded whole gives it (a line
+ * break before a space or tab removed; the field's line opening after any other line break, CR, LF,
+ * U+2028 or U+2029, its value ending at the next).
+ */
+function unfoldedFromValue(head: Buffer): string | undefined {
+  const unfolded = head.toString('utf8').replace(/\r?\n(?=[ \t])/g, '');
+  return /^from:(.*)$/im.exec(unfolded)?.[1];
+}
+
+const NOT_ASCII = Symbol('not ASCII');
+const LF = 0x0a;
+const CR = 0x0d;
+
+/** Whether the line break that ends before `next` is removed by unfolding: a space or tab follows it. */
+function folds(head: Buffer, next: number): boolean {
+  const b = head[next];
+  return b === 0x20 || b === 0x09;
+}
+
+/**
+ * unfoldedFromValue read off the bytes up to the end of the field, without decoding and unfolding the
+ * whole header section (a message's From: is usually near its top); NOT_ASCII when a byte before the
+ * field's end is not ASCII, whose decoding (U+2028, U+2029, replacement characters) only
+ * unfoldedFromValue follows.
+ */
+function asciiFromValue(head: Buffer): string | undefined | typeof NOT_ASCII {
+  const n = head.length;
+  for (let line = 0; ; ) {
+    if (
+      line + 5 <= n &&
+      ((head[line] as number) | 0x20) === 0x66 &&
+      ((head[line + 1] as number) | 0x20) === 0x72 &&
+      ((head[line + 2] as number) | 0x20) === 0x6f &&
+      ((head[line + 3] as number) | 0x20) === 0x6d &&
+      head[line + 4] === 0x3a
+    ) {
+      return asciiValue(head, line + 5);
+    }
+    const end = lineEnd(head, line);
+    if (end === NOT_ASCII) return NOT_ASCII;
+    if (end >= n) return undefined;
+    line = end + 1;
+  }
+}
+
+/** Where the unfolded line from `from` ends (its CR or LF, or the end of `head`); NOT_ASCII at a byte that is not ASCII. */
+function lineEnd(head: Buffer, from: number): number | typeof NOT_ASCII {
+  const n = head.length;
+  for (let i = from; i < n; i++) {
+    const b = head[i] as number;
+    if (b >= 0x80) return NOT_ASCII;
+    if (b === LF) {
+      if (!folds(head, i + 1)) return i;
+    } else if (b === CR) {
+      if (head[i + 1] !== LF || !folds(head, i + 2)) return i;
+      i += 1;
+    }
+  }
+  return n;
+}
+
+/** The unfolded value from `start` to its line's end; NOT_ASCII as lineEnd. */
+function asciiValue(head: Buffer, start: number): string | typeof NOT_ASCII {
+  const end = lineEnd(head, start);
+  if (end === NOT_ASCII) return NOT_ASCII;
+  const text = head.toString('latin1', start, end);
+  return text.includes('\n') ? text.replace(/\r?\n/g, '') : text;
 }
 
 /** The first mailbox address in a From: field's value, by the full RFC 5322 address parser. */

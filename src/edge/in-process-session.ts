@@ -79,7 +79,14 @@ export class InProcessSession implements BackendConnection {
     return r;
   }
 
-  async rcptTo(address: string): Promise<SmtpReply> {
+  rcptTo(address: string): Promise<SmtpReply>;
+  rcptTo<T>(address: string, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;
+  rcptTo(address: string, answered?: (r: SmtpReply) => unknown, failed?: (err: unknown) => unknown): Promise<unknown> {
+    const replied = this.rcpt(address);
+    return answered && failed ? replied.then(answered, failed) : replied;
+  }
+
+  private async rcpt(address: string): Promise<SmtpReply> {
     return this.answer(this.current('RCPT TO').rcpt(onWire(address)), 'RCPT TO');
   }
 

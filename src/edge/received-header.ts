@@ -20,14 +20,21 @@ export interface ReceivedInfo extends ReceivedHop {
   date: Date;
 }
 
-/** The last second formatted: a busy edge stamps many messages a second with the same text. */
-let formatted = { second: Number.NaN, text: '' };
+/** The last second formatted, and the field's end with it: a busy edge stamps many messages a second with the same text. */
+let formatted = { second: Number.NaN, text: '', end: Buffer.alloc(0) };
+
+function formattedAt(d: Date): typeof formatted {
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== formatted.second) {
+    const text = d.toUTCString().replace(/GMT$/, '+0000');
+    formatted = { second, text, end: Buffer.from(`;\r\n\t${text}\r\n`, 'latin1') };
+  }
+  return formatted;
+}
 
 /** RFC 5322 date-time in UTC, e.g. `Tue, 05 Mar 2024 10:00:00 +0000`. */
 export function rfc5322Date(d: Date): string {
-  const second = Math.floor(d.getTime() / 1000);
-  if (second !== formatted.second) formatted = { second, text: d.toUTCString().replace(/GMT$/, '+0000') };
-  return formatted.text;
+  return formattedAt(d).text;
 }
 
 /** What no client-supplied value in the field may be: anything but printable ASCII becomes `?`, so no value can break a line. */
@@ -42,13 +49,33 @@ export function receivedOpening(hop: ReceivedHop): string {
   return `Received: ${from}\r\n\tby ${hop.by} (Portcullis) with ${hop.protocol} id ${hop.id}`;
 }
 
-/** The folded field, CRLF-terminated, after its `opening` (receivedOpening). */
-export function receivedField(opening: string, recipient: string | undefined, date: Date): string {
-  const forClause = recipient ? `\r\n\tfor <${clean(recipient)}>` : '';
-  return `${opening}${forClause};\r\n\t${rfc5322Date(date)}\r\n`;
+const FOR_OPEN = Buffer.from('\r\n\tfor <', 'latin1');
+const FOR_CLOSE = 0x3e;
+
+/**
+ * The folded field's bytes, CRLF-terminated, after its `opening` (receivedOpening's text as UTF-8):
+ * copied together into one buffer. A string joined per message was flattened and encoded as UTF-8
+ * again each time; the opening is encoded once per hop, the date's line once per second, and the
+ * recipient, printable ASCII once cleaned, is written as one byte a character.
+ */
+export function receivedField(opening: Buffer, recipient: string | undefined, date: Date): Buffer {
+  const end = formattedAt(date).end;
+  const rcpt = recipient ? clean(recipient) : undefined;
+  const out = Buffer.allocUnsafe(opening.length + (rcpt === undefined ? 0 : FOR_OPEN.length + rcpt.length + 1) + end.length);
+  out.set(opening, 0);
+  let at = opening.length;
+  if (rcpt !== undefined) {
+    out.set(FOR_OPEN, at);
+    at += FOR_OPEN.length;
+    // Byte by byte: a few dozen, each below 0x7f, cost less than a call to encode them.
+    for (let i = 0; i < rcpt.length; i++) out[at++] = rcpt.charCodeAt(i);
+    out[at++] = FOR_CLOSE;
+  }
+  out.set(end, at);
+  return out;
 }
 
 /** The folded `Received:` field, CRLF-terminated; no client-supplied value can break a line. */
 export function receivedHeader(info: ReceivedInfo): string {
-  return receivedField(receivedOpening(info), info.recipient, info.date);
+  return receivedField(Buffer.from(receivedOpening(info)), info.recipient, info.date).toString();
 }

@@ -217,3 +217,59 @@ describe('ReplyReader accounting', () => {
     assert.equal(errors.length, 0);
   });
 });
+
+describe("a wait's continuations (ReplyReader.next with answered and failed)", () => {
+  const answered = (r: SmtpReply): string => `answered ${r.code}`;
+  const failed = (err: Error): string => `failed: ${err.message}`;
+  const refuse3xx = (r: SmtpReply): SmtpReply => {
+    if (r.code < 400 && r.code >= 300) throw new Error(`unexpected ${r.code}`);
+    return r;
+  };
+
+  it('a reply, arriving later or already read, resolves with what `answered` makes of it after the check', async () => {
+    const reader = new ReplyReader(() => undefined, { greeting: false });
+    reader.expect(2);
+    const later = reader.next(1000, 'RCPT TO', refuse3xx, answered, failed);
+    reader.push(Buffer.from('250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n'));
+    assert.equal(await later, 'answered 250');
+    assert.equal(await reader.next(1000, 'RCPT TO', refuse3xx, answered, failed), 'answered 250', 'the reply read before the wait');
+  });
+
+  it('a check that throws, a time-out, a protocol error and a closed connection resolve with what `failed` makes of the error', async () => {
+    const refused = new ReplyReader(() => undefined, { greeting: false });
+    refused.expect();
+    const wait = refused.next(1000, 'RCPT TO', refuse3xx, answered, failed);
+    refused.push(Buffer.from('354 go on\r\n'));
+    assert.equal(await wait, 'failed: unexpected 354');
+
+    const silent = new ReplyReader(() => undefined, { greeting: false });
+    silent.expect();
+    assert.equal(await silent.next(20, 'RCPT TO', refuse3xx, answered, failed), 'failed: back end unavailable: no reply to RCPT TO within 20 ms');
+    assert.equal(await silent.next(20, 'RCPT TO', refuse3xx, answered, failed), 'failed: back end unavailable: no reply to RCPT TO within 20 ms', 'and every wait after it');
+
+    const broken = new ReplyReader(() => undefined, { greeting: false });
+    broken.expect();
+    const brokenWait = broken.next(1000, 'RCPT TO', refuse3xx, answered, failed);
+    broken.push(Buffer.from('25x nonsense\r\n'));
+    assert.match(await brokenWait, /^failed: .*malformed reply line/);
+
+    const closed = new ReplyReader(() => undefined, { greeting: false });
+    closed.expect();
+    const closedWait = closed.next(1000, 'RCPT TO', refuse3xx, answered, failed);
+    closed.closed('connection closed');
+    assert.match(await closedWait, /^failed: .*connection closed$/);
+    assert.match(await closed.next(1000, 'RCPT TO', refuse3xx, answered, failed), /^failed: .*connection closed$/);
+  });
+
+  it('a continuation that throws rejects the wait with what it threw', async () => {
+    const reader = new ReplyReader(() => undefined, { greeting: false });
+    reader.expect(2);
+    const boom = (): string => {
+      throw new Error('boom');
+    };
+    const wait = reader.next(1000, 'RCPT TO', refuse3xx, boom, failed);
+    reader.push(Buffer.from('250 Ok\r\n354 go on\r\n'));
+    await assert.rejects(wait, /boom/);
+    await assert.rejects(reader.next(1000, 'RCPT TO', refuse3xx, answered, boom), /boom/);
+  });
+});

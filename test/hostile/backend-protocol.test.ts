@@ -150,6 +150,28 @@ describe('hostile back end: reply accounting', () => {
     assert.equal(taken, 0);
   });
 
+  it('RCPT TO on a pooled back-end session answered 421, or with the connection closed: 451 4.7.0, counted as failed, the next transaction on a fresh connection', async () => {
+    const c = await client();
+    try {
+      assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+      for (const script of [{ rcpt: '421 4.3.2 Shutting down\r\n' }, { hangUpOnce: 'RCPT' }]) {
+        backend.script = script;
+        const [failed, connections] = [await relays('failed'), backend.connections.length];
+        assert.equal((await c.cmd('MAIL FROM:<a@example.org>')).code, 250);
+        assert.match((await c.cmd('RCPT TO:<b@example.com>')).line, TEMPFAIL);
+        assert.equal(await relays('failed'), failed + 1);
+        backend.script = {};
+        assert.equal((await c.cmd('RSET')).code, 250);
+        const taken = backend.taken.length;
+        assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+        assert.equal(backend.taken.length, taken + 1);
+        assert.equal(backend.connections.length, connections + 1, 'a fresh back-end connection');
+      }
+    } finally {
+      c.quit();
+    }
+  });
+
   it('a 3xx reply to MAIL FROM or RCPT TO, or to the final dot, is not passed on: 451', async () => {
     backend.script = { mail: '354 go ahead\r\n' };
     assert.match((await transaction()).last, TEMPFAIL);

@@ -120,4 +120,46 @@ describe('MAIL, RCPT and DATA through the adapter', () => {
       );
     });
   }
+
+  // The adapter's own handler_DATA: each way an onData handler can answer, and the size limit's 552.
+  type DataAnswer = Parameters<NonNullable<SMTPServerOptions['onData']>>[2];
+  const endings: [string, Partial<SMTPServerOptions>, (cb: DataAnswer) => void, boolean][] = [
+    ['accepted', {}, (cb) => cb(), true],
+    ['accepted with its own text', {}, (cb) => cb(null, 'Queued as 4711'), true],
+    ['refused with a code', {}, (cb) => cb(Object.assign(new Error('No thanks'), { responseCode: 554 })), true],
+    ['refused without a code', {}, (cb) => cb(new Error('Try later')), true],
+    ['answered per recipient', {}, (cb) => cb(null, ['one', new Error('two'), Object.assign(new Error('three'), { responseCode: 552 })]), true],
+    ['answered before the message is read', {}, (cb) => cb(), false],
+    ['over the size limit', { size: 10, rejectOversized: true }, (cb) => cb(), true],
+  ];
+  for (const [name, extra, end, reads] of endings) {
+    it(`ends DATA as smtp-server does: ${name} (property)`, async () => {
+      const options = (): SMTPServerOptions => ({
+        logger: false,
+        disableReverseLookup: true,
+        name: 'mx.test',
+        disabledCommands: ['AUTH'],
+        ...extra,
+        onData: (stream, _session, cb) => {
+          if (!reads) return end(cb);
+          stream.resume();
+          stream.on('end', () => end(cb));
+        },
+      });
+      const theirs = new SMTPServer(options());
+      const ours = new AdaptedSmtpServer(options());
+      servers.push(theirs, ours);
+      const [theirPort, ourPort] = [await listening(theirs), await listening(ours)];
+      const dataCommands = ['EHLO a.example', 'MAIL FROM:<a@b.example>', 'RCPT TO:<c@d.example>', 'DATA', 'RSET', 'NOOP'];
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.constantFrom(...dataCommands), { minLength: 1, maxLength: 10 }), async (commands) => {
+          const [a, b] = await Promise.all([converse(ourPort, commands), converse(theirPort, commands)]);
+          assert.deepEqual(a, b);
+        }),
+        { numRuns: 30 },
+      );
+      const whole = ['EHLO a.example', 'MAIL FROM:<a@b.example>', 'RCPT TO:<c@d.example>', 'DATA', 'MAIL FROM:<a@b.example>'];
+      assert.deepEqual(await converse(ourPort, whole), await converse(theirPort, whole));
+    });
+  }
 });
