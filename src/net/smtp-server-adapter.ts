@@ -446,15 +446,20 @@ export class AdaptedConnection extends SMTPConnection {
     this._server.connections.delete(this);
     if (this._closing) return;
     this._closing = true;
-    const parser = this._parser;
-    if (parser) {
-      socket.unpipe(parser);
-      parser.isClosed = true;
-    }
+    // Not unpiped (see _onClose): a destroyed socket reads nothing more, and a closed parser takes nothing.
+    if (this._parser) this._parser.isClosed = true;
   }
 
   override _onClose(): void {
     this.ending();
+    // The socket is destroyed (its 'close' event brought us here), so the parser is closed and let go
+    // without smtp-server's unpipe, which per connection emitted 'unpipe' and took six listeners off
+    // a socket that reads nothing more; a parser closed ignores anything still buffered.
+    const parser = this._parser;
+    if (parser && this._socket.destroyed) {
+      parser.isClosed = true;
+      this._parser = false;
+    }
     super._onClose();
   }
 }
