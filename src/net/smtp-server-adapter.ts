@@ -58,6 +58,9 @@ export const SMTP_SERVER_INTERNALS = {
     handler_RCPT: 2,
     handler_DATA: 2,
     handler_AUTH: 2,
+    handler_HELO: 2,
+    handler_EHLO: 2,
+    handler_QUIT: 2,
     _onClose: 0,
     _whenWritable: 1,
     _resetSession: 0,
@@ -68,6 +71,7 @@ export const SMTP_SERVER_INTERNALS = {
     _handlerPending: 'field',
     _nextHandler: 'field',
     hostNameAppearsAs: 'field',
+    openingCommand: 'field',
     _ready: 'field',
     _upgrading: 'field',
     _socket: 'field',
@@ -99,6 +103,29 @@ interface CommandHandlers {
   handler_RCPT: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
   handler_DATA: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
   handler_AUTH: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_HELO: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_EHLO: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_QUIT: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+}
+
+/** The handler takeCommand calls for `name` (upper case), when it is one of the commands it takes. */
+function handlerOf(handlers: CommandHandlers, name: string): CommandHandlers[keyof CommandHandlers] | undefined {
+  switch (name) {
+    case 'MAIL':
+      return handlers.handler_MAIL;
+    case 'RCPT':
+      return handlers.handler_RCPT;
+    case 'DATA':
+      return handlers.handler_DATA;
+    case 'HELO':
+      return handlers.handler_HELO;
+    case 'EHLO':
+      return handlers.handler_EHLO;
+    case 'QUIT':
+      return handlers.handler_QUIT;
+    default:
+      return undefined;
+  }
 }
 
 /** Un-stuffs one message's DATA chunk by chunk; `rest` (the input after the end-of-data line) ends it. */
@@ -366,11 +393,12 @@ export class AdaptedConnection extends SMTPConnection {
   }
 
   /**
-   * smtp-server's _onCommand, which MAIL, RCPT and DATA take without its general path when the session
-   * is ready and past HELO/EHLO, no TLS upgrade, shutdown, AUTH exchange or LMTP is under way, and AUTH
-   * is not offered: for them that path checks nothing more, but turns the line into a string three
-   * times and builds a regular expression match, a redaction object and two arrays per command. The
-   * handler is called as smtp-server calls it; any other command or state goes to smtp-server.
+   * smtp-server's _onCommand, which MAIL, RCPT and DATA (past HELO/EHLO), and HELO, EHLO and QUIT, the
+   * commands that open and end a connection, take without its general path when the session is ready, no
+   * TLS upgrade, shutdown, AUTH exchange or LMTP is under way, and AUTH is not offered: for them that
+   * path checks nothing more (HELO and EHLO it notes as the opening command), but turns the line into a
+   * string three times and builds a regular expression match, a redaction object and two arrays per
+   * command. The handler is called as smtp-server calls it; any other command or state goes to smtp-server.
    */
   private takeCommand(command: Buffer, line: string, callback: (() => void) | undefined): void {
     const space = line.indexOf(' ');
@@ -380,7 +408,8 @@ export class AdaptedConnection extends SMTPConnection {
     // directly: its _getHandler builds the key ('handler_' + name) per call, twice a command, and a
     // property looked up by a string made anew cost a string-table probe and a megamorphic load.
     const handlers = this as unknown as CommandHandlers;
-    const handler = name === 'MAIL' ? handlers.handler_MAIL : name === 'RCPT' ? handlers.handler_RCPT : name === 'DATA' ? handlers.handler_DATA : undefined;
+    const handler = handlerOf(handlers, name);
+    const opening = name === 'HELO' || name === 'EHLO';
     if (
       typeof handler !== 'function' ||
       this._upgrading ||
@@ -388,7 +417,7 @@ export class AdaptedConnection extends SMTPConnection {
       !this._ready ||
       this._nextHandler ||
       server.options.lmtp ||
-      !this.hostNameAppearsAs ||
+      (!this.hostNameAppearsAs && !opening && name !== 'QUIT') ||
       this._isDisabled(name) ||
       (!this.session.user && typeof handlers.handler_AUTH === 'function' && !this._isDisabled('AUTH'))
     ) {
@@ -396,6 +425,7 @@ export class AdaptedConnection extends SMTPConnection {
     }
     const user = (this.session.user && this.session.user.username) || this.session.user;
     server.logger.debug({ tnx: 'command', cid: this.id, command: name, user }, 'C:', line);
+    if (opening) this.openingCommand = name;
     const next = callback ?? ((): boolean => false);
     let handlerDone = false;
     const handlerCallback = (): void => {
