@@ -72,6 +72,8 @@ export const SMTP_SERVER_INTERNALS = {
     _nextHandler: 'field',
     hostNameAppearsAs: 'field',
     openingCommand: 'field',
+    clientHostname: 'field',
+    name: 'field',
     _ready: 'field',
     _upgrading: 'field',
     _socket: 'field',
@@ -451,6 +453,21 @@ export class AdaptedConnection extends SMTPConnection {
     }
   }
 
+  /**
+   * smtp-server's HELO for a line of its usual shape (`HELO name`, one space, the name printable ASCII of
+   * at most MAX_HELO_NAME characters): the same name kept, reset and reply, without splitting the line on
+   * a regular expression and formatting the reply with another and a closure. Any other line, or one
+   * that did not come through takeCommand, goes to smtp-server's handler, which answers it the same.
+   */
+  override handler_HELO(command: Buffer, callback: () => void): void {
+    const name = command === this.decoded ? plainHeloName(this.decodedText) : undefined;
+    if (name === undefined) return super.handler_HELO(command, callback);
+    this.hostNameAppearsAs = name.toLowerCase();
+    this._resetSession();
+    this.send(250, heloReply(this._server.options.heloResponse || DEFAULT_HELO_RESPONSE, this.name, this.clientHostname), false);
+    callback();
+  }
+
   /** MAIL FROM and RCPT TO in their common shape parsed without smtp-server's general path, to the same result. */
   override _parseAddressCommand(rawName: string, rawCommand: Buffer | string): ReturnType<SMTPConnection['_parseAddressCommand']> {
     const text = rawCommand === this.decoded ? this.decodedText : rawCommand.toString();
@@ -492,6 +509,37 @@ export class AdaptedConnection extends SMTPConnection {
     }
     super._onClose();
   }
+}
+
+/** smtp-server's longest HELO name (its MAX_HELO_HOSTNAME_LENGTH) and its HELO reply when the server's options give none. */
+const MAX_HELO_NAME = 300;
+const DEFAULT_HELO_RESPONSE = '%s Nice to meet you, %s';
+
+/**
+ * The name of a HELO line `HELO name` (the verb in any case, one space, a name of printable ASCII without
+ * spaces, at most MAX_HELO_NAME long): for such a line smtp-server's split, trim and syntax checks find
+ * that same name and let it pass. Undefined for any other line.
+ */
+function plainHeloName(line: string): string | undefined {
+  if (line.length <= 5 || line.length - 5 > MAX_HELO_NAME || line.charCodeAt(4) !== 0x20) return undefined;
+  for (let i = 5; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return undefined;
+  }
+  return line.slice(5);
+}
+
+/** smtp-server's HELO reply: each `%s` of `format` in turn is the server's name, then the client's host name, then empty. */
+function heloReply(format: string, server: string, client: string | false): string {
+  let reply = '';
+  let from = 0;
+  let n = 0;
+  for (let at = format.indexOf('%s'); at >= 0; at = format.indexOf('%s', from)) {
+    reply += format.slice(from, at) + ((n === 0 ? server : n === 1 ? client : '') || '');
+    n += 1;
+    from = at + 2;
+  }
+  return reply + format.slice(from);
 }
 
 /** Whether every character of `text` is ASCII: its Latin-1 and UTF-8 decodings are then the same string. */

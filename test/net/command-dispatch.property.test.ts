@@ -18,6 +18,7 @@ const COMMANDS = [
   // 8-bit lines (sent as UTF-8): their text is decoded as UTF-8, not taken from the Latin-1 string that serves ASCII lines.
   // The commands that open and end a connection, in the shapes smtp-server's handlers refuse too.
   'QUIT', 'quit', 'QUIT now', 'ehlo c.example', 'HELO', 'EHLO a b', 'LHLO l.example', 'helo d\u00e9.example', 'QU\u0131T',
+  'HELO  two.example', 'HELO tab.example\t', 'HeLo $&.example', 'HELO %s', `HELO ${'a'.repeat(300)}`, `HELO ${'b'.repeat(301)}`, 'HELO x\u0007y',
   'MAIL FROM:<b\u00fccher@b.example>', 'RCPT TO:<\u00e9@d.example>', 'RCPT TO:<c@d.example> X=\u00e9', 'DATA \u00e9',
 ];
 
@@ -96,6 +97,7 @@ describe('MAIL, RCPT, DATA, HELO, EHLO and QUIT through the adapter', () => {
     ['EHLO and AUTH disabled', { disabledCommands: ['AUTH', 'EHLO'] }],
     ['QUIT and AUTH disabled for the session', { onConnect: disableForSession(['QUIT', 'AUTH']) }],
     ['LMTP', { lmtp: true, disabledCommands: ['AUTH'] }],
+    ['a HELO reply of its own', { disabledCommands: ['AUTH'], heloResponse: '%s greets %s%s, 100%% %%s $1' }],
   ];
   for (const [name, auth] of modes) {
     it(`answers any command sequence as smtp-server does, ${name} (property)`, async () => {
