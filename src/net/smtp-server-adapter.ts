@@ -20,7 +20,8 @@
  * - a listener of its own without a PROXY header or implicit TLS takes each socket straight to `connect`.
  *
  * Per message, MAIL, RCPT and DATA (`takeCommand`), the address parse (`_parseAddressCommand`) and every
- * reply written (`writeReply`) skip smtp-server's general paths, with the same checks and results.
+ * reply written (`writeReply`) skip smtp-server's general paths, with the same checks and results; per
+ * connection, so do HELO, EHLO and QUIT (`takeCommand`, HELO's own `handler_HELO`) and the close (no unpipe).
  * Longer than 350 lines because every member that reaches into smtp-server has to be here, in the one
  * module its internals test covers.
  */
