@@ -20,7 +20,8 @@
  * - a listener of its own without a PROXY header or implicit TLS takes each socket straight to `connect`.
  *
  * Per message, MAIL, RCPT and DATA (`takeCommand`), the address parse (`_parseAddressCommand`) and every
- * reply written (`writeReply`) skip smtp-server's general paths, with the same checks and results.
+ * reply written (`writeReply`) skip smtp-server's general paths, with the same checks and results; per
+ * connection, so do HELO, EHLO and QUIT (`takeCommand`, HELO's own `handler_HELO`) and the close (no unpipe).
  * Longer than 350 lines because every member that reaches into smtp-server has to be here, in the one
  * module its internals test covers.
  */
@@ -58,6 +59,9 @@ export const SMTP_SERVER_INTERNALS = {
     handler_RCPT: 2,
     handler_DATA: 2,
     handler_AUTH: 2,
+    handler_HELO: 2,
+    handler_EHLO: 2,
+    handler_QUIT: 2,
     _onClose: 0,
     _whenWritable: 1,
     _resetSession: 0,
@@ -68,6 +72,9 @@ export const SMTP_SERVER_INTERNALS = {
     _handlerPending: 'field',
     _nextHandler: 'field',
     hostNameAppearsAs: 'field',
+    openingCommand: 'field',
+    clientHostname: 'field',
+    name: 'field',
     _ready: 'field',
     _upgrading: 'field',
     _socket: 'field',
@@ -99,6 +106,29 @@ interface CommandHandlers {
   handler_RCPT: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
   handler_DATA: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
   handler_AUTH: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_HELO: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_EHLO: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+  handler_QUIT: (this: SMTPConnection, command: Buffer, callback: () => void) => void;
+}
+
+/** The handler takeCommand calls for `name` (upper case), when it is one of the commands it takes. */
+function handlerOf(handlers: CommandHandlers, name: string): CommandHandlers[keyof CommandHandlers] | undefined {
+  switch (name) {
+    case 'MAIL':
+      return handlers.handler_MAIL;
+    case 'RCPT':
+      return handlers.handler_RCPT;
+    case 'DATA':
+      return handlers.handler_DATA;
+    case 'HELO':
+      return handlers.handler_HELO;
+    case 'EHLO':
+      return handlers.handler_EHLO;
+    case 'QUIT':
+      return handlers.handler_QUIT;
+    default:
+      return undefined;
+  }
 }
 
 /** Un-stuffs one message's DATA chunk by chunk; `rest` (the input after the end-of-data line) ends it. */
@@ -366,11 +396,12 @@ export class AdaptedConnection extends SMTPConnection {
   }
 
   /**
-   * smtp-server's _onCommand, which MAIL, RCPT and DATA take without its general path when the session
-   * is ready and past HELO/EHLO, no TLS upgrade, shutdown, AUTH exchange or LMTP is under way, and AUTH
-   * is not offered: for them that path checks nothing more, but turns the line into a string three
-   * times and builds a regular expression match, a redaction object and two arrays per command. The
-   * handler is called as smtp-server calls it; any other command or state goes to smtp-server.
+   * smtp-server's _onCommand, which MAIL, RCPT and DATA (past HELO/EHLO), and HELO, EHLO and QUIT, the
+   * commands that open and end a connection, take without its general path when the session is ready, no
+   * TLS upgrade, shutdown, AUTH exchange or LMTP is under way, and AUTH is not offered: for them that
+   * path checks nothing more (HELO and EHLO it notes as the opening command), but turns the line into a
+   * string three times and builds a regular expression match, a redaction object and two arrays per
+   * command. The handler is called as smtp-server calls it; any other command or state goes to smtp-server.
    */
   private takeCommand(command: Buffer, line: string, callback: (() => void) | undefined): void {
     const space = line.indexOf(' ');
@@ -380,7 +411,8 @@ export class AdaptedConnection extends SMTPConnection {
     // directly: its _getHandler builds the key ('handler_' + name) per call, twice a command, and a
     // property looked up by a string made anew cost a string-table probe and a megamorphic load.
     const handlers = this as unknown as CommandHandlers;
-    const handler = name === 'MAIL' ? handlers.handler_MAIL : name === 'RCPT' ? handlers.handler_RCPT : name === 'DATA' ? handlers.handler_DATA : undefined;
+    const handler = handlerOf(handlers, name);
+    const opening = name === 'HELO' || name === 'EHLO';
     if (
       typeof handler !== 'function' ||
       this._upgrading ||
@@ -388,7 +420,7 @@ export class AdaptedConnection extends SMTPConnection {
       !this._ready ||
       this._nextHandler ||
       server.options.lmtp ||
-      !this.hostNameAppearsAs ||
+      (!this.hostNameAppearsAs && !opening && name !== 'QUIT') ||
       this._isDisabled(name) ||
       (!this.session.user && typeof handlers.handler_AUTH === 'function' && !this._isDisabled('AUTH'))
     ) {
@@ -396,6 +428,7 @@ export class AdaptedConnection extends SMTPConnection {
     }
     const user = (this.session.user && this.session.user.username) || this.session.user;
     server.logger.debug({ tnx: 'command', cid: this.id, command: name, user }, 'C:', line);
+    if (opening) this.openingCommand = name;
     const next = callback ?? ((): boolean => false);
     let handlerDone = false;
     const handlerCallback = (): void => {
@@ -419,6 +452,21 @@ export class AdaptedConnection extends SMTPConnection {
       // The line is a view of the socket's chunk: not held past its handler's call.
       this.decoded = undefined;
     }
+  }
+
+  /**
+   * smtp-server's HELO for a line of its usual shape (`HELO name`, one space, the name printable ASCII of
+   * at most MAX_HELO_NAME characters): the same name kept, reset and reply, without splitting the line on
+   * a regular expression and formatting the reply with another and a closure. Any other line, or one
+   * that did not come through takeCommand, goes to smtp-server's handler, which answers it the same.
+   */
+  override handler_HELO(command: Buffer, callback: () => void): void {
+    const name = command === this.decoded ? plainHeloName(this.decodedText) : undefined;
+    if (name === undefined) return super.handler_HELO(command, callback);
+    this.hostNameAppearsAs = name.toLowerCase();
+    this._resetSession();
+    this.send(250, heloReply(this._server.options.heloResponse || DEFAULT_HELO_RESPONSE, this.name, this.clientHostname), false);
+    callback();
   }
 
   /** MAIL FROM and RCPT TO in their common shape parsed without smtp-server's general path, to the same result. */
@@ -446,17 +494,53 @@ export class AdaptedConnection extends SMTPConnection {
     this._server.connections.delete(this);
     if (this._closing) return;
     this._closing = true;
-    const parser = this._parser;
-    if (parser) {
-      socket.unpipe(parser);
-      parser.isClosed = true;
-    }
+    // Not unpiped (see _onClose): a destroyed socket reads nothing more, and a closed parser takes nothing.
+    if (this._parser) this._parser.isClosed = true;
   }
 
   override _onClose(): void {
     this.ending();
+    // The socket is destroyed (its 'close' event brought us here), so the parser is closed and let go
+    // without smtp-server's unpipe, which per connection emitted 'unpipe' and took six listeners off
+    // a socket that reads nothing more; a parser closed ignores anything still buffered.
+    const parser = this._parser;
+    if (parser && this._socket.destroyed) {
+      parser.isClosed = true;
+      this._parser = false;
+    }
     super._onClose();
   }
+}
+
+/** smtp-server's longest HELO name (its MAX_HELO_HOSTNAME_LENGTH) and its HELO reply when the server's options give none. */
+const MAX_HELO_NAME = 300;
+const DEFAULT_HELO_RESPONSE = '%s Nice to meet you, %s';
+
+/**
+ * The name of a HELO line `HELO name` (the verb in any case, one space, a name of printable ASCII without
+ * spaces, at most MAX_HELO_NAME long): for such a line smtp-server's split, trim and syntax checks find
+ * that same name and let it pass. Undefined for any other line.
+ */
+function plainHeloName(line: string): string | undefined {
+  if (line.length <= 5 || line.length - 5 > MAX_HELO_NAME || line.charCodeAt(4) !== 0x20) return undefined;
+  for (let i = 5; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return undefined;
+  }
+  return line.slice(5);
+}
+
+/** smtp-server's HELO reply: each `%s` of `format` in turn is the server's name, then the client's host name, then empty. */
+function heloReply(format: string, server: string, client: string | false): string {
+  let reply = '';
+  let from = 0;
+  let n = 0;
+  for (let at = format.indexOf('%s'); at >= 0; at = format.indexOf('%s', from)) {
+    reply += format.slice(from, at) + ((n === 0 ? server : n === 1 ? client : '') || '');
+    n += 1;
+    from = at + 2;
+  }
+  return reply + format.slice(from);
 }
 
 /** Whether every character of `text` is ASCII: its Latin-1 and UTF-8 decodings are then the same string. */

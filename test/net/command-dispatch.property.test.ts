@@ -1,8 +1,8 @@
 /**
- * The adapter takes MAIL, RCPT and DATA without smtp-server's general command path: over real sockets,
- * any sequence of commands gets the same replies from an AdaptedSmtpServer as from smtp-server's own
- * SMTPServer with the same options (AUTH off, required or optional; commands disabled by the server or
- * for the session).
+ * The adapter takes MAIL, RCPT, DATA, HELO, EHLO and QUIT without smtp-server's general command path:
+ * over real sockets, any sequence of commands gets the same replies from an AdaptedSmtpServer as from
+ * smtp-server's own SMTPServer with the same options (AUTH off, required or optional; commands disabled
+ * by the server or for the session; LMTP).
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +16,9 @@ const COMMANDS = [
   'MAIL FROM:<a@xn--bcher-kva.example>', 'RCPT TO:<c@d.example>', 'rcpt to:<postmaster>', 'RCPT TO:<bad', 'DATA', 'data', 'DATA x', 'RSET', 'NOOP',
   'MAIL', 'RCPT', 'MAILX FROM:<a@b.example>', 'MAIL\tFROM:<a@b.example>', 'ma\u0131l FROM:<a@b.example>', ' MAIL FROM:<a@b.example>', 'XYZ', 'AUTH PLAIN', 'VRFY x',
   // 8-bit lines (sent as UTF-8): their text is decoded as UTF-8, not taken from the Latin-1 string that serves ASCII lines.
+  // The commands that open and end a connection, in the shapes smtp-server's handlers refuse too.
+  'QUIT', 'quit', 'QUIT now', 'ehlo c.example', 'HELO', 'EHLO a b', 'LHLO l.example', 'helo d\u00e9.example', 'QU\u0131T',
+  'HELO  two.example', 'HELO tab.example\t', 'HeLo $&.example', 'HELO %s', `HELO ${'a'.repeat(300)}`, `HELO ${'b'.repeat(301)}`, 'HELO x\u0007y',
   'MAIL FROM:<b\u00fccher@b.example>', 'RCPT TO:<\u00e9@d.example>', 'RCPT TO:<c@d.example> X=\u00e9', 'DATA \u00e9',
 ];
 
@@ -79,7 +82,7 @@ function disableForSession(commands: string[]): NonNullable<SMTPServerOptions['o
   };
 }
 
-describe('MAIL, RCPT and DATA through the adapter', () => {
+describe('MAIL, RCPT, DATA, HELO, EHLO and QUIT through the adapter', () => {
   const servers: SMTPServer[] = [];
   after(async () => {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -91,6 +94,10 @@ describe('MAIL, RCPT and DATA through the adapter', () => {
     ['AUTH optional', { authOptional: true, allowInsecureAuth: true }],
     ['RCPT and AUTH disabled', { disabledCommands: ['AUTH', 'RCPT'] }],
     ['DATA and AUTH disabled for the session', { allowInsecureAuth: true, onConnect: disableForSession([' data ', 'auth']) }],
+    ['EHLO and AUTH disabled', { disabledCommands: ['AUTH', 'EHLO'] }],
+    ['QUIT and AUTH disabled for the session', { onConnect: disableForSession(['QUIT', 'AUTH']) }],
+    ['LMTP', { lmtp: true, disabledCommands: ['AUTH'] }],
+    ['a HELO reply of its own', { disabledCommands: ['AUTH'], heloResponse: '%s greets %s%s, 100%% %%s $1' }],
   ];
   for (const [name, auth] of modes) {
     it(`answers any command sequence as smtp-server does, ${name} (property)`, async () => {
