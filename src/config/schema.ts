@@ -211,7 +211,7 @@ export const BackendPoolSchema = z
   .object({
     maxIdle: z.number().int().nonnegative().default(100),
     idleMs: z.number().int().positive().default(5000),
-    maxTransactions: z.number().int().positive().default(100),
+    maxTransactions: z.number().int().positive().default(1000),
   })
   .strict()
   .prefault({});
