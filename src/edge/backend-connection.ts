@@ -16,6 +16,16 @@ export interface PieceSource {
   nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>>;
 }
 
+/** The next piece of `source` as AsyncIterator's `next` gives it: a promise, rejected with what ended the message. */
+export function nextAsPromise(source: PieceSource): Promise<IteratorResult<Buffer, undefined>> {
+  try {
+    const n = source.nextPiece();
+    return n instanceof Promise ? n : Promise.resolve(n);
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+}
+
 /** A message that the relay takes piece by piece (`nextPiece`), and that anything else reads as an AsyncIterable. */
 export interface MessagePieces extends PieceSource, AsyncIterable<Buffer> {}
 

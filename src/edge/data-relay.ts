@@ -1,5 +1,5 @@
 /** An accepted message goes to the back end after the edge's own `Received:` field, while the client is still sending it. */
-import type { BackendConnection, MessagePieces, PieceSource } from './backend-connection.js';
+import { nextAsPromise, type BackendConnection, type MessagePieces, type PieceSource } from './backend-connection.js';
 import type { SmtpReply } from '../net/smtp-reply.js';
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
@@ -40,12 +40,7 @@ class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
   }
 
   next(): Promise<IteratorResult<Buffer, undefined>> {
-    try {
-      const n = this.nextPiece();
-      return n instanceof Promise ? n : Promise.resolve(n);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return nextAsPromise(this);
   }
 
   nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {

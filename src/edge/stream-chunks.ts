@@ -10,7 +10,7 @@
  * are made once per session, not per message; nothing of a message's stream outlives its outcome.
  */
 import type { Readable } from 'node:stream';
-import type { PieceSource } from './backend-connection.js';
+import { nextAsPromise, type PieceSource } from './backend-connection.js';
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 
@@ -49,12 +49,7 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   }
 
   next(): Promise<IteratorResult<Buffer, undefined>> {
-    try {
-      const n = this.nextPiece();
-      return n instanceof Promise ? n : Promise.resolve(n);
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    return nextAsPromise(this);
   }
 
   /**
