@@ -64,6 +64,10 @@ describe('MAIL FROM / RCPT TO parsing', () => {
     assert.deepEqual(parseSimpleAddressCommand('mail from', 'MAIL FROM:<> SIZE=1024 BODY=8BITMIME'), { address: '', args: { SIZE: '1024', BODY: '8BITMIME' } });
     assert.deepEqual(parseSimpleAddressCommand('rcpt to', 'rcpt to:<User@Example.test>'), { address: 'User@Example.test', args: false });
     assert.deepEqual(parseSimpleAddressCommand('mail from', 'MAIL FROM:<a@b.example> SIZE=1 size=2'), { address: 'a@b.example', args: { SIZE: '2' }, duplicate: 'SIZE' });
+    // A name in another case than smtp-server's handlers pass is compared upper-cased, as smtp-server compares it.
+    assert.deepEqual(parseSimpleAddressCommand('MAIL FROM', 'mail from:<a@b.example>'), { address: 'a@b.example', args: false });
+    assert.equal(parseSimpleAddressCommand('Rcpt To', 'MAIL FROM:<a@b.example>'), undefined);
+    assert.equal(parseSimpleAddressCommand('rcpt to', 'MAIL FROM:<a@b.example>'), undefined);
     for (const other of ['MAIL FROM: <a@b.example>', 'MAIL FROM:<a@xn--bcher-kva.example>', 'MAIL FROM:<a@[192.0.2.1]>', 'RCPT TO:<postmaster>', 'MAIL FROM:<a@b.example> ENVID=a+2Bb', 'MAIL FROM:<a..b@c.example>', 'RCPT TO:<a@b.example>']) {
       assert.equal(parseSimpleAddressCommand('mail from', other), undefined, other);
     }
