@@ -47,10 +47,11 @@ export interface BackendConnection {
   /** RCPT TO whose promise resolves with what `answered` makes of the reply, or `failed` of the failure (either may throw to reject it). */
   rcptTo<T>(address: string, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;
   /**
-   * Hands `message` over (with back-pressure) and resolves with the reply to its end. If `message`
-   * fails, nothing is delivered and its error is rethrown. A MessagePieces may be taken piece by piece.
+   * Hands `message` over (with back-pressure) and gives `answered` the reply to its end, or `failed`
+   * what ended the relay: if `message` fails, nothing is delivered and `failed` gets its error. Exactly
+   * one of them runs, once, and neither may throw. A MessagePieces may be taken piece by piece.
    */
-  data(message: AsyncIterable<Buffer>): Promise<SmtpReply>;
+  data(message: AsyncIterable<Buffer>, answered: (r: SmtpReply) => void, failed: (err: unknown) => void): void;
   /** Ends an open transaction; true when the session is clean again, false when it was closed. Never throws. */
   reset(): Promise<boolean>;
   /** Ends the session politely; never throws. */

@@ -13,6 +13,9 @@ import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 import { failedWith, settle, settledPromise, type ReplyCheck } from './reply-wait.js';
 
 export const MAX_REPLY_LINE = 4096;
+
+/** What a wait with no promise (ReplyReader.wait) resolves: nothing, its continuations having run. */
+const IGNORE = (): void => undefined;
 export const MAX_REPLY_LINES = 200;
 
 const LF = 0x0a;
@@ -198,10 +201,30 @@ export class ReplyReader {
   push(chunk: Buffer, length = chunk.length): void {
     if (this.failure) return;
     this.parser.push(chunk, this.onReply, length);
-    if (this.failure) return;
-    if (this.parser.error) return this.protocolError(this.parser.error);
-    if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
+    if (!this.failure) {
+      if (this.parser.error) this.protocolError(this.parser.error);
+      else if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
+    }
+    const held = this.heldReply;
+    if (!held) return;
+    const answered = this.heldAnswered as (r: SmtpReply) => void;
+    const failed = this.heldFailed as (err: Error) => void;
+    this.heldReply = undefined;
+    this.heldAnswered = undefined;
+    this.heldFailed = undefined;
+    settle(held, this.heldCheck, answered, undefined, IGNORE, failed);
   }
+
+  /**
+   * The reply that settled a wait with no promise (see wait), held until the rest of its read is
+   * parsed: its continuations may write the next command (the message after a 354) and then wait, and
+   * must not take a reply the back end sent with this one, nor miss what breaking the protocol after
+   * it did to the session, as they would not after a promise's turn.
+   */
+  private heldReply: SmtpReply | undefined;
+  private heldCheck: ReplyCheck | undefined;
+  private heldAnswered: ((r: SmtpReply) => void) | undefined;
+  private heldFailed: ((err: Error) => void) | undefined;
 
   /** One reply off the wire: to a skip's check, to the waiter, or kept for the next wait. */
   private readonly onReply = (r: SmtpReply): void => {
@@ -218,7 +241,11 @@ export class ReplyReader {
     const failed = this.failedWait;
     this.endWait();
     this.timer?.unref();
-    settle(r, check, answered, failed, resolve, reject);
+    if (resolve !== IGNORE) return settle(r, check, answered, failed, resolve, reject);
+    this.heldReply = r;
+    this.heldCheck = check;
+    this.heldAnswered = answered;
+    this.heldFailed = reject;
   };
 
   /** A skipped reply came: its check passes it, or the wait in progress (or else the next one) fails with what it threw; the wait's own reply gets the time-out afresh. */
@@ -299,6 +326,32 @@ export class ReplyReader {
     this.failedWait = failed;
     this.arm(timeoutMs);
     return wait;
+  }
+
+  /**
+   * As next, with no promise: `answered` gets the checked reply, `failed` the error the wait fails with
+   * (what `check` or `answered` threw included), each in the turn the wait settles, which is this one
+   * when it settles at once. For a caller whose own outcome is not this wait's (DATA's 354 and final
+   * dot, inside one relay of a message): a promise per wait, and the caller's turn of the microtask
+   * queue on it, is left out. `failed` must not throw: there is no promise left to reject.
+   */
+  wait(timeoutMs: number, what: string, check: ReplyCheck, answered: (r: SmtpReply) => void, failed: (err: Error) => void): void {
+    const skipFailure = this.skipFailure;
+    if (skipFailure) {
+      this.skipFailure = undefined;
+      return failed(skipFailure);
+    }
+    const r = this.ready.shift();
+    if (r) return settle(r, check, answered, undefined, IGNORE, failed);
+    if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
+    if (this.failure) return failed(this.failure);
+    this.resolveWait = IGNORE;
+    this.rejectWait = failed;
+    this.waitingFor = what;
+    this.checkWait = check;
+    this.answeredWait = answered;
+    this.failedWait = undefined;
+    this.arm(timeoutMs);
   }
 
   /**

@@ -55,22 +55,24 @@ class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
   }
 }
 
-/** Streams the trace field (`received`, CRLF-terminated), `first` and the rest of `rest` to the back end; resolves with its reply to the final dot. */
+/** Streams the trace field (`received`, CRLF-terminated), `first` and the rest of `rest` to the back end; `answered` gets its reply to the final dot, `failed` what ended the relay (see BackendConnection.data). */
 export function relayMessage(
   backend: BackendConnection,
   received: Buffer,
   first: readonly Buffer[],
   rest: PieceSource | undefined,
   count: (chunk: Buffer) => void,
-): Promise<SmtpReply> {
-  return backend.data(messageChunks([received, ...first], rest, count));
+  answered: (r: SmtpReply) => void,
+  failed: (err: unknown) => void,
+): void {
+  backend.data(messageChunks([received, ...first], rest, count), answered, failed);
 }
 
-/** Streams the trace field (`received`) and a spooled `message` to the back end; `message` is closed (its file read ends) if the relay stops early. */
+/** Streams the trace field (`received`) and a spooled `message` to the back end; resolves with its reply to the final dot. `message` is closed (its file read ends) if the relay stops early. */
 export function relaySpooled(backend: BackendConnection, received: Buffer, message: AsyncIterable<Buffer>): Promise<SmtpReply> {
   const withTrace = async function* (): AsyncGenerator<Buffer> {
     yield received;
     yield* message;
   };
-  return backend.data(withTrace());
+  return new Promise((resolve, reject) => backend.data(withTrace(), resolve, reject));
 }

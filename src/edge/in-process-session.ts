@@ -90,7 +90,11 @@ export class InProcessSession implements BackendConnection {
     return this.answer(this.current('RCPT TO').rcpt(onWire(address)), 'RCPT TO');
   }
 
-  async data(message: AsyncIterable<Buffer>): Promise<SmtpReply> {
+  data(message: AsyncIterable<Buffer>, answered: (r: SmtpReply) => void, failed: (err: unknown) => void): void {
+    this.relay(message).then(answered, failed);
+  }
+
+  private async relay(message: AsyncIterable<Buffer>): Promise<SmtpReply> {
     const tx = this.current('DATA');
     this.inData = true;
     const ms = this.timeoutMs;
