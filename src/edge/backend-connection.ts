@@ -8,21 +8,46 @@ import type { SmtpReply } from '../net/smtp-reply.js';
 import type { ForwardedClient } from './backend-forward.js';
 
 /**
- * Where a message's pieces come from: the next one in hand when it is (no promise and no turn of the
- * microtask queue for it), a promise of it when it has to be waited for; throws (or rejects with) what
- * ended the message.
+ * Where a message's pieces come from: the next one when it is in hand (no promise and no turn of the
+ * microtask queue for it); otherwise a promise to wait for, after which the next piece is asked for
+ * again. A promise of nothing rather than of the piece: the one waiting asks again in its own `then`,
+ * where a promise of the piece took a `then` of the source's to make it and one of the caller's to
+ * take it. Throws (or its promise rejects with) what ended the message.
  */
 export interface PieceSource {
-  nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>>;
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<void>;
 }
 
 /** The next piece of `source` as AsyncIterator's `next` gives it: a promise, rejected with what ended the message. */
 export function nextAsPromise(source: PieceSource): Promise<IteratorResult<Buffer, undefined>> {
   try {
     const n = source.nextPiece();
-    return n instanceof Promise ? n : Promise.resolve(n);
+    return n instanceof Promise ? n.then(() => askedAgain(source)) : Promise.resolve(n);
   } catch (err) {
     return Promise.reject(err as Error);
+  }
+}
+
+/** The piece `source` has after a wait, or a promise of it after one more (a value, not a promise, where it can be: a promise returned from a `then` costs two turns more). */
+function askedAgain(source: PieceSource): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {
+  const n = source.nextPiece();
+  return n instanceof Promise ? n.then(() => askedAgain(source)) : n;
+}
+
+/** An async iterator's chunks as a PieceSource: each result is kept as it comes and handed over when asked again. */
+export class IteratorPieces implements PieceSource {
+  private got: IteratorResult<Buffer, undefined> | undefined;
+  private readonly keep = (n: IteratorResult<Buffer, undefined>): void => {
+    this.got = n;
+  };
+
+  constructor(readonly iterator: AsyncIterator<Buffer, undefined>) {}
+
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<void> {
+    const got = this.got;
+    if (!got) return this.iterator.next().then(this.keep);
+    this.got = undefined;
+    return got;
   }
 }
 

@@ -27,7 +27,7 @@ import { asciiAddress } from '../net/address.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable } from './backend-unavailable.js';
 import { forwardAttributes, type ForwardedClient } from './backend-forward.js';
-import type { BackendConnection, MessagePieces } from './backend-connection.js';
+import { IteratorPieces, type BackendConnection, type MessagePieces, type PieceSource } from './backend-connection.js';
 import type { InProcessBackend } from './in-process-session.js';
 
 /** Where the back end is and how long to wait on it. */
@@ -56,7 +56,7 @@ const QUIT_LINE = Buffer.from('QUIT\r\n');
 
 /** One message on its way to the back end (BackendSession.data): where its pieces come from, what is held, who is told. */
 interface MessageRelay {
-  pieces: MessagePieces | AsyncIterator<Buffer>;
+  pieces: PieceSource;
   stuffer: DotStuffer;
   /** Pieces read and not yet written (see data). */
   held: Buffer[];
@@ -289,32 +289,31 @@ export class BackendSession implements BackendConnection {
         // A refused DATA may leave the transaction open at the back end (RFC 5321 is silent): RSET before reuse.
         if (go.code !== 354) return answered(go);
         this.inData = true;
-        const pieces = 'nextPiece' in message ? message : message[Symbol.asyncIterator]();
-        this.send({ pieces, stuffer: new DotStuffer(), held: [], answered, failed }, undefined);
+        const pieces = 'nextPiece' in message ? message : new IteratorPieces(message[Symbol.asyncIterator]() as AsyncIterator<Buffer, undefined>);
+        this.send({ pieces, stuffer: new DotStuffer(), held: [], answered, failed });
       },
       failed,
     );
   }
 
   /**
-   * Moves `relay`'s pieces on, starting with `n` when a wait gave it, until one has to be waited for
-   * (then again from its `then`) or the message ends: then its final dot, and the wait for its reply.
+   * Moves `relay`'s pieces on until one has to be waited for (then again from the wait's `then`) or
+   * the message ends: then its final dot, and the wait for its reply.
    */
-  private send(relay: MessageRelay, n: IteratorResult<Buffer, undefined> | undefined): void {
+  private send(relay: MessageRelay): void {
     const { pieces, stuffer, held } = relay;
     try {
       for (;;) {
-        const next = n ?? ('nextPiece' in pieces ? pieces.nextPiece() : pieces.next());
-        n = undefined;
+        const next = pieces.nextPiece();
         if (next instanceof Promise) {
-          let waited: Promise<IteratorResult<Buffer, undefined>> = next;
+          let waited = next;
           if (held.length > 0) {
             const below = this.gather(held);
             held.length = 0;
             if (!below) waited = this.drained().then(() => next);
           }
           waited.then(
-            (got) => this.send(relay, got),
+            () => this.send(relay),
             (err: unknown) => this.relayFailed(relay, err),
           );
           return;
@@ -354,8 +353,8 @@ export class BackendSession implements BackendConnection {
   private relayFailed(relay: MessageRelay, err: unknown): void {
     this.abandon();
     const { pieces } = relay;
-    if ('nextPiece' in pieces || !pieces.return) return relay.failed(err);
-    pieces.return().then(
+    if (!(pieces instanceof IteratorPieces) || !pieces.iterator.return) return relay.failed(err);
+    pieces.iterator.return().then(
       () => relay.failed(err),
       () => relay.failed(err),
     );

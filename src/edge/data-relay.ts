@@ -23,11 +23,6 @@ export function messageChunks(first: readonly Buffer[], rest: PieceSource | unde
  */
 class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
   private at = 0;
-  private readonly counted = (n: IteratorResult<Buffer, undefined>): IteratorResult<Buffer, undefined> => {
-    if (n.done) return DONE;
-    this.count(n.value);
-    return n;
-  };
 
   constructor(
     private readonly first: readonly Buffer[],
@@ -43,7 +38,8 @@ class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
     return nextAsPromise(this);
   }
 
-  nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {
+  /** A wait of `rest` is passed on as it is: the piece is counted when it is asked for again. */
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<void> {
     const first = this.first;
     while (this.at < first.length) {
       const piece = first[this.at++] as Buffer;
@@ -51,7 +47,9 @@ class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
     }
     if (!this.rest) return DONE;
     const n = this.rest.nextPiece();
-    return n instanceof Promise ? n.then(this.counted) : this.counted(n);
+    if (n instanceof Promise || n.done) return n;
+    this.count(n.value);
+    return n;
   }
 }
 

@@ -22,7 +22,7 @@ import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { archiveMessage } from './data-archive.js';
 import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
 import { HEADER_SECTION_MAX, judgeHeaderSection } from './data-header.js';
-import { readHeaderSection, type HeaderSection } from './header-from.js';
+import { readHeaderPieces, type HeaderSection } from './header-from.js';
 import { DataDeadline, DataLimits } from './data-limits.js';
 import { messageChunks, relayMessage, relaySpooled } from './data-relay.js';
 import { receivedField, receivedOpening, type ReceivedHop } from './received-header.js';
@@ -338,7 +338,10 @@ export class EdgeSession {
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
     this.address = undefined;
-    readHeaderSection(source, HEADER_SECTION_MAX, count).then(
+    readHeaderPieces(
+      source,
+      HEADER_SECTION_MAX,
+      count,
       (section) => {
         try {
           this.headerRead(tx, source, count, section, archivedAt);

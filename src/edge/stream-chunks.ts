@@ -53,20 +53,17 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   }
 
   /**
-   * The next chunk or the end when the stream has either, a promise of it otherwise; throws the
-   * stream's error. The waited-for read returns its result itself, not a promise of it: a promise
-   * returned from a `then` costs two more turns of the microtask queue, and a message waits at least once.
+   * The next chunk or the end when the stream has either; otherwise a promise that resolves once it
+   * may have one (PieceSource), and then the stream is read again by whoever waited, a microtask
+   * after the event, as Node's iterator reads it: read inside the `readable` event itself, a 50 MB
+   * message behind a slow back end grew the edge by 34 MiB, not 1. Throws the stream's error.
    */
-  nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<void> {
     const stream = this.stream as Readable;
     const chunk = stream.destroyed ? null : (stream.read() as Buffer | null);
     if (chunk !== null) return { done: false, value: chunk };
     const outcome = this.outcome;
-    if (outcome === undefined) {
-      // The read is retried a microtask after the event, as Node's iterator retries it: read inside the
-      // `readable` event itself, a 50 MB message behind a slow back end grew the edge by 34 MiB, not 1.
-      return new Promise<void>(this.captureWaiting).then(this.retry);
-    }
+    if (outcome === undefined) return new Promise<void>(this.captureWaiting);
     stream.destroy();
     if (outcome === null) return DONE;
     throw outcome;
@@ -75,8 +72,6 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   private readonly captureWaiting = (resolve: () => void): void => {
     this.waiting = resolve;
   };
-
-  private readonly retry = (): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> => this.nextPiece();
 
   /** Whether the stream's end was read and it was destroyed: next() would only say done again. */
   get finished(): boolean {
