@@ -68,6 +68,8 @@ export interface BackendConnection {
   /** Passes the client of the next transaction on; undefined when there is nothing to wait for (it goes out with MAIL FROM). */
   begin(client: ForwardedClient): Promise<void> | undefined;
   mailFrom(address: string, params?: { body?: string; size?: number }): Promise<SmtpReply>;
+  /** MAIL FROM whose promise resolves with what `answered` makes of the reply, or `failed` of the failure (either may throw to reject it). */
+  mailFrom<T>(address: string, params: { body?: string; size?: number }, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;
   rcptTo(address: string): Promise<SmtpReply>;
   /** RCPT TO whose promise resolves with what `answered` makes of the reply, or `failed` of the failure (either may throw to reject it). */
   rcptTo<T>(address: string, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;

@@ -199,21 +199,27 @@ export class BackendSession implements BackendConnection {
    * MAIL FROM; `params` are ESMTP parameters such as `BODY=8BITMIME`, sent only if the back end offers
    * them. A refused pipelined XFORWARD rejects with BackendUnavailable, as it would have in open().
    * One wait for both replies, with no async frame: the transaction's first wait on a pooled session.
+   * With continuations, they run as the reader's wait settles, as RCPT TO's do (see rcptTo).
    */
-  mailFrom(address: string, params: { body?: string; size?: number } = {}): Promise<SmtpReply> {
+  mailFrom(address: string, params?: { body?: string; size?: number }): Promise<SmtpReply>;
+  mailFrom<T>(address: string, params: { body?: string; size?: number }, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;
+  mailFrom(address: string, params: { body?: string; size?: number } = {}, answered?: (r: SmtpReply) => unknown, failed?: (err: unknown) => unknown): Promise<unknown> {
     try {
       let cmd = `MAIL FROM:<${onWire(address)}>`;
       if (params.body && this.offers('8BITMIME')) cmd += ` BODY=${params.body.toUpperCase()}`;
       if (params.size !== undefined && this.offers('SIZE')) cmd += ` SIZE=${params.size}`;
       const forward = this.pendingForward;
-      if (forward === undefined) return this.command(cmd, 'MAIL FROM', this.target.timeoutMs, this.mailChecked);
-      this.pendingForward = undefined;
-      this.write(`${forward}\r\n${cmd}`, 2);
-      this.reader.skip('XFORWARD', this.forwardChecked);
-      return this.expect('MAIL FROM', this.target.timeoutMs, this.mailChecked);
+      if (forward === undefined) this.write(cmd);
+      else {
+        this.pendingForward = undefined;
+        this.write(`${forward}\r\n${cmd}`, 2);
+        this.reader.skip('XFORWARD', this.forwardChecked);
+      }
     } catch (err) {
-      return Promise.reject(err);
+      return failed ? settledBy(failed, err) : Promise.reject(err);
     }
+    if (!answered || !failed) return this.expect('MAIL FROM', this.target.timeoutMs, this.mailChecked);
+    return this.reader.next(this.target.timeoutMs, 'MAIL FROM', this.mailChecked, answered, failed);
   }
 
   /** The reply to a pipelined XFORWARD: anything but 250 ends the session (checked as any reply first). */

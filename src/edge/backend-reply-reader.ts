@@ -207,24 +207,29 @@ export class ReplyReader {
     }
     const held = this.heldReply;
     if (!held) return;
-    const answered = this.heldAnswered as (r: SmtpReply) => void;
-    const failed = this.heldFailed as (err: Error) => void;
+    const { heldCheck, heldAnswered, heldFailed, heldResolve, heldReject } = this;
     this.heldReply = undefined;
+    this.heldCheck = undefined;
     this.heldAnswered = undefined;
     this.heldFailed = undefined;
-    settle(held, this.heldCheck, answered, undefined, IGNORE, failed);
+    this.heldResolve = undefined;
+    this.heldReject = undefined;
+    settle(held, heldCheck, heldAnswered, heldFailed, heldResolve as (v: unknown) => void, heldReject as (e: Error) => void);
   }
 
   /**
-   * The reply that settled a wait with no promise (see wait), held until the rest of its read is
-   * parsed: its continuations may write the next command (the message after a 354) and then wait, and
-   * must not take a reply the back end sent with this one, nor miss what breaking the protocol after
-   * it did to the session, as they would not after a promise's turn.
+   * The reply that settled the wait, and the wait, held until the rest of its read is parsed: the
+   * wait's continuations (see next and wait) may write the next command (the message after a 354) and
+   * wait again, or hand the session back to the pool, and must neither take a reply the back end sent
+   * with this one nor miss what breaking the protocol after it did to the session, as they would not
+   * a promise's turn later.
    */
   private heldReply: SmtpReply | undefined;
   private heldCheck: ReplyCheck | undefined;
-  private heldAnswered: ((r: SmtpReply) => void) | undefined;
-  private heldFailed: ((err: Error) => void) | undefined;
+  private heldAnswered: ((r: SmtpReply) => unknown) | undefined;
+  private heldFailed: ((err: Error) => unknown) | undefined;
+  private heldResolve: ((v: unknown) => void) | undefined;
+  private heldReject: ((e: Error) => void) | undefined;
 
   /** One reply off the wire: to a skip's check, to the waiter, or kept for the next wait. */
   private readonly onReply = (r: SmtpReply): void => {
@@ -241,11 +246,12 @@ export class ReplyReader {
     const failed = this.failedWait;
     this.endWait();
     this.timer?.unref();
-    if (resolve !== IGNORE) return settle(r, check, answered, failed, resolve, reject);
     this.heldReply = r;
     this.heldCheck = check;
     this.heldAnswered = answered;
-    this.heldFailed = reject;
+    this.heldFailed = failed;
+    this.heldResolve = resolve;
+    this.heldReject = reject;
   };
 
   /** A skipped reply came: its check passes it, or the wait in progress (or else the next one) fails with what it threw; the wait's own reply gets the time-out afresh. */
