@@ -7,7 +7,10 @@
  * with Node's iterator, the stream is destroyed once its outcome has been read.
  *
  * One reader serves a session's messages in turn (`read` starts the next one), so that its listeners
- * are made once per session, not per message; nothing of a message's stream outlives its outcome.
+ * are made once per session, not per message, and they are left on a message's stream when it is
+ * done rather than taken off it (three removals a message, one of them a `process.nextTick` of
+ * Node's for `readable`): each listens only while its stream is the one being read, `this` being
+ * the stream that emitted, so that a stream done with never touches the next message's outcome.
  */
 import type { Readable } from 'node:stream';
 import { nextAsPromise, type PieceSource } from './backend-connection.js';
@@ -20,17 +23,19 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   private outcome: Error | null | undefined;
   /** Resumes the pending next(), while it waits for the stream. */
   private waiting: (() => void) | undefined;
-  private readonly wake = (): void => {
-    const resume = this.waiting;
-    this.waiting = undefined;
-    resume?.();
-  };
-  private readonly ended = (): void => this.settle(null);
-  private readonly closed = (): void => this.settle(prematureClose());
-  /**
-   * Left on a stream once its outcome is known, so that no later error of it goes unheard; `this` is
-   * the stream that failed, so that an earlier message's stream failing late leaves the current one be.
-   */
+  private readonly wake = ((chunks: StreamChunks) =>
+    function (this: Readable): void {
+      if (this === chunks.stream) chunks.resume();
+    })(this);
+  private readonly ended = ((chunks: StreamChunks) =>
+    function (this: Readable): void {
+      if (this === chunks.stream) chunks.settle(null);
+    })(this);
+  private readonly closed = ((chunks: StreamChunks) =>
+    function (this: Readable): void {
+      if (this === chunks.stream) chunks.settle(prematureClose());
+    })(this);
+  /** Also what keeps a stream's late error (after its outcome) from going unheard. */
   private readonly failed = ((chunks: StreamChunks) =>
     function (this: Readable, err: Error): void {
       if (this === chunks.stream) chunks.settle(err);
@@ -82,11 +87,14 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   private settle(outcome: Error | null): void {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
-    const s = this.stream as Readable;
-    s.off('readable', this.wake);
-    s.off('end', this.ended);
-    s.off('close', this.closed);
-    this.wake();
+    this.resume();
+  }
+
+  /** The pending next(), if any, reads again. */
+  private resume(): void {
+    const resume = this.waiting;
+    this.waiting = undefined;
+    resume?.();
   }
 }
 
