@@ -31,9 +31,10 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
     function (this: Readable): void {
       if (this === chunks.stream) chunks.settle(null);
     })(this);
+  /** Every stream closes, after its outcome too (it is destroyed once its end is read): the error, with its stack, is made only for a close that decides. */
   private readonly closed = ((chunks: StreamChunks) =>
     function (this: Readable): void {
-      if (this === chunks.stream) chunks.settle(prematureClose());
+      if (this === chunks.stream && chunks.outcome === undefined) chunks.settle(prematureClose());
     })(this);
   /** Also what keeps a stream's late error (after its outcome) from going unheard. */
   private readonly failed = ((chunks: StreamChunks) =>
