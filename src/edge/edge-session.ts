@@ -97,7 +97,7 @@ export class EdgeSession {
   private readonly dataDeadline = new DataDeadline();
   /** The reader and limits of the session's messages, made at its first DATA and started again for each message. */
   private dataReading: { source: StreamChunks; limits: DataLimits } | undefined;
-  /** Settle the promise of the message being read (data): one message at a time per session. */
+  /** Told the outcome of the message being read (data): one message at a time per session. */
   private answerData: ((o: Outcome) => void) | undefined;
   private failData: ((err: Error) => void) | undefined;
 
@@ -263,26 +263,22 @@ export class EdgeSession {
    * end (or Badmail) while the client is still sending it. The whole message is always read from the
    * client before the reply, so a refusal never leaves body lines to be taken as commands.
    *
-   * The message's one promise is this one: the steps after the header section hand their outcome on
-   * (dataAnswered, dataFailed) rather than each resolve a promise of its own, so that the back end's
-   * reply to the final dot reaches the client's reply in the turn it is read. Every path ends in
-   * dataAnswered exactly once.
+   * `answered` gets the outcome, or `failed` what broke the edge's own bookkeeping after it; exactly
+   * one runs, once. Continuations, not a promise: the steps after the header section hand their
+   * outcome on (dataAnswered, dataFailed) rather than each resolve a promise of its own, so that the
+   * back end's reply to the final dot reaches the client's reply in the turn it is read. Every path
+   * ends in dataAnswered exactly once.
    */
-  data(stream: Readable, onTimeout: (r: SmtpReply) => void): Promise<Outcome> {
+  data(stream: Readable, onTimeout: (r: SmtpReply) => void, answered: (o: Outcome) => void, failed: (err: Error) => void): void {
     const reading = (this.dataReading ??= { source: new StreamChunks(), limits: new DataLimits(this.listener.limits, this.dataDeadline) });
     reading.source.read(stream);
     reading.limits.start(this.sessionBytes, onTimeout);
-    const answer = new Promise<Outcome>(this.captureAnswer);
+    this.answerData = answered;
+    this.failData = failed;
     const tx = this.transaction;
     if (tx) this.judgeAndSend(tx, reading.source, reading.limits.count);
     else this.dataAnswered({ reply: TEMPORARY_SERVER_ERROR });
-    return answer;
   }
-
-  private readonly captureAnswer = (resolve: (o: Outcome) => void, reject: (err: Error) => void): void => {
-    this.answerData = resolve;
-    this.failData = reject;
-  };
 
   /** The message's relay or refusal failed with `err`: the reply it becomes. */
   private dataFailed(tx: Transaction, err: unknown): void {
@@ -307,6 +303,10 @@ export class EdgeSession {
   }
 
   private dataDone(outcome: Outcome): void {
+    const answered = this.answerData as (o: Outcome) => void;
+    const failed = this.failData as (err: Error) => void;
+    this.answerData = undefined;
+    this.failData = undefined;
     try {
       const limits = (this.dataReading as { limits: DataLimits }).limits;
       limits.done();
@@ -314,9 +314,9 @@ export class EdgeSession {
       this.messages += 1;
       this.endTransaction();
     } catch (err) {
-      return (this.failData as (err: Error) => void)(err as Error);
+      return failed(err as Error);
     }
-    (this.answerData as (o: Outcome) => void)(outcome);
+    answered(outcome);
   }
 
   /** smtp-server forgot the transaction (RSET, HELO/EHLO): so does the edge, and the back-end session goes back to the pool after RSET. */
