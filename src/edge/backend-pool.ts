@@ -69,11 +69,11 @@ export class BackendPool {
    * and the back end's reply, `failed` the BackendUnavailable (or time-out) that ended the attempt, and
    * the promise resolves with what either returns. On an idle session the caller's continuations run
    * as the reader's wait for MAIL FROM settles (BackendConnection.mailFrom), on a fresh one in the
-   * pool's own `then`: no promise and turn of the microtask queue of the pool's or the caller's on a
-   * reused connection's every transaction. An idle session that fails before its reply (the back end closed it
-   * while it waited, or refused to take another client on it) is closed and the transaction begun once
-   * more on a fresh connection, so the client sees only the fresh connection's outcome; a time-out is
-   * not retried (the client has already waited the time-out).
+   * pool's own `then`: on a reused connection's every transaction, no promise and turn of the
+   * microtask queue of the pool's or the caller's. An idle session that fails before its reply (the
+   * back end closed it while it waited, or refused to take another client on it) is closed and the
+   * transaction begun once more on a fresh connection, so the client sees only the fresh connection's
+   * outcome; a time-out is not retried (the client has already waited the time-out).
    */
   begin<T>(
     client: ForwardedClient,
