@@ -6,7 +6,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, ReplyReader, replyLine } from '../../src/edge/backend-reply-reader.js';
+import { MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, replyLine } from '../../src/edge/backend-reply-parser.js';
+import { ReplyReader } from '../../src/edge/backend-reply-reader.js';
 import { formatReply, type SmtpReply } from '../../src/net/smtp-reply.js';
 import type { BackendUnavailable } from '../../src/edge/backend-unavailable.js';
 
