@@ -21,6 +21,12 @@ import { InProcessSession } from './in-process-session.js';
 import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 import type { SmtpReply } from '../net/smtp-reply.js';
 
+/** mailOn's continuations for a caller that awaits the reply itself. */
+const passOn = (r: SmtpReply): SmtpReply => r;
+const rethrow = (err: unknown): never => {
+  throw err;
+};
+
 /** What the pool tells the metrics. */
 export interface PoolEvents {
   /** A transaction took an idle session. */
@@ -61,12 +67,13 @@ export class BackendPool {
   /**
    * Borrows a session for `client`'s transaction and sends MAIL FROM on it; `lent` is given the session
    * and the back end's reply, `failed` the BackendUnavailable (or time-out) that ended the attempt, and
-   * the promise resolves with what either returns. The caller's continuations run in the pool's own
-   * `then`: a promise and a turn of the microtask queue less than a `then` of the caller's on each
-   * transaction's first wait. An idle session that fails before its reply (the back end closed it
-   * while it waited, or refused to take another client on it) is closed and the transaction begun once
-   * more on a fresh connection, so the client sees only the fresh connection's outcome; a time-out is
-   * not retried (the client has already waited the time-out).
+   * the promise resolves with what either returns. On an idle session the caller's continuations run
+   * as the reader's wait for MAIL FROM settles (BackendConnection.mailFrom), on a fresh one in the
+   * pool's own `then`: on a reused connection's every transaction, no promise and turn of the
+   * microtask queue of the pool's or the caller's. An idle session that fails before its reply (the
+   * back end closed it while it waited, or refused to take another client on it) is closed and the
+   * transaction begun once more on a fresh connection, so the client sees only the fresh connection's
+   * outcome; a time-out is not retried (the client has already waited the time-out).
    */
   begin<T>(
     client: ForwardedClient,
@@ -80,9 +87,13 @@ export class BackendPool {
     if (!idle) return this.beginFresh(client, sender, params).then(({ session, reply }) => lent(session, reply), failed);
     this.events.reused();
     // No async frame on the idle session's path, every transaction's on a reused connection.
-    return this.mailOn(idle, client, sender, params).then(
-      (reply) => lent(idle, reply),
-      (err: unknown) => {
+    return this.mailOn(
+      idle,
+      client,
+      sender,
+      params,
+      (reply): T => lent(idle, reply),
+      (err: unknown): T | Promise<T> => {
         idle.abandon();
         if (!(err instanceof BackendUnavailable) || err instanceof BackendTimeout) {
           this.busy -= 1;
@@ -90,7 +101,7 @@ export class BackendPool {
         }
         return this.beginFresh(client, sender, params).then(({ session, reply }) => lent(session, reply), failed);
       },
-    );
+    ) as Promise<T>;
   }
 
   /** begin() on a fresh connection. */
@@ -99,7 +110,7 @@ export class BackendPool {
       this.events.opened();
       const fresh = await this.openSession();
       try {
-        return { session: fresh, reply: await this.mailOn(fresh, client, sender, params) };
+        return { session: fresh, reply: await this.mailOn(fresh, client, sender, params, passOn, rethrow) };
       } catch (err) {
         fresh.abandon();
         throw err;
@@ -144,15 +155,27 @@ export class BackendPool {
     return inProcess ? new InProcessSession(inProcess, this.target.timeoutMs) : BackendSession.connect(this.target);
   }
 
-  /** Begins the transaction on `session` and sends MAIL FROM: one wait when XFORWARD goes with it. */
-  private mailOn(session: BackendConnection, client: ForwardedClient, sender: string, params: { body?: string; size?: number }): Promise<SmtpReply> {
+  /**
+   * Begins the transaction on `session` and sends MAIL FROM: one wait when XFORWARD goes with it. The
+   * promise resolves with what `answered` makes of the reply or `failed` of the failure, either
+   * throwing to reject it.
+   */
+  private mailOn<T>(
+    session: BackendConnection,
+    client: ForwardedClient,
+    sender: string,
+    params: { body?: string; size?: number },
+    answered: (r: SmtpReply) => T,
+    failed: (err: unknown) => T,
+  ): Promise<T> {
     session.last = !this.keeps(session, 1);
+    let waiting: Promise<void> | undefined;
     try {
-      const waiting = session.begin(client);
-      return waiting ? waiting.then(() => session.mailFrom(sender, params)) : session.mailFrom(sender, params);
+      waiting = session.begin(client);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err as Error).catch(failed);
     }
+    return waiting ? waiting.then(() => session.mailFrom(sender, params, answered, failed), failed) : session.mailFrom(sender, params, answered, failed);
   }
 
   /** Whether `session` may be kept after its current transaction (`ahead`: counting one not yet begun). */

@@ -28,7 +28,7 @@ import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable } from './backend-unavailable.js';
 import { holdWritesPerTurn, release } from '../net/turn-writes.js';
 import { forwardAttributes, type ForwardedClient } from './backend-forward.js';
-import type { BackendConnection, MessagePieces } from './backend-connection.js';
+import { IteratorPieces, type BackendConnection, type MessagePieces, type PieceSource } from './backend-connection.js';
 import type { InProcessBackend } from './in-process-session.js';
 
 /** Where the back end is and how long to wait on it. */
@@ -54,6 +54,16 @@ export interface BackendTarget {
 export type { ForwardedClient } from './backend-forward.js';
 
 const QUIT_LINE = Buffer.from('QUIT\r\n');
+
+/** One message on its way to the back end (BackendSession.data): where its pieces come from, what is held, who is told. */
+interface MessageRelay {
+  pieces: PieceSource;
+  stuffer: DotStuffer;
+  /** Pieces read and not yet written (see data). */
+  held: Buffer[];
+  answered: (r: SmtpReply) => void;
+  failed: (err: unknown) => void;
+}
 
 /** An open back-end session; every method resolves with the back end's own reply. */
 export class BackendSession implements BackendConnection {
@@ -190,21 +200,27 @@ export class BackendSession implements BackendConnection {
    * MAIL FROM; `params` are ESMTP parameters such as `BODY=8BITMIME`, sent only if the back end offers
    * them. A refused pipelined XFORWARD rejects with BackendUnavailable, as it would have in open().
    * One wait for both replies, with no async frame: the transaction's first wait on a pooled session.
+   * With continuations, they run as the reader's wait settles, as RCPT TO's do (see rcptTo).
    */
-  mailFrom(address: string, params: { body?: string; size?: number } = {}): Promise<SmtpReply> {
+  mailFrom(address: string, params?: { body?: string; size?: number }): Promise<SmtpReply>;
+  mailFrom<T>(address: string, params: { body?: string; size?: number }, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;
+  mailFrom(address: string, params: { body?: string; size?: number } = {}, answered?: (r: SmtpReply) => unknown, failed?: (err: unknown) => unknown): Promise<unknown> {
     try {
       let cmd = `MAIL FROM:<${onWire(address)}>`;
       if (params.body && this.offers('8BITMIME')) cmd += ` BODY=${params.body.toUpperCase()}`;
       if (params.size !== undefined && this.offers('SIZE')) cmd += ` SIZE=${params.size}`;
       const forward = this.pendingForward;
-      if (forward === undefined) return this.command(cmd, 'MAIL FROM', this.target.timeoutMs, this.mailChecked);
-      this.pendingForward = undefined;
-      this.write(`${forward}\r\n${cmd}`, 2);
-      this.reader.skip('XFORWARD', this.forwardChecked);
-      return this.expect('MAIL FROM', this.target.timeoutMs, this.mailChecked);
+      if (forward === undefined) this.write(cmd);
+      else {
+        this.pendingForward = undefined;
+        this.write(`${forward}\r\n${cmd}`, 2);
+        this.reader.skip('XFORWARD', this.forwardChecked);
+      }
     } catch (err) {
-      return Promise.reject(err);
+      return failed ? settledBy(failed, err) : Promise.reject(err);
     }
+    if (!answered || !failed) return this.expect('MAIL FROM', this.target.timeoutMs, this.mailChecked);
+    return this.reader.next(this.target.timeoutMs, 'MAIL FROM', this.mailChecked, answered, failed);
   }
 
   /** The reply to a pipelined XFORWARD: anything but 250 ends the session (checked as any reply first). */
@@ -249,38 +265,68 @@ export class BackendSession implements BackendConnection {
   /**
    * DATA: sends the command, and on 354 streams `message` (dot-stuffed, with back-pressure: the next
    * chunk is read only once the back end's socket has taken the last ones), then the final dot, and
-   * resolves with the back end's reply to it. A 4xx or 5xx reply to DATA is resolved as is; any other
-   * reply but 354 means the back end is not following the protocol (BackendUnavailable). If `message`
-   * fails (the client went away, a limit was hit), the socket is destroyed before the final dot, so
-   * the back end delivers nothing, and the message's error is rethrown. The back end's transaction is
-   * over after the final dot whatever its reply; when this was the session's `last` transaction and the
-   * back end offers PIPELINING, QUIT goes out with the final dot.
+   * gives `answered` the back end's reply to it. A 4xx or 5xx reply to DATA goes to `answered` as is;
+   * any other reply but 354 means the back end is not following the protocol (BackendUnavailable, to
+   * `failed`, as every failure of the relay). If `message` fails (the client went away, a limit was
+   * hit), the socket is destroyed before the final dot, so the back end delivers nothing, and
+   * `failed` gets the message's error. The back end's transaction is over after the final dot whatever
+   * its reply; when this was the session's `last` transaction and the back end offers PIPELINING, QUIT
+   * goes out with the final dot.
+   *
+   * Continuations, not a promise: the two replies are waited for with the reader's own (ReplyReader.wait),
+   * so that the reply to the final dot reaches the caller in the turn it is read, and the caller's one
+   * promise for the message is the only one. Exactly one of `answered` and `failed` runs, once; neither
+   * may throw.
    *
    * The pieces in hand are held until the message needs a wait or ends: a message that is all in hand
    * by the 354 (a small one, read with its header section) goes out with its final dot as one buffer
    * in one write, with no promise or microtask turn per piece and no deferred flush.
    */
-  async data(message: AsyncIterable<Buffer> | MessagePieces): Promise<SmtpReply> {
-    const go = await this.command('DATA', 'DATA', this.target.timeoutMs, this.dataChecked);
-    // A refused DATA may leave the transaction open at the back end (RFC 5321 is silent): RSET before reuse.
-    if (go.code !== 354) return go;
-    this.inData = true;
-    const stuffer = new DotStuffer();
-    const pieces = 'nextPiece' in message ? message : message[Symbol.asyncIterator]();
-    const held: Buffer[] = [];
+  data(message: AsyncIterable<Buffer> | MessagePieces, answered: (r: SmtpReply) => void, failed: (err: unknown) => void): void {
+    try {
+      this.write('DATA');
+    } catch (err) {
+      return failed(err);
+    }
+    this.reader.wait(
+      this.target.timeoutMs,
+      'DATA',
+      this.dataChecked,
+      (go) => {
+        // A refused DATA may leave the transaction open at the back end (RFC 5321 is silent): RSET before reuse.
+        if (go.code !== 354) return answered(go);
+        this.inData = true;
+        const pieces = 'nextPiece' in message ? message : new IteratorPieces(message[Symbol.asyncIterator]() as AsyncIterator<Buffer, undefined>);
+        this.send({ pieces, stuffer: new DotStuffer(), held: [], answered, failed });
+      },
+      failed,
+    );
+  }
+
+  /**
+   * Moves `relay`'s pieces on until one has to be waited for (then again from the wait's `then`) or
+   * the message ends: then its final dot, and the wait for its reply.
+   */
+  private send(relay: MessageRelay): void {
+    const { pieces, stuffer, held } = relay;
     try {
       for (;;) {
-        let n = 'nextPiece' in pieces ? pieces.nextPiece() : pieces.next();
-        if (n instanceof Promise) {
+        const next = pieces.nextPiece();
+        if (next instanceof Promise) {
+          let waited = next;
           if (held.length > 0) {
             const below = this.gather(held);
             held.length = 0;
-            if (!below) await this.drained();
+            if (!below) waited = this.drained().then(() => next);
           }
-          n = await n;
+          waited.then(
+            () => this.send(relay),
+            (err: unknown) => this.relayFailed(relay, err),
+          );
+          return;
         }
-        if (n.done) break;
-        held.push(stuffer.push(n.value));
+        if (next.done) break;
+        held.push(stuffer.push(next.value));
       }
       held.push(stuffer.end());
       if (this.last && this.offers('PIPELINING')) {
@@ -290,16 +336,35 @@ export class BackendSession implements BackendConnection {
       this.reader.expect(this.quitSent ? 2 : 1);
       this.sendLast(held);
     } catch (err) {
-      this.abandon();
-      // As `for await` leaves an iterator early: it is told to stop (a spooled message's file read
-      // ends), and the error that ended the relay is the one thrown, whatever stopping it says.
-      if (!('nextPiece' in pieces)) await pieces.return?.().catch(() => undefined);
-      throw err;
+      return this.relayFailed(relay, err);
     }
-    const r = await this.expect('end of data', this.target.timeoutMs, this.endChecked);
-    this.inData = false;
-    this.transactionOpen = false;
-    return r;
+    const { answered } = relay;
+    this.reader.wait(
+      this.target.timeoutMs,
+      'end of data',
+      this.endChecked,
+      (r) => {
+        this.inData = false;
+        this.transactionOpen = false;
+        answered(r);
+      },
+      relay.failed,
+    );
+  }
+
+  /**
+   * The relay stopped before its final dot: the session is dropped, and, as `for await` leaves an
+   * iterator early, the message is told to stop (a spooled message's file read ends); the error that
+   * ended the relay is the one passed on, whatever stopping it says.
+   */
+  private relayFailed(relay: MessageRelay, err: unknown): void {
+    this.abandon();
+    const { pieces } = relay;
+    if (!(pieces instanceof IteratorPieces) || !pieces.iterator.return) return relay.failed(err);
+    pieces.iterator.return().then(
+      () => relay.failed(err),
+      () => relay.failed(err),
+    );
   }
 
   /** Ends the session politely (QUIT), bounded by the time-out; never throws. */

@@ -13,6 +13,9 @@ import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
 import { failedWith, settle, settledPromise, type ReplyCheck } from './reply-wait.js';
 
 export const MAX_REPLY_LINE = 4096;
+
+/** What a wait with no promise (ReplyReader.wait) resolves: nothing, its continuations having run. */
+const IGNORE = (): void => undefined;
 export const MAX_REPLY_LINES = 200;
 
 const LF = 0x0a;
@@ -198,10 +201,35 @@ export class ReplyReader {
   push(chunk: Buffer, length = chunk.length): void {
     if (this.failure) return;
     this.parser.push(chunk, this.onReply, length);
-    if (this.failure) return;
-    if (this.parser.error) return this.protocolError(this.parser.error);
-    if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
+    if (!this.failure) {
+      if (this.parser.error) this.protocolError(this.parser.error);
+      else if (this.outstanding === 0 && this.parser.pending) this.protocolError(new BackendUnavailable('bytes with no command outstanding'));
+    }
+    const held = this.heldReply;
+    if (!held) return;
+    const { heldCheck, heldAnswered, heldFailed, heldResolve, heldReject } = this;
+    this.heldReply = undefined;
+    this.heldCheck = undefined;
+    this.heldAnswered = undefined;
+    this.heldFailed = undefined;
+    this.heldResolve = undefined;
+    this.heldReject = undefined;
+    settle(held, heldCheck, heldAnswered, heldFailed, heldResolve as (v: unknown) => void, heldReject as (e: Error) => void);
   }
+
+  /**
+   * The reply that settled the wait, and the wait, held until the rest of its read is parsed: the
+   * wait's continuations (see next and wait) may write the next command (the message after a 354) and
+   * wait again, or hand the session back to the pool, and must neither take a reply the back end sent
+   * with this one nor miss what breaking the protocol after it did to the session, as they would not
+   * a promise's turn later.
+   */
+  private heldReply: SmtpReply | undefined;
+  private heldCheck: ReplyCheck | undefined;
+  private heldAnswered: ((r: SmtpReply) => unknown) | undefined;
+  private heldFailed: ((err: Error) => unknown) | undefined;
+  private heldResolve: ((v: unknown) => void) | undefined;
+  private heldReject: ((e: Error) => void) | undefined;
 
   /** One reply off the wire: to a skip's check, to the waiter, or kept for the next wait. */
   private readonly onReply = (r: SmtpReply): void => {
@@ -218,7 +246,12 @@ export class ReplyReader {
     const failed = this.failedWait;
     this.endWait();
     this.timer?.unref();
-    settle(r, check, answered, failed, resolve, reject);
+    this.heldReply = r;
+    this.heldCheck = check;
+    this.heldAnswered = answered;
+    this.heldFailed = failed;
+    this.heldResolve = resolve;
+    this.heldReject = reject;
   };
 
   /** A skipped reply came: its check passes it, or the wait in progress (or else the next one) fails with what it threw; the wait's own reply gets the time-out afresh. */
@@ -299,6 +332,32 @@ export class ReplyReader {
     this.failedWait = failed;
     this.arm(timeoutMs);
     return wait;
+  }
+
+  /**
+   * As next, with no promise: `answered` gets the checked reply, `failed` the error the wait fails with
+   * (what `check` or `answered` threw included), each in the turn the wait settles, which is this one
+   * when it settles at once. For a caller whose own outcome is not this wait's (DATA's 354 and final
+   * dot, inside one relay of a message): a promise per wait, and the caller's turn of the microtask
+   * queue on it, is left out. `failed` must not throw: there is no promise left to reject.
+   */
+  wait(timeoutMs: number, what: string, check: ReplyCheck, answered: (r: SmtpReply) => void, failed: (err: Error) => void): void {
+    const skipFailure = this.skipFailure;
+    if (skipFailure) {
+      this.skipFailure = undefined;
+      return failed(skipFailure);
+    }
+    const r = this.ready.shift();
+    if (r) return settle(r, check, answered, undefined, IGNORE, failed);
+    if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
+    if (this.failure) return failed(this.failure);
+    this.resolveWait = IGNORE;
+    this.rejectWait = failed;
+    this.waitingFor = what;
+    this.checkWait = check;
+    this.answeredWait = answered;
+    this.failedWait = undefined;
+    this.arm(timeoutMs);
   }
 
   /**

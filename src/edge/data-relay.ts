@@ -23,11 +23,6 @@ export function messageChunks(first: readonly Buffer[], rest: PieceSource | unde
  */
 class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
   private at = 0;
-  private readonly counted = (n: IteratorResult<Buffer, undefined>): IteratorResult<Buffer, undefined> => {
-    if (n.done) return DONE;
-    this.count(n.value);
-    return n;
-  };
 
   constructor(
     private readonly first: readonly Buffer[],
@@ -43,7 +38,8 @@ class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
     return nextAsPromise(this);
   }
 
-  nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {
+  /** A wait of `rest` is passed on as it is: the piece is counted when it is asked for again. */
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<void> {
     const first = this.first;
     while (this.at < first.length) {
       const piece = first[this.at++] as Buffer;
@@ -51,26 +47,30 @@ class MessageChunks implements MessagePieces, AsyncIterableIterator<Buffer> {
     }
     if (!this.rest) return DONE;
     const n = this.rest.nextPiece();
-    return n instanceof Promise ? n.then(this.counted) : this.counted(n);
+    if (n instanceof Promise || n.done) return n;
+    this.count(n.value);
+    return n;
   }
 }
 
-/** Streams the trace field (`received`, CRLF-terminated), `first` and the rest of `rest` to the back end; resolves with its reply to the final dot. */
+/** Streams the trace field (`received`, CRLF-terminated), `first` and the rest of `rest` to the back end; `answered` gets its reply to the final dot, `failed` what ended the relay (see BackendConnection.data). */
 export function relayMessage(
   backend: BackendConnection,
   received: Buffer,
   first: readonly Buffer[],
   rest: PieceSource | undefined,
   count: (chunk: Buffer) => void,
-): Promise<SmtpReply> {
-  return backend.data(messageChunks([received, ...first], rest, count));
+  answered: (r: SmtpReply) => void,
+  failed: (err: unknown) => void,
+): void {
+  backend.data(messageChunks([received, ...first], rest, count), answered, failed);
 }
 
-/** Streams the trace field (`received`) and a spooled `message` to the back end; `message` is closed (its file read ends) if the relay stops early. */
+/** Streams the trace field (`received`) and a spooled `message` to the back end; resolves with its reply to the final dot. `message` is closed (its file read ends) if the relay stops early. */
 export function relaySpooled(backend: BackendConnection, received: Buffer, message: AsyncIterable<Buffer>): Promise<SmtpReply> {
   const withTrace = async function* (): AsyncGenerator<Buffer> {
     yield received;
     yield* message;
   };
-  return backend.data(withTrace());
+  return new Promise((resolve, reject) => backend.data(withTrace(), resolve, reject));
 }

@@ -16,12 +16,13 @@ import type { SessionPolicy } from '../policy/session-policy.js';
 import { STEPS } from '../policy/steps.js';
 import type { Verdict } from '../policy/verdict.js';
 import type { BackendPool } from './backend-pool.js';
+import type { BackendConnection } from './backend-connection.js';
 import type { ForwardedClient } from './backend-forward.js';
 import type { BadmailWriter } from '../badmail/badmail-writer.js';
 import { archiveMessage } from './data-archive.js';
 import { authenticateMessage, type AuthenticatedMessage } from './data-auth.js';
 import { HEADER_SECTION_MAX, judgeHeaderSection } from './data-header.js';
-import { readHeaderSection } from './header-from.js';
+import { readHeaderPieces, type HeaderSection } from './header-from.js';
 import { DataDeadline, DataLimits } from './data-limits.js';
 import { messageChunks, relayMessage, relaySpooled } from './data-relay.js';
 import { receivedField, receivedOpening, type ReceivedHop } from './received-header.js';
@@ -65,6 +66,15 @@ function fromVerdict(v: Verdict): SmtpReply {
   return reply(v.code, v.enhanced, v.text);
 }
 
+/** Reads what is left of a message answered before its end, counting it; a client gone meanwhile is nobody left to answer. */
+async function drain(source: StreamChunks, count: (c: Buffer) => void): Promise<void> {
+  try {
+    for (let n = await source.next(); !n.done; n = await source.next()) count(n.value);
+  } catch {
+    // The client went away while the rest was drained; nobody is left to answer.
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
@@ -87,6 +97,9 @@ export class EdgeSession {
   private readonly dataDeadline = new DataDeadline();
   /** The reader and limits of the session's messages, made at its first DATA and started again for each message. */
   private dataReading: { source: StreamChunks; limits: DataLimits } | undefined;
+  /** Told the outcome of the message being read (data): one message at a time per session. */
+  private answerData: ((o: Outcome) => void) | undefined;
+  private failData: ((err: Error) => void) | undefined;
 
   constructor(
     readonly generation: Generation,
@@ -249,43 +262,61 @@ export class EdgeSession {
    * DATA: reads the header section, runs step 15 on its From:, then streams the message to the back
    * end (or Badmail) while the client is still sending it. The whole message is always read from the
    * client before the reply, so a refusal never leaves body lines to be taken as commands.
+   *
+   * `answered` gets the outcome, or `failed` what broke the edge's own bookkeeping after it; exactly
+   * one runs, once. Continuations, not a promise: the steps after the header section hand their
+   * outcome on (dataAnswered, dataFailed) rather than each resolve a promise of its own, so that the
+   * back end's reply to the final dot reaches the client's reply in the turn it is read. Every path
+   * ends in dataAnswered exactly once.
    */
-  async data(stream: Readable, onTimeout: (r: SmtpReply) => void): Promise<Outcome> {
+  data(stream: Readable, onTimeout: (r: SmtpReply) => void, answered: (o: Outcome) => void, failed: (err: Error) => void): void {
     const reading = (this.dataReading ??= { source: new StreamChunks(), limits: new DataLimits(this.listener.limits, this.dataDeadline) });
-    const source = reading.source.read(stream);
-    const limits = reading.limits;
-    limits.start(this.sessionBytes, onTimeout);
+    reading.source.read(stream);
+    reading.limits.start(this.sessionBytes, onTimeout);
+    this.answerData = answered;
+    this.failData = failed;
     const tx = this.transaction;
-    let outcome: Outcome;
-    try {
-      outcome = tx ? await this.judgeAndSend(tx, source, limits.count) : { reply: TEMPORARY_SERVER_ERROR };
-    } catch (err) {
-      if (err instanceof SmtpError) {
-        tx?.abandonBackend();
-        outcome = { reply: err.reply, close: err.reply.code === 421 };
-      } else {
-        // The client's stream failed: it went away mid-DATA. The back end is abandoned before its dot.
-        this.services.logger.info({ session: this.smtp.id, err: (err as Error).message }, 'client went away during DATA');
-        if (tx?.backend) this.services.metrics.relay('aborted', (Date.now() - tx.backendOpenedAt) / 1000);
-        tx?.abandonBackend();
-        outcome = { reply: TEMPORARY_SERVER_ERROR, close: true };
-      }
-    } finally {
-      limits.stopEnforcing();
+    if (tx) this.judgeAndSend(tx, reading.source, reading.limits.count);
+    else this.dataAnswered({ reply: TEMPORARY_SERVER_ERROR });
+  }
+
+  /** The message's relay or refusal failed with `err`: the reply it becomes. */
+  private dataFailed(tx: Transaction, err: unknown): void {
+    if (err instanceof SmtpError) {
+      tx.abandonBackend();
+      return this.dataAnswered({ reply: err.reply, close: err.reply.code === 421 });
     }
+    // The client's stream failed: it went away mid-DATA. The back end is abandoned before its dot.
+    this.services.logger.info({ session: this.smtp.id, err: (err as Error).message }, 'client went away during DATA');
+    if (tx.backend) this.services.metrics.relay('aborted', (Date.now() - tx.backendOpenedAt) / 1000);
+    tx.abandonBackend();
+    this.dataAnswered({ reply: TEMPORARY_SERVER_ERROR, close: true });
+  }
+
+  /** The message has its outcome: the rest of it is read (and counted), then the client is answered. */
+  private dataAnswered(outcome: Outcome): void {
+    const { source, limits } = this.dataReading as { source: StreamChunks; limits: DataLimits };
+    limits.stopEnforcing();
     // A relayed message was read to its end: no turn of the microtask queue to be told so again.
-    if (!source.finished) {
-      try {
-        for (let n = await source.next(); !n.done; n = await source.next()) limits.count(n.value);
-      } catch {
-        // The client went away while the rest was drained; nobody is left to answer.
-      }
+    if (source.finished) return this.dataDone(outcome);
+    drain(source, limits.count).then(() => this.dataDone(outcome));
+  }
+
+  private dataDone(outcome: Outcome): void {
+    const answered = this.answerData as (o: Outcome) => void;
+    const failed = this.failData as (err: Error) => void;
+    this.answerData = undefined;
+    this.failData = undefined;
+    try {
+      const limits = (this.dataReading as { limits: DataLimits }).limits;
+      limits.done();
+      this.sessionBytes += limits.bytes;
+      this.messages += 1;
+      this.endTransaction();
+    } catch (err) {
+      return failed(err as Error);
     }
-    limits.done();
-    this.sessionBytes += limits.bytes;
-    this.messages += 1;
-    this.endTransaction();
-    return outcome;
+    answered(outcome);
   }
 
   /** smtp-server forgot the transaction (RSET, HELO/EHLO): so does the edge, and the back-end session goes back to the pool after RSET. */
@@ -302,54 +333,102 @@ export class EdgeSession {
     this.recorder?.close(this.policy, this.smtp.id, this.listener.name);
   }
 
-  /** Step 15, then Badmail, a refusal, or the back end. */
-  private async judgeAndSend(tx: Transaction, source: StreamChunks, count: (c: Buffer) => void): Promise<Outcome> {
+  /** Step 15, then Badmail, a refusal, or the back end; ends in dataAnswered or dataFailed. */
+  private judgeAndSend(tx: Transaction, source: StreamChunks, count: (c: Buffer) => void): void {
     // An archive chosen at step 7 is recorded as step 7's, even though step 15 confirms it.
     const archivedAt = this.policy.archive;
     this.address = undefined;
-    const section = await readHeaderSection(source, HEADER_SECTION_MAX, count);
+    readHeaderPieces(
+      source,
+      HEADER_SECTION_MAX,
+      count,
+      (section) => {
+        try {
+          this.headerRead(tx, source, count, section, archivedAt);
+        } catch (err) {
+          this.dataFailed(tx, err);
+        }
+      },
+      (err: unknown) => this.dataFailed(tx, err),
+    );
+  }
+
+  private headerRead(tx: Transaction, source: StreamChunks, count: (c: Buffer) => void, section: HeaderSection, archivedAt: Verdict | undefined): void {
     const judged = judgeHeaderSection(section, this.headerFrom);
     if ('refused' in judged) {
       tx.abandonBackend();
       this.services.logger.info({ session: this.smtp.id }, 'message refused: its first line continues the Received: field');
-      return { reply: judged.refused };
+      return this.dataAnswered({ reply: judged.refused });
     }
     const v = judged.verdict;
     const rest = section.ended ? undefined : source;
     if (v.action === 'archive') {
       tx.abandonBackend();
       const envelope = { id: this.smtp.id, sender: tx.sender, recipients: tx.recipients, listener: this.listener.name, clientIp: this.policy.clientIp, helo: this.smtp.hostNameAppearsAs || '' };
-      await archiveMessage(this.generation.badmail, messageChunks([section.read], rest, count), envelope, archivedAt ?? v);
-      this.services.metrics.badmail();
-      return { reply: fromVerdict(v) };
+      archiveMessage(this.generation.badmail, messageChunks([section.read], rest, count), envelope, archivedAt ?? v).then(
+        () => {
+          this.services.metrics.badmail();
+          this.dataAnswered({ reply: fromVerdict(v) });
+        },
+        (err: unknown) => this.dataFailed(tx, err),
+      );
+      return;
     }
     if (v.action !== 'relay') {
       tx.abandonBackend();
-      return { reply: fromVerdict(v), close: v.action === 'drop' };
+      return this.dataAnswered({ reply: fromVerdict(v), close: v.action === 'drop' });
     }
-    if (!tx.backend) return { reply: TEMPORARY_SERVER_ERROR };
-    let authed: AuthenticatedMessage | undefined;
+    const backend = tx.backend;
+    if (!backend) return this.dataAnswered({ reply: TEMPORARY_SERVER_ERROR });
     if (this.policy.authenticatesSenders) {
-      authed = await authenticateMessage(this.policy, section.head, messageChunks([section.rest], rest, count), this.generation.engine.rules.senderAuth.spool, { sender: tx.sender, helo: this.smtp.hostNameAppearsAs || '' });
+      this.authenticateAndSend(tx, backend, section, rest, count).then(
+        (o) => this.dataAnswered(o),
+        (err: unknown) => this.dataFailed(tx, err),
+      );
+      return;
+    }
+    relayMessage(
+      backend,
+      this.receivedField(tx),
+      [section.read],
+      rest,
+      count,
+      (r) => {
+        this.finishRelay(tx, r.code);
+        this.dataAnswered({ reply: r });
+      },
+      (err: unknown) => this.relayFailed(tx, err),
+    );
+  }
+
+  /** The back end failed the relay: a 4xx for the client; anything else is the message's own failure. */
+  private relayFailed(tx: Transaction, err: unknown): void {
+    if (err instanceof BackendUnavailable) this.dataAnswered({ reply: this.backendFailed(tx, err) });
+    else this.dataFailed(tx, err);
+  }
+
+  /** The message's Received: field, naming its one recipient when it has one. */
+  private receivedField(tx: Transaction): Buffer {
+    return receivedField(this.receivedOpening(), tx.recipients.length === 1 ? tx.recipients[0] : undefined, new Date());
+  }
+
+  /** Steps 7.3-7.5 on the whole message (spooled), then the spooled message with the forged results removed to the back end. */
+  private async authenticateAndSend(tx: Transaction, backend: BackendConnection, section: HeaderSection, rest: StreamChunks | undefined, count: (c: Buffer) => void): Promise<Outcome> {
+    const authed = await authenticateMessage(this.policy, section.head, messageChunks([section.rest], rest, count), this.generation.engine.rules.senderAuth.spool, { sender: tx.sender, helo: this.smtp.hostNameAppearsAs || '' });
+    try {
       if (authed.removed > 0) this.services.logger.info({ session: this.smtp.id, removed: authed.removed }, 'forged Authentication-Results removed');
       if (authed.verdict.action !== 'relay') {
         tx.abandonBackend();
-        await this.disposeSpool(authed);
         return { reply: fromVerdict(authed.verdict) };
       }
-    }
-    try {
-      const received = receivedField(this.receivedOpening(), tx.recipients.length === 1 ? tx.recipients[0] : undefined, new Date());
-      const r = authed
-        ? await relaySpooled(tx.backend, received, authed.message)
-        : await relayMessage(tx.backend, received, [section.read], rest, count);
+      const r = await relaySpooled(backend, this.receivedField(tx), authed.message);
       this.finishRelay(tx, r.code);
       return { reply: r };
     } catch (err) {
       if (err instanceof BackendUnavailable) return { reply: this.backendFailed(tx, err) };
       throw err;
     } finally {
-      if (authed) await this.disposeSpool(authed);
+      await this.disposeSpool(authed);
     }
   }
 

@@ -13,6 +13,7 @@ import type tls from 'node:tls';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { isHeloName } from '../net/helo-name.js';
+import { upperWord } from '../net/command-verb.js';
 import { AdaptedConnection, AdaptedSmtpServer, type Adaptation } from '../net/smtp-server-adapter.js';
 import { DataDecoder } from './data-decoder.js';
 import { PipeliningGuard } from './pipelining-guard.js';
@@ -100,11 +101,12 @@ const BAD_HELO_ARGUMENT = reply(501, '5.5.4', 'Invalid domain name or address li
  * What the edge would pass on but a client must not be able to write, refused before smtp-server takes
  * it: a HELO/EHLO argument that is no host name or address literal (it goes into XFORWARD and
  * `Received:`), and any 8-bit byte in MAIL FROM or RCPT TO, since SMTPUTF8 is not offered (RFC 6531
- * 3.4). `line` is the command's bytes as Latin-1, so each byte is one character.
+ * 3.4). `line` is the command's bytes as Latin-1, so each byte is one character; `ascii`: none of them is
+ * 8-bit (the adapter has looked already).
  */
-export function refuseArgument(line: string): SmtpReply | undefined {
+export function refuseArgument(line: string, ascii: boolean): SmtpReply | undefined {
   const verb = verbOf(line);
-  if (verb === 'MAIL' || verb === 'RCPT') return /[\x80-\xff]/.test(line) ? NON_ASCII_ADDRESS : undefined;
+  if (verb === 'MAIL' || verb === 'RCPT') return ascii ? undefined : NON_ASCII_ADDRESS;
   if (verb !== 'HELO' && verb !== 'EHLO') return undefined;
   // Only printable ASCII: smtp-server would split on Unicode white space and keep the rest.
   if (!PRINTABLE.test(line)) return BAD_HELO_ARGUMENT;
@@ -138,7 +140,7 @@ function verbOf(line: string): string {
   while (isBlank(line.charCodeAt(start))) start += 1;
   let end = start;
   while (end < line.length && !isBlank(line.charCodeAt(end))) end += 1;
-  return end - start === 4 ? line.slice(start, end).toUpperCase() : '';
+  return end - start === 4 ? upperWord(line, start, end) : '';
 }
 
 function isBlank(c: number): boolean {
@@ -214,7 +216,7 @@ class EdgeConnection extends AdaptedConnection implements DeadlineHost {
     this.deadlines.stop();
   }
 
-  protected override commandRead(line: string, ready: boolean): SmtpReply | undefined {
+  protected override commandRead(line: string, ascii: boolean, ready: boolean): SmtpReply | undefined {
     this.deadlines.commandRead();
     this.observer.command(this.session, line);
     this.groups?.command(line);
@@ -235,7 +237,7 @@ class EdgeConnection extends AdaptedConnection implements DeadlineHost {
     }
     // After STARTTLS the raw socket carries ciphertext, and smtp-server writes to the TLS socket.
     if (starttls) this.stopGrouping();
-    return refuseArgument(line);
+    return refuseArgument(line, ascii);
   }
 
   /** The session's refusal of a pipelining client, once; the test ends either way. */

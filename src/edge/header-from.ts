@@ -1,5 +1,6 @@
 /** Step 15's input: the header section of a message as it streams in, and the address in its From: field. */
 import addressparser from 'nodemailer/lib/addressparser/index.js';
+import { IteratorPieces, type PieceSource } from './backend-connection.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -22,30 +23,76 @@ export interface HeaderSection {
  * Each chunk is searched once (with the three bytes before it) and the chunks are joined once: a
  * header section sent in many small pieces costs what it would in one.
  */
-export async function readHeaderSection(
-  source: AsyncIterator<Buffer>,
-  maxBytes: number,
-  onChunk: (chunk: Buffer) => void,
-): Promise<HeaderSection> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  let tail: Buffer = EMPTY;
-  for (;;) {
-    if (length >= maxBytes) return whole(Buffer.concat(chunks, length), false);
-    const next = await source.next();
-    if (next.done) return whole(Buffer.concat(chunks, length), true);
-    onChunk(next.value);
-    chunks.push(next.value);
+export function readHeaderSection(source: AsyncIterator<Buffer>, maxBytes: number, onChunk: (chunk: Buffer) => void): Promise<HeaderSection> {
+  return new Promise((resolve, reject) => readHeaderPieces(new IteratorPieces(source as AsyncIterator<Buffer, undefined>), maxBytes, onChunk, resolve, reject));
+}
+
+/**
+ * readHeaderSection on a PieceSource, with continuations: `done` gets the section, `failed` what
+ * `source` or `onChunk` threw; exactly one runs, once, in the turn the section is complete (this one
+ * when its chunks are in hand), and neither may throw. A client's message waits for its first chunk:
+ * that wait's `then` is the section's only turn of the microtask queue, where an async function's
+ * await, its promise and its caller's await took three.
+ */
+export function readHeaderPieces(source: PieceSource, maxBytes: number, onChunk: (chunk: Buffer) => void, done: (s: HeaderSection) => void, failed: (err: unknown) => void): void {
+  new HeaderReader(source, maxBytes, onChunk, done, failed).read();
+}
+
+class HeaderReader {
+  private readonly chunks: Buffer[] = [];
+  private length = 0;
+  private tail: Buffer = EMPTY;
+  private readonly resume = (): void => this.read();
+  private readonly fail = (err: unknown): void => this.failed(err);
+
+  constructor(
+    private readonly source: PieceSource,
+    private readonly maxBytes: number,
+    private readonly onChunk: (chunk: Buffer) => void,
+    private readonly done: (s: HeaderSection) => void,
+    private readonly failed: (err: unknown) => void,
+  ) {}
+
+  /** Takes the pieces in hand: the section when they complete it, else a wait and again from its `then`. */
+  read(): void {
+    let section: HeaderSection | undefined;
+    try {
+      for (;;) {
+        if (this.length >= this.maxBytes) {
+          section = whole(Buffer.concat(this.chunks, this.length), false);
+          break;
+        }
+        const next = this.source.nextPiece();
+        if (next instanceof Promise) return void next.then(this.resume, this.fail);
+        if (next.done) {
+          section = whole(Buffer.concat(this.chunks, this.length), true);
+          break;
+        }
+        section = this.take(next.value);
+        if (section) break;
+      }
+    } catch (err) {
+      return this.failed(err);
+    }
+    this.done(section);
+  }
+
+  /** The section, when `chunk` ends it. */
+  private take(chunk: Buffer): HeaderSection | undefined {
+    this.onChunk(chunk);
+    const { chunks, tail } = this;
+    chunks.push(chunk);
     // The first chunk is searched in place, and a header section inside it is never copied.
-    const window = length === 0 ? next.value : Buffer.concat([tail, next.value]);
-    const start = length - tail.length;
-    length += next.value.length;
+    const window = this.length === 0 ? chunk : Buffer.concat([tail, chunk]);
+    const start = this.length - tail.length;
+    this.length += chunk.length;
     const end = start === 0 ? headerEnd(window) : blankLine(window);
     if (end >= 0) {
-      const all = chunks.length === 1 ? next.value : Buffer.concat(chunks, length);
+      const all = chunks.length === 1 ? chunk : Buffer.concat(chunks, this.length);
       return { head: all.subarray(0, start + end), rest: all.subarray(start + end), read: all, ended: false };
     }
-    tail = window.subarray(Math.max(0, window.length - 3));
+    this.tail = window.subarray(Math.max(0, window.length - 3));
+    return undefined;
   }
 }
 

@@ -71,7 +71,14 @@ export class InProcessSession implements BackendConnection {
     }
   }
 
-  async mailFrom(address: string, params: { body?: string; size?: number } = {}): Promise<SmtpReply> {
+  mailFrom(address: string, params?: { body?: string; size?: number }): Promise<SmtpReply>;
+  mailFrom<T>(address: string, params: { body?: string; size?: number }, answered: (r: SmtpReply) => T, failed: (err: unknown) => T): Promise<T>;
+  mailFrom(address: string, params: { body?: string; size?: number } = {}, answered?: (r: SmtpReply) => unknown, failed?: (err: unknown) => unknown): Promise<unknown> {
+    const replied = this.mail(address, params);
+    return answered && failed ? replied.then(answered, failed) : replied;
+  }
+
+  private async mail(address: string, params: { body?: string; size?: number }): Promise<SmtpReply> {
     const r = this.answer(this.current('MAIL FROM').mail(onWire(address), params.size !== undefined ? { size: params.size } : {}), 'MAIL FROM');
     this.transactionOpen = r.code < 400;
     // No transaction follows a refused MAIL FROM: the back end must not wait for it.
@@ -90,7 +97,11 @@ export class InProcessSession implements BackendConnection {
     return this.answer(this.current('RCPT TO').rcpt(onWire(address)), 'RCPT TO');
   }
 
-  async data(message: AsyncIterable<Buffer>): Promise<SmtpReply> {
+  data(message: AsyncIterable<Buffer>, answered: (r: SmtpReply) => void, failed: (err: unknown) => void): void {
+    this.relay(message).then(answered, failed);
+  }
+
+  private async relay(message: AsyncIterable<Buffer>): Promise<SmtpReply> {
     const tx = this.current('DATA');
     this.inData = true;
     const ms = this.timeoutMs;

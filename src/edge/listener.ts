@@ -337,9 +337,11 @@ export class EdgeListener {
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const edge = edgeOf(session);
     if (!edge) return answer(session, reply(451, '4.3.0', 'Session not available'), false, cb);
-    edge.data(stream, (r) => sendNow(session, r, true)).then(
+    edge.data(
+      stream,
+      (r) => sendNow(session, r, true),
       (o) => answer(session, o.reply, o.close === true, cb),
-      (err: unknown) => this.failed(session, cb, err, 'DATA failed', LOCAL_ERROR),
+      (err) => this.failed(session, cb, err, 'DATA failed', LOCAL_ERROR),
     );
   }
 }

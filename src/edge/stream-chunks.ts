@@ -7,7 +7,10 @@
  * with Node's iterator, the stream is destroyed once its outcome has been read.
  *
  * One reader serves a session's messages in turn (`read` starts the next one), so that its listeners
- * are made once per session, not per message; nothing of a message's stream outlives its outcome.
+ * are made once per session, not per message, and they are left on a message's stream when it is
+ * done rather than taken off it (three removals a message, one of them a `process.nextTick` of
+ * Node's for `readable`): each listens only while its stream is the one being read, `this` being
+ * the stream that emitted, so that a stream done with never touches the next message's outcome.
  */
 import type { Readable } from 'node:stream';
 import { nextAsPromise, type PieceSource } from './backend-connection.js';
@@ -20,17 +23,20 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   private outcome: Error | null | undefined;
   /** Resumes the pending next(), while it waits for the stream. */
   private waiting: (() => void) | undefined;
-  private readonly wake = (): void => {
-    const resume = this.waiting;
-    this.waiting = undefined;
-    resume?.();
-  };
-  private readonly ended = (): void => this.settle(null);
-  private readonly closed = (): void => this.settle(prematureClose());
-  /**
-   * Left on a stream once its outcome is known, so that no later error of it goes unheard; `this` is
-   * the stream that failed, so that an earlier message's stream failing late leaves the current one be.
-   */
+  private readonly wake = ((chunks: StreamChunks) =>
+    function (this: Readable): void {
+      if (this === chunks.stream) chunks.resume();
+    })(this);
+  private readonly ended = ((chunks: StreamChunks) =>
+    function (this: Readable): void {
+      if (this === chunks.stream) chunks.settle(null);
+    })(this);
+  /** Every stream closes, after its outcome too (it is destroyed once its end is read): the error, with its stack, is made only for a close that decides. */
+  private readonly closed = ((chunks: StreamChunks) =>
+    function (this: Readable): void {
+      if (this === chunks.stream && chunks.outcome === undefined) chunks.settle(prematureClose());
+    })(this);
+  /** Also what keeps a stream's late error (after its outcome) from going unheard. */
   private readonly failed = ((chunks: StreamChunks) =>
     function (this: Readable, err: Error): void {
       if (this === chunks.stream) chunks.settle(err);
@@ -53,20 +59,17 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   }
 
   /**
-   * The next chunk or the end when the stream has either, a promise of it otherwise; throws the
-   * stream's error. The waited-for read returns its result itself, not a promise of it: a promise
-   * returned from a `then` costs two more turns of the microtask queue, and a message waits at least once.
+   * The next chunk or the end when the stream has either; otherwise a promise that resolves once it
+   * may have one (PieceSource), and then the stream is read again by whoever waited, a microtask
+   * after the event, as Node's iterator reads it: read inside the `readable` event itself, a 50 MB
+   * message behind a slow back end grew the edge by 34 MiB, not 1. Throws the stream's error.
    */
-  nextPiece(): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> {
+  nextPiece(): IteratorResult<Buffer, undefined> | Promise<void> {
     const stream = this.stream as Readable;
     const chunk = stream.destroyed ? null : (stream.read() as Buffer | null);
     if (chunk !== null) return { done: false, value: chunk };
     const outcome = this.outcome;
-    if (outcome === undefined) {
-      // The read is retried a microtask after the event, as Node's iterator retries it: read inside the
-      // `readable` event itself, a 50 MB message behind a slow back end grew the edge by 34 MiB, not 1.
-      return new Promise<void>(this.captureWaiting).then(this.retry);
-    }
+    if (outcome === undefined) return new Promise<void>(this.captureWaiting);
     stream.destroy();
     if (outcome === null) return DONE;
     throw outcome;
@@ -75,8 +78,6 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   private readonly captureWaiting = (resolve: () => void): void => {
     this.waiting = resolve;
   };
-
-  private readonly retry = (): IteratorResult<Buffer, undefined> | Promise<IteratorResult<Buffer, undefined>> => this.nextPiece();
 
   /** Whether the stream's end was read and it was destroyed: next() would only say done again. */
   get finished(): boolean {
@@ -87,11 +88,14 @@ export class StreamChunks implements AsyncIterator<Buffer, undefined>, PieceSour
   private settle(outcome: Error | null): void {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
-    const s = this.stream as Readable;
-    s.off('readable', this.wake);
-    s.off('end', this.ended);
-    s.off('close', this.closed);
-    this.wake();
+    this.resume();
+  }
+
+  /** The pending next(), if any, reads again. */
+  private resume(): void {
+    const resume = this.waiting;
+    this.waiting = undefined;
+    resume?.();
   }
 }
 

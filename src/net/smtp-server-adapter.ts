@@ -31,6 +31,7 @@ import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMT
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { parseSimpleAddressCommand } from './address-command.js';
+import { upperWord } from './command-verb.js';
 import { MessageStream } from './message-stream.js';
 import { replyTexts, withEnhanced, type SmtpReply } from './smtp-reply.js';
 import { newSessionId } from './session-id.js';
@@ -345,11 +346,11 @@ export class AdaptedConnection extends SMTPConnection {
   }
 
   /**
-   * A complete command line was read (`line`: its bytes as Latin-1, one character each); a reply
-   * refuses it before smtp-server takes it (a 421 or a 554 then closes the connection). `ready`: the
-   * greeting was sent and no TLS handshake is under way.
+   * A complete command line was read (`line`: its bytes as Latin-1, one character each; `ascii`: every
+   * byte is below 0x80); a reply refuses it before smtp-server takes it (a 421 or a 554 then closes the
+   * connection). `ready`: the greeting was sent and no TLS handshake is under way.
    */
-  protected commandRead(_line: string, _ready: boolean): SmtpReply | undefined {
+  protected commandRead(_line: string, _ascii: boolean, _ready: boolean): SmtpReply | undefined {
     return undefined;
   }
 
@@ -390,8 +391,9 @@ export class AdaptedConnection extends SMTPConnection {
     // The line is made a string once: as Latin-1 for the hook, and the same string serves as its UTF-8
     // text when every byte is ASCII (as a command line's nearly always is); it was decoded three times.
     const latin1 = command.toString('latin1');
-    const refusal = this.commandRead(latin1, this._ready && !this._upgrading);
-    if (!refusal) return this.takeCommand(command, isAscii(latin1) ? latin1 : command.toString(), callback);
+    const ascii = isAscii(latin1);
+    const refusal = this.commandRead(latin1, ascii, this._ready && !this._upgrading);
+    if (!refusal) return this.takeCommand(command, ascii ? latin1 : command.toString(), callback);
     this.writeReply(refusal, refusal.code === 554);
     if (refusal.code === 421 || refusal.code === 554) return;
     setImmediate(() => this._whenWritable(callback ?? (() => undefined)));
@@ -407,7 +409,7 @@ export class AdaptedConnection extends SMTPConnection {
    */
   private takeCommand(command: Buffer, line: string, callback: (() => void) | undefined): void {
     const space = line.indexOf(' ');
-    const name = (space < 0 ? line : line.slice(0, space)).toUpperCase();
+    const name = upperWord(line, 0, space < 0 ? line.length : space);
     const server = this._server;
     // Each handler by name, and what smtp-server's _isSupported asks (a handler, not disabled) asked
     // directly: its _getHandler builds the key ('handler_' + name) per call, twice a command, and a

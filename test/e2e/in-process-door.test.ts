@@ -18,6 +18,7 @@ import { mailboxDir } from '../../src/transport/maildir.js';
 import type { TransportEngine } from '../../src/transport/engine.js';
 import { sample } from '../support/metrics-text.js';
 import { engineRules, maildirFiles, startEngine, waitFor } from '../transport/engine-harness.js';
+import { relayed } from '../support/relayed.js';
 
 const client = { address: '192.0.2.7', helo: 'Client.Remote.Test', proto: 'ESMTP' } as const;
 
@@ -55,7 +56,7 @@ describe('in-process sessions with the bundled engine', () => {
         await session.begin(client);
         assert.equal((await session.mailFrom('sender@remote.test')).code, 250);
         assert.equal((await session.rcptTo('alice@example.test')).code, 250);
-        const r = await session.data(chunked(chunks));
+        const r = await relayed(session, chunked(chunks));
         assert.equal(r.code, 250);
         assert.match(r.lines[0] ?? '', /^<[^@>]+@mx\.example\.test> Queued mail for delivery$/);
         sent += 1;
@@ -87,7 +88,7 @@ describe('in-process sessions with the bundled engine', () => {
       yield Buffer.from('Subject: half\r\n\r\nfirst half\r\n');
       throw gone;
     };
-    await assert.rejects(failing.data(broken()), (err) => err === gone);
+    await assert.rejects(relayed(failing, broken()), (err) => err === gone);
     assert.equal(failing.reusable, false);
 
     const abandoned = new InProcessSession(backend, 5000);
@@ -99,7 +100,7 @@ describe('in-process sessions with the bundled engine', () => {
       abandoned.abandon();
       yield Buffer.from('rest\r\n');
     };
-    await assert.rejects(abandoned.data(slow()), (err) => err instanceof BackendUnavailable && err.reply.code === 451 && err.reply.enhanced === '4.7.0');
+    await assert.rejects(relayed(abandoned, slow()), (err) => err instanceof BackendUnavailable && err.reply.code === 451 && err.reply.enhanced === '4.7.0');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await queued(), before, 'nothing was queued');
     const dirNew = path.join(mailboxDir(engine.paths.mailboxDir, 'alice@example.test'), 'new');
@@ -127,7 +128,7 @@ describe('in-process sessions with the bundled engine', () => {
     const closing = other.close().then(() => (closed = true));
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(closed, false, 'close() waits for the transaction in flight');
-    const r = await session.data(chunked([Buffer.from('Subject: last\r\n\r\nbody\r\n')]));
+    const r = await relayed(session, chunked([Buffer.from('Subject: last\r\n\r\nbody\r\n')]));
     assert.equal(r.code, 250, 'the transaction in flight is still taken');
     await closing;
     await assert.rejects(session.begin(client), (err) => err instanceof BackendUnavailable, 'a closed engine takes no new transaction');

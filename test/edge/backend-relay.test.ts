@@ -8,6 +8,7 @@ import { BackendUnavailable } from '../../src/edge/backend-unavailable.js';
 import { SmtpError } from '../../src/net/smtp-reply.js';
 import { closedPort, startBackend, startBlackHole, type TestBackend } from '../support/backend-server.js';
 import { startScriptedBackend } from '../support/scripted-backend.js';
+import { relayed } from '../support/relayed.js';
 
 const client: ForwardedClient = { address: '192.0.2.7', hostname: 'mx.client.example', helo: 'client.example', proto: 'ESMTP' };
 
@@ -36,7 +37,7 @@ describe('BackendSession against a real SMTP back end', () => {
     assert.deepEqual(backend.mailFroms.at(-1), 'a@example.org');
     const rcpt = await s.rcptTo('b@example.com');
     assert.equal(rcpt.code, 250);
-    const done = await s.data(Readable.from([message()]));
+    const done = await relayed(s, Readable.from([message()]));
     assert.equal(done.code, 250);
     assert.equal(done.enhanced, '2.6.0');
     assert.match(done.lines[0] ?? '', /^Ok: queued as Q\d+$/);
@@ -57,7 +58,7 @@ describe('BackendSession against a real SMTP back end', () => {
     const s = await BackendSession.open(target(backend.port), odd);
     await s.mailFrom('a@example.org');
     await s.rcptTo('b@example.com');
-    assert.equal((await s.data(Readable.from([message()]))).code, 250);
+    assert.equal((await relayed(s, Readable.from([message()]))).code, 250);
     await s.quit();
     const got = backend.messages.at(-1);
     assert.equal(got?.xforward.HELO, '[odd=helo+name]');
@@ -79,7 +80,7 @@ describe('BackendSession against a real SMTP back end', () => {
       const full = await s.rcptTo('full@example.com');
       assert.deepEqual([full.code, full.enhanced, full.lines], [452, '4.2.2', ['Mailbox full']]);
       assert.equal((await s.rcptTo('ok@example.com')).code, 250);
-      const end = await s.data(Readable.from([message()]));
+      const end = await relayed(s, Readable.from([message()]));
       assert.deepEqual([end.code, end.enhanced, end.lines], [554, '5.6.0', ['Content rejected']]);
       await s.quit();
       backend.behaviour = { mail: { code: 451, text: 'Try later' } };
@@ -102,7 +103,7 @@ describe('BackendSession against a real SMTP back end', () => {
       yield Buffer.from('Subject: x\r\n\r\nfirst part\r\n');
       throw new Error('client went away');
     }
-    await assert.rejects(s.data(vanishing()), /client went away/);
+    await assert.rejects(relayed(s, vanishing()), /client went away/);
     for (let i = 0; i < 100 && backend.incomplete === incomplete; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(backend.incomplete, incomplete + 1, 'back end saw the transaction end without its dot');
     assert.equal(backend.messages.length, before, 'nothing delivered');
@@ -125,7 +126,7 @@ describe('BackendSession against a real SMTP back end', () => {
       const s = await BackendSession.open(target(backend.port), client);
       await s.mailFrom('a@example.org');
       await s.rcptTo('b@example.com');
-      const r = await s.data(big());
+      const r = await relayed(s, big());
       await s.quit();
       assert.equal(r.code, 250);
       const got = backend.messages.at(-1);
@@ -145,7 +146,7 @@ describe('BackendSession against a real SMTP back end', () => {
       async function* big(): AsyncGenerator<Buffer> {
         for (let i = 0; i < 200; i++) yield Buffer.alloc(16 * 1024, 'y');
       }
-      const err = await s.data(big()).then(
+      const err = await relayed(s, big()).then(
         () => assert.fail('should have failed'),
         (e: unknown) => e,
       );
@@ -273,7 +274,7 @@ describe('BackendSession failures', () => {
       const s = await BackendSession.open(target(tlsBackend.port, { starttls: true, tlsRejectUnauthorized: false }), client);
       await s.mailFrom('a@example.org');
       await s.rcptTo('b@example.com');
-      assert.equal((await s.data(Readable.from([message()]))).code, 250);
+      assert.equal((await relayed(s, Readable.from([message()]))).code, 250);
       await s.quit();
       assert.equal(tlsBackend.messages.at(-1)?.secure, true);
       assert.equal(tlsBackend.messages.at(-1)?.xforward.ADDR, '192.0.2.7');
@@ -290,7 +291,7 @@ describe('BackendSession failures', () => {
       const s = await BackendSession.open(target(b.port), { address: '2001:db8::7', helo: 'v6.example', proto: 'SMTP' });
       await s.mailFrom('a@example.org');
       await s.rcptTo('b@example.com');
-      assert.equal((await s.data(Readable.from([message()]))).code, 250);
+      assert.equal((await relayed(s, Readable.from([message()]))).code, 250);
       await s.quit();
       assert.equal(b.messages.at(-1)?.xclient.ADDR, '2001:db8::7');
       assert.equal(b.messages.at(-1)?.helo, 'edge.test', 'EHLO said again after XCLIENT');

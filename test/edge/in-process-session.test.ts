@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { reply } from '../../src/net/smtp-reply.js';
 import { BackendTimeout } from '../../src/edge/backend-unavailable.js';
 import { InProcessSession, type InProcessBackend } from '../../src/edge/in-process-session.js';
+import { relayed } from '../support/relayed.js';
 
 const client = { address: '192.0.2.7', helo: 'client.test', proto: 'ESMTP' } as const;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -43,7 +44,7 @@ test('a back end that takes no data for timeoutMs: BackendTimeout (451 4.7.0), i
   await s.mailFrom('a@remote.test');
   await s.rcptTo('b@example.test');
   const started = Date.now();
-  await assert.rejects(s.data(slowClient()), (err) => err instanceof BackendTimeout && err.reply.code === 451 && err.reply.enhanced === '4.7.0');
+  await assert.rejects(relayed(s, slowClient()), (err) => err instanceof BackendTimeout && err.reply.code === 451 && err.reply.enhanced === '4.7.0');
   assert.ok(Date.now() - started < 2000);
   assert.equal(stuck.abandoned, 1);
   assert.equal(s.reusable, false);
@@ -57,6 +58,6 @@ test('a client slower than timeoutMs is not the back end stalling: the reply is 
   await s.begin(client);
   await s.mailFrom('a@remote.test');
   await s.rcptTo('b@example.test');
-  assert.equal((await s.data(slowClient())).code, 250);
+  assert.equal((await relayed(s, slowClient())).code, 250);
   assert.equal(s.reusable, true);
 });

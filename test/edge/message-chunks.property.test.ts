@@ -8,25 +8,31 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { messageChunks } from '../../src/edge/data-relay.js';
-import type { MessagePieces, PieceSource } from '../../src/edge/backend-connection.js';
+import { nextAsPromise, type MessagePieces, type PieceSource } from '../../src/edge/backend-connection.js';
 
 async function* asGenerator(first: readonly Buffer[], rest: PieceSource | undefined, count: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
   for (const piece of first) if (piece.length > 0) yield piece;
   if (!rest) return;
-  for (let n = await rest.nextPiece(); !n.done; n = await rest.nextPiece()) {
+  for (let n = await nextAsPromise(rest); !n.done; n = await nextAsPromise(rest)) {
     count(n.value);
     yield n.value;
   }
 }
 
-/** The rest's chunks, each in hand or a turn of the event loop away as `later` says. */
+/** The rest's chunks, each in hand or a turn of the event loop away as `later` says (a wait, then the chunk when asked again). */
 function source(chunks: { bytes: Buffer; later: boolean }[]): PieceSource {
   let at = 0;
+  let waited = false;
   return {
     nextPiece: () => {
-      const c = chunks[at++];
-      const n: IteratorResult<Buffer, undefined> = c ? { done: false, value: c.bytes } : { done: true, value: undefined };
-      return c?.later ? new Promise((resolve) => setImmediate(() => resolve(n))) : n;
+      const c = chunks[at];
+      if (c?.later && !waited) {
+        waited = true;
+        return new Promise((resolve) => setImmediate(resolve));
+      }
+      waited = false;
+      at += 1;
+      return c ? { done: false, value: c.bytes } : { done: true, value: undefined };
     },
   };
 }
@@ -48,8 +54,11 @@ async function take(chunks: MessagePieces, counted: number[]): Promise<string[]>
   const seen: string[] = [];
   try {
     for (;;) {
-      const taken = chunks.nextPiece();
-      const n = taken instanceof Promise ? await taken : taken;
+      const n = chunks.nextPiece();
+      if (n instanceof Promise) {
+        await n;
+        continue;
+      }
       if (n.done) break;
       seen.push(`${n.value.toString('hex')}@${counted.length}`);
     }

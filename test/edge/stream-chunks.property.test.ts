@@ -2,7 +2,8 @@
  * StreamChunks reads a message stream as Node's own async iterator does: for any chunks written, at
  * any pace, the same bytes then done; the stream's error when it fails; a premature-close error when
  * it is destroyed before its end. One reader reading a session's messages in turn gives each its own
- * outcome, whatever the message before it came to; a stream read to its end is `finished`.
+ * outcome, whatever the message before it came to (its stream, listened to no more, may still emit);
+ * a stream read to its end is `finished`.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -84,15 +85,21 @@ describe('StreamChunks', () => {
     );
   });
 
-  it('an earlier message\'s stream failing late does not end the message being read', async () => {
-    const reader = new StreamChunks();
-    const first = new PassThrough();
-    first.end(Buffer.from('one'));
-    assert.deepEqual(await drain(reader.read(first)), { bytes: Buffer.from('one'), end: 'done' });
-    const second = new PassThrough();
-    const reading = drain(reader.read(second));
-    first.emit('error', new Error('late'));
-    second.end(Buffer.from('two'));
-    assert.deepEqual(await reading, { bytes: Buffer.from('two'), end: 'done' });
-  });
+  for (const late of ['error', 'end', 'close', 'readable'] as const) {
+    it(`an earlier message's stream emitting '${late}' late does not end or wake the message being read`, async () => {
+      const reader = new StreamChunks();
+      const first = new PassThrough();
+      first.end(Buffer.from('one'));
+      assert.deepEqual(await drain(reader.read(first)), { bytes: Buffer.from('one'), end: 'done' });
+      const second = new PassThrough();
+      const reading = drain(reader.read(second));
+      if (late === 'error') first.emit('error', new Error('late'));
+      else first.emit(late);
+      await new Promise((resolve) => setImmediate(resolve));
+      second.write(Buffer.from('tw'));
+      await new Promise((resolve) => setImmediate(resolve));
+      second.end(Buffer.from('o'));
+      assert.deepEqual(await reading, { bytes: Buffer.from('two'), end: 'done' });
+    });
+  }
 });

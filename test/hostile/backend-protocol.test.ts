@@ -172,6 +172,59 @@ describe('hostile back end: reply accounting', () => {
     }
   });
 
+  it('DATA or the final dot on a pooled back-end session answered 421, or with the connection closed: 451 4.7.0, counted as failed, nothing taken, the next transaction on a fresh connection', async () => {
+    const c = await client();
+    try {
+      assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+      for (const script of [{ data: '421 4.3.2 Shutting down\r\n' }, { dot: '421 4.3.2 Shutting down\r\n' }, { hangUpOnce: 'DATA' }]) {
+        backend.script = script;
+        const [failed, connections, taken] = [await relays('failed'), backend.connections.length, backend.taken.length];
+        const r = await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE);
+        assert.match((r.end ?? r.data)?.line ?? '', TEMPFAIL, JSON.stringify(script));
+        assert.equal(await relays('failed'), failed + 1);
+        assert.equal(backend.taken.length, taken);
+        backend.script = {};
+        if (!r.end) assert.equal((await c.cmd('RSET')).code, 250);
+        assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+        assert.equal(backend.taken.length, taken + 1);
+        assert.equal(backend.connections.length, connections + 1, 'a fresh back-end connection');
+      }
+    } finally {
+      c.quit();
+    }
+  });
+
+  it('a reply after the one to the final dot: the client gets the final dot\'s 250 (the back end took the message), and the session is not reused', async () => {
+    const c = await client();
+    try {
+      assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+      backend.script = { dot: '250 2.0.0 Ok: queued\r\n250 2.0.0 again\r\n' };
+      const [connections, taken] = [backend.connections.length, backend.taken.length];
+      assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+      assert.equal(backend.taken.length, taken + 1);
+      backend.script = {};
+      assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+      assert.equal(backend.connections.length, connections + 1, 'a fresh back-end connection');
+    } finally {
+      c.quit();
+    }
+  });
+
+  it('MAIL FROM on a pooled back-end session that closes instead of answering: the transaction is begun again on a fresh connection, and the client sees only its 250', async () => {
+    const c = await client();
+    try {
+      assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+      backend.script = { hangUpOnce: 'MAIL' };
+      const [failed, connections, taken] = [await relays('failed'), backend.connections.length, backend.taken.length];
+      assert.equal((await sendMail(c, 'a@example.org', ['b@example.com'], MESSAGE)).end?.line, '250 2.0.0 Ok: queued');
+      assert.equal(backend.taken.length, taken + 1);
+      assert.equal(await relays('failed'), failed);
+      assert.equal(backend.connections.length, connections + 1, 'a fresh back-end connection');
+    } finally {
+      c.quit();
+    }
+  });
+
   it('a 3xx reply to MAIL FROM or RCPT TO, or to the final dot, is not passed on: 451', async () => {
     backend.script = { mail: '354 go ahead\r\n' };
     assert.match((await transaction()).last, TEMPFAIL);
