@@ -26,6 +26,7 @@ import { SharedBufferReads } from './shared-read-buffer.js';
 import { asciiAddress } from '../net/address.js';
 import { reply, SmtpError, type SmtpReply } from '../net/smtp-reply.js';
 import { BackendUnavailable } from './backend-unavailable.js';
+import { holdWritesPerTurn, release } from '../net/turn-writes.js';
 import { forwardAttributes, type ForwardedClient } from './backend-forward.js';
 import { IteratorPieces, type BackendConnection, type MessagePieces, type PieceSource } from './backend-connection.js';
 import type { InProcessBackend } from './in-process-session.js';
@@ -383,6 +384,7 @@ export class BackendSession implements BackendConnection {
   /** Drops the connection at once: whatever transaction is open is abandoned, nothing is delivered. */
   abandon(): void {
     this.closed = true;
+    release(this.socket);
     this.socket.destroy();
   }
 
@@ -640,6 +642,7 @@ function connectWithin(host: string, port: number, timeoutMs: number, reads: Sha
       clearTimeout(timer);
       socket.removeAllListeners('error');
       socket.setNoDelay(true);
+      holdWritesPerTurn(socket);
       resolve(socket);
     });
     socket.once('error', (err) => {

@@ -18,6 +18,7 @@ import { answerHealthCheck, isHealthCheck } from './health-check.js';
 import { ProxyProtocolError, readProxyHeader, type ProxyInfo } from './proxy-protocol.js';
 import { formatReply, reply, type SmtpReply } from '../net/smtp-reply.js';
 import { OpenList } from '../runtime/open-list.js';
+import { holdWritesPerTurn } from '../net/turn-writes.js';
 import { edgeOf, keepSession, keepSocket, openSocket, takeSession, takeSocket, type ClientSlot } from './open-records.js';
 
 /** What a listener needs from the process around it. */
@@ -149,6 +150,7 @@ export class EdgeListener {
    */
   private accept(socket: net.Socket): void {
     socket.on('error', ignoreSocketError);
+    holdWritesPerTurn(socket);
     // A client that reset before we got here has no address left to judge: nothing to answer.
     if (socket.remoteAddress === undefined) return void socket.destroy();
     const peer = normalizeIp(socket.remoteAddress);

@@ -36,6 +36,7 @@ import { MessageStream } from './message-stream.js';
 import { replyTexts, withEnhanced, type SmtpReply } from './smtp-reply.js';
 import { newSessionId } from './session-id.js';
 import { OpenList, type OpenEntry } from '../runtime/open-list.js';
+import { release } from './turn-writes.js';
 
 /** The exact smtp-server release whose internals this module was written against. */
 export const SMTP_SERVER_VERSION = '3.21.6';
@@ -50,6 +51,7 @@ export const SMTP_SERVER_INTERNALS = {
     send: 3,
     init: 0,
     close: 0,
+    upgrade: 2,
     connectionReady: 1,
     _setListeners: 1,
     _createParser: 0,
@@ -482,9 +484,17 @@ export class AdaptedConnection extends SMTPConnection {
     this.transactionReset();
   }
 
+  /** STARTTLS's 220, written in this turn, goes on the plain socket before TLS takes its descriptor over. */
+  override upgrade(callback: () => void, secureCallback?: () => void): void {
+    release(this._socket);
+    super.upgrade(callback, secureCallback);
+  }
+
   override close(): void {
     this.ending();
     const socket = this._socket;
+    // The last reply (QUIT's, a 421) was written in this turn and is held to its end (turn-writes.ts).
+    release(socket);
     // A client that closes with SO_LINGER 0 (Postfix's smtp-source, for one) resets the half-closed
     // socket, and Node reports that reset as an ECONNRESET error whose stack it builds: per connection,
     // more CPU than the rest of its close. Closed first, the socket takes the reset in the kernel (and
