@@ -8,7 +8,7 @@
 import type { SmtpReply } from '../net/smtp-reply.js';
 import { ReplyParser } from './backend-reply-parser.js';
 import { BackendTimeout, BackendUnavailable } from './backend-unavailable.js';
-import { failedWith, settle, settledPromise, type ReplyCheck } from './reply-wait.js';
+import { settle, settledPromise, WaitEnds, type ReplyCheck } from './reply-wait.js';
 
 /** What a wait with no promise (ReplyReader.wait) resolves: nothing, its continuations having run. */
 const IGNORE = (): void => undefined;
@@ -20,25 +20,19 @@ export class ReplyReader {
   private readonly parser = new ReplyParser();
   private ready: SmtpReply[] = [];
   /**
-   * The one wait in progress, kept in fields rather than an object per wait, its promise made with a
-   * per-reader executor rather than a closure per wait: a pooled connection waits thousands of times.
+   * The one wait in progress, its promise made with a per-reader executor rather than a closure per
+   * wait: a pooled connection waits thousands of times.
    */
-  private resolveWait: ((v: unknown) => void) | undefined;
-  private rejectWait: ((e: Error) => void) | undefined;
+  private readonly waiting = new WaitEnds();
   private waitingFor = '';
-  /** What the wait in progress passes its reply through before resolving (see next). */
-  private checkWait: ReplyCheck | undefined;
-  /** The wait's continuations, run as it settles (see next). */
-  private answeredWait: ((r: SmtpReply) => unknown) | undefined;
-  private failedWait: ((err: Error) => unknown) | undefined;
   /** A reply owed ahead of the next wait's, taken by this check with no wait of its own (see skip), and the command it answers. */
   private skipCheck: ((r: SmtpReply) => void) | undefined;
   private skipWhat = '';
   /** What a skipped reply's check threw with nobody waiting yet: the next wait fails with it. */
   private skipFailure: Error | undefined;
   private readonly captureWait = (resolve: (v: unknown) => void, reject: (e: Error) => void): void => {
-    this.resolveWait = resolve;
-    this.rejectWait = reject;
+    this.waiting.resolve = resolve;
+    this.waiting.reject = reject;
   };
   private failure: Error | undefined;
   /** Why the connection closed, made into an error only if someone still waits (most closes are ours). */
@@ -84,14 +78,8 @@ export class ReplyReader {
     }
     const held = this.heldReply;
     if (!held) return;
-    const { heldCheck, heldAnswered, heldFailed, heldResolve, heldReject } = this;
     this.heldReply = undefined;
-    this.heldCheck = undefined;
-    this.heldAnswered = undefined;
-    this.heldFailed = undefined;
-    this.heldResolve = undefined;
-    this.heldReject = undefined;
-    settle(held, heldCheck, heldAnswered, heldFailed, heldResolve as (v: unknown) => void, heldReject as (e: Error) => void);
+    this.held.settle(held);
   }
 
   /**
@@ -102,11 +90,7 @@ export class ReplyReader {
    * a promise's turn later.
    */
   private heldReply: SmtpReply | undefined;
-  private heldCheck: ReplyCheck | undefined;
-  private heldAnswered: ((r: SmtpReply) => unknown) | undefined;
-  private heldFailed: ((err: Error) => unknown) | undefined;
-  private heldResolve: ((v: unknown) => void) | undefined;
-  private heldReject: ((e: Error) => void) | undefined;
+  private readonly held = new WaitEnds();
 
   /** One reply off the wire: to a skip's check, to the waiter, or kept for the next wait. */
   private readonly onReply = (r: SmtpReply): void => {
@@ -115,20 +99,10 @@ export class ReplyReader {
     this.outstanding -= 1;
     const skipCheck = this.skipCheck;
     if (skipCheck) return this.skipped(skipCheck, r);
-    const resolve = this.resolveWait;
-    if (!resolve) return void this.ready.push(r);
-    const reject = this.rejectWait as (e: Error) => void;
-    const check = this.checkWait;
-    const answered = this.answeredWait;
-    const failed = this.failedWait;
-    this.endWait();
+    if (!this.waiting.open) return void this.ready.push(r);
+    this.held.takeFrom(this.waiting);
     this.timer?.unref();
     this.heldReply = r;
-    this.heldCheck = check;
-    this.heldAnswered = answered;
-    this.heldFailed = failed;
-    this.heldResolve = resolve;
-    this.heldReject = reject;
   };
 
   /** A skipped reply came: its check passes it, or the wait in progress (or else the next one) fails with what it threw; the wait's own reply gets the time-out afresh. */
@@ -137,34 +111,17 @@ export class ReplyReader {
     try {
       check(r);
     } catch (err) {
-      if (!this.rejectWait) return void (this.skipFailure = err as Error);
+      if (!this.waiting.open) return void (this.skipFailure = err as Error);
       this.timer?.unref();
-      return this.failWait(err as Error);
+      return this.waiting.fail(err as Error);
     }
-    if (this.resolveWait) this.arm(this.timerMs);
+    if (this.waiting.open) this.arm(this.timerMs);
   }
 
   fail(err: Error): void {
     this.failure ??= err;
     clearTimeout(this.timer);
-    this.failWait(this.failure);
-  }
-
-  /** The wait in progress, if any, fails with `err`: through its `failed` continuation when it has one. */
-  private failWait(err: Error): void {
-    const resolve = this.resolveWait;
-    const reject = this.rejectWait;
-    const failed = this.failedWait;
-    this.endWait();
-    if (resolve && reject) failedWith(err, failed, resolve, reject);
-  }
-
-  private endWait(): void {
-    this.resolveWait = undefined;
-    this.rejectWait = undefined;
-    this.checkWait = undefined;
-    this.answeredWait = undefined;
-    this.failedWait = undefined;
+    this.waiting.fail(this.failure);
   }
 
   /** Whether the back end has broken the protocol, or the connection failed. */
@@ -176,7 +133,7 @@ export class ReplyReader {
   closed(detail: string): void {
     this.closedBecause ??= detail;
     clearTimeout(this.timer);
-    if (this.rejectWait) this.fail(new BackendUnavailable(detail));
+    if (this.waiting.open) this.fail(new BackendUnavailable(detail));
   }
 
   /**
@@ -204,9 +161,9 @@ export class ReplyReader {
     if (this.failure) return settledPromise(undefined, undefined, undefined, failed, this.failure);
     const wait = new Promise(this.captureWait);
     this.waitingFor = what;
-    this.checkWait = check;
-    this.answeredWait = answered;
-    this.failedWait = failed;
+    this.waiting.check = check;
+    this.waiting.answered = answered;
+    this.waiting.failed = failed;
     this.arm(timeoutMs);
     return wait;
   }
@@ -228,12 +185,13 @@ export class ReplyReader {
     if (r) return settle(r, check, answered, undefined, IGNORE, failed);
     if (!this.failure && this.closedBecause !== undefined) this.failure = new BackendUnavailable(this.closedBecause);
     if (this.failure) return failed(this.failure);
-    this.resolveWait = IGNORE;
-    this.rejectWait = failed;
+    const w = this.waiting;
+    w.resolve = IGNORE;
+    w.reject = failed;
+    w.check = check;
+    w.answered = answered;
+    w.failed = undefined;
     this.waitingFor = what;
-    this.checkWait = check;
-    this.answeredWait = answered;
-    this.failedWait = undefined;
     this.arm(timeoutMs);
   }
 
@@ -267,10 +225,10 @@ export class ReplyReader {
   }
 
   private expire(): void {
-    if (!this.rejectWait) return;
+    if (!this.waiting.open) return;
     // A reply that comes after this would answer a command nobody waits for: the connection is not reused.
     this.failure ??= new BackendTimeout(`no reply to ${this.skipCheck ? this.skipWhat : this.waitingFor} within ${this.timerMs} ms`);
-    this.failWait(this.failure);
+    this.waiting.fail(this.failure);
   }
 
   private protocolError(err: BackendUnavailable): void {
