@@ -313,11 +313,12 @@ export class BackendSession implements BackendConnection {
       for (;;) {
         const next = pieces.nextPiece();
         if (next instanceof Promise) {
-          let waited = next;
+          let waited: Promise<unknown> = next;
           if (held.length > 0) {
             const below = this.gather(held);
             held.length = 0;
-            if (!below) waited = this.drained().then(() => next);
+            // Both waited on at once: a source failing while the back end drains must not go unheard.
+            if (!below) waited = Promise.all([this.drained(), next]);
           }
           waited.then(
             () => this.send(relay),

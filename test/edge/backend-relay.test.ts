@@ -109,6 +109,30 @@ describe('BackendSession against a real SMTP back end', () => {
     assert.equal(backend.messages.length, before, 'nothing delivered');
   });
 
+  it('a message source that fails while the back end is still taking a large piece fails the relay, and nothing else', async () => {
+    const before = backend.messages.length;
+    const s = await BackendSession.open(target(backend.port), client);
+    await s.mailFrom('a@example.org');
+    await s.rcptTo('b@example.com');
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // The first piece is far above the socket's high-water mark, so the relay waits for the back end
+      // to drain it while the source's next read has already failed (a spooled message's file read).
+      async function* failsBehindABigPiece(): AsyncGenerator<Buffer> {
+        yield Buffer.from(`Subject: x\r\n\r\n${`${'a'.repeat(998)}\r\n`.repeat(8 * 1024)}`);
+        throw new Error('spool read failed');
+      }
+      await assert.rejects(relayed(s, failsBehindABigPiece()), /spool read failed/);
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    assert.deepEqual(unhandled, [], 'no rejection went unhandled');
+    assert.equal(backend.messages.length, before, 'nothing delivered');
+  });
+
   it('streams a large message with back-pressure (sizes and hashes match)', async () => {
     backend.behaviour = { discardData: true };
     try {
